@@ -1,0 +1,64 @@
+"""siotools: the Socket.IO Redis adapter protocol, from Python.
+
+The public API lives here. Heavy modules load on first use, so ``import siotools``
+stays cheap and never imports the optional extras (textual, pandas).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from siotools._version import __version__
+from siotools.exceptions import (
+    ConfigurationError,
+    DecodeError,
+    EncodeError,
+    MissingExtraError,
+    NodePeerError,
+    ProtocolError,
+    RedisLaunchError,
+    RedisUnavailableError,
+    RequestError,
+    RequestTimeout,
+    SiotoolsError,
+    UnsupportedOperation,
+)
+
+if TYPE_CHECKING:
+    from siotools.redis_server import RedisServer
+
+# Public name -> module that defines it; loaded on first attribute access.
+_LAZY: dict[str, str] = {
+    "RedisServer": "siotools.redis_server",
+}
+
+__all__ = [
+    "ConfigurationError",
+    "DecodeError",
+    "EncodeError",
+    "MissingExtraError",
+    "NodePeerError",
+    "ProtocolError",
+    "RedisLaunchError",
+    "RedisServer",
+    "RedisUnavailableError",
+    "RequestError",
+    "RequestTimeout",
+    "SiotoolsError",
+    "UnsupportedOperation",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'siotools' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,1 @@
+"""The Socket.IO Redis wire protocol: pure, no I/O."""

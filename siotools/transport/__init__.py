@@ -1,0 +1,1 @@
+"""Redis connections, subscriptions and the cluster request engine."""
