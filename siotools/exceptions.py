@@ -53,8 +53,9 @@ class DecodeError(ProtocolError):
         payload: The raw payload bytes.
     """
 
-    def __init__(self, message: str, *, channel: bytes | str | None = None,
-                 payload: bytes | None = None) -> None:
+    def __init__(
+        self, message: str, *, channel: bytes | str | None = None, payload: bytes | None = None
+    ) -> None:
         super().__init__(message)
         self.channel = channel
         self.payload = payload
@@ -100,8 +101,9 @@ class RequestTimeout(RequestError, TimeoutError):
         expected: How many nodes were expected to answer (``None`` for first-reply requests).
     """
 
-    def __init__(self, message: str, *, partial: Any = None, answered: int = 0,
-                 expected: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, partial: Any = None, answered: int = 0, expected: int | None = None
+    ) -> None:
         super().__init__(message)
         self.partial = partial
         self.answered = answered

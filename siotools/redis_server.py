@@ -68,8 +68,13 @@ class RedisServer:
         extra_args: More ``redis-server`` command-line options.
     """
 
-    def __init__(self, port: int | None = None, *, binary: Path | None = None,
-                 extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        binary: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
         self.port = port if port is not None else free_port()
         self.binary = binary
         self.extra_args = list(extra_args or [])
@@ -97,9 +102,23 @@ class RedisServer:
         binary = self.binary or find_redis_server()
         self._dir = tempfile.TemporaryDirectory(prefix="siotools-redis-")
         cmd = [
-            str(binary), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", self._dir.name,
-            "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
+            str(binary),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            self._dir.name,
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--loglevel",
+            "warning",
             *self.extra_args,
         ]
         try:
@@ -152,8 +171,12 @@ class RedisServer:
     def __enter__(self) -> RedisServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

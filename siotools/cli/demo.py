@@ -19,8 +19,13 @@ def register(sub: Any) -> None:
     """Add the ``demo`` subcommand to ``sub``."""
     p: argparse.ArgumentParser = sub.add_parser("demo", help="run a local demo cluster")
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
-                   help="stop after S seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
     p.set_defaults(func=run)
 
 

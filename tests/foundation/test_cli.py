@@ -9,8 +9,9 @@ import siotools
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "siotools", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "siotools", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_version() -> None:

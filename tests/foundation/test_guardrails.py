@@ -61,9 +61,18 @@ def test_missing_extra_message() -> None:
 
 def test_wheel_contains_every_tui_module(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path),
-         str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("siotools-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -83,9 +92,18 @@ def test_ruff_bans_import_tui(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import tui\n")
     out = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--config", str(ROOT / "pyproject.toml"),
-         "--no-cache", str(bad)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ruff",
+            "check",
+            "--config",
+            str(ROOT / "pyproject.toml"),
+            "--no-cache",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode != 0
     assert "TID251" in out.stdout

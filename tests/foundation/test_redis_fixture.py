@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import redis
 import pytest
+import redis
 
 from siotools.exceptions import RedisLaunchError
 from siotools.redis_server import RedisServer, find_redis_server
