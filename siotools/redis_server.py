@@ -184,6 +184,7 @@ def _ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            # any answer (even -NOAUTH with requirepass) means the server is up
+            return s.recv(16)[:1] in (b"+", b"-")
     except OSError:
         return False

@@ -1,0 +1,153 @@
+"""The cluster request/response engine: pending requests, reply counting, timeouts.
+
+Every adapter dialect asks the cluster the same way: publish a request, collect replies
+on a response channel keyed by a request id, and finish when enough replies arrived
+(the count of request-channel subscribers from ``PUBSUB NUMSUB``, or the first reply
+for single-target requests) or when the timeout fires. This module holds that
+bookkeeping once; the dialects only say what to publish and how to read a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from siotools.exceptions import RequestTimeout
+
+__all__ = ["PendingRequest", "RequestEngine", "new_request_id"]
+
+T = TypeVar("T")
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_request_id(length: int = 6, alphabet: str = _ALPHABET) -> str:
+    """A random id like ``uid2(6)`` makes in the Node adapters (``[A-Za-z0-9]``)."""
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+@dataclass(eq=False)
+class PendingRequest(Generic[T]):
+    """A request waiting for replies.
+
+    Attributes:
+        request_id: The id the replies carry.
+        expected: How many replies complete it; ``None`` means the first one does.
+        replies: The replies so far, in arrival order.
+        timeout_message: The error text when it times out (the Node adapter's wording).
+        finish: Turns the replies into the result (also used for the partial result).
+    """
+
+    request_id: str
+    expected: int | None
+    timeout_message: str
+    finish: Callable[[list[Any]], T]
+    future: asyncio.Future[T]
+    replies: list[Any] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether enough replies arrived."""
+        if self.expected is None:
+            return len(self.replies) >= 1
+        return len(self.replies) >= self.expected
+
+
+class RequestEngine:
+    """Tracks pending cluster requests and resolves them from replies or timeouts."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, PendingRequest[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._pending
+
+    def open(
+        self,
+        request_id: str,
+        *,
+        expected: int | None,
+        timeout: float,
+        timeout_message: str,
+        finish: Callable[[list[Any]], T],
+    ) -> asyncio.Future[T]:
+        """Register a request before it is published; returns the future of its result.
+
+        The future fails with :class:`RequestTimeout` (carrying the partial result and
+        the counts) when ``timeout`` seconds pass first. With ``expected == 0`` it
+        completes at once with ``finish([])``.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        req = PendingRequest(request_id, expected, timeout_message, finish, fut)
+        if req.complete:
+            fut.set_result(finish([]))
+            return fut
+        req.timer = loop.call_later(timeout, self._expire, request_id)
+        self._pending[request_id] = req
+        fut.add_done_callback(lambda _f: self._drop(request_id))
+        return fut
+
+    def reply(self, request_id: str, value: Any) -> bool:
+        """Record one reply; returns whether a pending request took it."""
+        req = self._pending.get(request_id)
+        if req is None or req.future.done():
+            return False
+        req.replies.append(value)
+        if req.complete:
+            self._resolve(req)
+        return True
+
+    def add_expected(self, request_id: str, count: int) -> None:
+        """Raise how many replies a request waits for (8.x BROADCAST client counts)."""
+        req = self._pending.get(request_id)
+        if req is None or req.expected is None:
+            return
+        req.expected += count
+        if req.complete:
+            self._resolve(req)
+
+    def _resolve(self, req: PendingRequest[Any]) -> None:
+        self._drop(req.request_id)
+        try:
+            req.future.set_result(req.finish(req.replies))
+        except Exception as exc:  # a bad reply must fail this request, not the listener
+            req.future.set_exception(exc)
+
+    def _expire(self, request_id: str) -> None:
+        req = self._pending.get(request_id)
+        if req is None or req.future.done():
+            return
+        self._drop(request_id)
+        try:
+            partial = req.finish(req.replies)
+        except Exception:
+            partial = list(req.replies)
+        req.future.set_exception(
+            RequestTimeout(
+                req.timeout_message,
+                partial=partial,
+                answered=len(req.replies),
+                expected=req.expected,
+            )
+        )
+
+    def _drop(self, request_id: str) -> None:
+        req = self._pending.pop(request_id, None)
+        if req is not None and req.timer is not None:
+            req.timer.cancel()
+
+    def cancel_all(self) -> None:
+        """Cancel every pending request (on close)."""
+        for req in list(self._pending.values()):
+            if not req.future.done():
+                req.future.cancel()
+        self._pending.clear()

@@ -1,0 +1,40 @@
+"""Parsing Redis URLs and reading redis-py clients."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as aioredis
+
+from siotools.exceptions import ConfigurationError
+from siotools.transport.endpoint import RedisEndpoint
+
+
+def test_url_forms() -> None:
+    ep = RedisEndpoint.from_url("redis://user:p%40ss@example.org:6380/3")
+    assert (ep.host, ep.port, ep.db, ep.username, ep.password, ep.tls) == (
+        "example.org",
+        6380,
+        3,
+        "user",
+        "p@ss",
+        False,
+    )
+    assert "p@ss" not in ep.url and "p@ss" not in repr(ep)
+    assert RedisEndpoint.from_url("rediss://h").tls is True
+    unix = RedisEndpoint.from_url("unix:///tmp/redis.sock?db=2")
+    assert (unix.path, unix.db) == ("/tmp/redis.sock", 2)
+
+
+@pytest.mark.parametrize("url", ["http://x", "localhost:6379", "redis://h:notaport/0"])
+def test_bad_urls_name_the_problem(url: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        RedisEndpoint.from_url(url)
+    assert url in str(info.value)
+
+
+def test_from_client_and_rejects_other_objects() -> None:
+    client = aioredis.Redis(host="10.0.0.9", port=7000, db=4, password="pw", username="u")
+    ep = RedisEndpoint.from_client(client)
+    assert (ep.host, ep.port, ep.db, ep.password, ep.username) == ("10.0.0.9", 7000, 4, "pw", "u")
+    with pytest.raises(ConfigurationError):
+        RedisEndpoint.from_client(object())
