@@ -8,18 +8,20 @@ const { parseArgs, requireFrom, toWire, fromWire, event, failure, viaCallback, m
 
 // Wrap sub.subscribe/psubscribe so start-up can wait until Redis confirmed them.
 function trackSubscriptions(sub) {
-  const pending = [];
+  const pending = new Set();
   for (const method of ['subscribe', 'psubscribe']) {
     const orig = sub[method].bind(sub);
     sub[method] = (...a) => {
       const cb = typeof a[a.length - 1] === 'function' ? a.pop() : null;
-      pending.push(new Promise((resolve) => orig(...a, (err, res) => {
+      const p = new Promise((resolve) => orig(...a, (err, res) => {
         if (cb) cb(err, res);
         resolve();
-      })));
+      }));
+      pending.add(p);
+      p.then(() => pending.delete(p));
     };
   }
-  return () => Promise.all(pending);
+  return () => Promise.all([...pending]);
 }
 
 // Join rooms one by one (socket.io 1.x only takes a single room).
