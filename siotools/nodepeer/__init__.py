@@ -399,7 +399,8 @@ class NodePeer:
         Args:
             cmd: The command name (``nsp_emit``, ``clients``, ``client_connect``, ...).
             timeout: Seconds to wait for the reply.
-            **params: The command's parameters (``bytes`` etc. are tagged for you).
+            **params: The command's parameters (``bytes`` etc. are tagged for you); a
+                trailing underscore is dropped, so ``except_=[...]`` sends ``except``.
 
         Returns:
             The result, with ``$bin``/``$date`` tags turned back into Python values.
@@ -415,6 +416,7 @@ class NodePeer:
         mid = self._next_id
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[mid] = fut
+        params = {k.removesuffix("_"): v for k, v in params.items()}
         line = json.dumps({**to_wire(params), "id": mid, "cmd": cmd}) + "\n"
         try:
             self._proc.stdin.write(line.encode())

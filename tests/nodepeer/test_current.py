@@ -30,7 +30,7 @@ async def test_two_node_cluster(node_peers: StartFn, adapter: str) -> None:
     assert ev["args"] == ARGS
 
     # except: the room is excluded, so only the next broadcast arrives.
-    await a.call("nsp_emit", nsp="/", **{"except": ["room1"]}, event="lost", args=[1])
+    await a.call("nsp_emit", nsp="/", except_=["room1"], event="lost", args=[1])
     await a.call("nsp_emit", nsp="/", event="all", args=[2])
     ev = await cl.wait_event(name="client_recv", client="c1")
     assert (ev["event"], ev["args"]) == ("all", [2])
