@@ -2,7 +2,7 @@
 
 Use them from any test folder by importing them into its ``conftest.py``::
 
-    from tests.nodepeer.fixtures import node_install, node_peers  # noqa: F401
+    from tests.nodepeer.fixtures import node_available, node_install, node_peers  # noqa: F401
 
 They build on the root fixtures ``redis_url`` and ``key``. Mark the tests
 ``@pytest.mark.node``.
@@ -22,6 +22,13 @@ from siotools.nodepeer import NodePeer, ensure_installed
 
 InstallFn = Callable[[str], Path]
 StartFn = Callable[..., Awaitable[NodePeer]]
+
+
+@pytest.fixture(scope="session")
+def node_available() -> None:
+    """Skip the test when ``node`` or ``npm`` is not on PATH."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the Node peers")
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,12 @@ let subscribed = async () => {};
 const clients = {};
 const emitters = {};
 
+// A connected node-redis client; the first connection error rejects (no endless retry).
 async function redisClient() {
   const c = req('redis').createClient({ url: REDIS_URL });
+  const failed = new Promise((resolve, reject) => c.once('error', reject));
   c.on('error', (e) => event('redis_error', { error: String(e) }));
-  await c.connect();
+  await Promise.race([c.connect(), failed]);
   return c;
 }
 
@@ -90,7 +92,7 @@ async function startServer() {
   const pub = await redisClient();
   const sub = pub.duplicate();
   sub.on('error', (e) => event('redis_error', { error: String(e) }));
-  await sub.connect();
+  await Promise.race([sub.connect(), new Promise((resolve, reject) => sub.once('error', reject))]);
   subscribed = trackSubscriptions(sub);
   const timeout = parseInt(args['requests-timeout'] || '5000', 10);
   const adapter = ADAPTER === 'sharded'

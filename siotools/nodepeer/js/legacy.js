@@ -109,7 +109,11 @@ function run(flavor) {
     const subscribed = trackSubscriptions(factory.subClient);
     io.adapter(factory);
     for (const name of NSPS) setupNamespace(io.of(name));
-    await subscribed();
+    // Fail fast if Redis cannot be reached (the clients would retry forever).
+    await Promise.race([subscribed(), new Promise((resolve, reject) => {
+      factory.pubClient.once('error', reject);
+      factory.subClient.once('error', reject);
+    })]);
     await new Promise((resolve, reject) => {
       server.once('error', reject);
       server.listen(parseInt(args.port, 10), '127.0.0.1', resolve);
