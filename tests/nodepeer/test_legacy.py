@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 
 from siotools.exceptions import NodePeerError
 from tests.nodepeer.fixtures import StartFn
@@ -88,3 +89,44 @@ async def test_remote_operations_and_timeouts(
     await a.call("remoteDisconnect", nsp="/", sid=sid, close=True)
     await cl.wait_event(name="client_disconnect", client="c1")
     assert not [e for e in cl.events if e["name"] == "client_recv" and e["client"] == "c1"]
+
+
+@pytest.mark.parametrize("multiplexing", [True, False], ids=["multiplexing", "no-multiplexing"])
+async def test_legacy4_room_channels(
+    node_peers: StartFn, redis_url: str, key: str, multiplexing: bool
+) -> None:
+    b = await node_peers("legacy4", "B", port=0, multiplexing=multiplexing)
+    cl = await node_peers("legacy4", "CL")
+    sid = (await cl.call("client_connect", client="c1", url=b.url, nsp="/"))["id"]
+    await cl.call("client_join", client="c1", rooms=["room1"])
+    async with redis.Redis.from_url(redis_url) as r:
+        found = await r.pubsub_channels(f"{key}#/#*")
+    channels = {c.decode() if isinstance(c, bytes) else c for c in found}
+    rooms = {f"{key}#/#room1#", f"{key}#/#{sid}#"}
+    assert channels == ({f"{key}#/#"} | rooms if multiplexing else {f"{key}#/#"})
+
+
+async def test_legacy4_mixed_multiplexing_misses_room_broadcasts(node_peers: StartFn) -> None:
+    # A (multiplexing on) publishes a one-room broadcast on the room channel; B
+    # (multiplexing off) never subscribes to room channels, so its client misses it.
+    a = await node_peers("legacy4", "A", port=0, multiplexing=True)
+    b = await node_peers("legacy4", "B", port=0, multiplexing=False)
+    cl = await node_peers("legacy4", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/")
+    await cl.call("client_join", client="c1", rooms=["room1"])
+    await a.call("nsp_emit", nsp="/", rooms=["room1"], event="missed", args=[1])
+    await a.call("nsp_emit", nsp="/", event="seen", args=[2])
+    ev = await cl.wait_event(name="client_recv", client="c1")
+    assert ev["event"] == "seen"
+
+
+async def test_legacy5_emitter_reaches_cluster(node_peers: StartFn) -> None:
+    b = await node_peers("legacy5", "B", port=0)
+    cl = await node_peers("legacy5", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/chat")
+    await cl.call("client_join", client="c1", rooms=["r"])
+    await cl.call("emitter_emit", nsp="/chat", rooms=["r"], event="from-emitter", args=[b"\x05"])
+    ev = await cl.wait_event(name="client_recv", event="from-emitter")
+    # socket.io-emitter 3.2.0 always sends packet type 2 (EVENT), so a 2.x node
+    # JSON-encodes the Buffer instead of sending it as an attachment.
+    assert (ev["nsp"], ev["args"]) == ("/chat", [{"type": "Buffer", "data": [5]}])
