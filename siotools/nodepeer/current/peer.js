@@ -167,6 +167,8 @@ async function emitterTarget(m) {
 
 const handlers = {
   ping: async () => 'pong',
+  // wait until every (P/S)SUBSCRIBE issued so far is confirmed (sharded subscribes per room)
+  settle: async () => subscribed().then(() => true),
   info: async () => ({ name: NAME, flavor: 'current', key: KEY, adapter: ADAPTER, uid: io ? nsp('/').adapter.uid : null, uids: uids(), nsps: io ? state() : {}, clients: Object.fromEntries(Object.entries(clients).map(([k, s]) => [k, { id: s.id, nsp: s.nsp, connected: s.connected }])) }),
   set_sse_mode: async (m) => (sseMode = m.mode),
 

@@ -40,6 +40,7 @@ function run(flavor) {
   let hookMode = args['custom-hook'] || 'reply';
   let io = null;
   let listenPort = null;
+  let subscribed = async () => {};
   const clients = {};
   const emitters = {};
 
@@ -106,7 +107,7 @@ function run(flavor) {
     const server = http.createServer();
     io = req('socket.io')(server, { transports: ['websocket', 'polling'] });
     const factory = req(flavor.adapter)(flavor.adapterOptions(args, { host: HOST, port: PORT, key: KEY }));
-    const subscribed = trackSubscriptions(factory.subClient);
+    subscribed = trackSubscriptions(factory.subClient);
     io.adapter(factory);
     for (const name of NSPS) setupNamespace(io.of(name));
     // Fail fast if Redis cannot be reached (the clients would retry forever).
@@ -127,6 +128,8 @@ function run(flavor) {
 
   const handlers = {
     ping: async () => 'pong',
+    // wait until every (P)SUBSCRIBE issued so far is confirmed (4.x subscribes per room)
+    settle: async () => subscribed().then(() => true),
     info: async () => ({ name: NAME, flavor: flavor.name, key: KEY, uid: io ? nsp('/').adapter.uid : null, uids: uids(), nsps: io ? state() : {}, clients: Object.fromEntries(Object.entries(clients).map(([k, s]) => [k, { id: s.id, nsp: s.nsp, connected: s.connected }])) }),
     set_custom_hook: async (m) => (hookMode = m.mode),
 
