@@ -186,36 +186,55 @@ class Subscriber(_Supervised):
         assert self._conn is not None
         await asyncio.shield(self._conn.lost)
 
-    async def _command(self, verb: bytes, items: list[bytes]) -> None:
+    def _send(self, verb: bytes, items: list[bytes]) -> asyncio.Future[None] | None:
         conn = self._conn
         if not items or conn is None or not conn.connected:
-            return  # applied from the remembered sets on the next connect
-        with contextlib.suppress(RedisUnavailableError):
-            await conn.command(verb, items)
+            return None  # applied from the remembered sets on the next connect
+        fut = conn.command(verb, items)
+        # The caller may never await it (a room subscription made from sync code);
+        # a lost connection is handled by the supervisor, not by this future.
+        fut.add_done_callback(_consume)
+        return fut
+
+    def subscribe_nowait(self, channels: Iterable[bytes]) -> asyncio.Future[None] | None:
+        """SUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
+        new = [c for c in channels if c not in self.channels]
+        self.channels.update(new)
+        return self._send(b"SUBSCRIBE", new)
+
+    def unsubscribe_nowait(self, channels: Iterable[bytes]) -> asyncio.Future[None] | None:
+        """UNSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
+        gone = [c for c in channels if c in self.channels]
+        self.channels.difference_update(gone)
+        return self._send(b"UNSUBSCRIBE", gone)
+
+    def psubscribe_nowait(self, patterns: Iterable[bytes]) -> asyncio.Future[None] | None:
+        """PSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
+        new = [p for p in patterns if p not in self.patterns]
+        self.patterns.update(new)
+        return self._send(b"PSUBSCRIBE", new)
+
+    def punsubscribe_nowait(self, patterns: Iterable[bytes]) -> asyncio.Future[None] | None:
+        """PUNSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
+        gone = [p for p in patterns if p in self.patterns]
+        self.patterns.difference_update(gone)
+        return self._send(b"PUNSUBSCRIBE", gone)
 
     async def subscribe(self, channels: Iterable[bytes]) -> None:
         """SUBSCRIBE to the channels not yet subscribed; returns once Redis confirmed."""
-        new = [c for c in channels if c not in self.channels]
-        self.channels.update(new)
-        await self._command(b"SUBSCRIBE", new)
+        await _settle(self.subscribe_nowait(channels))
 
     async def unsubscribe(self, channels: Iterable[bytes]) -> None:
         """UNSUBSCRIBE from the given channels that are subscribed."""
-        gone = [c for c in channels if c in self.channels]
-        self.channels.difference_update(gone)
-        await self._command(b"UNSUBSCRIBE", gone)
+        await _settle(self.unsubscribe_nowait(channels))
 
     async def psubscribe(self, patterns: Iterable[bytes]) -> None:
         """PSUBSCRIBE to the patterns not yet subscribed; returns once Redis confirmed."""
-        new = [p for p in patterns if p not in self.patterns]
-        self.patterns.update(new)
-        await self._command(b"PSUBSCRIBE", new)
+        await _settle(self.psubscribe_nowait(patterns))
 
     async def punsubscribe(self, patterns: Iterable[bytes]) -> None:
         """PUNSUBSCRIBE from the given patterns that are subscribed."""
-        gone = [p for p in patterns if p in self.patterns]
-        self.patterns.difference_update(gone)
-        await self._command(b"PUNSUBSCRIBE", gone)
+        await _settle(self.punsubscribe_nowait(patterns))
 
     async def close(self) -> None:
         """Unsubscribe from everything and close the connection."""
@@ -342,3 +361,15 @@ class Publisher(_Supervised):
                 with contextlib.suppress(RedisUnavailableError, TimeoutError):
                     await asyncio.wait_for(conn.execute(b"PING"), 1.0)
             await conn.close()
+
+
+def _consume(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def _settle(fut: asyncio.Future[None] | None) -> None:
+    """Wait for a confirmation; a connection lost meanwhile is the supervisor's business."""
+    if fut is not None:
+        with contextlib.suppress(RedisUnavailableError):
+            await fut
