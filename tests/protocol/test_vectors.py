@@ -125,9 +125,7 @@ def test_broadcasts_match_emit_steps(path: Path) -> None:
         candidates = by_event.get((frame.packet_nsp, frame.event), [])
         if not candidates:
             continue
-        assert any(
-            wire_value(p["args"], frame.dialect) == frame.args for p in candidates
-        ), msg.id
+        assert any(wire_value(p["args"], frame.dialect) == frame.args for p in candidates), msg.id
         assert any(sorted(p.get("rooms", [])) == sorted(frame.rooms) for p in candidates), msg.id
         assert frame.packet_type in (PacketType.EVENT, PacketType.BINARY_EVENT)
         if frame.dialect is Dialect.CURRENT or frame.is_emitter:
@@ -163,7 +161,9 @@ def test_legacy_clients_requests_and_responses() -> None:
     assert [list(r.rooms) for r in requests] == [s["params"]["rooms"] for s in steps]
     for request, step in zip(requests, steps, strict=True):
         answers = [
-            f for _, f in frames if isinstance(f, LegacyClientsResponse) and f.request_id == request.request_id
+            f
+            for _, f in frames
+            if isinstance(f, LegacyClientsResponse) and f.request_id == request.request_id
         ]
         assert len(answers) == 3
         got = {sid for a in answers for sid in a.clients}
@@ -218,7 +218,9 @@ def test_legacy_remote_join_leave_disconnect() -> None:
     frames = decoded(path)
     meta = frames[0][0].meta
     got_d = [(f.sid, f.close) for _, f in frames if isinstance(f, LegacyRemoteDisconnectRequest)]
-    asked_d = {(s["params"]["sid"], s["params"]["close"]) for s in steps_of(meta, "remoteDisconnect")}
+    asked_d = {
+        (s["params"]["sid"], s["params"]["close"]) for s in steps_of(meta, "remoteDisconnect")
+    }
     assert got_d
     assert set(got_d) <= asked_d
 
