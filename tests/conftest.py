@@ -46,3 +46,9 @@ def key() -> str:
 def data_dir() -> Path:
     """The folder of captured wire traffic and other test data."""
     return DATA
+
+
+# The Node interop harness fixtures, for every test folder.
+from tests.nodepeer.fixtures import node_available, node_install, node_peers  # noqa: E402
+
+__all__ = ["node_available", "node_install", "node_peers"]
