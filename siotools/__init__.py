@@ -26,16 +26,28 @@ from siotools.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from siotools.adapter import AsyncRedisAdapter
+    from siotools.cluster import ClusterClient
+    from siotools.emitter import Emitter
+    from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
 
 # Public name -> module that defines it; loaded on first attribute access.
 _LAZY: dict[str, str] = {
+    "AsyncRedisAdapter": "siotools.adapter",
+    "ClusterClient": "siotools.cluster",
+    "Dialect": "siotools.protocol",
+    "Emitter": "siotools.emitter",
     "RedisServer": "siotools.redis_server",
 }
 
 __all__ = [
+    "AsyncRedisAdapter",
+    "ClusterClient",
     "ConfigurationError",
     "DecodeError",
+    "Dialect",
+    "Emitter",
     "EncodeError",
     "MissingExtraError",
     "NodePeerError",

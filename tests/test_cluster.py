@@ -1,0 +1,78 @@
+"""ClusterClient against a real Python cluster: not counted, exact answers, discovery."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from siotools import ClusterClient, RequestTimeout
+from siotools.pynode import PythonNode
+from tests.adapter.pyclients import Client
+
+
+@pytest.fixture
+async def nodes(redis_url: str, key: str) -> AsyncIterator[list[PythonNode]]:
+    started = [
+        await PythonNode(redis_url, key=key, namespaces=["/", "/chat"]).start() for _ in range(2)
+    ]
+    yield started
+    for node in started:
+        await node.stop()
+
+
+async def test_client_is_not_counted_and_gets_exact_answers(
+    nodes: list[PythonNode], redis_url: str, key: str
+) -> None:
+    a, b = nodes
+    ca = await Client().connect(a.url, ["/", "/chat"])
+    cb = await Client().connect(b.url)
+    await ca.join("lobby")
+    await cb.join("lobby", "vip")
+    async with ClusterClient(redis_url, key=key, requests_timeout=1.0) as cluster:
+        r = aioredis.Redis.from_url(redis_url)
+        request_channel = f"{key}-request#/#"
+        assert (await r.pubsub_numsub(request_channel))[0][1] == 2
+        assert await cluster.namespaces() == ["/", "/chat"]
+        assert await cluster.node_counts() == {"/": 2, "/chat": 2}
+        assert sorted(await cluster.clients()) == sorted([ca.sid(), cb.sid()])
+        assert sorted(await cluster.clients(["lobby"])) == sorted([ca.sid(), cb.sid()])
+        assert await cluster.clients(["vip"]) == [cb.sid()]
+        assert sorted(await cluster.rooms()) == ["lobby", "vip"]
+        assert await cluster.clients(namespace="/chat") == [ca.sid("/chat")]
+        assert await cluster.client_rooms(cb.sid()) == [cb.sid(), "lobby", "vip"]
+        # the client is still not counted after asking
+        assert (await r.pubsub_numsub(request_channel))[0][1] == 2
+        await cluster.remote_join(ca.sid(), "vip")
+        assert sorted(await cluster.clients(["vip"])) == sorted([ca.sid(), cb.sid()])
+        await cluster.remote_leave(ca.sid(), "vip")
+        assert await cluster.clients(["vip"]) == [cb.sid()]
+        assert await cluster.custom_request({"ping": 1}) == [None, None]
+        await cluster.emit("news", "hello", b"\x00", rooms=["vip"])
+        assert await cb.wait_event("news") == [["hello", b"\x00"]]
+        assert await ca.no_event("news")
+        await cluster.remote_disconnect(cb.sid())
+        await cb.wait_disconnected()
+        with pytest.raises(RequestTimeout) as info:
+            await cluster.remote_leave("no-such-sid", "vip")
+        assert str(info.value) == "timeout reached while waiting for remoteLeave response"
+        await r.aclose()
+    await ca.close()
+
+
+async def test_partial_result_on_timeout(nodes: list[PythonNode], redis_url: str, key: str) -> None:
+    a, b = nodes
+
+    async def never(data: object) -> object:
+        import asyncio
+
+        await asyncio.sleep(10)
+        return None
+
+    b.adapter.custom_hook = never
+    a.adapter.custom_hook = lambda data: "a"
+    async with ClusterClient(redis_url, key=key, requests_timeout=0.3) as cluster:
+        with pytest.raises(RequestTimeout) as info:
+            await cluster.custom_request(1)
+    assert (info.value.partial, info.value.answered, info.value.expected) == (["a"], 1, 2)
