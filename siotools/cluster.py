@@ -14,12 +14,13 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
 from siotools.dialects.legacy import LegacyRequester
 from siotools.emitter import BroadcastTarget, Emitter
-from siotools.exceptions import ConfigurationError, DecodeError
+from siotools.exceptions import ConfigurationError, DecodeError, RequestTimeout
 from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, Publisher, Subscriber
@@ -179,6 +180,50 @@ class ClusterClient:
         rooms = await self.all_rooms(namespace=namespace)
         sids = set(await self.clients(namespace=namespace))
         return [r for r in rooms if r not in sids]
+
+    async def room_members(
+        self,
+        rooms: Iterable[str] | None = None,
+        *,
+        namespace: str = "/",
+        concurrency: int = 32,
+    ) -> dict[str, list[str]]:
+        """The socket ids of each room (every named room when ``rooms`` is None).
+
+        The 4.x/5.x protocol has no per-room count request, so this asks ``clients([room])``
+        for each room, ``concurrency`` requests at a time.
+
+        Raises:
+            RequestTimeout: Not every node answered for some room; ``partial`` holds the
+                dict with what arrived, ``answered``/``expected`` the worst room's counts.
+        """
+        if concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        names = list(await self.rooms(namespace=namespace) if rooms is None else rooms)
+        gate = asyncio.Semaphore(concurrency)
+        result: dict[str, list[str]] = {}
+        worst: RequestTimeout | None = None
+
+        async def one(room: str) -> None:
+            nonlocal worst
+            async with gate:
+                try:
+                    result[room] = await self.clients([room], namespace=namespace)
+                except RequestTimeout as exc:
+                    result[room] = list(exc.partial or [])
+                    if worst is None or exc.answered < worst.answered:
+                        worst = exc
+
+        await asyncio.gather(*(one(room) for room in names))
+        ordered = {room: result[room] for room in names}
+        if worst is not None:
+            raise RequestTimeout(
+                "timeout reached while waiting for room members",
+                partial=ordered,
+                answered=worst.answered,
+                expected=worst.expected,
+            )
+        return ordered
 
     async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]:
         """The rooms of socket ``sid`` (its own id room first).

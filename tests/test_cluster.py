@@ -76,3 +76,22 @@ async def test_partial_result_on_timeout(nodes: list[PythonNode], redis_url: str
         with pytest.raises(RequestTimeout) as info:
             await cluster.custom_request(1)
     assert (info.value.partial, info.value.answered, info.value.expected) == (["a"], 1, 2)
+
+
+async def test_room_members(nodes: list[PythonNode], redis_url: str, key: str) -> None:
+    a, b = nodes
+    ca = await Client().connect(a.url)
+    cb = await Client().connect(b.url)
+    await ca.join("lobby")
+    await cb.join("lobby", "vip")
+    async with ClusterClient(redis_url, key=key, requests_timeout=1.0) as cluster:
+        members = await cluster.room_members()
+        assert sorted(members) == ["lobby", "vip"]
+        assert sorted(members["lobby"]) == sorted([ca.sid(), cb.sid()])
+        assert members["vip"] == [cb.sid()]
+        assert await cluster.room_members(["vip", "nobody"], concurrency=1) == {
+            "vip": [cb.sid()],
+            "nobody": [],
+        }
+    await ca.close()
+    await cb.close()
