@@ -494,6 +494,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             exc.channel = channel
             self._malformed(exc)
             return
+        self.stats["decoded"] += 1
         if frame.uid == self.uid:
             return
         packet_nsp = frame.packet.get("nsp", "/")

@@ -29,6 +29,9 @@ function joinAll(socket, rooms) {
   return [].concat(rooms).reduce((p, room) => p.then(() => new Promise((r) => socket.join(room, r))), Promise.resolve());
 }
 
+// Wall-clock seconds with sub-millisecond resolution (latencies across processes).
+const nowS = () => (performance.timeOrigin + performance.now()) / 1000;
+
 function run(flavor) {
   const args = parseArgs(process.argv);
   const req = requireFrom(args.modules);
@@ -43,6 +46,9 @@ function run(flavor) {
   let subscribed = async () => {};
   const clients = {};
   const emitters = {};
+  // Benchmark counters (bench_* commands): kept in the process, read on demand, so a
+  // measured stream never goes through the JSON-lines channel message by message.
+  const bench = { quiet: new Set(), clients: {}, nodes: {} };
 
   function nsp(name) {
     if (!io) throw new Error('no server in this peer (started without --port)');
@@ -179,6 +185,7 @@ function run(flavor) {
       const onevent = s.onevent;
       s.onevent = function (packet) {
         const data = packet.data || [];
+        if (bench.quiet.has(m.client)) return onevent.call(this, packet);
         event('client_recv', { client: m.client, nsp: name, event: data[0], args: toWire(data.slice(1)), ack_id: packet.id === undefined ? null : packet.id });
         return onevent.call(this, packet);
       };
@@ -206,6 +213,64 @@ function run(flavor) {
       clients[m.client].close();
       return true;
     },
+    // --- benchmarks -------------------------------------------------------------
+    // {nsp, room, n, rate}: emit n messages {i, t} to room; rate 0 = as fast as the
+    // loop goes (then wait for Redis to take them), else paced at rate msgs/s.
+    bench_emit: async (m) => {
+      const op = () => nsp(m.nsp).to(m.room);
+      const pub = nsp(m.nsp).adapter.pubClient;
+      const start = process.hrtime.bigint();
+      if (!m.rate) {
+        for (let i = 0; i < m.n; i++) op().emit('m', { i, t: nowS() });
+      } else {
+        const t0 = Date.now();
+        let i = 0;
+        while (i < m.n) {
+          const due = Math.min(m.n, Math.floor(((Date.now() - t0) / 1000) * m.rate) + 1);
+          for (; i < due; i++) op().emit('m', { i, t: nowS() });
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+      const looped = Number(process.hrtime.bigint() - start) / 1e9;
+      await new Promise((r) => pub.ping(r));
+      return { loop_s: looped, flushed_s: Number(process.hrtime.bigint() - start) / 1e9 };
+    },
+    // count broadcasts this node's adapter decoded from Redis (remote ones)
+    bench_node_count: async (m) => {
+      const a = nsp(m.nsp).adapter;
+      const c = (bench.nodes[m.nsp || '/'] = { count: 0, first: 0, last: 0 });
+      const orig = a.broadcast;
+      a.broadcast = function (packet, opts, remote) {
+        if (remote) {
+          const now = nowS();
+          if (!c.count) c.first = now;
+          c.count++;
+          c.last = now;
+        }
+        return orig.apply(this, arguments);
+      };
+      return true;
+    },
+    bench_node_stats: async (m) => bench.nodes[m.nsp || '/'] || null,
+    // count event `m` on a client without reporting each one; latencies from args[0].t
+    bench_client: async (m) => {
+      const s = clients[m.client];
+      bench.quiet.add(m.client);
+      const c = (bench.clients[m.client] = { count: 0, first: 0, last: 0, lat: [] });
+      s.on(m.event || 'm', (d) => {
+        const now = nowS();
+        if (!c.count) c.first = now;
+        c.count++;
+        c.last = now;
+        if (d && typeof d.t === 'number') c.lat.push(now - d.t);
+      });
+      return true;
+    },
+    bench_client_stats: async (m) => {
+      const c = bench.clients[m.client];
+      return c ? { count: c.count, first: c.first, last: c.last, latencies: c.lat } : null;
+    },
+
     shutdown: async () => {
       setTimeout(() => process.exit(0), 20);
       return true;
