@@ -1,0 +1,55 @@
+"""Module-scoped mixed clusters for the interop tests (one per flavor and direction)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+
+from tests.interop.harness import CONFIGS, DIRECTIONS, Client, Cluster
+
+CLUSTER_PARAMS = [
+    pytest.param((config, direction), id=f"{config.id}-{direction}")
+    for config in CONFIGS
+    for direction in DIRECTIONS
+]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=CLUSTER_PARAMS)
+async def cluster(
+    request: pytest.FixtureRequest, redis_url: str, node_install: object
+) -> AsyncIterator[Cluster]:
+    """A 3-node cluster shared by the tests of a module; nodes serve ``/t0`` .. ``/tN``."""
+    config, direction = request.param
+    if direction != "python":
+        node_install(config.flavor)  # type: ignore[operator]
+    key = f"sio-{uuid.uuid4().hex[:8]}"
+    cl = Cluster(config, direction, redis_url, key)
+    try:
+        await cl.start()
+        yield cl
+    finally:
+        await cl.stop()
+
+
+@dataclass
+class Ctx:
+    """One test's view of a cluster: its own namespace and a client on every node."""
+
+    cluster: Cluster
+    nsp: str
+    a: Client
+    b: Client
+    c: Client
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def ctx(cluster: Cluster) -> AsyncIterator[Ctx]:
+    nsp = cluster.namespace()
+    clients = [await node.client(nsp) for node in cluster.nodes]
+    yield Ctx(cluster, nsp, *clients)
+    for client in clients:
+        await client.close()
