@@ -206,9 +206,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._routes: dict[bytes, tuple[int, str, str | None]] = {}
         self._nsps: set[str] = set()
         self._pending_subs: list[asyncio.Future[None]] = []
-        self._inbox: collections.deque[tuple[str, list[Any], list[Any], list[Any]]] = (
-            collections.deque()
-        )
+        self._inbox: collections.deque[
+            tuple[str, list[Any], list[Any], list[Any], dict[str, Any]]
+        ] = collections.deque()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deliverer: asyncio.Task[None] | None = None
@@ -506,7 +506,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if not data:
             self.stats["ignored"] += 1
             return
-        self._inbox.append((nsp, data, frame.rooms, frame.except_))
+        self._inbox.append((nsp, data, frame.rooms, frame.except_, frame.flags))
         self._wakeup.set()
 
     def _malformed(self, exc: DecodeError) -> None:
@@ -521,16 +521,28 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            nsp, data, rooms, except_ = inbox.popleft()
+            nsp, data, rooms, except_, flags = inbox.popleft()
             try:
-                await self._deliver_local(nsp, _js_to_py(data), rooms, except_)
+                await self._deliver_local(
+                    nsp, _js_to_py(data), rooms, except_, volatile=bool(flags.get("volatile"))
+                )
             except Exception as exc:
                 self._error(exc)
 
     async def _deliver_local(
-        self, nsp: str, data: list[Any], rooms: list[Any], except_: Iterable[Any]
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Any],
+        except_: Iterable[Any],
+        *,
+        volatile: bool = False,
     ) -> None:
-        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty)."""
+        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty).
+
+        ``volatile`` drops the message for a socket whose transport still has packets
+        waiting, as Node's volatile flag does for a transport that is not writable.
+        """
         ns_rooms = self.rooms.get(nsp)
         if not ns_rooms:
             return
@@ -560,9 +572,21 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         for sid, eio_sid in recipients:
             if pending and sid in pending:
                 continue
+            if volatile and self._busy(eio_sid):
+                self.stats["volatile_dropped"] += 1
+                continue
             for p in eio_pkts:
                 await server._send_eio_packet(eio_sid, p)
         self.stats["delivered"] += len(recipients)
+
+    def _busy(self, eio_sid: str) -> bool:
+        # python-engineio keeps each socket's outgoing packets in an asyncio queue that
+        # its writer task drains; packets still queued mean the transport is not writable.
+        try:
+            queue = self.server.eio._get_socket(eio_sid).queue
+        except Exception:
+            return False
+        return bool(queue.qsize())
 
     def _on_request(self, channel: bytes, payload: bytes) -> None:
         try:
@@ -730,7 +754,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         single_local = len(rooms) == 1 and self._is_local(rooms[0], namespace)
         if not local_only and not single_local:
             await self._publish_broadcast(namespace, [event, *args], rooms, skips, flags)
-        await self._deliver_local(namespace, [event, *args], rooms, skips)
+        await self._deliver_local(
+            namespace, [event, *args], rooms, skips, volatile=bool(flags.get("volatile"))
+        )
 
     async def _publish_broadcast(
         self, nsp: str, data: list[Any], rooms: list[Any], except_: list[Any], flags: dict[str, Any]
