@@ -31,6 +31,15 @@ if TYPE_CHECKING:
     from siotools.emitter import Emitter
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
+    from siotools.sniffer import (
+        Capture,
+        SniffedFrame,
+        capture,
+        load_capture,
+        replay,
+        sniff,
+        start_capture,
+    )
 
 # Public name -> module that defines it; loaded on first attribute access.
 _LAZY: dict[str, str] = {
@@ -39,10 +48,18 @@ _LAZY: dict[str, str] = {
     "Dialect": "siotools.protocol",
     "Emitter": "siotools.emitter",
     "RedisServer": "siotools.redis_server",
+    "Capture": "siotools.sniffer",
+    "SniffedFrame": "siotools.sniffer",
+    "capture": "siotools.sniffer",
+    "load_capture": "siotools.sniffer",
+    "replay": "siotools.sniffer",
+    "sniff": "siotools.sniffer",
+    "start_capture": "siotools.sniffer",
 }
 
 __all__ = [
     "AsyncRedisAdapter",
+    "Capture",
     "ClusterClient",
     "ConfigurationError",
     "DecodeError",
@@ -58,8 +75,14 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "SiotoolsError",
+    "SniffedFrame",
     "UnsupportedOperation",
     "__version__",
+    "capture",
+    "load_capture",
+    "replay",
+    "sniff",
+    "start_capture",
 ]
 
 

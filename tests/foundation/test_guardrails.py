@@ -14,7 +14,7 @@ import siotools
 ROOT = Path(__file__).resolve().parents[2]
 
 # Modules that must import without textual or pandas loaded.
-LIGHT_MODULES = ["siotools", "siotools.protocol", "siotools.cli"]
+LIGHT_MODULES = ["siotools", "siotools.protocol", "siotools.cli", "siotools.sniffer"]
 
 
 def test_all_is_sorted_and_resolves() -> None:
