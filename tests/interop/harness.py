@@ -31,6 +31,8 @@ from siotools.protocol import Dialect
 from siotools.pynode import PythonNode
 
 NAMESPACES = 40
+# Short, as "socket not found" is a timeout; every request that completes does so early.
+REQUESTS_TIMEOUT = 0.5
 NSPS = ["/", *(f"/t{i}" for i in range(NAMESPACES))]
 
 
@@ -396,7 +398,13 @@ class Cluster:
         return next(self._nsps)
 
     async def _python(self, name: str) -> Server:
-        node = PythonNode(self.redis_url, key=self.key, namespaces=NSPS, **self.config.py_opts)
+        node = PythonNode(
+            self.redis_url,
+            key=self.key,
+            namespaces=NSPS,
+            requests_timeout=REQUESTS_TIMEOUT,
+            **self.config.py_opts,
+        )
         await node.start()
         self.py_nodes.append(node)
         return PyServer(node, name)
@@ -409,7 +417,7 @@ class Cluster:
             redis_url=self.redis_url,
             key=self.key,
             nsps=NSPS,
-            requests_timeout_ms=1000,
+            requests_timeout_ms=int(REQUESTS_TIMEOUT * 1000),
             **self.config.node_opts,
         )
         self.peers.append(peer)

@@ -216,6 +216,44 @@ async def test_unknown_socket_times_out_with_the_seed_message(ctx: Ctx) -> None:
     ]
 
 
+# Rooms Node puts in channel names unescaped: unicode, `#` (the channel separator), empty.
+ODD_ROOMS = ["ünï ☃ 😀", "a#b", "#", "x#/t1#y#", ""]
+ODD_PAYLOADS = [
+    [],
+    [None],
+    ["", 0, -1, 2**31, 2**53 - 1, -(2**53) + 1, 1.5, True, False],
+    [{"a": [{"b": {"c": [1, [2, [3, [4, {"bin": b"\x00\xff"}]]]]}}], "ü": "☃ 😀"}],
+    [b"", b"\x00", [b"\x01", {"k": b"\x02"}]],
+    [b"\xab" * 1_000_000],
+    ["x" * 300_000, {"k" * 1000: list(range(5000))}],
+]
+
+
+async def test_odd_rooms_and_payloads(ctx: Ctx) -> None:
+    """Unicode and `#` rooms, empty/nested/binary/big payloads reach every kind of node
+    and client intact; the receivers (Node or Python) keep running."""
+    cl = ctx.cluster
+    await ctx.b.join(*ODD_ROOMS)
+    await cl.settle()
+    for room in ODD_ROOMS:
+        await cl.a.emit(ctx.nsp, "odd-room", [room], rooms=[room])
+        assert await ctx.b.wait_event("odd-room") == [room]
+    await cl.a.emit(ctx.nsp, "odd-rooms", [1], rooms=ODD_ROOMS)
+    for i, args in enumerate(ODD_PAYLOADS):
+        await cl.a.emit(ctx.nsp, f"odd-{i} é☃", args)
+        await cl.a.socket_broadcast(ctx.nsp, ctx.a.sid, f"odd-{i} é☃", args, rooms=["#"])
+    for client in (ctx.b, ctx.c):
+        for i, args in enumerate(ODD_PAYLOADS):
+            assert await client.wait_event(f"odd-{i} é☃", timeout=10) == args, i
+    # ctx.b is in "#" too, and socket_broadcast to one room goes once more to b only.
+    for i, args in enumerate(ODD_PAYLOADS):
+        assert await ctx.b.wait_event(f"odd-{i} é☃", timeout=10) == args, i
+    await sentinel(ctx)
+    assert ctx.b.received("odd-rooms") == [[1]]
+    assert ctx.c.received("odd-room") == ctx.c.received("odd-rooms") == []
+    assert cl.node_failures() == []
+
+
 async def test_node_peers_survived(cluster: Cluster) -> None:
     """Runs last for its cluster: nothing published in the run hurt a Node node."""
     assert cluster.node_failures() == []
