@@ -1,0 +1,60 @@
+"""Fixtures of the TUI tests: a real two-node Python cluster with real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from siotools.tui.app import SiotoolsApp
+
+from siotools import ClusterClient
+from siotools.pynode import PythonNode
+from tests.adapter.pyclients import Client
+
+
+@dataclass
+class Cluster:
+    """Two nodes; ``alice`` (node a) in lobby, ``bob`` and ``carol`` (node b) in lobby+vip."""
+
+    redis_url: str
+    key: str
+    nodes: list[PythonNode]
+    alice: Client
+    bob: Client
+    carol: Client
+
+    def app(self, **options: object) -> SiotoolsApp:
+        client = ClusterClient(self.redis_url, key=self.key, requests_timeout=0.5)
+        options.setdefault("refresh", 60.0)
+        return SiotoolsApp(client, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def cluster(redis_url: str, key: str) -> AsyncIterator[Cluster]:
+    nodes = [
+        await PythonNode(redis_url, key=key, namespaces=["/", "/chat"]).start() for _ in range(2)
+    ]
+    alice = await Client("alice").connect(nodes[0].url, ["/", "/chat"])
+    bob = await Client("bob").connect(nodes[1].url)
+    carol = await Client("carol").connect(nodes[1].url)
+    await alice.join("lobby")
+    await bob.join("lobby", "vip")
+    await carol.join("lobby", "vip")
+    yield Cluster(redis_url, key, nodes, alice, bob, carol)
+    for client in (alice, bob, carol):
+        await client.close()
+    for node in nodes:
+        await node.stop()
+
+
+async def until(pilot: object, predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate()`` is true (no fixed sleeps in assertions)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)  # type: ignore[attr-defined]
+    await asyncio.sleep(0)

@@ -1,0 +1,250 @@
+"""``ClusterScreen``: the list view every screen of the console is built on.
+
+Header, breadcrumbs, the ``/`` filter, a :class:`~siotools.tui.table.KeyedTable`, a status
+line and the key-hint footer. Subclasses say which columns they show and how to fetch their
+rows; the refresh (the app's timer, Ctrl+R, after an action) runs :meth:`fetch` in a named,
+exclusive worker and diffs the rows into the table by key.
+"""
+
+# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
+# cannot follow `siotools.tui` (an import hook of the editable install).
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker
+
+from siotools.exceptions import RedisUnavailableError, SiotoolsError
+
+from .breadcrumbs import Breadcrumbs
+from .filter_bar import FilterBar
+from .header import ClusterHeader
+from .rows import Cell
+from .source import ClusterAPI, NamespaceData, Shortfall
+from .table import Column, Diff, KeyedTable
+
+if TYPE_CHECKING:
+    from .app import SiotoolsApp
+
+__all__ = ["MUTATING", "ClusterScreen", "Rows"]
+
+MUTATING: frozenset[str] = frozenset(
+    {"join", "leave", "disconnect", "emit", "leave_all", "disconnect_all"}
+)
+"""Every action that changes the cluster; all are hidden and refused in read-only mode."""
+
+Rows = dict[str, tuple[Cell, ...]]
+
+
+class ClusterScreen(Screen[None]):
+    """A list view of the cluster."""
+
+    VIEW: ClassVar[str] = "view"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse sort", show=False),
+    ]
+
+    def __init__(self, namespace: str = "/") -> None:
+        super().__init__()
+        self.namespace = namespace
+        self.shortfall: Shortfall | None = None
+        self.problem: str | None = None
+        self.note: str = ""
+
+    # ------------------------------------------------------------------ to override
+
+    def crumbs(self) -> list[str]:
+        return ["Namespaces"]
+
+    def columns(self) -> list[Column]:
+        raise NotImplementedError
+
+    async def fetch(self) -> Rows:
+        """Ask the cluster for the rows (raises SiotoolsError)."""
+        raise NotImplementedError
+
+    def cached_rows(self) -> Rows | None:
+        """Rows from the app's last answers, shown before the first fetch completes."""
+        return None
+
+    def drill(self, key: str) -> None:
+        """Enter on row ``key``."""
+
+    def compose_extra(self) -> ComposeResult:
+        yield from ()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def siotools(self) -> SiotoolsApp:
+        from .app import SiotoolsApp
+
+        app = self.app
+        assert isinstance(app, SiotoolsApp)
+        return app
+
+    @property
+    def cluster(self) -> ClusterAPI:
+        return self.siotools.cluster
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one("#table", KeyedTable)
+
+    def namespace_data(self) -> NamespaceData | None:
+        return self.siotools.namespace_cache.get(self.namespace)
+
+    def compose(self) -> ComposeResult:
+        yield ClusterHeader(id="header")
+        yield Breadcrumbs(self.crumbs(), id="crumbs")
+        yield from self.compose_extra()
+        yield FilterBar(id="filter")
+        yield KeyedTable(self.columns(), id="table")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", FilterBar).display = False
+        self.table.focus()
+        cached = self.cached_rows()
+        if cached is not None:
+            self.table.set_rows(cached)
+            self.update_status()
+        self.reload()
+
+    def reload(self, *, highlight: bool = False) -> Worker[Diff | None]:
+        """Fetch the rows again in the background."""
+        return self.run_worker(
+            partial(self.load, highlight=highlight),
+            name=f"load-{self.VIEW}",
+            group="load",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    async def load(self, *, highlight: bool = False) -> Diff | None:
+        """Fetch the rows and diff them into the table; errors go to the status line."""
+        try:
+            rows = await self.fetch()
+        except RedisUnavailableError as exc:
+            self.siotools.redis_down(exc)
+            return None
+        except SiotoolsError as exc:
+            self.problem = str(exc)
+            self.update_status()
+            return None
+        self.problem = None
+        diff = self.table.set_rows(rows, highlight=highlight)
+        self.update_status()
+        return diff
+
+    def start_action(
+        self, flow: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> Worker[None]:
+        """Run an action flow (it awaits modals, so it needs a worker)."""
+
+        async def run() -> None:
+            await flow()
+
+        worker: Worker[None] = self.run_worker(
+            run, name=f"action-{name}", group="action", exclusive=True, exit_on_error=False
+        )
+        return worker
+
+    def update_status(self) -> None:
+        table = self.table
+        text = Text()
+        if table.row_count == table.total_count:
+            text.append(f"{table.total_count} rows")
+        else:
+            text.append(f"{table.row_count} of {table.total_count} rows")
+        if table.filter_text:
+            text.append("  filter ")
+            text.append(table.filter_text, "bold")
+        if table.sort_column is not None:
+            order = "▼" if table.sort_reverse else "▲"
+            text.append(f"  sorted by {table.columns[table.sort_column].label} {order}")
+        if self.shortfall is not None:
+            text.append(f"  partial: {self.shortfall}", "bold yellow")
+        if self.problem:
+            text.append(f"  {self.problem}", "bold red")
+        if self.note:
+            text.append("  ")
+            text.append(self.note, "italic")
+        self.query_one("#status", Static).update(text)
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        self.update_status()
+
+    # ------------------------------------------------------------------ bindings
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in MUTATING and self.siotools.read_only)
+
+    def action_back(self) -> None:
+        bar = self.query_one("#filter", FilterBar)
+        if bar.display or self.table.filter_text:
+            bar.action_clear()
+            return
+        if len(self.app.screen_stack) > 2:
+            self.app.pop_screen()
+
+    def action_filter(self) -> None:
+        bar = self.query_one("#filter", FilterBar)
+        bar.display = True
+        bar.value = self.table.filter_text
+        bar.focus()
+
+    @on(FilterBar.Changed)
+    def _filtered(self, event: FilterBar.Changed) -> None:
+        self.table.set_filter(event.text)
+        if event.done:
+            bar = self.query_one("#filter", FilterBar)
+            bar.display = bool(event.text)
+            self.table.focus()
+        self.update_status()
+
+    def action_sort(self) -> None:
+        self.table.cycle_sort()
+        self.update_status()
+
+    def action_reverse(self) -> None:
+        self.table.reverse_sort()
+        self.update_status()
+
+    @on(KeyedTable.Chosen)
+    def _chosen(self, event: KeyedTable.Chosen) -> None:
+        self.drill(event.key)
+
+    def help_keys(self) -> list[tuple[str, str, str]]:
+        """(key, description, note) for every binding of this view and the app."""
+        keys: list[tuple[str, str, str]] = []
+        seen: set[str] = set()
+        bindings: list[Any] = [
+            *self.siotools._bindings.key_to_bindings.items(),
+            *self._bindings.key_to_bindings.items(),
+            *self.table._bindings.key_to_bindings.items(),
+        ]
+        for key, group in bindings:
+            for binding in group:
+                if binding.action in seen or not binding.description:
+                    continue
+                seen.add(binding.action)
+                note = ""
+                if binding.action in MUTATING:
+                    note = "disabled: read-only" if self.siotools.read_only else "asks first"
+                keys.append((binding.key_display or key, binding.description, note))
+        return keys

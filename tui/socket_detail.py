@@ -1,0 +1,104 @@
+"""``SocketScreen``: one socket and its rooms."""
+
+# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
+# cannot follow `siotools.tui` (an import hook of the editable install).
+
+from __future__ import annotations
+
+from functools import partial
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Static
+
+from siotools.exceptions import RequestTimeout
+
+from .actions import disconnect_flow, emit_flow, join_flow, leave_flow
+from .base import ClusterScreen, Rows
+from .table import Column
+
+__all__ = ["SocketScreen"]
+
+
+class SocketScreen(ClusterScreen):
+    """The socket's rooms (its own id room first) with their member counts."""
+
+    VIEW: ClassVar[str] = "socket"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "join", "Join"),
+        Binding("l", "leave", "Leave room"),
+        Binding("d", "disconnect", "Disconnect"),
+        Binding("e", "emit", "Emit"),
+    ]
+
+    def __init__(self, namespace: str, sid: str) -> None:
+        super().__init__(namespace)
+        self.sid = sid
+        self.gone = False
+
+    def crumbs(self) -> list[str]:
+        return ["Namespaces", self.namespace, "socket", self.sid]
+
+    def columns(self) -> list[Column]:
+        return [Column("Room"), Column("Members", numeric=True), Column("Kind")]
+
+    def compose_extra(self) -> ComposeResult:
+        yield Static(id="detail")
+
+    def on_mount(self) -> None:
+        self._describe()
+        super().on_mount()
+
+    def _describe(self) -> None:
+        text = Text.assemble(
+            "socket ", (self.sid, "bold"), "  namespace ", (self.namespace, "bold")
+        )
+        if self.gone:
+            text.append("  GONE: no node has this socket", "bold red")
+        self.query_one("#detail", Static).update(text)
+
+    def rows_of(self, rooms: list[str]) -> Rows:
+        data = self.namespace_data()
+        rows: Rows = {}
+        for room in rooms:
+            if room == self.sid:
+                rows[room] = (room, 1, "own id")
+                continue
+            members = data.members.get(room) if data else None
+            rows[room] = (room, "?" if members is None else len(members), "named")
+        return rows
+
+    def cached_rows(self) -> Rows | None:
+        data = self.namespace_data()
+        if data is None or self.sid not in data.socket_rooms():
+            return None
+        return self.rows_of([self.sid, *data.socket_rooms()[self.sid]])
+
+    async def fetch(self) -> Rows:
+        try:
+            rooms = await self.cluster.client_rooms(self.sid, namespace=self.namespace)
+        except RequestTimeout:
+            self.gone = True
+            self._describe()
+            return {}
+        self.gone = False
+        self._describe()
+        return self.rows_of(rooms)
+
+    def action_join(self) -> None:
+        self.start_action(partial(join_flow, self, self.sid), "join")
+
+    def action_leave(self) -> None:
+        room = self.table.cursor_key
+        if room is None or room == self.sid:
+            self.start_action(partial(leave_flow, self, self.sid), "leave")
+        else:
+            self.start_action(partial(leave_flow, self, self.sid, room), "leave")
+
+    def action_disconnect(self) -> None:
+        self.start_action(partial(disconnect_flow, self, self.sid), "disconnect")
+
+    def action_emit(self) -> None:
+        self.start_action(partial(emit_flow, self, self.sid, is_room=False), "emit")

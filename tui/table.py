@@ -1,0 +1,367 @@
+"""``KeyedTable``: a virtual table keyed by row id, for lists of 100k sockets.
+
+Textual's ``DataTable`` stores every row in Python and re-measures on load, which costs
+seconds at 100k rows, and its ``clear()`` loses the cursor. This table keeps the rows in a
+dict keyed by id and renders only the visible lines (Line API). :meth:`KeyedTable.set_rows`
+diffs the new rows against the old ones by key: when nothing changed it does nothing, and
+otherwise the cursor stays on the same key. Filtering and sorting work on the key list.
+"""
+
+# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
+# cannot follow `siotools.tui` (an import hook of the editable install).
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from .rows import Cell, compile_filter, plain, sort_key
+
+__all__ = ["Column", "Diff", "KeyedTable"]
+
+_MAX_WIDTH = 64
+
+
+def _default_search(key: str, cells: tuple[Cell, ...]) -> str:
+    return "\t".join(plain(c) for c in (key, *cells))
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column; ``width`` None fits the content (up to 64 cells)."""
+
+    label: str
+    width: int | None = None
+    numeric: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Diff:
+    """What :meth:`KeyedTable.set_rows` changed, by key."""
+
+    added: frozenset[str] = frozenset()
+    removed: frozenset[str] = frozenset()
+    changed: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def summary(self) -> str:
+        parts = []
+        if self.added:
+            parts.append(f"+{len(self.added)}")
+        if self.removed:
+            parts.append(f"-{len(self.removed)}")
+        if self.changed:
+            parts.append(f"~{len(self.changed)}")
+        return " ".join(parts) or "no change"
+
+
+class KeyedTable(ScrollView, can_focus=True):
+    """Rows keyed by id; a sticky header line; cursor, filter and sort on the key list."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "jump(0)", "Top", show=False),
+        Binding("end,G", "jump(-1)", "Bottom", show=False),
+        Binding("enter", "choose", "Open", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "keyed-table--header",
+        "keyed-table--cursor",
+        "keyed-table--changed",
+    }
+
+    cursor: reactive[int] = reactive(0, layout=False, repaint=True, init=False)
+
+    @dataclass
+    class Chosen(Message):
+        """Enter on a row."""
+
+        table: KeyedTable
+        key: str
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    @dataclass
+    class CursorMoved(Message):
+        """The cursor moved to another row (or the table emptied: ``key`` None)."""
+
+        table: KeyedTable
+        key: str | None
+
+        @property
+        def control(self) -> KeyedTable:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        *,
+        search: Callable[[str, tuple[Cell, ...]], str] | None = None,
+        compile_filter: Callable[[str], Callable[[str], bool] | None] = compile_filter,
+        name: str | None = None,
+        id: str | None = None,  # noqa: A002
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.columns = list(columns)
+        self._search_of = search or _default_search
+        self._compile = compile_filter
+        self._rows: dict[str, tuple[Cell, ...]] = {}
+        self._search: dict[str, str] = {}
+        self._view: list[str] = []
+        self._widths = [len(c.label) for c in self.columns]
+        self._filter_text = ""
+        self.sort_column: int | None = None
+        self.sort_reverse = False
+        self.highlighted: set[str] = set()
+        self._cursor_key: str | None = None
+
+    # ------------------------------------------------------------------ data
+
+    @property
+    def row_count(self) -> int:
+        """Rows after filtering."""
+        return len(self._view)
+
+    @property
+    def total_count(self) -> int:
+        """Rows before filtering."""
+        return len(self._rows)
+
+    @property
+    def keys(self) -> list[str]:
+        """Row keys in display order (filtered and sorted)."""
+        return list(self._view)
+
+    @property
+    def cursor_key(self) -> str | None:
+        """The key under the cursor."""
+        if 0 <= self.cursor < len(self._view):
+            return self._view[self.cursor]
+        return None
+
+    def row(self, key: str) -> tuple[Cell, ...] | None:
+        return self._rows.get(key)
+
+    def set_rows(self, rows: Mapping[str, Sequence[Cell]], *, highlight: bool = False) -> Diff:
+        """Replace the rows, applying only the difference; the cursor keeps its key.
+
+        ``highlight`` marks added and changed rows until the next call.
+        """
+        old = self._rows
+        added: set[str] = set()
+        changed: set[str] = set()
+        new_rows: dict[str, tuple[Cell, ...]] = {}
+        for key, cells in rows.items():
+            cells = tuple(cells)
+            previous = old.get(key)
+            if previous is None:
+                added.add(key)
+                self._search[key] = self._search_of(key, cells)
+            elif previous != cells:
+                changed.add(key)
+                self._search[key] = self._search_of(key, cells)
+            new_rows[key] = cells
+        removed = old.keys() - new_rows.keys()
+        for key in removed:
+            self._search.pop(key, None)
+        diff = Diff(frozenset(added), frozenset(removed), frozenset(changed))
+        self.highlighted = (added | changed) if highlight else set()
+        if not diff and len(new_rows) == len(old):
+            return diff
+        self._rows = new_rows
+        self._measure(added | changed, full=bool(removed))
+        self._rebuild()
+        return diff
+
+    def set_filter(self, text: str) -> None:
+        """Show only the rows matching ``text`` (see :mod:`siotools.tui.rows`)."""
+        if text != self._filter_text:
+            self._filter_text = text
+            self._rebuild()
+
+    @property
+    def filter_text(self) -> str:
+        return self._filter_text
+
+    def sort_by(self, column: int | None, reverse: bool = False) -> None:
+        """Sort by ``column`` (None: insertion order)."""
+        self.sort_column = column
+        self.sort_reverse = reverse
+        self._rebuild()
+
+    def cycle_sort(self) -> None:
+        """Sort by the next column (after the last one: back to the natural order)."""
+        if self.sort_column is None:
+            self.sort_by(0, self.sort_reverse)
+        elif self.sort_column + 1 < len(self.columns):
+            self.sort_by(self.sort_column + 1, self.sort_reverse)
+        else:
+            self.sort_by(None, False)
+
+    def reverse_sort(self) -> None:
+        self.sort_by(self.sort_column if self.sort_column is not None else 0, not self.sort_reverse)
+
+    def move_to(self, key: str) -> bool:
+        """Put the cursor on ``key`` if it is shown."""
+        try:
+            index = self._view.index(key)
+        except ValueError:
+            return False
+        self.cursor = index
+        return True
+
+    def _measure(self, keys: set[str], *, full: bool) -> None:
+        widths = [len(c.label) for c in self.columns] if full else self._widths
+        source = self._rows.keys() if full else keys
+        for key in source:
+            cells = self._rows[key]
+            for i, cell in enumerate(cells[: len(widths)]):
+                n = len(plain(cell))
+                if n > widths[i]:
+                    widths[i] = min(n, _MAX_WIDTH)
+        self._widths = widths
+
+    def _rebuild(self) -> None:
+        keep = self._cursor_key if self._cursor_key is not None else self.cursor_key
+        view = list(self._rows)
+        predicate = self._compile(self._filter_text)
+        if predicate is not None:
+            search = self._search
+            view = [k for k in view if predicate(search[k])]
+        if self.sort_column is not None:
+            col = self.sort_column
+            rows = self._rows
+            view.sort(key=lambda k: sort_key(rows[k][col]), reverse=self.sort_reverse)
+        self._view = view
+        index = 0
+        if keep is not None:
+            try:
+                index = view.index(keep)
+            except ValueError:
+                index = min(self.cursor, max(len(view) - 1, 0))
+        self.virtual_size = Size(self._line_width(), len(view) + 1)
+        self.set_reactive(KeyedTable.cursor, index)
+        self._cursor_key = self.cursor_key
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.CursorMoved(self, self._cursor_key))
+
+    def _line_width(self) -> int:
+        return sum(self._widths) + 2 * len(self._widths)
+
+    # ------------------------------------------------------------------ cursor
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self._view) - 1)) if self._view else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self._cursor_key = self.cursor_key
+        self._scroll_cursor_into_view()
+        self.post_message(self.CursorMoved(self, self._cursor_key))
+
+    def _body_height(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = round(self.scroll_offset.y)
+        height = self._body_height()
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        self.cursor += delta
+
+    def action_page(self, direction: int) -> None:
+        self.cursor += direction * self._body_height()
+
+    def action_jump(self, where: int) -> None:
+        self.cursor = 0 if where == 0 else len(self._view) - 1
+
+    def action_choose(self) -> None:
+        key = self.cursor_key
+        if key is not None:
+            self.post_message(self.Chosen(self, key))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            return
+        index = round(self.scroll_offset.y) + event.y - 1
+        if 0 <= index < len(self._view):
+            if index == self.cursor and event.chain > 1:
+                self.action_choose()
+            self.cursor = index
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._scroll_cursor_into_view()
+
+    # ------------------------------------------------------------------ rendering
+
+    def _cells_text(self, cells: Sequence[Cell], style: Style | None = None) -> Text:
+        line = Text(no_wrap=True, overflow="ellipsis", style=style or "")
+        for i, column in enumerate(self.columns):
+            width = column.width or self._widths[i]
+            cell = cells[i] if i < len(cells) else ""
+            text = cell.copy() if isinstance(cell, Text) else Text(plain(cell))
+            text.truncate(width, overflow="ellipsis", pad=True)
+            if column.numeric:
+                text.rstrip()
+                text = Text(" " * (width - text.cell_len)) + text
+                text.truncate(width, pad=True)
+            line.append(" ")
+            line.append_text(text)
+            line.append(" ")
+        return line
+
+    def _header(self) -> Text:
+        labels: list[Cell] = []
+        for i, column in enumerate(self.columns):
+            mark = ""
+            if i == self.sort_column:
+                mark = " ▼" if self.sort_reverse else " ▲"
+            labels.append(column.label + mark)
+        return self._cells_text(labels)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        scroll_x = round(self.scroll_offset.x)
+        if y == 0:
+            text = self._header()
+            style = self.get_component_rich_style("keyed-table--header")
+        else:
+            index = round(self.scroll_offset.y) + y - 1
+            if index >= len(self._view):
+                return Strip.blank(width, base)
+            key = self._view[index]
+            text = self._cells_text(self._rows[key])
+            style = base
+            if key in self.highlighted:
+                style = style + self.get_component_rich_style("keyed-table--changed")
+            if index == self.cursor:
+                style = style + self.get_component_rich_style("keyed-table--cursor")
+        segments = list(text.render(self.app.console))
+        strip = Strip(Segment.apply_style(segments, style))
+        return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
