@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.interop.conftest import Ctx
-from tests.interop.harness import Cluster, Timeout
+from tests.interop.harness import Cluster, PyServer, Timeout
 
 pytestmark = [pytest.mark.node, pytest.mark.asyncio(loop_scope="module")]
 
@@ -214,6 +214,27 @@ async def test_unknown_socket_times_out_with_the_seed_message(ctx: Ctx) -> None:
         "timeout reached while waiting for rooms response",
         "timeout reached while waiting for remoteJoin response",
     ]
+
+
+async def test_python_server_api_on_sockets_of_other_nodes(ctx: Ctx) -> None:
+    """python-socketio's own API (enter_room, leave_room, close_room, disconnect) on
+    sockets of the other nodes maps onto remoteJoin / remoteLeave / remoteDisconnect."""
+    cl = ctx.cluster
+    if not isinstance(cl.a, PyServer):
+        pytest.skip("A is a Node node: python-socketio's API is not involved")
+    sio, nsp = cl.a.node.sio, ctx.nsp
+    await sio.enter_room(ctx.b.sid, "vip", namespace=nsp)
+    await sio.enter_room(ctx.c.sid, "vip", namespace=nsp)
+    assert sorted(await cl.a.request("clients", nsp, ["vip"])) == sorted([ctx.b.sid, ctx.c.sid])
+    await sio.emit("vip", "only", to="vip", namespace=nsp)
+    assert await ctx.b.wait_event("vip") == ["only"]
+    assert await ctx.c.wait_event("vip") == ["only"]
+    await sio.leave_room(ctx.c.sid, "vip", namespace=nsp)
+    assert await cl.a.request("clients", nsp, ["vip"]) == [ctx.b.sid]
+    await sio.close_room("vip", namespace=nsp)
+    assert await cl.a.request("clients", nsp, ["vip"]) == []
+    await sio.disconnect(ctx.c.sid, namespace=nsp)
+    assert await ctx.c.wait_disconnected() == "io server disconnect"
 
 
 # Rooms Node puts in channel names unescaped: unicode, `#` (the channel separator), empty.
