@@ -199,7 +199,7 @@ class ClusterScreen(Screen[None]):
         if bar.display or self.table.filter_text:
             bar.action_clear()
             return
-        if len(self.app.screen_stack) > 2:
+        if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
 
     def action_filter(self) -> None:
@@ -208,8 +208,8 @@ class ClusterScreen(Screen[None]):
         bar.value = self.table.filter_text
         bar.focus()
 
-    @on(FilterBar.Changed)
-    def _filtered(self, event: FilterBar.Changed) -> None:
+    @on(FilterBar.Updated)
+    def _filtered(self, event: FilterBar.Updated) -> None:
         self.table.set_filter(event.text)
         if event.done:
             bar = self.query_one("#filter", FilterBar)

@@ -18,7 +18,7 @@ class FilterBar(Input):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "clear", "Clear filter", show=False)]
 
     @dataclass
-    class Changed(Message):
+    class Updated(Message):
         """The filter text changed (``done``: Enter or Esc was pressed)."""
 
         text: str
@@ -32,12 +32,12 @@ class FilterBar(Input):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
-        self.post_message(self.Changed(event.value))
+        self.post_message(self.Updated(event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.post_message(self.Changed(event.value, done=True))
+        self.post_message(self.Updated(event.value, done=True))
 
     def action_clear(self) -> None:
         self.value = ""
-        self.post_message(self.Changed("", done=True))
+        self.post_message(self.Updated("", done=True))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from siotools.tui.app import SiotoolsApp
+from textual.css.query import NoMatches
 
 from siotools import ClusterClient
 from siotools.pynode import PythonNode
@@ -53,7 +54,14 @@ async def cluster(redis_url: str, key: str) -> AsyncIterator[Cluster]:
 async def until(pilot: object, predicate: Callable[[], object], timeout: float = 10.0) -> None:
     """Let the app run until ``predicate()`` is true (no fixed sleeps in assertions)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+
+    def holds() -> bool:
+        try:
+            return bool(predicate())
+        except NoMatches:  # the screen is not composed yet
+            return False
+
+    while not holds():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.05)  # type: ignore[attr-defined]
