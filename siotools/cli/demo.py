@@ -1,24 +1,57 @@
-"""``siotools demo``: a local cluster to try siotools on.
+"""``siotools demo``: a local cluster with realistic traffic to try siotools on.
 
-Until the demo cluster lands, this starts a private Redis, says what the full demo
-will run on it, and waits for Ctrl-C (or ``--duration`` seconds).
+Runs :class:`siotools.demo.DemoCluster` in the foreground until Ctrl-C (or ``--duration``),
+printing a status line now and then. ``--with-tui`` also opens ``siotools tui`` on the
+cluster and stops the cluster when the TUI quits.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
 import time
 from typing import Any
 
-from siotools.redis_server import RedisServer
-
-__all__ = ["register"]
+__all__ = ["register", "run"]
 
 
 def register(sub: Any) -> None:
     """Add the ``demo`` subcommand to ``sub``."""
-    p: argparse.ArgumentParser = sub.add_parser("demo", help="run a local demo cluster")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "demo",
+        help="run a local demo cluster with simulated clients",
+        description=(
+            "Start a local Redis, python-socketio nodes with the siotools adapter and "
+            "simulated socket.io clients that chat, join and leave rooms, upload files and "
+            "reconnect. Ctrl-C stops everything it started."
+        ),
+    )
+    p.add_argument("--nodes", type=int, default=3, help="python-socketio nodes (default 3)")
+    p.add_argument("--clients", type=int, default=200, help="simulated clients (default 200)")
+    p.add_argument(
+        "--rate", type=float, default=50.0, help="client actions per second (default 50)"
+    )
+    p.add_argument(
+        "--churn",
+        type=float,
+        default=0.02,
+        help="fraction of actions that are a disconnect + reconnect (default 0.02)",
+    )
+    p.add_argument(
+        "--node-peer",
+        action="store_true",
+        help="add a real Node socket.io 2.x node (needs node and npm; mixed cluster)",
+    )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
+    p.add_argument(
+        "--key", default="socket.io", help="the cluster's channel prefix (default socket.io)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed for repeatable traffic")
     p.add_argument(
         "--duration",
         type=float,
@@ -26,29 +59,158 @@ def register(sub: Any) -> None:
         metavar="S",
         help="stop after S seconds (default: run until Ctrl-C)",
     )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--headless",
+        action="store_true",
+        help="plain status lines, no live display (for scripts, tests and notebooks)",
+    )
+    mode.add_argument(
+        "--with-tui",
+        action="store_true",
+        help="open 'siotools tui' on the cluster; quitting it stops the cluster",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Start the demo and block until it is stopped."""
-    server: RedisServer | None = None
-    url = args.redis
-    if url is None:
-        server = RedisServer().start()
-        url = server.url
+    from siotools.demo import DemoCluster
+
+    # Validate the arguments before starting anything.
+    demo = DemoCluster(
+        nodes=args.nodes,
+        clients=args.clients,
+        rate=args.rate,
+        node_peer=args.node_peer,
+        redis_url=args.redis,
+        key=args.key,
+        churn=args.churn,
+        seed=args.seed,
+    )
+    logging.basicConfig(level=logging.WARNING, format="siotools demo: %(message)s")
+    # The adapters log Redis hiccups; during a demo they would only scroll the screen.
+    logging.getLogger("siotools").setLevel(logging.CRITICAL)
+    return asyncio.run(_main(demo, args))
+
+
+async def _main(demo: Any, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    deadline = None if args.duration is None else loop.time() + args.duration
+    tui = args.with_tui and _has_tui()
+    out = sys.stdout
+
+    def say(msg: str) -> None:
+        if msg != "ready":
+            print(f"siotools demo: {msg}", file=out, flush=True)
+
     try:
-        print(f"siotools demo: Redis is ready at {url}")
-        print("The demo cluster (python-socketio nodes with the siotools adapter and simulated")
-        print("clients) is not built yet; this run only proves the Redis launcher works.")
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        print("Press Ctrl-C to stop." if deadline is None else f"Stopping in {args.duration}s.")
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            pass
+        # Redis first, whatever the deadline: its URL is the one thing a caller needs.
+        await demo.start_redis(progress=say)
+        starting = asyncio.create_task(demo.start(progress=say))
+        done = await _first(starting, stop, deadline)
+        if not done:
+            # Stopped (Ctrl-C or --duration) while starting: undo what started so far.
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
+            return 0
+        starting.result()
+        _banner(demo, out, tui=tui, tui_asked=args.with_tui)
+        if tui:
+            await _run_tui(demo, stop)
+        else:
+            await _status_loop(demo, stop, deadline, live=not args.headless and out.isatty())
     finally:
-        if server is not None:
-            server.stop()
-    print("siotools demo: stopped.")
+        await demo.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        print("siotools demo: stopped.", file=out, flush=True)
     return 0
+
+
+async def _first(task: asyncio.Task[Any], stop: asyncio.Event, deadline: float | None) -> bool:
+    """Wait for ``task``; False when ``stop`` is set or ``deadline`` passes first."""
+    stopper = asyncio.create_task(stop.wait())
+    timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+    try:
+        await asyncio.wait({task, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    return task.done()
+
+
+def _banner(demo: Any, out: Any, *, tui: bool, tui_asked: bool) -> None:
+    print(f"siotools demo: the cluster is running (key {demo.key!r}):", file=out)
+    for line in demo.describe():
+        print(f"  {line}", file=out)
+    target = f"--url {demo.redis_url} --key {demo.key}"
+    print("Try, in another terminal:", file=out)
+    print(f"  siotools rooms {target} --nsp /chat", file=out)
+    print(f"  siotools tui --url {demo.redis_url} --prefix {demo.key}", file=out)
+    if tui_asked and not tui:
+        print("The TUI is not available in this installation: running headless.", file=out)
+    if not tui:
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+
+
+async def _status_loop(
+    demo: Any, stop: asyncio.Event, deadline: float | None, *, live: bool
+) -> None:
+    loop = asyncio.get_running_loop()
+    every = 2.0 if live else 10.0
+    last = time.monotonic()
+    display: Any = None
+    if live:
+        from rich.console import Console
+        from rich.live import Live
+
+        display = Live(console=Console(), refresh_per_second=1, transient=True)
+        display.start()
+    try:
+        while not stop.is_set():
+            left = every if deadline is None else min(every, deadline - loop.time())
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), left)
+            line = demo.stats.summary(len(demo.connected_clients()))
+            if display is not None:
+                display.update(f"[bold]siotools demo[/]  {line}")
+            elif time.monotonic() - last >= every - 0.01:
+                last = time.monotonic()
+                print(f"{time.strftime('%H:%M:%S')}  {line}", flush=True)
+    finally:
+        if display is not None:
+            display.stop()
+
+
+def _has_tui() -> bool:
+    """Whether this installation has the ``tui`` subcommand."""
+    from siotools.cli._base import build_parser
+
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction) and "tui" in action.choices:
+            return True
+    return False
+
+
+async def _run_tui(demo: Any, stop: asyncio.Event) -> None:
+    """Run ``siotools tui`` on the cluster in a child process that owns the terminal."""
+    argv = [sys.executable, "-m", "siotools", "tui", "--url", demo.redis_url]
+    argv += ["--prefix", demo.key]
+    proc = await asyncio.create_subprocess_exec(*argv, env=dict(os.environ))
+    waiter = asyncio.create_task(proc.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not waiter.done():
+        proc.terminate()
+        try:
+            await asyncio.wait_for(waiter, 5)
+        except TimeoutError:
+            proc.kill()
+            await waiter
