@@ -25,7 +25,12 @@ EXIT_USAGE = 2  # wrong arguments, or Redis/an extra is missing
 
 # Subcommand modules; each defines ``register(subparsers)`` returning nothing and
 # sets ``func`` on its parser to an ``(args) -> int`` callable.
-_COMMAND_MODULES = ["siotools.cli.demo", "siotools.cli.sniff", "siotools.cli.tui"]
+_COMMAND_MODULES = [
+    "siotools.cli.demo",
+    "siotools.cli.ops",
+    "siotools.cli.sniff",
+    "siotools.cli.tui",
+]
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,321 @@
+"""Scriptable cluster operations: ``siotools rooms``, ``clients``, ``join``, ``emit``, ...
+
+Every command talks to the cluster through :class:`siotools.ClusterClient`: it needs the
+cluster's Redis (``--url``) and channel prefix (``--key``/``--prefix``), never a node.
+Output is a table, or JSON with ``--json``. Exit status: 0 ok, 1 timeout or not found,
+2 usage or connection error; failures print one sentence on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
+
+__all__ = ["register"]
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--url",
+        default=os.environ.get("SIOTOOLS_URL", DEFAULT_URL),
+        help="the cluster's Redis URL (default $SIOTOOLS_URL or %(default)s)",
+    )
+    p.add_argument(
+        "--key",
+        "--prefix",
+        dest="key",
+        default=os.environ.get("SIOTOOLS_KEY", "socket.io"),
+        help="the cluster's channel prefix (default $SIOTOOLS_KEY or socket.io)",
+    )
+    p.add_argument("--nsp", default="/", help="the namespace (default /)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        help="seconds to wait for the nodes' answers (default 2)",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def register(sub: Any) -> None:
+    """Add the cluster operation subcommands to ``sub``."""
+    common = [_common()]
+
+    def add(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> Any:
+        description = help_[0].upper() + help_[1:] + "."
+        p = sub.add_parser(name, help=help_, description=description, parents=common)
+        p.set_defaults(func=func)
+        return p
+
+    add("rooms", "list the named rooms of a namespace and their socket counts", _rooms)
+    p = add("clients", "list the socket ids of a namespace (or of some rooms)", _clients)
+    p.add_argument(
+        "--room", action="append", default=[], metavar="ROOM", help="only sockets in ROOM"
+    )
+    p = add("client-rooms", "list the rooms of one socket", _client_rooms)
+    p.add_argument("sid", metavar="SID")
+    p = add("join", "make a socket join a room, on whichever node has it", _join)
+    p.add_argument("sid", metavar="SID")
+    p.add_argument("room", metavar="ROOM")
+    p = add("leave", "make a socket leave a room, on whichever node has it", _leave)
+    p.add_argument("sid", metavar="SID")
+    p.add_argument("room", metavar="ROOM")
+    p = add("disconnect", "disconnect a socket, on whichever node has it", _disconnect)
+    p.add_argument("sid", metavar="SID")
+    p.add_argument(
+        "--close", action="store_true", help="close the whole connection, every namespace"
+    )
+    p = add("emit", "broadcast an event to a namespace or to rooms", _emit)
+    p.add_argument("event", metavar="EVENT")
+    p.add_argument(
+        "args", nargs="*", metavar="JSON_ARG", help="arguments, each a JSON value: 42 '\"hi\"'"
+    )
+    p.add_argument(
+        "--room", action="append", default=[], metavar="ROOM", help="only to ROOM (repeatable)"
+    )
+    p = add("custom-request", "send a custom request and show every node's reply", _custom)
+    p.add_argument("data", metavar="JSON", help="the request data, a JSON value")
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+def _run(
+    args: argparse.Namespace, body: Callable[[Any], Awaitable[Any]], render: Callable[[Any], None]
+) -> int:
+    from siotools.cluster import ClusterClient
+
+    async def main() -> Any:
+        cluster = ClusterClient(args.url, key=args.key, requests_timeout=args.timeout)
+        try:
+            await cluster.connect()
+            return await body(cluster)
+        finally:
+            await cluster.close()
+
+    result = asyncio.run(main())
+    if args.json:
+        json.dump(result, sys.stdout, ensure_ascii=False, default=_json_default)
+        sys.stdout.write("\n")
+    else:
+        render(result)
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return {"$bin": bytes(value).hex()}
+    return repr(value)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"{what} {text!r} is not JSON (quote strings: '\"hello\"')"
+        ) from None
+
+
+async def _require_nodes(cluster: Any, nsp: str) -> int:
+    count: int = await cluster.node_count(nsp)
+    if count == 0:
+        raise RequestError(f"No node serves namespace {nsp} under prefix {cluster.prefix!r}")
+    return count
+
+
+def _partial(exc: RequestTimeout, args: argparse.Namespace, what: str) -> RequestError:
+    expected = f" of {exc.expected}" if exc.expected is not None else ""
+    return RequestError(
+        f"Only {exc.answered}{expected} nodes answered the {what} request in {args.nsp} "
+        f"within {args.timeout:g}s"
+    )
+
+
+def _no_socket(args: argparse.Namespace) -> RequestError:
+    return RequestError(
+        f"No node has socket {args.sid} in namespace {args.nsp} "
+        f"(no answer within {args.timeout:g}s)"
+    )
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col, justify="right" if col in ("sockets", "#") else "left")
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    Console(soft_wrap=True).print(table)
+
+
+def _say(text: str) -> None:
+    from rich.console import Console
+
+    Console(soft_wrap=True, highlight=False).print(text, markup=False)
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _rooms(args: argparse.Namespace) -> int:
+    async def body(cluster: Any) -> list[dict[str, Any]]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            rooms = await cluster.rooms(namespace=args.nsp)
+        except RequestTimeout as exc:
+            raise _partial(exc, args, "allRooms") from None
+        limit = asyncio.Semaphore(8)
+
+        async def count(room: str) -> int:
+            async with limit:
+                return len(await cluster.clients([room], namespace=args.nsp))
+
+        try:
+            counts = await asyncio.gather(*(count(r) for r in rooms))
+        except RequestTimeout as exc:
+            raise _partial(exc, args, "clients") from None
+        rows = [{"room": r, "sockets": n} for r, n in zip(rooms, counts, strict=True)]
+        return sorted(rows, key=lambda row: (-row["sockets"], row["room"]))
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        _table(
+            f"rooms of {args.nsp} ({len(rows)})",
+            ["room", "sockets"],
+            [[r["room"], r["sockets"]] for r in rows],
+        )
+
+    return _run(args, body, render)
+
+
+def _clients(args: argparse.Namespace) -> int:
+    async def body(cluster: Any) -> list[str]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            sids: list[str] = await cluster.clients(args.room, namespace=args.nsp)
+        except RequestTimeout as exc:
+            raise _partial(exc, args, "clients") from None
+        return sorted(sids)
+
+    def render(sids: list[str]) -> None:
+        where = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
+        _table(f"sockets in {where} ({len(sids)})", ["sid"], [[s] for s in sids])
+
+    return _run(args, body, render)
+
+
+def _client_rooms(args: argparse.Namespace) -> int:
+    async def body(cluster: Any) -> list[str]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            rooms: list[str] = await cluster.client_rooms(args.sid, namespace=args.nsp)
+        except RequestTimeout:
+            raise _no_socket(args) from None
+        return rooms
+
+    def render(rooms: list[str]) -> None:
+        _table(f"rooms of socket {args.sid} in {args.nsp}", ["room"], [[r] for r in rooms])
+
+    return _run(args, body, render)
+
+
+def _remote(args: argparse.Namespace, op: str) -> int:
+    async def body(cluster: Any) -> dict[str, Any]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            if op == "join":
+                await cluster.remote_join(args.sid, args.room, namespace=args.nsp)
+            elif op == "leave":
+                await cluster.remote_leave(args.sid, args.room, namespace=args.nsp)
+            else:
+                await cluster.remote_disconnect(args.sid, args.close, namespace=args.nsp)
+        except RequestTimeout:
+            raise _no_socket(args) from None
+        result: dict[str, Any] = {"ok": True, "op": op, "sid": args.sid, "nsp": args.nsp}
+        if op in ("join", "leave"):
+            result["room"] = args.room
+        else:
+            result["close"] = args.close
+        return result
+
+    def render(result: dict[str, Any]) -> None:
+        if op == "join":
+            _say(f"Socket {args.sid} joined room {args.room} in {args.nsp}.")
+        elif op == "leave":
+            _say(f"Socket {args.sid} left room {args.room} in {args.nsp}.")
+        else:
+            how = " and its connection closed" if args.close else ""
+            _say(f"Socket {args.sid} was disconnected from {args.nsp}{how}.")
+
+    return _run(args, body, render)
+
+
+def _join(args: argparse.Namespace) -> int:
+    return _remote(args, "join")
+
+
+def _leave(args: argparse.Namespace) -> int:
+    return _remote(args, "leave")
+
+
+def _disconnect(args: argparse.Namespace) -> int:
+    return _remote(args, "disconnect")
+
+
+def _emit(args: argparse.Namespace) -> int:
+    values = [_parse_json(a, "Argument") for a in args.args]
+
+    async def body(cluster: Any) -> dict[str, Any]:
+        nodes = await cluster.node_count(args.nsp)
+        await cluster.emit(args.event, *values, rooms=args.room, namespace=args.nsp)
+        return {
+            "ok": True,
+            "event": args.event,
+            "args": values,
+            "rooms": args.room,
+            "nsp": args.nsp,
+            "nodes": nodes,
+        }
+
+    def render(result: dict[str, Any]) -> None:
+        target = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
+        _say(
+            f"Emitted {args.event!r} with {len(values)} argument(s) to {target} "
+            f"({result['nodes']} nodes listening)."
+        )
+
+    return _run(args, body, render)
+
+
+def _custom(args: argparse.Namespace) -> int:
+    data = _parse_json(args.data, "The request data")
+
+    async def body(cluster: Any) -> list[Any]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            replies: list[Any] = await cluster.custom_request(data, namespace=args.nsp)
+        except RequestTimeout as exc:
+            raise _partial(exc, args, "customRequest") from None
+        return replies
+
+    def render(replies: list[Any]) -> None:
+        rows = [
+            [i + 1, json.dumps(r, ensure_ascii=False, default=_json_default)]
+            for i, r in enumerate(replies)
+        ]
+        _table(f"custom request replies in {args.nsp} ({len(replies)})", ["#", "reply"], rows)
+
+    return _run(args, body, render)
