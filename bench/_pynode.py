@@ -57,8 +57,9 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
     sio.attach(app)
 
     @sio.on("join")  # type: ignore[misc]
-    async def join(sid: str, room: str) -> list[str]:
-        await sio.enter_room(sid, room)
+    async def join(sid: str, rooms: str | list[str]) -> list[str]:
+        for room in rooms if isinstance(rooms, list) else [rooms]:
+            await sio.enter_room(sid, room)
         return list(sio.rooms(sid))
 
     decoded = Counter()

@@ -25,6 +25,7 @@ let io = null;
 let listenPort = null;
 let subscribed = async () => {};
 const clients = {};
+const bench = require('../js/bench').benchClients(clients);
 const emitters = {};
 
 // A connected node-redis client; the first connection error rejects (no endless retry).
@@ -221,6 +222,7 @@ const handlers = {
       : req('socket.io-client').io(m.url + name, { forceNew: true, transports: ['websocket'], reconnection: false, auth: { name: m.client } });
     clients[m.client] = s;
     s.onAny((ev, ...a) => {
+      if (bench.quiet.has(m.client)) return;
       const cb = typeof a[a.length - 1] === 'function' ? a.pop() : null;
       event('client_recv', { client: m.client, nsp: name, event: ev, args: toWire(a), with_ack: !!cb });
       if (cb && m.ack !== 'none') cb(m.ack_value !== undefined ? fromWire(m.ack_value) : { client: m.client, event: ev });
@@ -249,6 +251,7 @@ const handlers = {
     clients[m.client].close();
     return true;
   },
+  ...bench.handlers,
   shutdown: async () => {
     setTimeout(() => process.exit(0), 20);
     return true;

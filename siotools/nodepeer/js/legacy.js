@@ -5,6 +5,7 @@
 
 const http = require('http');
 const { parseArgs, requireFrom, toWire, fromWire, event, failure, viaCallback, main } = require('./rpc');
+const { nowS, benchClients } = require('./bench');
 
 // Wrap sub.subscribe/psubscribe so start-up can wait until Redis confirmed them.
 function trackSubscriptions(sub) {
@@ -29,9 +30,6 @@ function joinAll(socket, rooms) {
   return [].concat(rooms).reduce((p, room) => p.then(() => new Promise((r) => socket.join(room, r))), Promise.resolve());
 }
 
-// Wall-clock seconds with sub-millisecond resolution (latencies across processes).
-const nowS = () => (performance.timeOrigin + performance.now()) / 1000;
-
 function run(flavor) {
   const args = parseArgs(process.argv);
   const req = requireFrom(args.modules);
@@ -46,9 +44,8 @@ function run(flavor) {
   let subscribed = async () => {};
   const clients = {};
   const emitters = {};
-  // Benchmark counters (bench_* commands): kept in the process, read on demand, so a
-  // measured stream never goes through the JSON-lines channel message by message.
-  const bench = { quiet: new Set(), clients: {}, nodes: {} };
+  const bench = benchClients(clients);
+  const nodeCounters = {};
 
   function nsp(name) {
     if (!io) throw new Error('no server in this peer (started without --port)');
@@ -238,7 +235,7 @@ function run(flavor) {
     // count broadcasts this node's adapter decoded from Redis (remote ones)
     bench_node_count: async (m) => {
       const a = nsp(m.nsp).adapter;
-      const c = (bench.nodes[m.nsp || '/'] = { count: 0, first: 0, last: 0 });
+      const c = (nodeCounters[m.nsp || '/'] = { count: 0, first: 0, last: 0 });
       const orig = a.broadcast;
       a.broadcast = function (packet, opts, remote) {
         if (remote) {
@@ -251,25 +248,8 @@ function run(flavor) {
       };
       return true;
     },
-    bench_node_stats: async (m) => bench.nodes[m.nsp || '/'] || null,
-    // count event `m` on a client without reporting each one; latencies from args[0].t
-    bench_client: async (m) => {
-      const s = clients[m.client];
-      bench.quiet.add(m.client);
-      const c = (bench.clients[m.client] = { count: 0, first: 0, last: 0, lat: [] });
-      s.on(m.event || 'm', (d) => {
-        const now = nowS();
-        if (!c.count) c.first = now;
-        c.count++;
-        c.last = now;
-        if (d && typeof d.t === 'number') c.lat.push(now - d.t);
-      });
-      return true;
-    },
-    bench_client_stats: async (m) => {
-      const c = bench.clients[m.client];
-      return c ? { count: c.count, first: c.first, last: c.last, latencies: c.lat } : null;
-    },
+    bench_node_stats: async (m) => nodeCounters[m.nsp || '/'] || null,
+    ...bench.handlers,
 
     shutdown: async () => {
       setTimeout(() => process.exit(0), 20);
