@@ -169,8 +169,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             )
         if requests_timeout <= 0:
             raise ConfigurationError("requests_timeout must be a positive number of seconds")
-        self.pub_client = pub_client
-        self.sub_client = sub_client
+        self._pub_client = pub_client
+        self._sub_client = sub_client
+        self._made_clients: list[Any] = []  # made by the properties: closed by close()
         self._pub_endpoint = self._endpoint(url, host, port, pub_client)
         self._sub_endpoint = (
             RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
@@ -215,6 +216,42 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._started = False
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
+
+    @property
+    def pub_client(self) -> Any:
+        """The ``redis.asyncio.Redis`` for the publishing side: the one passed in, or one
+        made on first use with the same settings, for the application's own commands.
+
+        The adapter itself publishes and subscribes on lean connections of its own, opened
+        with these settings (address, credentials, TLS).
+        """
+        if self._pub_client is None:
+            import redis.asyncio as aioredis
+
+            self._pub_client = aioredis.Redis(**self._pub_endpoint.redis_py_kwargs())
+            self._made_clients.append(self._pub_client)
+        return self._pub_client
+
+    @property
+    def sub_client(self) -> Any:
+        """The ``redis.asyncio.Redis`` for the subscribing side (see :attr:`pub_client`)."""
+        if self._sub_client is None:
+            import redis.asyncio as aioredis
+
+            self._sub_client = aioredis.Redis(**self._sub_endpoint.redis_py_kwargs())
+            self._made_clients.append(self._sub_client)
+        return self._sub_client
+
+    def attach(self, app: Any) -> None:
+        """Start and close the adapter with an aiohttp ``web.Application``.
+
+        Joining the cluster when the server starts, rather than at the first client,
+        matters: a node is counted by ``PUBSUB NUMSUB`` only once it is subscribed. For
+        ASGI, pass :meth:`start` and :meth:`close` as ``socketio.ASGIApp(on_startup=...,
+        on_shutdown=...)``.
+        """
+        app.on_startup.append(self.start)
+        app.on_cleanup.append(self.close)
 
     @staticmethod
     def _endpoint(
@@ -329,6 +366,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._tasks.clear()
         await self._subscriber.close()
         await self._publisher.close()
+        while self._made_clients:
+            await self._made_clients.pop().aclose()
         self._started = False
 
     # ------------------------------------------------------------------ errors

@@ -120,3 +120,29 @@ async def test_ack_to_remote_socket_is_refused(cluster: list[PythonNode]) -> Non
     with pytest.raises(UnsupportedOperation, match="acknowledgements across nodes"):
         await a.sio.emit("q", 1, to=cb.sid(), callback=lambda *x: None)
     await cb.close()
+
+
+async def test_exposed_attributes_and_aiohttp_hooks(redis_url: str, key: str) -> None:
+    import socketio
+    from aiohttp import web
+
+    from siotools import AsyncRedisAdapter
+
+    adapter = AsyncRedisAdapter(redis_url, key=key, requests_timeout=0.5)
+    assert (adapter.prefix, adapter.requests_timeout) == (key, 0.5)
+    assert len(adapter.uid) == 6 and adapter.uid.isalnum()
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=adapter)
+    app = web.Application()
+    sio.attach(app)
+    adapter.attach(app)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()  # runs on_startup: the node joins the cluster before any client
+    assert await adapter.pub_client.ping() is True
+    numsub = await adapter.pub_client.pubsub_numsub(f"{key}-request#/#")
+    assert numsub == [(f"{key}-request#/#".encode(), 1)]
+    await runner.cleanup()  # runs on_cleanup: the node leaves
+    from redis.asyncio import Redis
+
+    probe = Redis.from_url(redis_url)
+    assert await probe.pubsub_numsub(f"{key}-request#/#") == [(f"{key}-request#/#".encode(), 0)]
+    await probe.aclose()
