@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 .PHONY: test lint typecheck pytest demo bench install clean
 
 # Reinstall only when the project metadata changes, so the second run is fast.
+# The notebooks' kernel "python3" is registered in the venv, so it is the venv's python.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all,dev]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (siotools)" > /dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -27,8 +29,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The demo cluster plus `siotools tui` on it; quitting the TUI stops the cluster.
+# Without a terminal it runs headless until Ctrl-C. E.g. make demo DEMO_ARGS=--node-peer
 demo: $(STAMP)
-	$(VENV)/bin/siotools demo $(DEMO_ARGS)
+	$(VENV)/bin/siotools demo --with-tui $(DEMO_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

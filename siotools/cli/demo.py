@@ -100,7 +100,8 @@ async def _main(demo: Any, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     deadline = None if args.duration is None else loop.time() + args.duration
-    tui = args.with_tui and _has_tui()
+    # The TUI needs a terminal; from a script or CI, fall back to the headless run.
+    tui = args.with_tui and _has_tui() and sys.stdin.isatty() and sys.stdout.isatty()
     out = sys.stdout
 
     def say(msg: str) -> None:
@@ -152,7 +153,10 @@ def _banner(demo: Any, out: Any, *, tui: bool, tui_asked: bool) -> None:
     print(f"  siotools rooms {target} --nsp /chat", file=out)
     print(f"  siotools tui --url {demo.redis_url} --prefix {demo.key}", file=out)
     if tui_asked and not tui:
-        print("The TUI is not available in this installation: running headless.", file=out)
+        print(
+            "No TUI here (not a terminal, or the tui extra is missing): running headless.",
+            file=out,
+        )
     if not tui:
         print("Press Ctrl-C to stop.", file=out, flush=True)
 

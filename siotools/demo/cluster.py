@@ -268,8 +268,19 @@ class DemoCluster:
         if self._given_url is None:
             if progress is not None:
                 progress("starting Redis")
-            # RedisServer.start blocks while it polls; keep the loop free meanwhile.
-            self._redis = await asyncio.to_thread(RedisServer().start)
+            server = RedisServer()
+            # RedisServer.start blocks while it polls; keep the loop free meanwhile. A
+            # cancelled wait cannot stop the thread, so let it finish and stop the server,
+            # or the redis-server process would outlive us.
+            launch = asyncio.ensure_future(asyncio.to_thread(server.start))
+            try:
+                await asyncio.shield(launch)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await launch
+                await asyncio.to_thread(server.stop)
+                raise
+            self._redis = server
         self._redis_ready = True
         if progress is not None:
             verb = "using Redis" if self._given_url else "Redis is ready"
