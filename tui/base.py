@@ -230,21 +230,26 @@ class ClusterScreen(Screen[None]):
         self.drill(event.key)
 
     def help_keys(self) -> list[tuple[str, str, str]]:
-        """(key, description, note) for every binding of this view and the app."""
-        keys: list[tuple[str, str, str]] = []
-        seen: set[str] = set()
-        bindings: list[Any] = [
-            *self.siotools._bindings.key_to_bindings.items(),
-            *self._bindings.key_to_bindings.items(),
-            *self.table._bindings.key_to_bindings.items(),
-        ]
-        for key, group in bindings:
-            for binding in group:
-                if binding.action in seen or not binding.description:
-                    continue
-                seen.add(binding.action)
-                note = ""
-                if binding.action in MUTATING:
-                    note = "disabled: read-only" if self.siotools.read_only else "asks first"
-                keys.append((binding.key_display or key, binding.description, note))
-        return keys
+        """(keys, description, note) for every binding of this view, the table and the app."""
+        order: list[str] = []
+        keys: dict[str, list[str]] = {}
+        described: dict[str, str] = {}
+        for node in (self, self.table, self.siotools):
+            for group in node._bindings.key_to_bindings.values():
+                for binding in group:
+                    if not binding.description:
+                        continue
+                    if binding.action not in keys:
+                        order.append(binding.action)
+                        keys[binding.action] = []
+                        described[binding.action] = binding.description
+                    shown = self.app.get_key_display(binding)
+                    if shown not in keys[binding.action]:
+                        keys[binding.action].append(shown)
+        rows = []
+        for action in order:
+            note = ""
+            if action in MUTATING:
+                note = "disabled: read-only" if self.siotools.read_only else "asks first"
+            rows.append((" ".join(keys[action]), described[action], note))
+        return rows

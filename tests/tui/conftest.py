@@ -66,3 +66,13 @@ async def until(pilot: object, predicate: Callable[[], object], timeout: float =
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.05)  # type: ignore[attr-defined]
     await asyncio.sleep(0)
+
+
+async def fill(pilot: object, text: str) -> None:
+    """Put ``text`` into the focused Input at once (typing long strings key by key is slow)."""
+    from textual.widgets import Input
+
+    focused = pilot.app.focused  # type: ignore[attr-defined]
+    assert isinstance(focused, Input), focused
+    focused.value = text
+    await pilot.pause()  # type: ignore[attr-defined]

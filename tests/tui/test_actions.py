@@ -13,7 +13,7 @@ from siotools.tui.sockets import SocketsScreen
 from textual.widgets import Checkbox, Static
 
 from siotools import ClusterClient
-from tests.tui.conftest import Cluster, until
+from tests.tui.conftest import Cluster, fill, until
 
 
 def text_of(screen: object, selector: str) -> str:
@@ -63,7 +63,8 @@ async def test_join_pick_or_type_then_cancel_and_confirm(cluster: Cluster) -> No
         await until(pilot, lambda: isinstance(app.screen, RoomPicker))
         picker = app.screen
         assert isinstance(picker, RoomPicker) and picker.rooms == ["vip"]  # not lobby: in it
-        await pilot.press(*"vip", "enter")
+        await fill(pilot, "vip")
+        await pilot.press("enter")
         modal = await confirm(app, pilot)
         radius = text_of(modal, "#radius")
         assert alice in radius and "joins room 'vip' (2 members now)" in radius
@@ -71,7 +72,10 @@ async def test_join_pick_or_type_then_cancel_and_confirm(cluster: Cluster) -> No
         await until(pilot, lambda: app.screen is detail)
         assert await rooms_of(cluster, alice) == [alice, "lobby"]
 
-        await pilot.press("j", *"brand-new", "enter")
+        await pilot.press("j")
+        await until(pilot, lambda: isinstance(app.screen, RoomPicker))
+        await fill(pilot, "brand-new")
+        await pilot.press("enter")
         modal = await confirm(app, pilot)
         assert "new room" in text_of(modal, "#radius")
         outcome = await run_and_close(app, pilot, modal)
@@ -120,7 +124,8 @@ async def test_emit_to_room_and_socket(cluster: Cluster) -> None:
         prompt = app.screen
         assert isinstance(prompt, EmitPrompt)
         assert "not JSON" in str(prompt.query_one("#error", Static).render())
-        await pilot.press("ctrl+u", *'["hi", {"n": 1}]', "enter")
+        await fill(pilot, '["hi", {"n": 1}]')
+        await pilot.press("enter")
         modal = await confirm(app, pilot)
         assert "to room 'vip': 2 sockets" in text_of(modal, "#radius")
         assert "emit news: ok" in await run_and_close(app, pilot, modal)
@@ -132,7 +137,10 @@ async def test_emit_to_room_and_socket(cluster: Cluster) -> None:
         await until(pilot, lambda: isinstance(app.screen, SocketScreen) and app.screen.table.keys)
         await pilot.press("e")
         await until(pilot, lambda: isinstance(app.screen, EmitPrompt))
-        await pilot.press(*"ping", "enter", *"42", "enter")
+        await fill(pilot, "ping")
+        await pilot.press("enter")
+        await fill(pilot, "42")
+        await pilot.press("enter")
         modal = await confirm(app, pilot)
         assert "1 socket" in text_of(modal, "#radius")
         await run_and_close(app, pilot, modal)

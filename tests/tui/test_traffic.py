@@ -7,7 +7,7 @@ from siotools.tui.traffic import TrafficScreen
 from siotools.tui.traffic_source import sniffer_source
 
 from siotools import ClusterClient
-from tests.tui.conftest import Cluster, until
+from tests.tui.conftest import Cluster, fill, until
 
 
 async def test_live_frames_filter_pause_and_room_rates(cluster: Cluster) -> None:
@@ -47,11 +47,15 @@ async def test_live_frames_filter_pause_and_room_rates(cluster: Cluster) -> None
         assert screen.table.row(key)[6] == '[{"n":1}]'
 
         # the sniff filters as words, exact; free text as a regex
-        await pilot.press("slash", *"event=news room=vip", "enter")
+        await pilot.press("slash")
+        await fill(pilot, "event=news room=vip")
+        await pilot.press("enter")
         assert screen.table.keys and all(
             screen.table.row(k)[5] == "news" for k in screen.table.keys
         )
-        await pilot.press("slash", "ctrl+u", *"room=vi", "enter")
+        await pilot.press("slash")
+        await fill(pilot, "room=vi")
+        await pilot.press("enter")
         assert screen.table.keys == []
         await pilot.press("escape")
 
