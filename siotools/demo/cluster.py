@@ -162,6 +162,16 @@ class DemoCluster:
         return urls
 
     @property
+    def node_names(self) -> dict[str, str]:
+        """Each node's adapter uid (the ``uid`` of its broadcasts) -> a readable name."""
+        names = {node.adapter.uid: f"py-{i + 1}" for i, node in enumerate(self.nodes)}
+        if self.node_side is not None:
+            # socket.io-redis gives each namespace's adapter a uid of its own.
+            for uid in (self.node_side.peer.ready.get("uids") or {}).values():
+                names[str(uid)] = "node-1"
+        return names
+
+    @property
     def running(self) -> bool:
         """Whether the cluster is started and not stopped."""
         return self._running
