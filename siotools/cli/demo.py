@@ -43,6 +43,13 @@ def register(sub: Any) -> None:
         help="fraction of actions that are a disconnect + reconnect (default 0.02)",
     )
     p.add_argument(
+        "--remote-every",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between remote operations (joins, kicks, ...); 0 for none (default 2)",
+    )
+    p.add_argument(
         "--node-peer",
         action="store_true",
         help="add a real Node socket.io 2.x node (needs node and npm; mixed cluster)",
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         redis_url=args.redis,
         key=args.key,
         churn=args.churn,
+        remote_interval=args.remote_every,
         seed=args.seed,
     )
     logging.basicConfig(level=logging.WARNING, format="siotools demo: %(message)s")
