@@ -17,19 +17,13 @@ import logging
 import time
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from siotools.exceptions import ConfigurationError, DecodeError
 from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode
-from siotools.sniffer.frames import (
-    FrameFilter,
-    SniffedFrame,
-    SniffFilter,
-    _Verdict,
-    describe,
-    dialect_family,
-    expects_response,
-)
+from siotools.sniffer.columns import ANOMALIES, DecodedColumns
+from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Verdict
 from siotools.sniffer.live import LiveSource, gc_relaxed
 
 if TYPE_CHECKING:
@@ -185,7 +179,7 @@ class Capture:
         self._channels: list[bytes] = []
         self._index: dict[bytes, int] = {}
         self._frames: list[SniffedFrame] = []
-        self._rows: list[tuple[Any, ...]] = []
+        self._cols = DecodedColumns()
         self._source: LiveSource | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -213,22 +207,64 @@ class Capture:
 
     def _make_sink(
         self, count: int | None, flt: FrameFilter | None
-    ) -> Callable[[int, bytes, bytes, bool], None]:
-        # The hot loop at 150k msgs/s: locals only, four appends, no decode unless a
-        # filter needs the payload.
+    ) -> Callable[[int, list[list[bytes]], bool], None]:
+        # The hot loop at 150k msgs/s: one call per socket read, locals only, two appends
+        # per message, no decoding unless a filter needs the payload.
         index = self._index
         new_code = self._channel_code
-        t_append = self._times.append
+        t_extend = self._times.extend
+        s_extend = self._sharded.extend
         c_append = self._codes.append
         p_append = self._payloads.append
-        s_append = self._sharded.append
         payloads = self._payloads
         limit = count if count is not None else -1
         full = self._limit_reached
 
         if flt is None:
 
-            def sink(t: int, channel: bytes, payload: bytes, sharded: bool) -> None:
+            def sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
+                if not self._accepting:
+                    return
+                for reply in batch:
+                    channel = reply[2]
+                    code = index.get(channel)
+                    if code is None:
+                        code = new_code(channel)
+                    c_append(code)
+                    p_append(reply[3])
+                k = len(batch)
+                t_extend(repeat(t, k))
+                s_extend(b"\x01" * k if sharded else bytes(k))
+                if limit > 0 and len(payloads) >= limit:
+                    full()
+
+            return sink
+
+        decoder = self.decoder
+        verdicts: dict[tuple[bytes, bool], _Verdict] = {}
+        structured = flt if isinstance(flt, SniffFilter) else None
+        t_append = self._times.append
+        s_append = self._sharded.append
+
+        def keep(t: int, channel: bytes, payload: bytes, sharded: bool) -> bool:
+            if structured is not None:
+                v = verdicts.get((channel, sharded))
+                if v is None:
+                    v = verdicts[(channel, sharded)] = decoder.verdict(structured, channel, sharded)
+                if v is _Verdict.REJECT:
+                    return False
+                if v is _Verdict.ACCEPT:
+                    return True
+            assert flt is not None
+            return flt(decoder.frame(t, channel, payload, sharded))
+
+        def filtered_sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
+            for reply in batch:
+                if not self._accepting:
+                    return
+                channel, payload = reply[2], reply[3]
+                if not keep(t, channel, payload, sharded):
+                    continue
                 code = index.get(channel)
                 if code is None:
                     code = new_code(channel)
@@ -238,35 +274,6 @@ class Capture:
                 s_append(sharded)
                 if len(payloads) == limit:
                     full()
-
-            return sink
-
-        decoder = self.decoder
-        verdicts: dict[tuple[bytes, bool], _Verdict] = {}
-        structured = flt if isinstance(flt, SniffFilter) else None
-
-        def filtered_sink(t: int, channel: bytes, payload: bytes, sharded: bool) -> None:
-            if not self._accepting:
-                return
-            if structured is not None:
-                v = verdicts.get((channel, sharded))
-                if v is None:
-                    v = verdicts[(channel, sharded)] = decoder.verdict(structured, channel, sharded)
-                if v is _Verdict.REJECT:
-                    return
-                if v is _Verdict.DECODE and not flt(decoder.frame(t, channel, payload, sharded)):
-                    return
-            elif not flt(decoder.frame(t, channel, payload, sharded)):
-                return
-            code = index.get(channel)
-            if code is None:
-                code = new_code(channel)
-            t_append(t)
-            c_append(code)
-            p_append(payload)
-            s_append(sharded)
-            if len(payloads) == limit:
-                full()
 
         return filtered_sink
 
@@ -445,34 +452,35 @@ class Capture:
         return sum(map(len, self._payloads))
 
     # ------------------------------------------------------------------ decoded rows
-    def _decoded_rows(self, progress: Progress = None) -> list[tuple[Any, ...]]:
-        rows = self._rows
+    def _decoded(self, progress: Progress = None) -> DecodedColumns:
+        """The decoded columns, after decoding whatever arrived since the last call."""
+        cols = self._cols
         n = len(self._payloads)
-        if len(rows) >= n:
-            return rows
-        decoder = self.decoder
-        dec = decoder.decode
-        times, codes, payloads, sharded = self._times, self._codes, self._payloads, self._sharded
-        channels = self._channels
-        append = rows.append
-        bar = _progress_bar(progress, n - len(rows), "decoding")
-        step = 50_000
-        start = len(rows)
-        for chunk in range(start, n, step):
-            for i in range(chunk, min(n, chunk + step)):
-                try:
-                    f = dec(channels[codes[i]], payloads[i], bool(sharded[i]))
-                except DecodeError as exc:
-                    append((*_ERROR_ROW, str(exc)))
-                    continue
-                r = describe(f)
-                append((*r, f.dialect.value, type(f).__name__, expects_response(f), None))
+        if len(cols) < n:
+            bar = _progress_bar(progress, n - len(cols), "decoding")
+            # Decoding allocates several containers per row that all survive; with the
+            # default thresholds the collector re-walks the growing heap over and over.
+            gc_relaxed(True)
+            try:
+                cols.extend(
+                    self.decoder.decode,
+                    self._channels,
+                    self._codes,
+                    self._payloads,
+                    self._sharded,
+                    n,
+                    bar.update if bar is not None else None,
+                )
+            finally:
+                gc_relaxed(False)
             if bar is not None:
-                bar.update(min(n, chunk + step) - chunk)
-        if bar is not None:
-            bar.close()
-        del times
-        return rows
+                bar.close()
+        return cols
+
+    def _anomaly_codes(self) -> array[int]:
+        cols = self._decoded()
+        end = self.stopped_ns if self.stopped_ns is not None else time.time_ns()
+        return cols.anomalies(self._times, int(self.response_window * 1e9), end)
 
     def anomalies(self) -> dict[str, Any]:
         """Counters of what looks wrong, computed over the whole capture.
@@ -484,57 +492,12 @@ class Capture:
             :attr:`response_window`), ``dialects`` (frames per dialect family), ``gaps``
             (reconnects, during which traffic was missed).
         """
-        flags, families = self._anomaly_flags()
-        counts = collections.Counter(a for a in flags if a is not None)
-        return {
-            "undecodable": counts.get("undecodable", 0),
-            "mixed_dialect": counts.get("mixed_dialect", 0),
-            "unanswered": counts.get("unanswered", 0),
-            "dialects": dict(families),
-            "gaps": len(self.gaps),
-        }
-
-    def _anomaly_flags(self) -> tuple[list[str | None], collections.Counter[str]]:
-        rows = self._decoded_rows()
-        n = len(rows)
-        flags: list[str | None] = [None] * n
-        families: collections.Counter[str] = collections.Counter()
-        for r in rows:
-            fam = _FAMILY.get(r[_DIALECT])
-            if fam is not None:
-                families[fam] += 1
-        main = families.most_common(1)[0][0] if families else None
-        answered: dict[Any, int] = {}
-        requests: list[int] = []
-        times = self._times
-        for i, r in enumerate(rows):
-            if r[_ERROR] is not None:
-                flags[i] = "undecodable"
-                continue
-            if main is not None:
-                fam = _FAMILY.get(r[_DIALECT])
-                if fam is not None and fam != main:
-                    flags[i] = "mixed_dialect"
-            if r[_KIND] == "response" and r[_REQUEST_ID] is not None:
-                rid = _hashable(r[_REQUEST_ID])
-                if rid not in answered:
-                    answered[rid] = times[i]
-            elif r[_EXPECTS]:
-                requests.append(i)
-        window = int(self.response_window * 1e9)
-        end = self.stopped_ns if self.stopped_ns is not None else time.time_ns()
-        if self.source == "file" and n:
-            end = max(end, times[n - 1] + window) if self.stopped_ns is None else end
-        for i in requests:
-            t = times[i]
-            got = answered.get(_hashable(rows[i][_REQUEST_ID]))
-            if got is not None and got - t <= window:
-                continue
-            if got is None and end - t < window:
-                continue  # still within its window when the capture stopped: not judged
-            if flags[i] is None:
-                flags[i] = "unanswered"
-        return flags, families
+        codes = self._anomaly_codes()
+        counts = collections.Counter(codes)
+        out: dict[str, Any] = {name: counts.get(i, 0) for i, name in enumerate(ANOMALIES)}
+        out["dialects"] = self._cols.families()
+        out["gaps"] = len(self.gaps)
+        return out
 
     # ------------------------------------------------------------------ tables
     def to_pandas(self, *, progress: Progress = None) -> pd.DataFrame:
@@ -578,11 +541,10 @@ class Capture:
         }
         # Decoding a million frames for a repr would freeze a notebook; only do it when
         # it is cheap or already done.
-        if n <= 200_000 or len(self._rows) >= n:
-            rows = self._decoded_rows()
-            out["top_events"] = collections.Counter(
-                _hashable(r[_EVENT]) for r in rows if r[_EVENT] is not None
-            ).most_common(5)
+        if n <= 200_000 or len(self._cols) >= n:
+            ev = self._decoded().event
+            counts = collections.Counter(c for c in ev.codes if c >= 0).most_common(5)
+            out["top_events"] = [(ev.values[c], k) for c, k in counts]
             out["anomalies"] = self.anomalies()
         return out
 
@@ -632,21 +594,6 @@ class Capture:
             + (f"<div>top events<ul>{events}</ul></div>" if events else "")
             + "</div>"
         )
-
-
-# Row layout: describe()'s 10 fields, then dialect, frame class name, expects, error.
-_ERROR_ROW: Final = ("unknown", *([None] * 9), None, None, False)
-_KIND, _EVENT, _REQUEST_ID = 0, 4, 8
-_DIALECT, _FRAME, _EXPECTS, _ERROR = 10, 11, 12, 13
-_FAMILY: Final = {d.value: dialect_family(d) for d in Dialect}
-
-
-def _hashable(value: Any) -> Any:
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
 
 
 def _progress_bar(progress: Progress, total: int | None, unit: str) -> Any:
@@ -807,12 +754,15 @@ async def sniff(
     wake = asyncio.Event()
     dropped = 0
 
-    def sink(t: int, channel: bytes, payload: bytes, sharded: bool) -> None:
+    def sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
         nonlocal dropped
-        if len(queue) >= max_queue:
-            queue.popleft()
-            dropped += 1
-        queue.append((t, channel, payload, sharded))
+        for reply in batch:
+            queue.append((t, reply[2], reply[3], sharded))
+        over = len(queue) - max_queue
+        if over > 0:
+            for _ in range(over):
+                queue.popleft()
+            dropped += over
         wake.set()
 
     source = LiveSource(

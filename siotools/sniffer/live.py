@@ -7,8 +7,10 @@ sniffer is invisible to the cluster. ``SUBSCRIBE``/``SSUBSCRIBE`` are never used
 counted, and every requester in the cluster would then wait for an answer that never comes.
 
 The MONITOR source sees ``SPUBLISH`` too (sharded pub/sub has no pattern subscriptions) at
-a real cost on the server. Both sources stamp each message and call
-``sink(time_ns, channel, payload, sharded)``.
+a real cost on the server. Both sources call ``sink(time_ns, batch, sharded)`` where
+``batch`` is a list of ``[kind, pattern, channel, payload]`` replies that arrived together
+(one socket read, one timestamp); handing them over in batches keeps the per-message cost
+to a few list appends.
 """
 
 from __future__ import annotations
@@ -22,15 +24,14 @@ from typing import Final
 
 from siotools.protocol import ChannelGrammar, ChannelKind, glob_escape, grammar
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.monitor import Monitor
-from siotools.transport.pubsub import Subscriber
+from siotools.transport.monitor import BatchSubscriber, Monitor
 
 __all__ = ["MONITOR_WARNING", "LiveSource", "RawSink", "gc_relaxed", "patterns_for"]
 
 log = logging.getLogger("siotools.sniffer")
 
-RawSink = Callable[[int, bytes, bytes, bool], None]
-"""``sink(time_ns, channel, payload, sharded)``."""
+RawSink = Callable[[int, list[list[bytes]], bool], None]
+"""``sink(time_ns, [[kind, pattern, channel, payload], ...], sharded)``."""
 
 MONITOR_WARNING: Final = (
     "MONITOR makes Redis format every command of every client for this connection; "
@@ -98,7 +99,7 @@ class LiveSource:
         self.monitor = monitor
         self._on_gap = on_gap
         self._lost_ns: int | None = None
-        self._sub: Subscriber | None = None
+        self._sub: BatchSubscriber | None = None
         self._mon: Monitor | None = None
         self.errors: list[str] = []
 
@@ -137,15 +138,9 @@ class LiveSource:
             )
             await self._mon.start()
             return
-        sink = self.sink
-        time_ns = time.time_ns
-
-        def on_message(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-            sink(time_ns(), channel, payload, False)
-
-        self._sub = Subscriber(
+        self._sub = BatchSubscriber(
             self.endpoint,
-            on_message,
+            self._on_batch,
             name="siotools-sniffer",
             on_error=self._error,
             on_reconnect=self._reconnected,
@@ -153,6 +148,12 @@ class LiveSource:
         # Patterns are remembered before start() so that the first connect sends them.
         self._sub.patterns.update(patterns_for(self.prefix, self.pysocketio))
         await self._sub.start()
+
+    def _on_batch(self, now: int, batch: list[list[bytes]]) -> None:
+        if batch[0][0] == b"pmessage":
+            self.sink(now, batch, False)
+        else:  # plain "message" replies cannot happen: the tap never SUBSCRIBEs
+            self.sink(now, [[b"message", b"", r[1], r[2]] for r in batch], False)
 
     def _on_command(self, ts: float, args: list[bytes]) -> None:
         if len(args) != 3:
@@ -165,13 +166,11 @@ class LiveSource:
         else:
             return
         channel = args[1]
-        if self.pysocketio and channel == self.pysocketio.encode():
-            self.sink(int(ts * 1e9), channel, args[2], sharded)
-            return
-        kind = grammar(self.prefix).parse(channel).kind
-        if kind is ChannelKind.UNKNOWN or kind is ChannelKind.PYSOCKETIO:
-            return
-        self.sink(int(ts * 1e9), channel, args[2], sharded)
+        if not (self.pysocketio and channel == self.pysocketio.encode()):
+            kind = grammar(self.prefix).parse(channel).kind
+            if kind is ChannelKind.UNKNOWN or kind is ChannelKind.PYSOCKETIO:
+                return
+        self.sink(int(ts * 1e9), [[verb, b"", channel, args[2]]], sharded)
 
     async def close(self) -> None:
         """Unsubscribe and close the connection."""
