@@ -120,6 +120,7 @@ class _Stats:
 
     def __init__(self, window: float = 5.0) -> None:
         self.frames = 0
+        self.shown = 0
         self.bytes = 0
         self.undecodable = 0
         self.families: collections.Counter[str] = collections.Counter()
@@ -206,21 +207,32 @@ async def _sniff(args: argparse.Namespace) -> int:
             args.prefix,
             pysocketio=args.pysocketio or False,
             monitor=args.monitor,
-            filter=None if flt.empty else flt,
-            count=args.count,
             duration=args.duration,
             on_ready=ready.set,
         )
+        # Filtering here rather than in sniff(): the summary counts every frame seen
+        # (an undecodable frame matches no filter but is still worth reporting).
+        async with contextlib.aclosing(agen):
+            await _print_frames(agen)
+
+    async def _print_frames(agen: Any) -> None:
         async for f in agen:
             stats.add(f)
+            if not flt.empty and not flt(f):
+                continue
+            stats.shown += 1
             if saved is not None:
-                saved.append(f.time_ns, f.channel.encode("utf-8", "surrogateescape"), f.payload)
+                saved.append(
+                    f.time_ns, f.channel.encode("utf-8", "surrogateescape"), f.payload, f.sharded
+                )
             if not show_lines:
                 continue
             if json_lines:
                 sys.stdout.write(json.dumps(_as_json(f), ensure_ascii=False) + "\n")
             else:
                 out.print(_as_text(f))
+            if args.count is not None and stats.shown >= args.count:
+                break
         if json_lines:
             sys.stdout.flush()
 
@@ -350,8 +362,8 @@ def _summary(console: Any, stats: _Stats, args: argparse.Namespace, saved: bool)
     fams = ", ".join(f"{k} {v}" for k, v in stats.families.most_common()) or "none"
     line = (
         f"siotools sniff: {stats.frames:,} frames ({stats.bytes:,} bytes) in {elapsed:.1f}s "
-        f"({rate:,.0f}/s); undecodable {stats.undecodable}; unanswered requests "
-        f"{stats.unanswered}; dialects: {fams}"
+        f"({rate:,.0f}/s), {stats.shown:,} shown; undecodable {stats.undecodable}; "
+        f"unanswered requests {stats.unanswered}; dialects: {fams}"
     )
     if stats.mixed:
         line += " [bold red](two dialect families on one prefix!)[/]"

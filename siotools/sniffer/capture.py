@@ -16,7 +16,7 @@ import html
 import logging
 import time
 from array import array
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -720,7 +720,7 @@ async def sniff(
     allow_pickle: bool = False,
     max_queue: int = 1_000_000,
     on_ready: Callable[[], None] | None = None,
-) -> AsyncIterator[SniffedFrame]:
+) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
     Passive: one connection, PSUBSCRIBE on the prefix's patterns only (or MONITOR with
@@ -808,7 +808,7 @@ async def _sniff_offline(
     count: int | None,
     pysocketio: bool | str,
     allow_pickle: bool,
-) -> AsyncIterator[SniffedFrame]:
+) -> AsyncGenerator[SniffedFrame, None]:
     if isinstance(src, Capture):
         cap = src
     else:
