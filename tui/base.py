@@ -11,6 +11,7 @@ exclusive worker and diffs the rows into the table by key.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -146,7 +147,9 @@ class ClusterScreen(Screen[None]):
             self.update_status()
             return None
         self.problem = None
-        diff = self.table.set_rows(rows, highlight=highlight)
+        # Diffing 100k rows takes a while: do it in a thread so keys stay responsive.
+        prepared = await asyncio.to_thread(self.table.prepare, rows)
+        diff = self.table.apply(prepared, highlight=highlight)
         self.update_status()
         return diff
 

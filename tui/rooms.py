@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import ClassVar
 
@@ -59,7 +60,7 @@ class RoomsScreen(ClusterScreen):
         data = await load_namespace(self.cluster, self.namespace)
         self.siotools.namespace_cache[self.namespace] = data
         self.shortfall = data.shortfall
-        return self.rows_of(data)
+        return await asyncio.to_thread(self.rows_of, data)
 
     def drill(self, key: str) -> None:
         self.siotools.open_sockets(self.namespace, key)

@@ -17,7 +17,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["FIELDS", "Cell", "compile_field_filter", "compile_filter", "sort_key"]
+__all__ = [
+    "FIELDS",
+    "Cell",
+    "column_sort_keys",
+    "compile_field_filter",
+    "compile_filter",
+    "is_literal",
+    "narrows",
+    "sort_key",
+]
 
 Cell = Any
 """A table cell: ``str``, ``int``, ``float`` or a ``rich.text.Text``."""
@@ -29,15 +38,40 @@ def compile_filter(text: str) -> Callable[[str], bool] | None:
     body = text[1:] if inverse else text
     if not body:
         return None
-    try:
-        pattern = re.compile(body, re.IGNORECASE)
-        search: Callable[[str], bool] = lambda s: pattern.search(s) is not None  # noqa: E731
-    except re.error:
+    search: Callable[[str], bool]
+    if is_literal(body):
         needle = body.lower()
-        search = lambda s: needle in s.lower()  # noqa: E731
+        search = lambda s: needle in s  # noqa: E731 - search texts are lower-case (KeyedTable)
+    else:
+        try:
+            pattern = re.compile(body, re.IGNORECASE)
+            search = lambda s: pattern.search(s) is not None  # noqa: E731
+        except re.error:
+            needle = body.lower()
+            search = lambda s: needle in s  # noqa: E731
     if inverse:
         return lambda s: not search(s)
     return search
+
+
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+def is_literal(text: str) -> bool:
+    """True when ``text`` has no regex syntax (a regex and a substring then agree)."""
+    return not _META.intersection(text)
+
+
+def narrows(old: str, new: str) -> bool:
+    """True when every row matching ``new`` also matches ``old`` (two plain substrings)."""
+    return (
+        bool(old)
+        and not old.startswith("!")
+        and not new.startswith("!")
+        and is_literal(old)
+        and is_literal(new)
+        and old.lower() in new.lower()
+    )
 
 
 def plain(cell: Cell) -> str:
@@ -51,7 +85,7 @@ def plain(cell: Cell) -> str:
 
 
 def sort_key(cell: Cell) -> tuple[int, float, str]:
-    """Numbers before text, numbers numerically, text case-insensitively."""
+    """Numbers before text, numbers numerically, text case-insensitively (mixed columns)."""
     if isinstance(cell, bool):
         return (0, float(cell), "")
     if isinstance(cell, int | float):
@@ -65,7 +99,7 @@ FIELDS = ("kind", "nsp", "room", "event")
 
 def tagged(field: str, value: str) -> str:
     """How a field is written into a row's search text for :func:`compile_field_filter`."""
-    return f"\x00{field}={value}\x00"
+    return f"\x00{field}={value.lower()}\x00"
 
 
 def compile_field_filter(text: str) -> Callable[[str], bool] | None:
@@ -86,3 +120,15 @@ def compile_field_filter(text: str) -> Callable[[str], bool] | None:
         return all(t in s for t in required) and (free is None or free(s))
 
     return predicate
+
+
+def column_sort_keys(rows: dict[str, tuple[Cell, ...]], col: int) -> dict[str, Any]:
+    """Row key -> sort key of column ``col``: floats for an all-number column, lower-case text
+    for an all-text one (cheap to compare), :func:`sort_key` tuples for a mixed one."""
+    cells = {k: r[col] if col < len(r) else "" for k, r in rows.items()}
+    values = cells.values()
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return {k: float(v) for k, v in cells.items()}
+    if all(isinstance(v, str) for v in values):
+        return {k: v.lower() for k, v in cells.items()}
+    return {k: sort_key(v) for k, v in cells.items()}

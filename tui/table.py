@@ -27,15 +27,15 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .rows import Cell, compile_filter, plain, sort_key
+from .rows import Cell, column_sort_keys, compile_filter, narrows, plain
 
-__all__ = ["Column", "Diff", "KeyedTable"]
+__all__ = ["Column", "Diff", "KeyedTable", "Prepared"]
 
 _MAX_WIDTH = 64
 
 
 def _default_search(key: str, cells: tuple[Cell, ...]) -> str:
-    return "\t".join(plain(c) for c in (key, *cells))
+    return "\t".join(plain(c) for c in (key, *cells)).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,19 @@ class Diff:
         if self.changed:
             parts.append(f"~{len(self.changed)}")
         return " ".join(parts) or "no change"
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Rows diffed and ordered off the event loop, ready for :meth:`KeyedTable.apply`."""
+
+    rows: dict[str, tuple[Cell, ...]]
+    search: dict[str, str]
+    diff: Diff
+    widths: list[int]
+    view: list[str]
+    generation: int
+    base: list[str] | None
 
 
 class KeyedTable(ScrollView, can_focus=True):
@@ -135,6 +148,8 @@ class KeyedTable(ScrollView, can_focus=True):
         self.sort_reverse = False
         self.highlighted: set[str] = set()
         self._cursor_key: str | None = None
+        self._generation = 0
+        self._sorted: list[str] | None = []
 
     # ------------------------------------------------------------------ data
 
@@ -168,37 +183,69 @@ class KeyedTable(ScrollView, can_focus=True):
 
         ``highlight`` marks added and changed rows until the next call.
         """
+        return self.apply(self.prepare(rows), highlight=highlight)
+
+    def prepare(self, rows: Mapping[str, Sequence[Cell]]) -> Prepared:
+        """The expensive half of :meth:`set_rows` (diff, search texts, widths, order).
+
+        It only reads the table, so it may run in a thread while the table stays live;
+        :meth:`apply` installs the result on the event loop.
+        """
         old = self._rows
+        old_search = self._search
+        search_of = self._search_of
         added: set[str] = set()
         changed: set[str] = set()
         new_rows: dict[str, tuple[Cell, ...]] = {}
+        new_search: dict[str, str] = {}
         for key, cells in rows.items():
             cells = tuple(cells)
             previous = old.get(key)
             if previous is None:
                 added.add(key)
-                self._search[key] = self._search_of(key, cells)
+                new_search[key] = search_of(key, cells).lower()
             elif previous != cells:
                 changed.add(key)
-                self._search[key] = self._search_of(key, cells)
+                new_search[key] = search_of(key, cells).lower()
+            else:
+                new_search[key] = old_search[key]
             new_rows[key] = cells
         removed = old.keys() - new_rows.keys()
-        for key in removed:
-            self._search.pop(key, None)
         diff = Diff(frozenset(added), frozenset(removed), frozenset(changed))
-        self.highlighted = (added | changed) if highlight else set()
-        if not diff and len(new_rows) == len(old):
+        generation = self._generation
+        if not diff:
+            return Prepared(
+                new_rows, new_search, diff, self._widths, self._view, generation, self._sorted
+            )
+        widths = self._measure(new_rows, added | changed, full=bool(removed))
+        base = self._base_order(new_rows)
+        view = self._filtered(base, new_search)
+        return Prepared(new_rows, new_search, diff, widths, view, generation, base)
+
+    def apply(self, prepared: Prepared, *, highlight: bool = False) -> Diff:
+        """Install what :meth:`prepare` computed (cheap; on the event loop)."""
+        diff = prepared.diff
+        self.highlighted = set(diff.added | diff.changed) if highlight else set()
+        if not diff:
+            if highlight:
+                self.refresh()
             return diff
-        self._rows = new_rows
-        self._measure(added | changed, full=bool(removed))
-        self._rebuild()
+        self._rows = prepared.rows
+        self._search = prepared.search
+        self._widths = prepared.widths
+        self._sorted = prepared.base
+        if prepared.generation == self._generation:
+            self._install(prepared.view)
+        else:  # the filter or the sort changed while preparing
+            self._rebuild()
         return diff
 
     def set_filter(self, text: str) -> None:
         """Show only the rows matching ``text`` (see :mod:`siotools.tui.rows`)."""
         if text != self._filter_text:
+            previous = self._filter_text
             self._filter_text = text
-            self._rebuild()
+            self._rebuild(narrow_from=previous)
 
     @property
     def filter_text(self) -> str:
@@ -208,6 +255,7 @@ class KeyedTable(ScrollView, can_focus=True):
         """Sort by ``column`` (None: insertion order)."""
         self.sort_column = column
         self.sort_reverse = reverse
+        self._sorted = None
         self._rebuild()
 
     def cycle_sort(self) -> None:
@@ -231,28 +279,53 @@ class KeyedTable(ScrollView, can_focus=True):
         self.cursor = index
         return True
 
-    def _measure(self, keys: set[str], *, full: bool) -> None:
-        widths = [len(c.label) for c in self.columns] if full else self._widths
-        source = self._rows.keys() if full else keys
+    def _measure(
+        self, rows: dict[str, tuple[Cell, ...]], keys: set[str], *, full: bool
+    ) -> list[int]:
+        widths = [len(c.label) for c in self.columns] if full else list(self._widths)
+        source = rows.keys() if full else keys
         for key in source:
-            cells = self._rows[key]
+            cells = rows[key]
             for i, cell in enumerate(cells[: len(widths)]):
                 n = len(plain(cell))
                 if n > widths[i]:
                     widths[i] = min(n, _MAX_WIDTH)
-        self._widths = widths
+        return widths
 
-    def _rebuild(self) -> None:
-        keep = self._cursor_key if self._cursor_key is not None else self.cursor_key
-        view = list(self._rows)
+    def _base_order(self, rows: dict[str, tuple[Cell, ...]]) -> list[str]:
+        """Every key, sorted by the current sort column (insertion order when none)."""
+        col = self.sort_column
+        if col is None:
+            return list(rows)
+        keys = column_sort_keys(rows, col)
+        return sorted(rows, key=keys.__getitem__, reverse=self.sort_reverse)
+
+    def _filtered(self, keys: list[str], search: dict[str, str]) -> list[str]:
         predicate = self._compile(self._filter_text)
-        if predicate is not None:
-            search = self._search
-            view = [k for k in view if predicate(search[k])]
-        if self.sort_column is not None:
-            col = self.sort_column
-            rows = self._rows
-            view.sort(key=lambda k: sort_key(rows[k][col]), reverse=self.sort_reverse)
+        if predicate is None:
+            return list(keys)
+        return [k for k in keys if predicate(search[k])]
+
+    def _rebuild(self, *, narrow_from: str | None = None) -> None:
+        """Recompute the shown keys after a filter or sort change.
+
+        The sorted list of every key is cached, so a filter change never sorts; a filter
+        that only narrows the previous plain-text filter scans the shown rows only.
+        """
+        self._generation += 1
+        if self._sorted is None:
+            self._sorted = self._base_order(self._rows)
+        if (
+            narrow_from is not None
+            and self._compile is compile_filter
+            and narrows(narrow_from, self._filter_text)
+        ):
+            self._install(self._filtered(self._view, self._search))
+            return
+        self._install(self._filtered(self._sorted, self._search))
+
+    def _install(self, view: list[str]) -> None:
+        keep = self._cursor_key if self._cursor_key is not None else self.cursor_key
         self._view = view
         index = 0
         if keep is not None:
