@@ -208,3 +208,23 @@ async def test_reconnect_is_recorded_as_gap(fresh_redis: siotools.RedisServer, k
     await r.aclose()
     assert cap.reconnects == 1 and len(cap.gaps) == 1
     assert cap.anomalies()["gaps"] == 1
+
+
+async def test_pysocketio_channel_only_when_asked(redis_url: str, key: str) -> None:
+    r = aioredis.from_url(redis_url)
+    channel = f"{key}-pysio"
+    body = (
+        b'{"method": "emit", "event": "hello", "data": [1], "namespace": "/", '
+        b'"room": "lobby", "skip_sid": null, "callback": null, "host_id": "h1"}'
+    )
+    cap = await start_capture(redis_url, key, pysocketio=channel)
+    plain = await start_capture(redis_url, key)
+    await r.publish(channel, body)
+    (f,) = await wait_frames(cap)
+    for c in (cap, plain):
+        c.stop()
+        await c.wait()
+    await r.aclose()
+    assert len(plain) == 0
+    assert f.dialect is Dialect.PYSOCKETIO and f.kind == "broadcast" and f.event == "hello"
+    assert f.row.rooms == ["lobby"] and f.row.uid == "h1" and f.row.args == [1]
