@@ -88,8 +88,13 @@ def run(args: argparse.Namespace) -> int:
         traffic_cap=args.lines,
         traffic_filter=" ".join(words),
     )
-    try:
-        app.run()
-    finally:
-        asyncio.run(cluster.close())
+
+    async def main() -> None:
+        # The cluster's connections belong to the app's event loop: close them there.
+        try:
+            await app.run_async()
+        finally:
+            await cluster.close()
+
+    asyncio.run(main())
     return 0
