@@ -5,9 +5,6 @@ Each flow runs in a worker of the screen it was started from (modals are awaited
 path other than a key binding.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

@@ -5,9 +5,6 @@ It only talks to the cluster through :class:`~siotools.tui.source.ClusterAPI` (a
 Screens form a drill-down stack: Namespaces → Rooms → Sockets → Socket; Esc pops.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 import asyncio

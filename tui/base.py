@@ -6,9 +6,6 @@ rows; the refresh (the app's timer, Ctrl+R, after an action) runs :meth:`fetch` 
 exclusive worker and diffs the rows into the table by key.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 import asyncio

@@ -5,9 +5,6 @@ Candidates come from the app's last answers (no query per keystroke). Sockets ar
 Mutating actions are offered only when the app is not read-only and the view has them.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 from collections.abc import Callable

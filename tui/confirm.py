@@ -6,9 +6,6 @@ and the modal then shows the outcome until it is closed. It dismisses with the
 :class:`~siotools.tui.source.Outcome`, or None when cancelled.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence

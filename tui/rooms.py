@@ -1,8 +1,5 @@
 """``RoomsScreen``: the named rooms of a namespace, their members and message rates."""
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 import asyncio

@@ -1,8 +1,5 @@
 """``SocketScreen``: one socket and its rooms."""
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 from functools import partial

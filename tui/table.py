@@ -7,9 +7,6 @@ diffs the new rows against the old ones by key: when nothing changed it does not
 otherwise the cursor stays on the same key. Filtering and sorting work on the key list.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence

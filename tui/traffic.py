@@ -5,9 +5,6 @@ copies the model's lines into its table twice a second unless paused. The ``/`` 
 the ``siotools sniff`` filters as ``nsp=... room=... event=... kind=...`` words plus free text.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 import datetime as dt

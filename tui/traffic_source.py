@@ -4,9 +4,6 @@ Kept apart so the app takes any ``() -> AsyncIterator[frame]`` factory: the CLI 
 sniffer, the snapshot tests a fixed list of frames.
 """
 
-# ruff: noqa: TID251 - sibling imports are relative: ruff reads them as `tui.x`, and mypy
-# cannot follow `siotools.tui` (an import hook of the editable install).
-
 from __future__ import annotations
 
 import importlib
