@@ -24,7 +24,8 @@ from typing import Final
 
 from siotools.protocol import ChannelGrammar, ChannelKind, glob_escape, grammar
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.monitor import BatchSubscriber, Monitor
+from siotools.transport.monitor import Monitor
+from siotools.transport.pubsub import Subscriber
 
 __all__ = ["MONITOR_WARNING", "LiveSource", "RawSink", "gc_relaxed", "patterns_for"]
 
@@ -99,7 +100,7 @@ class LiveSource:
         self.monitor = monitor
         self._on_gap = on_gap
         self._lost_ns: int | None = None
-        self._sub: BatchSubscriber | None = None
+        self._sub: Subscriber | None = None
         self._mon: Monitor | None = None
         self.errors: list[str] = []
 
@@ -138,9 +139,9 @@ class LiveSource:
             )
             await self._mon.start()
             return
-        self._sub = BatchSubscriber(
+        self._sub = Subscriber(
             self.endpoint,
-            self._on_batch,
+            on_batch=self._on_batch,
             name="siotools-sniffer",
             on_error=self._error,
             on_reconnect=self._reconnected,

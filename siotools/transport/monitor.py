@@ -1,9 +1,4 @@
-"""Passive taps: a batching pattern subscriber and a ``MONITOR`` connection.
-
-:class:`BatchSubscriber` is a :class:`~siotools.transport.pubsub.Subscriber` whose
-connection hands pattern messages over in batches, one call per socket read with one
-receive timestamp, instead of one call per message: at 150k messages/s the per-message
-Python calls are most of the cost of a sniffer.
+"""A ``MONITOR`` connection: the passive way to see sharded pub/sub.
 
 :class:`Monitor` runs ``MONITOR``: every command the Redis server runs, parsed into arguments.
 
@@ -25,30 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
 import hiredis
 
 from siotools.exceptions import RedisUnavailableError
-from siotools.transport.connection import RespConnection, SubscriberConnection, open_connection
+from siotools.transport.connection import RespConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, Subscriber, _Supervised
+from siotools.transport.pubsub import ErrorHandler, _Supervised
 
-__all__ = [
-    "BatchHandler",
-    "BatchSubscriber",
-    "BatchSubscriberConnection",
-    "CommandHandler",
-    "Monitor",
-    "MonitorConnection",
-    "parse_monitor_line",
-]
-
-BatchHandler = Callable[[int, list[list[bytes]]], None]
-"""Called with ``(time_ns, replies)``; each reply is ``[b"pmessage", pattern, channel,
-payload]`` or ``[b"message", channel, payload]``, in the order Redis sent them."""
+__all__ = ["CommandHandler", "Monitor", "MonitorConnection", "parse_monitor_line"]
 
 CommandHandler = Callable[[float, list[bytes]], None]
 """Called with ``(server time in seconds, [command, *args])`` for each monitored command."""
@@ -185,100 +167,3 @@ class Monitor(_Supervised):
         self._up.clear()
         if conn is not None:
             await conn.close()
-
-
-class BatchSubscriberConnection(SubscriberConnection):
-    """A subscriber connection that passes messages on in batches (one per socket read)."""
-
-    def __init__(self, name: str, on_batch: BatchHandler) -> None:
-        super().__init__(name, self._one)
-        self.on_batch = on_batch
-
-    def _one(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-        # Only reached through SubscriberConnection.on_reply, which data_received bypasses
-        # for messages; kept so the base class stays usable.
-        self.on_batch(time.time_ns(), [[b"message", channel, payload]])
-
-    def data_received(self, data: bytes) -> None:
-        reader = self._reader
-        reader.feed(data)
-        # One timestamp per read: these messages arrived in the same socket read.
-        now = time.time_ns()
-        batch: list[list[bytes]] = []
-        append = batch.append
-        try:
-            while True:
-                reply = reader.gets()
-                if reply is False:
-                    break
-                if type(reply) is list and (reply[0] == b"pmessage" or reply[0] == b"message"):
-                    append(reply)
-                    continue
-                if batch:
-                    self.on_batch(now, batch)
-                    batch = []
-                    append = batch.append
-                self.on_reply(reply)
-        except hiredis.ProtocolError as exc:
-            self.abort(exc)
-        if batch:
-            self.on_batch(now, batch)
-
-
-class BatchSubscriber(Subscriber):
-    """A reconnecting :class:`Subscriber` whose messages arrive in batches.
-
-    Args:
-        endpoint: The Redis server.
-        on_batch: Called with ``(time_ns, replies)`` for every socket read that carried
-            messages (see :data:`BatchHandler`); must not raise.
-        name: The connection's name in logs and errors.
-        on_error: Called with connection errors.
-        on_reconnect: Called after the subscriptions were restored on a new connection.
-    """
-
-    def __init__(
-        self,
-        endpoint: RedisEndpoint,
-        on_batch: BatchHandler,
-        *,
-        name: str = "siotools-tap",
-        on_error: ErrorHandler | None = None,
-        on_reconnect: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(
-            endpoint,
-            lambda c, p, pat: None,
-            name=name,
-            on_error=on_error,
-            on_reconnect=on_reconnect,
-        )
-        self._on_batch = on_batch
-
-    def _dispatch_batch(self, now: int, batch: list[list[bytes]]) -> None:
-        try:
-            self._on_batch(now, batch)
-        except Exception as exc:  # a bad handler must not kill the connection
-            self.report(exc)
-
-    async def _establish(self) -> None:
-        conn = await open_connection(
-            self.endpoint, lambda: BatchSubscriberConnection(self.name, self._dispatch_batch)
-        )
-        first = self._conn is None
-        self._conn = conn
-        waits = []
-        if self.channels:
-            waits.append(conn.command(b"SUBSCRIBE", sorted(self.channels)))
-        if self.patterns:
-            waits.append(conn.command(b"PSUBSCRIBE", sorted(self.patterns)))
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.endpoint.connect_timeout)
-        except (TimeoutError, RedisUnavailableError) as exc:
-            conn.abort()
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint.url} did not confirm the subscriptions"
-            ) from exc
-        self._up.set()
-        if not first and self._on_reconnect is not None:
-            self._on_reconnect()

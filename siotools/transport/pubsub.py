@@ -17,6 +17,7 @@ from typing import Any
 
 from siotools.exceptions import RedisUnavailableError
 from siotools.transport.connection import (
+    BatchHandler,
     CommandConnection,
     MessageHandler,
     SubscriberConnection,
@@ -131,39 +132,57 @@ class Subscriber(_Supervised):
     Args:
         endpoint: The Redis server.
         on_message: Called with ``(channel, payload, pattern)`` for each message, on the
-            event loop, in the order Redis sent them. It must not raise.
+            event loop, in the order Redis sent them.
+        on_batch: Instead of ``on_message``: called once per socket read with the
+            messages it carried (see :data:`~siotools.transport.connection.BatchHandler`).
         name: The connection's name in logs and errors.
-        on_error: Called with connection errors (lost, refused).
+        on_error: Called with connection errors (lost, refused) and handler exceptions.
         on_reconnect: Called after the subscriptions were restored on a new connection.
     """
 
     def __init__(
         self,
         endpoint: RedisEndpoint,
-        on_message: MessageHandler,
+        on_message: MessageHandler | None = None,
         *,
+        on_batch: BatchHandler | None = None,
         name: str = "siotools-sub",
         on_error: ErrorHandler | None = None,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(endpoint, name, on_error)
+        if (on_message is None) == (on_batch is None):
+            raise ValueError("pass exactly one of on_message and on_batch")
         self._on_message = on_message
+        self._on_batch = on_batch
         self._on_reconnect = on_reconnect
         self._conn: SubscriberConnection | None = None
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
 
     def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        assert self._on_message is not None
         try:
             self._on_message(channel, payload, pattern)
         except Exception as exc:  # a bad handler must not kill the connection
             log.exception("message handler of %s failed", self.name)
             self.report(exc)
 
+    def _dispatch_batch(self, now: int, batch: list[list[bytes]]) -> None:
+        assert self._on_batch is not None
+        try:
+            self._on_batch(now, batch)
+        except Exception as exc:  # a bad handler must not kill the connection
+            log.exception("message handler of %s failed", self.name)
+            self.report(exc)
+
+    def _new_connection(self) -> SubscriberConnection:
+        if self._on_batch is not None:
+            return SubscriberConnection(self.name, on_batch=self._dispatch_batch)
+        return SubscriberConnection(self.name, on_message=self._dispatch)
+
     async def _establish(self) -> None:
-        conn = await open_connection(
-            self.endpoint, lambda: SubscriberConnection(self.name, self._dispatch)
-        )
+        conn = await open_connection(self.endpoint, self._new_connection)
         first = self._conn is None
         self._conn = conn
         waits = []

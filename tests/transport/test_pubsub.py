@@ -180,3 +180,33 @@ async def test_handler_exception_is_reported_not_fatal(redis_url: str, key: str)
     assert len(errors) == 1 and isinstance(errors[0], ValueError)
     await sub.close()
     await pub.close()
+
+
+async def test_batch_mode_keeps_order_and_stamps_each_read(redis_url: str, key: str) -> None:
+    ep = RedisEndpoint.from_url(redis_url)
+    batches: list[tuple[int, list[list[bytes]]]] = []
+    sub = Subscriber(ep, on_batch=lambda now, batch: batches.append((now, list(batch))))
+    pub = Publisher(ep)
+    await sub.start()
+    await pub.start()
+    await sub.psubscribe([f"{key}#*".encode()])
+    await sub.subscribe([f"{key}-plain".encode()])
+    for i in range(2000):
+        pub.publish(f"{key}#{i % 3}".encode(), str(i).encode())
+    pub.publish(f"{key}-plain".encode(), b"plain")
+    await pub.flush()
+    for _ in range(200):
+        if sum(len(b) for _, b in batches) == 2001:
+            break
+        await asyncio.sleep(0.01)
+    replies = [r for _, b in batches for r in b]
+    assert [r[3] for r in replies[:2000]] == [str(i).encode() for i in range(2000)]
+    assert replies[0][:3] == [b"pmessage", f"{key}#*".encode(), f"{key}#0".encode()]
+    assert replies[2000] == [b"message", f"{key}-plain".encode(), b"plain"]
+    assert len(batches) < 2001  # several messages per socket read
+    stamps = [now for now, _ in batches]
+    assert stamps == sorted(stamps)
+    with pytest.raises(ValueError):
+        Subscriber(ep)
+    await sub.close()
+    await pub.close()
