@@ -195,7 +195,10 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             self._pub_endpoint, name=f"{self.uid}-pub", on_error=self._error
         )
         self._subscriber = Subscriber(
-            self._sub_endpoint, self._on_message, name=f"{self.uid}-sub", on_error=self._error
+            self._sub_endpoint,
+            on_batch=self._on_batch,
+            name=f"{self.uid}-sub",
+            on_error=self._error,
         )
         self._requester = LegacyRequester(
             grammar=self.grammar,
@@ -499,26 +502,43 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ receiving
 
-    def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-        route = self._routes.get(channel)
-        if route is None:
-            if pattern is None:
-                return
+    def _on_batch(self, now: int, batch: list[list[bytes]]) -> None:
+        """Handle the messages of one socket read, in order."""
+        routes = self._routes
+        for reply in batch:
+            try:
+                if len(reply) == 3:  # [b"message", channel, payload]
+                    channel, payload, pattern = reply[1], reply[2], None
+                else:  # [b"pmessage", pattern, channel, payload]
+                    pattern, channel, payload = reply[1], reply[2], reply[3]
+                route = routes.get(channel)
+                if route is None:
+                    route = self._pattern_route(channel, pattern)
+                    if route is None:
+                        continue
+                kind, nsp, room = route
+                if kind == _BROADCAST:
+                    self._on_broadcast(channel, nsp, room, payload)
+                elif kind == _REQUEST:
+                    self._on_request(channel, payload)
+                else:
+                    self._on_response(channel, payload)
+            except Exception as exc:  # one bad message must not cost the rest of the batch
+                self._error(exc)
+
+    def _pattern_route(
+        self, channel: bytes, pattern: bytes | None
+    ) -> tuple[int, str, str | None] | None:
+        # Room channels heard through PSUBSCRIBE key#nsp#* (the 5.x subscription mode).
+        if pattern is not None:
             parsed = self.grammar.parse(channel)
-            if parsed.kind is ChannelKind.ROOM and parsed.nsp in self._nsps:
-                route = (_BROADCAST, parsed.nsp, parsed.room)
-            elif parsed.kind is ChannelKind.BROADCAST and parsed.nsp in self._nsps:
-                route = (_BROADCAST, parsed.nsp, None)
-            else:
-                self.stats["ignored"] += 1
-                return
-        kind, nsp, room = route
-        if kind == _BROADCAST:
-            self._on_broadcast(channel, nsp, room, payload)
-        elif kind == _REQUEST:
-            self._on_request(channel, payload)
-        else:
-            self._on_response(channel, payload)
+            if parsed.nsp in self._nsps and parsed.nsp is not None:
+                if parsed.kind is ChannelKind.ROOM:
+                    return (_BROADCAST, parsed.nsp, parsed.room)
+                if parsed.kind is ChannelKind.BROADCAST:
+                    return (_BROADCAST, parsed.nsp, None)
+        self.stats["ignored"] += 1
+        return None
 
     def _on_broadcast(self, channel: bytes, nsp: str, room: str | None, payload: bytes) -> None:
         self.stats["received"] += 1
@@ -536,16 +556,18 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self.stats["decoded"] += 1
         if frame.uid == self.uid:
             return
-        packet_nsp = frame.packet.get("nsp", "/")
-        if packet_nsp is None:
-            packet_nsp = "/"
-        if packet_nsp != nsp:
+        # socket.io-redis 5.x: a missing packet.nsp means '/'; any other mismatch (null
+        # included) is not for this namespace.
+        if frame.packet.get("nsp", "/") != nsp:
             return
         data = frame.data
         if not data:
             self.stats["ignored"] += 1
             return
-        self._inbox.append((nsp, data, frame.rooms, frame.except_, frame.flags))
+        rooms = frame.rooms
+        if rooms and not any(isinstance(r, (str, int)) and r in ns_rooms for r in rooms):
+            return  # none of the target rooms has a socket here
+        self._inbox.append((nsp, data, rooms, frame.except_, frame.flags))
         self._wakeup.set()
 
     def _malformed(self, exc: DecodeError) -> None:
