@@ -27,7 +27,8 @@ Decoding and encoding::
 * :class:`PySocketIOMessage` / :class:`PickledMessage` for python-socketio's own channel
   (pickle is never unpickled unless ``allow_pickle=True``).
 
-Hot paths for the adapter: :func:`decode_broadcast` (payload only, no channel parsing) and
+Hot paths for the adapter: :func:`unpack_broadcast` (the ``(uid, packet, opts)`` tuple, no
+frame), :func:`decode_broadcast` (payload only, no channel parsing) and
 :func:`encode_broadcast` / :func:`make_broadcast` (Node's key order per dialect; legacy
 packet type 5 when the data holds binary, see :func:`has_binary`).
 
@@ -91,6 +92,7 @@ from siotools.protocol.wire import (
     encode_broadcast,
     grammar,
     make_broadcast,
+    unpack_broadcast,
 )
 
 __all__ = [
@@ -151,5 +153,6 @@ __all__ = [
     "make_broadcast",
     "pack",
     "unpack",
+    "unpack_broadcast",
     "unpack_detect",
 ]

@@ -269,3 +269,19 @@ def test_sharded_messages() -> None:
             if frame.type == ClusterMessageType.BROADCAST:
                 assert isinstance(frame.data, dict)
                 assert "nsp" not in frame.data["packet"]
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_unpack_broadcast_reads_captures_like_the_frame(path: Path) -> None:
+    from siotools.protocol import unpack_broadcast
+
+    seen = 0
+    for captured, frame in decoded(path):
+        if not isinstance(frame, Broadcast):
+            continue
+        uid, nsp, data, rooms, except_, flags = unpack_broadcast(captured.payload)
+        assert (uid, nsp, data) == (frame.uid, frame.packet.get("nsp", "/"), frame.data)
+        assert (rooms, except_, flags) == (frame.rooms, frame.except_, frame.flags)
+        seen += 1
+    if path.stem.startswith("broadcast") and path.stem != "broadcast_ack":  # acks: requests
+        assert seen > 0
