@@ -74,6 +74,9 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
             await original(message)
 
         mgr._handle_emit = counting
+        # Start its listener now, as the adapter does; the server must not start a second
+        # one at the first connection.
+        sio.manager_initialized = True
         mgr.initialize()
     port = free_port()
     runner = web.AppRunner(app, handle_signals=False)

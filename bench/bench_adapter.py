@@ -245,9 +245,13 @@ async def main() -> None:
         print(json.dumps(results, indent=2))
     print(f"\nadapter benchmark, N={args.n}, paced {args.paced} at 1k/s, flood {args.flood}")
     cols = ("emit_per_s", "delivered_per_s", "receive_per_s", "p50_ms", "p99_ms")
-    print(f"{'impl':10}" + "".join(f"{c:>17}" for c in cols))
+    print(f"{'impl':10}" + "".join(f"{c:>17}" for c in cols) + f"{'delivered':>11}")
     for impl, r in results.items():
-        print(f"{impl:10}" + "".join(f"{r.get(c, float('nan')):>17.1f}" for c in cols))
+        print(
+            f"{impl:10}"
+            + "".join(f"{r.get(c, float('nan')):>17.1f}" for c in cols)
+            + f"{r.get('delivered', 0):>11}"
+        )
     s, n, py = results.get("siotools", {}), results.get("node", {}), results.get("pysio", {})
     print("\nratios (same run):")
     print(
