@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 import msgpack
 
-from siotools.protocol import Dialect, decode, decode_broadcast, encode_broadcast
+from siotools.protocol import (
+    Dialect,
+    decode,
+    decode_broadcast,
+    encode_broadcast,
+    unpack_broadcast,
+)
 
 # A typical legacy broadcast (socket.io-redis 5.x), 76 bytes:
 # io.to('room1').emit('message', {user: 'alice', text: 'hi'}).
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = PAYLOAD
     legacy = Dialect.LEGACY
     contenders: dict[str, Callable[[], object]] = {
+        "unpack_broadcast (adapter receive)": lambda: unpack_broadcast(payload),
         "decode_broadcast(dialect=LEGACY)": lambda: decode_broadcast(payload, dialect=legacy),
         "decode_broadcast(detect)": lambda: decode_broadcast(payload),
         "decode(channel, payload)": lambda: decode(CHANNEL_BYTES, payload),
