@@ -374,5 +374,7 @@ async def _handshake(endpoint: RedisEndpoint, proto: RespConnection) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is redis-server running there?)"
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.rstrip(".")
