@@ -14,7 +14,7 @@ the text is the filter above.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -122,7 +122,7 @@ def compile_field_filter(text: str) -> Callable[[str], bool] | None:
     return predicate
 
 
-def column_sort_keys(rows: dict[str, tuple[Cell, ...]], col: int) -> dict[str, Any]:
+def column_sort_keys(rows: Mapping[str, Sequence[Cell]], col: int) -> dict[str, Any]:
     """Row key -> sort key of column ``col``: floats for an all-number column, lower-case text
     for an all-text one (cheap to compare), :func:`sort_key` tuples for a mixed one."""
     cells = {k: r[col] if col < len(r) else "" for k, r in rows.items()}

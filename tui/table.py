@@ -5,6 +5,11 @@ seconds at 100k rows, and its ``clear()`` loses the cursor. This table keeps the
 dict keyed by id and renders only the visible lines (Line API). :meth:`KeyedTable.set_rows`
 diffs the new rows against the old ones by key: when nothing changed it does nothing, and
 otherwise the cursor stays on the same key. Filtering and sorting work on the key list.
+
+At 100k rows a key press must not do O(n log n) work on the event loop: the ascending order
+of every column is computed once per data load (:meth:`KeyedTable.prepare`, in a thread), a
+reversed sort is that permutation reversed (ties then come in reverse insertion order), and
+the recent filter results are kept, so deleting a filter character shows a cached view.
 """
 
 from __future__ import annotations
@@ -26,9 +31,17 @@ from textual.strip import Strip
 
 from .rows import Cell, column_sort_keys, compile_filter, narrows, plain
 
-__all__ = ["Column", "Diff", "KeyedTable", "Prepared"]
+__all__ = ["Column", "Diff", "KeyedTable", "Prepared", "ascending"]
 
 _MAX_WIDTH = 64
+_FILTER_CACHE = 16
+_LINE_CACHE = 4096
+
+
+def ascending(rows: Mapping[str, Sequence[Cell]], col: int) -> list[str]:
+    """The keys of ``rows`` sorted by column ``col`` (stable: ties keep insertion order)."""
+    keys = column_sort_keys(rows, col)
+    return sorted(keys, key=keys.__getitem__)
 
 
 def _default_search(key: str, cells: tuple[Cell, ...]) -> str:
@@ -77,6 +90,7 @@ class Prepared:
     view: list[str]
     generation: int
     base: list[str] | None
+    orders: dict[int, list[str]]
 
 
 class KeyedTable(ScrollView, can_focus=True):
@@ -147,6 +161,9 @@ class KeyedTable(ScrollView, can_focus=True):
         self._cursor_key: str | None = None
         self._generation = 0
         self._sorted: list[str] | None = []
+        self._orders: dict[int, list[str]] = {}
+        self._filter_cache: dict[str, list[str]] = {}
+        self._lines: dict[str, list[Segment]] = {}
 
     # ------------------------------------------------------------------ data
 
@@ -182,11 +199,13 @@ class KeyedTable(ScrollView, can_focus=True):
         """
         return self.apply(self.prepare(rows), highlight=highlight)
 
-    def prepare(self, rows: Mapping[str, Sequence[Cell]]) -> Prepared:
+    def prepare(self, rows: Mapping[str, Sequence[Cell]], *, every_order: bool = False) -> Prepared:
         """The expensive half of :meth:`set_rows` (diff, search texts, widths, order).
 
         It only reads the table, so it may run in a thread while the table stays live;
-        :meth:`apply` installs the result on the event loop.
+        :meth:`apply` installs the result on the event loop. ``every_order`` also sorts by
+        every column (else a column is sorted when first asked for), so that a later sort
+        key press costs no sorting.
         """
         old = self._rows
         old_search = self._search
@@ -212,12 +231,25 @@ class KeyedTable(ScrollView, can_focus=True):
         generation = self._generation
         if not diff:
             return Prepared(
-                new_rows, new_search, diff, self._widths, self._view, generation, self._sorted
+                new_rows,
+                new_search,
+                diff,
+                self._widths,
+                self._view,
+                generation,
+                self._sorted,
+                self._orders,
             )
         widths = self._measure(new_rows, added | changed, full=bool(removed))
-        base = self._base_order(new_rows)
+        orders: dict[int, list[str]] = {}
+        if every_order:
+            for col in range(len(self.columns)):
+                orders[col] = ascending(new_rows, col)
+        elif self.sort_column is not None:
+            orders[self.sort_column] = ascending(new_rows, self.sort_column)
+        base = self._base_order(new_rows, orders)
         view = self._filtered(base, new_search)
-        return Prepared(new_rows, new_search, diff, widths, view, generation, base)
+        return Prepared(new_rows, new_search, diff, widths, view, generation, base, orders)
 
     def apply(self, prepared: Prepared, *, highlight: bool = False) -> Diff:
         """Install what :meth:`prepare` computed (cheap; on the event loop)."""
@@ -229,8 +261,11 @@ class KeyedTable(ScrollView, can_focus=True):
             return diff
         self._rows = prepared.rows
         self._search = prepared.search
-        self._widths = prepared.widths
+        self._set_widths(prepared.widths)
         self._sorted = prepared.base
+        self._orders = prepared.orders
+        self._filter_cache = {}
+        self._lines = {}
         if prepared.generation == self._generation:
             self._install(prepared.view)
         else:  # the filter or the sort changed while preparing
@@ -253,6 +288,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self.sort_column = column
         self.sort_reverse = reverse
         self._sorted = None
+        self._filter_cache = {}
         self._rebuild()
 
     def cycle_sort(self) -> None:
@@ -276,6 +312,11 @@ class KeyedTable(ScrollView, can_focus=True):
         self.cursor = index
         return True
 
+    def _set_widths(self, widths: list[int]) -> None:
+        if widths != self._widths:
+            self._widths = widths
+            self._lines = {}
+
     def _measure(
         self, rows: dict[str, tuple[Cell, ...]], keys: set[str], *, full: bool
     ) -> list[int]:
@@ -289,18 +330,25 @@ class KeyedTable(ScrollView, can_focus=True):
                     widths[i] = min(n, _MAX_WIDTH)
         return widths
 
-    def _base_order(self, rows: dict[str, tuple[Cell, ...]]) -> list[str]:
-        """Every key, sorted by the current sort column (insertion order when none)."""
+    def _base_order(
+        self, rows: dict[str, tuple[Cell, ...]], orders: dict[int, list[str]]
+    ) -> list[str]:
+        """Every key, sorted by the current sort column (insertion order when none).
+
+        ``orders`` caches the ascending order of each column; a missing one is added.
+        """
         col = self.sort_column
         if col is None:
             return list(rows)
-        keys = column_sort_keys(rows, col)
-        return sorted(rows, key=keys.__getitem__, reverse=self.sort_reverse)
+        order = orders.get(col)
+        if order is None:
+            order = orders[col] = ascending(rows, col)
+        return order[::-1] if self.sort_reverse else order
 
     def _filtered(self, keys: list[str], search: dict[str, str]) -> list[str]:
         predicate = self._compile(self._filter_text)
         if predicate is None:
-            return list(keys)
+            return keys
         return [k for k in keys if predicate(search[k])]
 
     def _rebuild(self, *, narrow_from: str | None = None) -> None:
@@ -311,15 +359,23 @@ class KeyedTable(ScrollView, can_focus=True):
         """
         self._generation += 1
         if self._sorted is None:
-            self._sorted = self._base_order(self._rows)
-        if (
-            narrow_from is not None
-            and self._compile is compile_filter
-            and narrows(narrow_from, self._filter_text)
-        ):
-            self._install(self._filtered(self._view, self._search))
-            return
-        self._install(self._filtered(self._sorted, self._search))
+            self._sorted = self._base_order(self._rows, self._orders)
+        text = self._filter_text
+        cache = self._filter_cache
+        view = cache.pop(text, None)
+        if view is None:
+            if (
+                narrow_from is not None
+                and self._compile is compile_filter
+                and narrows(narrow_from, text)
+            ):
+                view = self._filtered(self._view, self._search)
+            else:
+                view = self._filtered(self._sorted, self._search)
+        cache[text] = view  # the most recent last
+        while len(cache) > _FILTER_CACHE:
+            del cache[next(iter(cache))]
+        self._install(view)
 
     def _install(self, view: list[str]) -> None:
         keep = self._cursor_key if self._cursor_key is not None else self.cursor_key
@@ -426,12 +482,19 @@ class KeyedTable(ScrollView, can_focus=True):
             if index >= len(self._view):
                 return Strip.blank(width, base)
             key = self._view[index]
-            text = self._cells_text(self._rows[key])
+            segments = self._lines.get(key)
+            if segments is None:
+                if len(self._lines) > _LINE_CACHE:
+                    self._lines = {}
+                text = self._cells_text(self._rows[key])
+                segments = self._lines[key] = list(text.render(self.app.console))
             style = base
             if key in self.highlighted:
                 style = style + self.get_component_rich_style("keyed-table--changed")
             if index == self.cursor:
                 style = style + self.get_component_rich_style("keyed-table--cursor")
+            strip = Strip(Segment.apply_style(segments, style))
+            return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
         segments = list(text.render(self.app.console))
         strip = Strip(Segment.apply_style(segments, style))
         return strip.crop(scroll_x, scroll_x + width).extend_cell_length(width, style)
