@@ -50,9 +50,13 @@ class FakeCluster:
         self.room_names = [f"room-{i:05d}" for i in range(rooms)]
         self.members: dict[str, list[str]] = {r: [] for r in self.room_names}
         self.sockets = [f"{rng.getrandbits(96):024x}" for _ in range(sockets)]
+        # sid -> its rooms, as each node keeps it: a client_rooms request costs the console
+        # nothing but the wait (a real one is a Redis round trip, not CPU of this process)
+        self.rooms_of: dict[str, list[str]] = {sid: [] for sid in self.sockets}
         for sid in self.sockets:
             for room in rng.sample(self.room_names, rng.randint(1, 3)):
                 self.members[room].append(sid)
+                self.rooms_of[sid].append(room)
         self.rng = rng
 
     @property
@@ -62,7 +66,9 @@ class FakeCluster:
     def churn(self, fraction: float) -> None:
         """Move ``fraction`` of the sockets into another room (a busy cluster)."""
         for sid in self.rng.sample(self.sockets, int(len(self.sockets) * fraction)):
-            self.members[self.rng.choice(self.room_names)].append(sid)
+            room = self.rng.choice(self.room_names)
+            self.members[room].append(sid)
+            self.rooms_of[sid].append(room)
 
     async def connect(self) -> FakeCluster:
         return self
@@ -97,7 +103,7 @@ class FakeCluster:
         return {r: list(self.members.get(r, [])) for r in names}
 
     async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]:
-        return [sid, *(r for r, m in self.members.items() if sid in m)]
+        return [sid, *dict.fromkeys(self.rooms_of.get(sid, []))]
 
     async def remote_join(self, sid: str, room: str, *, namespace: str = "/") -> None:
         raise NotImplementedError

@@ -37,6 +37,8 @@ from .unreachable import Unreachable
 
 __all__ = ["SiotoolsApp"]
 
+SOCKET_SCREEN = "socket"
+
 
 class SiotoolsApp(App[None]):
     """The console.
@@ -91,6 +93,7 @@ class SiotoolsApp(App[None]):
         self.namespace_cache: dict[str, NamespaceData] = {}
         self.node_counts: dict[str, int] = {}
         self.down: Unreachable | None = None
+        self.socket_screen: SocketScreen | None = None
         self.set_reactive(SiotoolsApp.header_info, self._header())
 
     def get_default_screen(self) -> Screen[None]:
@@ -197,8 +200,19 @@ class SiotoolsApp(App[None]):
         self.push_screen(SocketsScreen(namespace))
 
     def open_socket(self, namespace: str, sid: str) -> None:
+        """Push the socket screen (one installed screen, reused: see :meth:`SocketScreen.show`)."""
         self.namespace = namespace
-        self.push_screen(SocketScreen(namespace, sid))
+        screen = self.socket_screen
+        if screen is None:
+            screen = self.socket_screen = SocketScreen(namespace, sid)
+            self.install_screen(screen, SOCKET_SCREEN)
+        if self.screen is screen:
+            screen.show(namespace, sid)
+        elif screen in self.screen_stack:  # under a modal: a fresh one on top
+            self.push_screen(SocketScreen(namespace, sid))
+        else:
+            screen.show(namespace, sid)
+            self.push_screen(screen)
 
     def action_go(self, view: str) -> None:
         """1..4: Namespaces, Rooms, Sockets (of the current namespace), Traffic."""

@@ -19,13 +19,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker
 
 from siotools.exceptions import RedisUnavailableError, SiotoolsError
 
 from .breadcrumbs import Breadcrumbs
 from .filter_bar import FilterBar
+from .footer import KeyFooter
 from .header import ClusterHeader
 from .rows import Cell
 from .source import ClusterAPI, NamespaceData, Shortfall
@@ -127,7 +128,7 @@ class ClusterScreen(Screen[None]):
         yield FilterBar(id="filter")
         yield KeyedTable(self.columns(), id="table")
         yield Static("", id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", FilterBar).display = False

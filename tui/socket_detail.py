@@ -14,6 +14,8 @@ from siotools.exceptions import RequestTimeout
 
 from .actions import disconnect_flow, emit_flow, join_flow, leave_flow
 from .base import ClusterScreen, Rows
+from .breadcrumbs import Breadcrumbs
+from .filter_bar import FilterBar
 from .table import Column
 
 __all__ = ["SocketScreen"]
@@ -47,6 +49,35 @@ class SocketScreen(ClusterScreen):
     def on_mount(self) -> None:
         self._describe()
         super().on_mount()
+
+    def show(self, namespace: str, sid: str) -> None:
+        """Turn this (installed, reused) screen to another socket, as a new one would be.
+
+        Building a screen costs some 50 ms of widgets and styles at every drill-down; the app
+        keeps one socket screen and points it at the socket to show.
+        """
+        self.namespace = namespace
+        self.sid = sid
+        self.gone = False
+        self.shortfall = None
+        self.problem = None
+        self.note = ""
+        if not self.is_mounted:
+            return  # on_mount does the rest
+        crumbs = self.query_one("#crumbs", Breadcrumbs)
+        crumbs.crumbs = self.crumbs()
+        crumbs.update(crumbs.render_crumbs())
+        self._describe()
+        bar = self.query_one("#filter", FilterBar)
+        bar.display = False
+        table = self.table
+        table.set_filter("")
+        table.sort_by(None)
+        table.set_rows(self.cached_rows() or {})
+        table.cursor = 0
+        table.focus()
+        self.update_status()
+        self.reload()
 
     def _describe(self) -> None:
         text = Text.assemble(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -88,6 +89,7 @@ class Prepared:
     diff: Diff
     widths: list[int]
     view: list[str]
+    view_texts: list[str] | None
     generation: int
     base: list[str] | None
     orders: dict[int, list[str]]
@@ -162,7 +164,8 @@ class KeyedTable(ScrollView, can_focus=True):
         self._generation = 0
         self._sorted: list[str] | None = []
         self._orders: dict[int, list[str]] = {}
-        self._filter_cache: dict[str, list[str]] = {}
+        self._view_texts: list[str] | None = []
+        self._filter_cache: dict[str, tuple[list[str], list[str] | None]] = {}
         self._lines: dict[str, list[Segment]] = {}
 
     # ------------------------------------------------------------------ data
@@ -236,6 +239,7 @@ class KeyedTable(ScrollView, can_focus=True):
                 diff,
                 self._widths,
                 self._view,
+                self._view_texts,
                 generation,
                 self._sorted,
                 self._orders,
@@ -248,8 +252,9 @@ class KeyedTable(ScrollView, can_focus=True):
         elif self.sort_column is not None:
             orders[self.sort_column] = ascending(new_rows, self.sort_column)
         base = self._base_order(new_rows, orders)
-        view = self._filtered(base, new_search)
-        return Prepared(new_rows, new_search, diff, widths, view, generation, base, orders)
+        natural = list(new_search.values()) if self.sort_column is None else None
+        view, texts = self._filtered(base, new_search, natural)
+        return Prepared(new_rows, new_search, diff, widths, view, texts, generation, base, orders)
 
     def apply(self, prepared: Prepared, *, highlight: bool = False) -> Diff:
         """Install what :meth:`prepare` computed (cheap; on the event loop)."""
@@ -267,7 +272,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._filter_cache = {}
         self._lines = {}
         if prepared.generation == self._generation:
-            self._install(prepared.view)
+            self._install(prepared.view, prepared.view_texts)
         else:  # the filter or the sort changed while preparing
             self._rebuild()
         return diff
@@ -345,11 +350,21 @@ class KeyedTable(ScrollView, can_focus=True):
             order = orders[col] = ascending(rows, col)
         return order[::-1] if self.sort_reverse else order
 
-    def _filtered(self, keys: list[str], search: dict[str, str]) -> list[str]:
+    def _filtered(
+        self, keys: list[str], search: dict[str, str], texts: list[str] | None
+    ) -> tuple[list[str], list[str] | None]:
+        """The keys (and their search texts, in the same order) that match the filter.
+
+        ``texts`` are the search texts of ``keys`` when known: scanning a list is some three
+        times faster than looking 100k keys up in a dict.
+        """
         predicate = self._compile(self._filter_text)
         if predicate is None:
-            return keys
-        return [k for k in keys if predicate(search[k])]
+            return keys, texts
+        if texts is None:
+            texts = [search[k] for k in keys]
+        mask = list(map(predicate, texts))
+        return list(compress(keys, mask)), list(compress(texts, mask))
 
     def _rebuild(self, *, narrow_from: str | None = None) -> None:
         """Recompute the shown keys after a filter or sort change.
@@ -362,24 +377,26 @@ class KeyedTable(ScrollView, can_focus=True):
             self._sorted = self._base_order(self._rows, self._orders)
         text = self._filter_text
         cache = self._filter_cache
-        view = cache.pop(text, None)
-        if view is None:
+        found = cache.pop(text, None)
+        if found is None:
             if (
                 narrow_from is not None
                 and self._compile is compile_filter
                 and narrows(narrow_from, text)
             ):
-                view = self._filtered(self._view, self._search)
+                found = self._filtered(self._view, self._search, self._view_texts)
             else:
-                view = self._filtered(self._sorted, self._search)
-        cache[text] = view  # the most recent last
+                natural = list(self._search.values()) if self.sort_column is None else None
+                found = self._filtered(self._sorted, self._search, natural)
+        cache[text] = found  # the most recent last
         while len(cache) > _FILTER_CACHE:
             del cache[next(iter(cache))]
-        self._install(view)
+        self._install(*found)
 
-    def _install(self, view: list[str]) -> None:
+    def _install(self, view: list[str], texts: list[str] | None = None) -> None:
         keep = self._cursor_key if self._cursor_key is not None else self.cursor_key
         self._view = view
+        self._view_texts = texts
         index = 0
         if keep is not None:
             try:
