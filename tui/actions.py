@@ -78,6 +78,8 @@ async def join_flow(screen: ClusterScreen, sid: str) -> None:
     nsp = screen.namespace
     data = screen.namespace_data()
     current = set(data.socket_rooms().get(sid, [])) if data else set()
+    # The namespace cache may be older than the socket's own rooms on a detail screen.
+    current |= screen.rooms_known(sid)
     choices = sorted(r for r in (data.members if data else {}) if r not in current)
     room = await screen.app.push_screen_wait(RoomPicker(f"Join {sid} to a room", choices))
     if not room:

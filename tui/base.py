@@ -121,6 +121,10 @@ class ClusterScreen(Screen[None]):
     def namespace_data(self) -> NamespaceData | None:
         return self.siotools.namespace_cache.get(self.namespace)
 
+    def rooms_known(self, sid: str) -> set[str]:
+        """Rooms this screen has itself fetched for socket ``sid`` (none by default)."""
+        return set()
+
     def compose(self) -> ComposeResult:
         yield ClusterHeader(id="header")
         yield Breadcrumbs(self.crumbs(), id="crumbs")

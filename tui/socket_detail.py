@@ -36,6 +36,8 @@ class SocketScreen(ClusterScreen):
         super().__init__(namespace)
         self.sid = sid
         self.gone = False
+        self.fetched: tuple[str, list[str]] | None = None
+        """``(sid, rooms)`` of the last ``client_rooms`` answer this screen got."""
 
     def crumbs(self) -> list[str]:
         return ["Namespaces", self.namespace, "socket", self.sid]
@@ -59,6 +61,7 @@ class SocketScreen(ClusterScreen):
         self.namespace = namespace
         self.sid = sid
         self.gone = False
+        self.fetched = None
         self.shortfall = None
         self.problem = None
         self.note = ""
@@ -112,8 +115,15 @@ class SocketScreen(ClusterScreen):
             self._describe()
             return {}
         self.gone = False
+        self.fetched = (self.sid, list(rooms))
         self._describe()
         return self.rows_of(rooms)
+
+    def rooms_known(self, sid: str) -> set[str]:
+        """The rooms of ``sid`` from this screen's own ``client_rooms`` answer, if it has one."""
+        if self.fetched is not None and self.fetched[0] == sid:
+            return set(self.fetched[1])
+        return set()
 
     def action_join(self) -> None:
         self.start_action(partial(join_flow, self, self.sid), "join")

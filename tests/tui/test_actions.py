@@ -69,7 +69,11 @@ async def test_join_pick_or_type_then_cancel_and_confirm(cluster: Cluster) -> No
     async with app.run_test(size=(120, 36)) as pilot:
         await open_rooms(app, pilot)  # fills the namespace cache
         app.open_socket("/", alice)
-        await until(pilot, lambda: isinstance(app.screen, SocketScreen) and app.screen.table.keys)
+        # the socket's own rooms answer is in: the picker must not offer lobby
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, SocketScreen) and app.screen.fetched is not None,
+        )
         detail = app.screen
         await pilot.press("j")
         await until(pilot, lambda: isinstance(app.screen, RoomPicker))
