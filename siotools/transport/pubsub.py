@@ -159,6 +159,7 @@ class Subscriber(_Supervised):
         self._conn: SubscriberConnection | None = None
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
+        self._pending: dict[bytes, asyncio.Future[None]] = {}
 
     def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         assert self._on_message is not None
@@ -215,11 +216,30 @@ class Subscriber(_Supervised):
         fut.add_done_callback(_consume)
         return fut
 
+    def _confirming(self, fut: asyncio.Future[None] | None, items: list[bytes]) -> None:
+        # Remember which confirmation each new item waits for: a second subscriber of the
+        # same channel must also wait for it (a request published before Redis applied the
+        # SUBSCRIBE could have its replies missed).
+        if fut is None:
+            return
+        pending = self._pending
+        for item in items:
+            pending[item] = fut
+
+        def done(f: asyncio.Future[None]) -> None:
+            for item in items:
+                if pending.get(item) is f:
+                    del pending[item]
+
+        fut.add_done_callback(done)
+
     def subscribe_nowait(self, channels: Iterable[bytes]) -> asyncio.Future[None] | None:
         """SUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
         new = [c for c in channels if c not in self.channels]
         self.channels.update(new)
-        return self._send(b"SUBSCRIBE", new)
+        fut = self._send(b"SUBSCRIBE", new)
+        self._confirming(fut, new)
+        return fut
 
     def unsubscribe_nowait(self, channels: Iterable[bytes]) -> asyncio.Future[None] | None:
         """UNSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
@@ -231,7 +251,10 @@ class Subscriber(_Supervised):
         """PSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
         new = [p for p in patterns if p not in self.patterns]
         self.patterns.update(new)
-        return self._send(b"PSUBSCRIBE", new)
+        fut = self._send(b"PSUBSCRIBE", new)
+        # Patterns and channels never collide: a pattern key is kept with a marker byte.
+        self._confirming(fut, [b"\x00" + p for p in new])
+        return fut
 
     def punsubscribe_nowait(self, patterns: Iterable[bytes]) -> asyncio.Future[None] | None:
         """PUNSUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
@@ -239,17 +262,28 @@ class Subscriber(_Supervised):
         self.patterns.difference_update(gone)
         return self._send(b"PUNSUBSCRIBE", gone)
 
+    async def _settle_all(self, fut: asyncio.Future[None] | None, keys: list[bytes]) -> None:
+        waits = {f for f in map(self._pending.get, keys) if f is not None}
+        if fut is not None:
+            waits.add(fut)
+        for wait in waits:
+            await _settle(wait)
+
     async def subscribe(self, channels: Iterable[bytes]) -> None:
-        """SUBSCRIBE to the channels not yet subscribed; returns once Redis confirmed."""
-        await _settle(self.subscribe_nowait(channels))
+        """SUBSCRIBE to the channels not yet subscribed; returns once Redis confirmed them
+        (also those another caller's SUBSCRIBE is still waiting for)."""
+        channels = list(channels)
+        await self._settle_all(self.subscribe_nowait(channels), channels)
 
     async def unsubscribe(self, channels: Iterable[bytes]) -> None:
         """UNSUBSCRIBE from the given channels that are subscribed."""
         await _settle(self.unsubscribe_nowait(channels))
 
     async def psubscribe(self, patterns: Iterable[bytes]) -> None:
-        """PSUBSCRIBE to the patterns not yet subscribed; returns once Redis confirmed."""
-        await _settle(self.psubscribe_nowait(patterns))
+        """PSUBSCRIBE to the patterns not yet subscribed; returns once Redis confirmed them."""
+        patterns = list(patterns)
+        fut = self.psubscribe_nowait(patterns)
+        await self._settle_all(fut, [b"\x00" + p for p in patterns])
 
     async def punsubscribe(self, patterns: Iterable[bytes]) -> None:
         """PUNSUBSCRIBE from the given patterns that are subscribed."""

@@ -210,3 +210,23 @@ async def test_batch_mode_keeps_order_and_stamps_each_read(redis_url: str, key: 
         Subscriber(ep)
     await sub.close()
     await pub.close()
+
+
+async def test_second_subscriber_of_a_channel_waits_for_the_same_confirmation(
+    redis_url: str, key: str
+) -> None:
+    ep = RedisEndpoint.from_url(redis_url)
+    sub = Subscriber(ep, Inbox())
+    pub = Publisher(ep)
+    await sub.start()
+    await pub.start()
+    chan = f"{key}-r".encode()
+    confirmation = sub.subscribe_nowait([chan])  # written, not confirmed yet
+    assert confirmation is not None and not confirmation.done()
+    # A concurrent caller asks for the same channel: nothing new is sent, but it must not
+    # return before Redis confirmed the first SUBSCRIBE.
+    await sub.subscribe([chan])
+    assert confirmation.done()
+    assert await pub.numsub(chan) == 1
+    await sub.close()
+    await pub.close()
