@@ -39,6 +39,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one sentence and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        if "arguments are required" in message or "unrecognized arguments: -" in message:
+            # Socket ids may start with '-' (base64url): argparse then reads them as options.
+            message += "; a socket id that starts with '-' goes after '--' (join -- -AbC room)"
         sys.stderr.write(f"{self.prog}: {message} (see '{self.prog} --help').\n")
         raise SystemExit(EXIT_USAGE)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -152,3 +153,15 @@ async def test_usage_and_connection_errors_exit_2(cluster: Cluster) -> None:
     assert err.decode().startswith("siotools: Cannot reach Redis") and err.count(b"\n") == 1
     missing = await cluster.run("join", "only-a-sid")
     assert missing.code == 2 and "Traceback" not in missing.err
+
+
+def test_socket_ids_starting_with_a_dash_get_a_hint() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "siotools", "join", "-AbCdEf", "room", "--url", "redis://x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert "goes after '--'" in out.stderr
