@@ -18,6 +18,7 @@ import datetime as _dt
 import enum
 import math
 import struct
+import threading
 from typing import Any, Final
 
 import msgpack
@@ -231,16 +232,47 @@ _SIMPLE: Final = frozenset({str, int, bool, type(None), bytes})
 
 def _plain(obj: Any) -> bool:
     """True when msgpack-python packs ``obj`` exactly as notepack would."""
+    # Explicit loops and identity tests: this walk runs on every message an adapter emits,
+    # and generator expressions or set look-ups double its cost.
     t = type(obj)
-    if t in _SIMPLE:
-        return t is not int or -0x8000000000000000 <= obj < 0x10000000000000000
+    if t is str or t is bool or obj is None or t is bytes:
+        return True
+    if t is int:
+        return bool(-0x8000000000000000 <= obj < 0x10000000000000000)
     if t is float:
         return not obj.is_integer()
     if t is list or t is tuple:
-        return all(_plain(x) for x in obj)
+        for x in obj:  # noqa: SIM110 - a loop, not all(genexpr): this is the hot path
+            if not _plain(x):
+                return False
+        return True
     if t is dict:
-        return all(type(k) is str and _plain(v) for k, v in obj.items())
+        for k, v in obj.items():  # noqa: SIM110
+            if type(k) is not str or not _plain(v):
+                return False
+        return True
     return False
+
+
+_packers = threading.local()
+
+
+def pack_plain(obj: Any) -> bytes:
+    """msgpack of a value :func:`_plain` accepts (the common case), with a reused packer.
+
+    ``msgpack.packb`` builds a new Packer per call, which costs twice the packing itself; a
+    Packer is not thread-safe, so each thread keeps its own.
+    """
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)  # type: ignore[no-any-return]
+
+
+def is_plain(obj: Any) -> bool:
+    """True when :func:`pack_plain` encodes ``obj`` as every Node flavor but msgpack-lite
+    would (no integral floats, no JS-only values, ints within 64 bits)."""
+    return _plain(obj)
 
 
 def pack(obj: Any, flavor: MsgpackFlavor = MsgpackFlavor.NOTEPACK3) -> bytes:
@@ -271,7 +303,7 @@ def pack(obj: Any, flavor: MsgpackFlavor = MsgpackFlavor.NOTEPACK3) -> bytes:
             datetimes, unknown types).
     """
     if flavor is not MsgpackFlavor.MSGPACK_LITE and _plain(obj):
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return pack_plain(obj)
     out = bytearray()
     _Encoder(out, flavor).write(obj)
     return bytes(out)

@@ -19,7 +19,9 @@ from siotools.protocol.msgpack_codec import (
     _NeedScan,
     _Reader,
     _unpackb,
+    is_plain,
     pack,
+    pack_plain,
 )
 from siotools.protocol.values import UNDEFINED, has_binary
 
@@ -714,6 +716,10 @@ def _current_request_body(frame: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- broadcast helpers
 
 
+_EVENT: Final = int(F.PacketType.EVENT)
+_BINARY_EVENT: Final = int(F.PacketType.BINARY_EVENT)
+
+
 def _broadcast_parts(
     uid: str,
     data: list[Any],
@@ -724,15 +730,19 @@ def _broadcast_parts(
     dialect: Dialect,
     packet_type: int | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    rooms_list = list(dict.fromkeys(rooms))
-    except_list = list(dict.fromkeys(except_))
+    # De-duplicated, first occurrence kept (socket.io's Set of rooms); the common one-room
+    # and no-room cases skip the dict round trip.
+    rooms_list = list(rooms)
+    if len(rooms_list) > 1:
+        rooms_list = list(dict.fromkeys(rooms_list))
+    except_list = list(except_)
+    if len(except_list) > 1:
+        except_list = list(dict.fromkeys(except_list))
     flags_map = dict(flags) if flags else {}
-    legacy = dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE)
+    legacy = dialect is Dialect.LEGACY or dialect is Dialect.LEGACY_LITE
     if packet_type is None:
         # socket.io 2.1+ namespace.js/socket.js: type 5 when the args hold binary.
-        packet_type = (
-            F.PacketType.BINARY_EVENT if legacy and has_binary(data) else F.PacketType.EVENT
-        )
+        packet_type = _BINARY_EVENT if legacy and has_binary(data) else _EVENT
     packet = {"type": int(packet_type), "data": list(data), "nsp": nsp}
     if legacy:
         # socket.io 2.x: Namespace#emit {rooms, flags}; Socket#emit {except, rooms, flags}.
@@ -806,7 +816,20 @@ def encode_broadcast(
     g = grammar(prefix)
     rooms_list = opts["rooms"]
     channel = g.room(nsp, rooms_list[0]) if len(rooms_list) == 1 else g.broadcast(nsp)
+    flavor = _FLAVOR[dialect]
+    obj = [uid, packet, opts]
     try:
-        return channel, pack([uid, packet, opts], _FLAVOR[dialect])
+        # The envelope is plain by construction: only what the caller passed needs the walk.
+        if (
+            flavor is not MsgpackFlavor.MSGPACK_LITE
+            and type(uid) is str
+            and type(nsp) is str
+            and is_plain(packet["data"])
+            and is_plain(rooms_list)
+            and is_plain(opts.get("except", ()))
+            and is_plain(opts["flags"])
+        ):
+            return channel, pack_plain(obj)
+        return channel, pack(obj, flavor)
     except Exception as exc:
         raise EncodeError(f"cannot encode broadcast: {exc}") from exc

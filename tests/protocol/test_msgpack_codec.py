@@ -151,3 +151,26 @@ def test_roundtrip_js_values_notepack2(value: list[object]) -> None:
     data = pack(value, NP2)
     assert unpack(data) == value
     assert pack(unpack(data), NP2) == data
+
+
+def test_pack_plain_is_safe_across_threads() -> None:
+    import threading
+
+    import msgpack
+
+    from siotools.protocol.msgpack_codec import pack_plain
+
+    values = [[i, "x" * (i % 50), {"k": [i, 1.5]}] for i in range(2000)]
+    expected = [msgpack.packb(v, use_bin_type=True) for v in values]
+    results: list[list[bytes]] = [[], [], [], []]
+
+    def work(out: list[bytes]) -> None:
+        for v in values:
+            out.append(pack_plain(v))
+
+    threads = [threading.Thread(target=work, args=(out,)) for out in results]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(out == expected for out in results)
