@@ -840,18 +840,20 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 "callback is only possible for a socket connected to this node"
             )
         flags: dict[str, Any] = {}
-        for flag in ("volatile", "compress", "local"):
-            if flag in kwargs and kwargs[flag] is not None:
-                flags[flag] = kwargs[flag]
+        if kwargs:
+            for flag in ("volatile", "compress", "local"):
+                if kwargs.get(flag) is not None:
+                    flags[flag] = kwargs[flag]
         local_only = bool(kwargs.get("ignore_queue")) or bool(flags.get("local"))
         # A socket id is unique in the cluster: a broadcast to one local socket needs no
         # other node (Node publishes it anyway; every other node drops it unread).
         single_local = len(rooms) == 1 and self._is_local(rooms[0], namespace)
         if not local_only and not single_local:
             await self._publish_broadcast(namespace, [event, *args], rooms, skips, flags)
-        await self._deliver_local(
-            namespace, [event, *args], rooms, skips, volatile=bool(flags.get("volatile"))
-        )
+        if self.rooms.get(namespace):
+            await self._deliver_local(
+                namespace, [event, *args], rooms, skips, volatile=bool(flags.get("volatile"))
+            )
 
     async def _publish_broadcast(
         self, nsp: str, data: list[Any], rooms: list[Any], except_: list[Any], flags: dict[str, Any]
@@ -873,7 +875,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             channel = self.grammar.broadcast(nsp)
         self._publisher.publish(channel.encode(), payload)
         self._published += 1
-        await self._publisher.wait_writable()
+        if self._publisher.congested:
+            await self._publisher.wait_writable()
 
     async def enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None

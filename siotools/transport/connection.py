@@ -115,6 +115,11 @@ class RespConnection(asyncio.Protocol):
     # writing ----------------------------------------------------------------
 
     @property
+    def paused(self) -> bool:
+        """Whether the kernel's send buffer is full (``drain`` would wait)."""
+        return self._paused
+
+    @property
     def connected(self) -> bool:
         """Whether the connection is open."""
         return self.transport is not None and not self.transport.is_closing()

@@ -367,6 +367,12 @@ class Publisher(_Supervised):
                 )
         self._offline.append((channel, payload))
 
+    @property
+    def congested(self) -> bool:
+        """Whether :meth:`wait_writable` would wait (checked without a coroutine)."""
+        conn = self._conn
+        return conn is not None and (conn.pending > self.high_water or conn.paused)
+
     async def wait_writable(self) -> None:
         """Return at once unless too many commands await their reply; then wait."""
         conn = self._conn
