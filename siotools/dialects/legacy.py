@@ -114,6 +114,15 @@ class LegacyRequester:
         self.engine = engine
         self.timeout = timeout
 
+    def _envelope(self, nsp: str) -> dict[str, Any]:
+        # What every request frame carries besides its own fields: a fresh uid2(6)-style id.
+        return {
+            "request_id": new_request_id(),
+            "nsp": nsp,
+            "prefix": self.grammar.prefix,
+            "dialect": self.dialect,
+        }
+
     async def node_count(self, nsp: str) -> int:
         """How many nodes answer requests in ``nsp`` (``PUBSUB NUMSUB`` of its request channel)."""
         return await self.publisher.numsub(self.grammar.request(nsp).encode())
@@ -136,11 +145,8 @@ class LegacyRequester:
         """Socket ids in any of ``rooms`` (all sockets if empty), from every node."""
         expected = await self.node_count(nsp)
         frame = LegacyClientsRequest(
-            request_id=new_request_id(),
             rooms=tuple(rooms),
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         result: list[str] = await self._ask(
             frame, expected=expected, what="clients", finish=_union("clients")
@@ -150,9 +156,7 @@ class LegacyRequester:
     async def all_rooms(self, nsp: str) -> list[str]:
         """Every room of every node (socket-id rooms included, as Node reports them)."""
         expected = await self.node_count(nsp)
-        frame = LegacyAllRoomsRequest(
-            request_id=new_request_id(), nsp=nsp, prefix=self.grammar.prefix, dialect=self.dialect
-        )
+        frame = LegacyAllRoomsRequest(**self._envelope(nsp))
         result: list[str] = await self._ask(
             frame, expected=expected, what="all_rooms", finish=_union("rooms")
         )
@@ -162,11 +166,8 @@ class LegacyRequester:
         """Every node's ``customHook`` reply to ``data``, in arrival order."""
         expected = await self.node_count(nsp)
         frame = LegacyCustomRequest(
-            request_id=new_request_id(),
             data=data,
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         result: list[Any] = await self._ask(
             frame, expected=expected, what="custom_request", finish=_datas
@@ -176,11 +177,8 @@ class LegacyRequester:
     async def client_rooms(self, nsp: str, sid: str) -> list[str]:
         """The rooms of the socket ``sid`` (answered by the node that has it)."""
         frame = LegacyClientRoomsRequest(
-            request_id=new_request_id(),
             sid=sid,
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         result: list[str] = await self._ask(
             frame, expected=None, what="client_rooms", finish=_first_rooms
@@ -190,36 +188,27 @@ class LegacyRequester:
     async def remote_join(self, nsp: str, sid: str, room: str) -> None:
         """Make the node that has ``sid`` join it to ``room``."""
         frame = LegacyRemoteJoinRequest(
-            request_id=new_request_id(),
             sid=sid,
             room=room,
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         await self._ask(frame, expected=None, what="remote_join", finish=_done)
 
     async def remote_leave(self, nsp: str, sid: str, room: str) -> None:
         """Make the node that has ``sid`` remove it from ``room``."""
         frame = LegacyRemoteLeaveRequest(
-            request_id=new_request_id(),
             sid=sid,
             room=room,
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         await self._ask(frame, expected=None, what="remote_leave", finish=_done)
 
     async def remote_disconnect(self, nsp: str, sid: str, close: bool = False) -> None:
         """Make the node that has ``sid`` disconnect it (``close``: the whole connection)."""
         frame = LegacyRemoteDisconnectRequest(
-            request_id=new_request_id(),
             sid=sid,
             close=close,
-            nsp=nsp,
-            prefix=self.grammar.prefix,
-            dialect=self.dialect,
+            **self._envelope(nsp),
         )
         await self._ask(frame, expected=None, what="remote_disconnect", finish=_done)
 
