@@ -204,19 +204,31 @@ async def _room_sockets(screen: ClusterScreen, room: str) -> tuple[list[str], Sh
         return list(exc.partial or []), Shortfall.of(exc)
 
 
-async def leave_all_flow(screen: ClusterScreen, room: str) -> None:
-    """Every socket of ``room`` leaves it."""
+async def _room_targets(
+    screen: ClusterScreen, room: str
+) -> tuple[list[str], Shortfall | None] | None:
+    """The sockets a room-wide action would touch, or None when there is nothing to do
+    (read-only, Redis down, empty room: each says so)."""
     if not _allowed(screen):
-        return
-    nsp = screen.namespace
+        return None
     try:
         sids, short = await _room_sockets(screen, room)
     except RedisUnavailableError as exc:
         screen.siotools.redis_down(exc)
-        return
+        return None
     if not sids:
         screen.notify(f"room {room!r} is empty", severity="warning")
+        return None
+    return sids, short
+
+
+async def leave_all_flow(screen: ClusterScreen, room: str) -> None:
+    """Every socket of ``room`` leaves it."""
+    targets = await _room_targets(screen, room)
+    if targets is None:
         return
+    sids, short = targets
+    nsp = screen.namespace
     radius = [f"Namespace {nsp}: {len(sids)} sockets leave room {room!r}", f"  {_some(sids)}"]
     if short is not None:
         radius.append(f"(membership is partial: {short})")
@@ -233,17 +245,11 @@ async def leave_all_flow(screen: ClusterScreen, room: str) -> None:
 
 async def disconnect_all_flow(screen: ClusterScreen, room: str) -> None:
     """Disconnect every socket of ``room``."""
-    if not _allowed(screen):
+    targets = await _room_targets(screen, room)
+    if targets is None:
         return
+    sids, short = targets
     nsp = screen.namespace
-    try:
-        sids, short = await _room_sockets(screen, room)
-    except RedisUnavailableError as exc:
-        screen.siotools.redis_down(exc)
-        return
-    if not sids:
-        screen.notify(f"room {room!r} is empty", severity="warning")
-        return
     radius = [
         f"Namespace {nsp}: {len(sids)} sockets of room {room!r} are disconnected",
         f"  {_some(sids)}",

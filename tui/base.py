@@ -29,7 +29,7 @@ from .filter_bar import FilterBar
 from .footer import KeyFooter
 from .header import ClusterHeader
 from .rows import Cell
-from .source import ClusterAPI, NamespaceData, Shortfall
+from .source import ClusterAPI, NamespaceData, Shortfall, load_namespace
 from .table import Column, Diff, KeyedTable
 
 if TYPE_CHECKING:
@@ -277,3 +277,22 @@ class ClusterScreen(Screen[None]):
                 note = "disabled: read-only" if self.siotools.read_only else "asks first"
             rows.append((" ".join(keys[action]), described[action], note))
         return rows
+
+
+class NamespaceScreen(ClusterScreen):
+    """A list built from one namespace load (rooms and their members), shared with the
+    other screens of that namespace through the app's namespace cache."""
+
+    def rows_of(self, data: NamespaceData) -> Rows:
+        """The rows of this view, from a namespace load."""
+        raise NotImplementedError
+
+    def cached_rows(self) -> Rows | None:
+        data = self.namespace_data()
+        return None if data is None else self.rows_of(data)
+
+    async def fetch(self) -> Rows:
+        data = await load_namespace(self.cluster, self.namespace)
+        self.siotools.namespace_cache[self.namespace] = data
+        self.shortfall = data.shortfall
+        return await asyncio.to_thread(self.rows_of, data)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import ClassVar
 
 from textual.binding import Binding, BindingType
 
 from .actions import disconnect_all_flow, emit_flow, leave_all_flow
-from .base import ClusterScreen, Rows
-from .source import NamespaceData, load_namespace
+from .base import NamespaceScreen, Rows
+from .source import NamespaceData
 from .table import Column
 from .traffic_model import sparkline
 
 __all__ = ["RoomsScreen"]
 
 
-class RoomsScreen(ClusterScreen):
+class RoomsScreen(NamespaceScreen):
     """Room, members, msgs/s and the last 10 s. Enter lists the room's sockets."""
 
     VIEW: ClassVar[str] = "rooms"
@@ -48,16 +47,6 @@ class RoomsScreen(ClusterScreen):
             rate = round(sum(series[-5:]) / 5, 1)
             rows[room] = (room, len(members), rate, sparkline(series))
         return rows
-
-    def cached_rows(self) -> Rows | None:
-        data = self.namespace_data()
-        return None if data is None else self.rows_of(data)
-
-    async def fetch(self) -> Rows:
-        data = await load_namespace(self.cluster, self.namespace)
-        self.siotools.namespace_cache[self.namespace] = data
-        self.shortfall = data.shortfall
-        return await asyncio.to_thread(self.rows_of, data)
 
     def drill(self, key: str) -> None:
         self.siotools.open_sockets(self.namespace, key)

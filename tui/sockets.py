@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import ClassVar
 
@@ -16,14 +15,14 @@ from .actions import (
     leave_all_flow,
     leave_flow,
 )
-from .base import ClusterScreen, Rows
-from .source import NamespaceData, load_namespace
+from .base import NamespaceScreen, Rows
+from .source import NamespaceData
 from .table import Column
 
 __all__ = ["SocketsScreen"]
 
 
-class SocketsScreen(ClusterScreen):
+class SocketsScreen(NamespaceScreen):
     """Socket id, number of named rooms, the rooms. Enter opens the socket."""
 
     VIEW: ClassVar[str] = "sockets"
@@ -56,16 +55,6 @@ class SocketsScreen(ClusterScreen):
             rooms = by_socket.get(sid, [])
             rows[sid] = (sid, len(rooms), " ".join(rooms))
         return rows
-
-    def cached_rows(self) -> Rows | None:
-        data = self.namespace_data()
-        return None if data is None else self.rows_of(data)
-
-    async def fetch(self) -> Rows:
-        data = await load_namespace(self.cluster, self.namespace)
-        self.siotools.namespace_cache[self.namespace] = data
-        self.shortfall = data.shortfall
-        return await asyncio.to_thread(self.rows_of, data)
 
     def drill(self, key: str) -> None:
         self.siotools.open_socket(self.namespace, key)
