@@ -77,3 +77,31 @@ async def fill(pilot: object, text: str) -> None:
     assert isinstance(focused, Input), focused
     focused.value = text
     await pilot.pause()  # type: ignore[attr-defined]
+
+
+async def loaded(pilot: object, app: SiotoolsApp, screen_type: type, timeout: float = 20.0) -> None:
+    """Wait until the app shows a ``screen_type`` screen with rows.
+
+    The refresh timer is slowed to a minute in these tests; while rows are missing this asks
+    for a load every 3 s, as the timer would, and a failure says what the screen reported.
+    """
+    deadline = time.monotonic() + timeout
+    next_reload = time.monotonic() + 3.0
+    while True:
+        screen = app.screen
+        try:
+            if isinstance(screen, screen_type) and screen.table.keys:  # type: ignore[attr-defined]
+                return
+        except NoMatches:
+            pass
+        now = time.monotonic()
+        if now > deadline:
+            raise AssertionError(
+                f"no rows on {type(screen).__name__}: problem={getattr(screen, 'problem', None)!r}"
+                f" shortfall={getattr(screen, 'shortfall', None)!r}"
+                f" note={getattr(screen, 'note', None)!r}"
+            )
+        if now > next_reload and isinstance(screen, screen_type):
+            screen.reload()  # type: ignore[attr-defined]
+            next_reload = now + 3.0
+        await pilot.pause(0.05)  # type: ignore[attr-defined]

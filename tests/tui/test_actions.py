@@ -16,7 +16,7 @@ from siotools.tui.sockets import SocketsScreen
 from textual.widgets import Checkbox, Static
 
 from siotools import ClusterClient
-from tests.tui.conftest import Cluster, fill, until
+from tests.tui.conftest import Cluster, fill, loaded, until
 
 
 def text_of(screen: object, selector: str) -> str:
@@ -27,7 +27,7 @@ def text_of(screen: object, selector: str) -> str:
 
 async def open_rooms(app: SiotoolsApp, pilot: object) -> RoomsScreen:
     app.open_rooms("/")
-    await until(pilot, lambda: isinstance(app.screen, RoomsScreen) and app.screen.table.keys)
+    await loaded(pilot, app, RoomsScreen)
     assert isinstance(app.screen, RoomsScreen)
     return app.screen
 
@@ -107,7 +107,7 @@ async def test_leave_and_disconnect_a_socket(cluster: Cluster) -> None:
     async with app.run_test(size=(120, 36)) as pilot:
         await open_rooms(app, pilot)
         app.open_sockets("/", "vip")
-        await until(pilot, lambda: isinstance(app.screen, SocketsScreen) and app.screen.table.keys)
+        await loaded(pilot, app, SocketsScreen)
         screen = app.screen
         assert isinstance(screen, SocketsScreen)
         screen.table.move_to(bob)
@@ -150,7 +150,7 @@ async def test_emit_to_room_and_socket(cluster: Cluster) -> None:
         assert await cluster.alice.no_event("news")
 
         app.open_socket("/", cluster.alice.sid())
-        await until(pilot, lambda: isinstance(app.screen, SocketScreen) and app.screen.table.keys)
+        await loaded(pilot, app, SocketScreen)
         await pilot.press("e")
         await until(pilot, lambda: isinstance(app.screen, EmitPrompt))
         await fill(pilot, "ping")
@@ -194,7 +194,7 @@ async def test_timeout_outcome_when_the_socket_is_gone(cluster: Cluster) -> None
     bob = cluster.bob.sid()
     async with app.run_test(size=(120, 36)) as pilot:
         app.open_socket("/", bob)
-        await until(pilot, lambda: isinstance(app.screen, SocketScreen) and app.screen.table.keys)
+        await loaded(pilot, app, SocketScreen)
         await cluster.bob.close()
         await pilot.press("d")
         modal = await confirm(app, pilot)

@@ -20,7 +20,7 @@ from siotools.tui.sockets import SocketsScreen
 from siotools.tui.traffic import TrafficScreen
 
 from siotools.exceptions import ConfigurationError
-from tests.tui.conftest import Cluster, until
+from tests.tui.conftest import Cluster, loaded, until
 
 SCREENS: list[type[ClusterScreen]] = [
     NamespacesScreen,
@@ -106,7 +106,7 @@ async def test_write_mode_offers_actions_in_the_palette(cluster: Cluster) -> Non
     app = cluster.app()
     async with app.run_test(size=(120, 36)) as pilot:
         app.open_sockets("/", "vip")
-        await until(pilot, lambda: isinstance(app.screen, SocketsScreen) and app.screen.table.keys)
+        await loaded(pilot, app, SocketsScreen)
         screen = app.screen
         shown = {b.binding.action for b in screen.active_bindings.values()}
         assert shown >= MUTATING

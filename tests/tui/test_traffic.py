@@ -7,7 +7,7 @@ from siotools.tui.traffic import TrafficScreen
 from siotools.tui.traffic_source import sniffer_source
 
 from siotools import ClusterClient
-from tests.tui.conftest import Cluster, fill, until
+from tests.tui.conftest import Cluster, fill, loaded, until
 
 
 async def test_live_frames_filter_pause_and_room_rates(cluster: Cluster) -> None:
@@ -70,7 +70,7 @@ async def test_live_frames_filter_pause_and_room_rates(cluster: Cluster) -> None
 
         await pilot.press("escape")
         app.open_rooms("/")
-        await until(pilot, lambda: isinstance(app.screen, RoomsScreen) and app.screen.table.keys)
+        await loaded(pilot, app, RoomsScreen)
         rooms = app.screen
         assert isinstance(rooms, RoomsScreen)
         await until(pilot, lambda: (rooms.table.row("vip") or (0, 0, 0))[2] > 0)
