@@ -26,7 +26,7 @@ from typing import Any
 import hiredis
 
 from siotools.exceptions import RedisUnavailableError
-from siotools.transport.connection import RespConnection, open_connection
+from siotools.transport.connection import RespConnection
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, _Supervised
 
@@ -106,7 +106,7 @@ class MonitorConnection(RespConnection):
             )
 
 
-class Monitor(_Supervised):
+class Monitor(_Supervised[MonitorConnection]):
     """A MONITOR connection that reconnects after a loss.
 
     Args:
@@ -126,10 +126,8 @@ class Monitor(_Supervised):
         on_error: ErrorHandler | None = None,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(endpoint, name, on_error)
+        super().__init__(endpoint, name, on_error, on_reconnect)
         self._on_command = on_command
-        self._on_reconnect = on_reconnect
-        self._conn: MonitorConnection | None = None
 
     def _dispatch(self, ts: float, args: list[bytes]) -> None:
         try:
@@ -137,28 +135,15 @@ class Monitor(_Supervised):
         except Exception as exc:  # a bad handler must not kill the connection
             self.report(exc)
 
-    async def _establish(self) -> None:
-        conn = await open_connection(
-            self.endpoint, lambda: MonitorConnection(self.name, self._dispatch)
-        )
-        first = self._conn is None
-        self._conn = conn
+    _BEGIN = "start MONITOR"
+
+    def _new_connection(self) -> MonitorConnection:
+        return MonitorConnection(self.name, self._dispatch)
+
+    async def _begin(self, conn: MonitorConnection) -> None:
         conn.write_command(b"MONITOR")
         conn.flush()
-        try:
-            await asyncio.wait_for(asyncio.shield(conn.started), self.endpoint.connect_timeout)
-        except (TimeoutError, RedisUnavailableError) as exc:
-            conn.abort()
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint.url} did not start MONITOR: {exc}"
-            ) from exc
-        self._up.set()
-        if not first and self._on_reconnect is not None:
-            self._on_reconnect()
-
-    async def _wait_lost(self) -> None:
-        assert self._conn is not None
-        await asyncio.shield(self._conn.lost)
+        await asyncio.shield(conn.started)
 
     async def close(self) -> None:
         """Stop monitoring and close the connection."""

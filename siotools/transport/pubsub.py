@@ -13,13 +13,14 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from siotools.exceptions import RedisUnavailableError
 from siotools.transport.connection import (
     BatchHandler,
     CommandConnection,
     MessageHandler,
+    RespConnection,
     SubscriberConnection,
     open_connection,
 )
@@ -31,17 +32,34 @@ log = logging.getLogger("siotools.transport")
 
 ErrorHandler = Callable[[BaseException], None]
 
+C = TypeVar("C", bound=RespConnection)
+
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 2.0
 
 
-class _Supervised:
-    """Owns one connection and reconnects it, with backoff, until closed."""
+class _Supervised(Generic[C]):
+    """Owns one connection and reconnects it, with backoff, until closed.
 
-    def __init__(self, endpoint: RedisEndpoint, name: str, on_error: ErrorHandler | None) -> None:
+    Subclasses say how to make the connection (:meth:`_new_connection`) and what to start
+    on it once it is open (:meth:`_begin`: subscriptions, MONITOR, the offline queue).
+    """
+
+    _BEGIN = "accept the connection"
+    """What :meth:`_begin` does, for the error when it fails ("did not ...")."""
+
+    def __init__(
+        self,
+        endpoint: RedisEndpoint,
+        name: str,
+        on_error: ErrorHandler | None,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.name = name
         self._on_error = on_error
+        self._on_reconnect = on_reconnect
+        self._conn: C | None = None
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._up = asyncio.Event()
@@ -72,11 +90,30 @@ class _Supervised:
         await self._establish()
         self._task = asyncio.create_task(self._supervise(), name=f"{self.name}-supervisor")
 
-    async def _establish(self) -> None:
+    def _new_connection(self) -> C:
         raise NotImplementedError
 
+    async def _begin(self, conn: C) -> None:
+        """Start what the connection is for (it is open, not yet marked up)."""
+
+    async def _establish(self) -> None:
+        conn = await open_connection(self.endpoint, self._new_connection)
+        first = self._conn is None
+        self._conn = conn
+        try:
+            await asyncio.wait_for(self._begin(conn), self.endpoint.connect_timeout)
+        except (TimeoutError, RedisUnavailableError) as exc:
+            conn.abort()
+            raise RedisUnavailableError(
+                f"Redis at {self.endpoint.url} did not {self._BEGIN}: {exc or 'timed out'}"
+            ) from exc
+        self._up.set()
+        if not first and self._on_reconnect is not None:
+            self._on_reconnect()
+
     async def _wait_lost(self) -> None:
-        raise NotImplementedError
+        assert self._conn is not None
+        await asyncio.shield(self._conn.lost)
 
     async def _supervise(self) -> None:
         while not self._closing:
@@ -126,7 +163,7 @@ class _Supervised:
             self._task = None
 
 
-class Subscriber(_Supervised):
+class Subscriber(_Supervised[SubscriberConnection]):
     """A subscriber connection that restores its channels and patterns after a reconnect.
 
     Args:
@@ -150,13 +187,11 @@ class Subscriber(_Supervised):
         on_error: ErrorHandler | None = None,
         on_reconnect: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(endpoint, name, on_error)
+        super().__init__(endpoint, name, on_error, on_reconnect)
         if (on_message is None) == (on_batch is None):
             raise ValueError("pass exactly one of on_message and on_batch")
         self._on_message = on_message
         self._on_batch = on_batch
-        self._on_reconnect = on_reconnect
-        self._conn: SubscriberConnection | None = None
         self.channels: set[bytes] = set()
         self.patterns: set[bytes] = set()
         self._pending: dict[bytes, asyncio.Future[None]] = {}
@@ -182,29 +217,15 @@ class Subscriber(_Supervised):
             return SubscriberConnection(self.name, on_batch=self._dispatch_batch)
         return SubscriberConnection(self.name, on_message=self._dispatch)
 
-    async def _establish(self) -> None:
-        conn = await open_connection(self.endpoint, self._new_connection)
-        first = self._conn is None
-        self._conn = conn
+    _BEGIN = "confirm the subscriptions"
+
+    async def _begin(self, conn: SubscriberConnection) -> None:
         waits = []
         if self.channels:
             waits.append(conn.command(b"SUBSCRIBE", sorted(self.channels)))
         if self.patterns:
             waits.append(conn.command(b"PSUBSCRIBE", sorted(self.patterns)))
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), self.endpoint.connect_timeout)
-        except (TimeoutError, RedisUnavailableError) as exc:
-            conn.abort()
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint.url} did not confirm the subscriptions"
-            ) from exc
-        self._up.set()
-        if not first and self._on_reconnect is not None:
-            self._on_reconnect()
-
-    async def _wait_lost(self) -> None:
-        assert self._conn is not None
-        await asyncio.shield(self._conn.lost)
+        await asyncio.gather(*waits)
 
     def _send(self, verb: bytes, items: list[bytes]) -> asyncio.Future[None] | None:
         conn = self._conn
@@ -305,7 +326,7 @@ class Subscriber(_Supervised):
             await conn.close()
 
 
-class Publisher(_Supervised):
+class Publisher(_Supervised[CommandConnection]):
     """A command connection that pipelines publishes and survives Redis restarts.
 
     Args:
@@ -328,26 +349,19 @@ class Publisher(_Supervised):
         high_water: int = 20_000,
     ) -> None:
         super().__init__(endpoint, name, on_error)
-        self._conn: CommandConnection | None = None
         self._offline: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self.max_offline = max_offline
         self.high_water = high_water
         self.dropped = 0
         """Publishes dropped because the offline queue was full."""
 
-    async def _establish(self) -> None:
-        conn = await open_connection(
-            self.endpoint, lambda: CommandConnection(self.name, self.report)
-        )
-        self._conn = conn
+    def _new_connection(self) -> CommandConnection:
+        return CommandConnection(self.name, self.report)
+
+    async def _begin(self, conn: CommandConnection) -> None:
         while self._offline:
             channel, payload = self._offline.popleft()
             conn.send_nowait(b"PUBLISH", channel, payload)
-        self._up.set()
-
-    async def _wait_lost(self) -> None:
-        assert self._conn is not None
-        await asyncio.shield(self._conn.lost)
 
     def publish(self, channel: bytes, payload: bytes) -> None:
         """Publish without waiting for Redis; the command goes out with its batch."""
