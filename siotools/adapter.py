@@ -1,16 +1,16 @@
 """``AsyncRedisAdapter``: a python-socketio client manager that joins Node Redis clusters.
 
-It speaks socket.io-redis 4.x/5.x on the wire: broadcasts are notepack/msgpack-lite
-``[uid, packet, opts]`` on ``key#nsp#`` and ``key#nsp#room#``, cluster requests are JSON
-on ``key-request#nsp#`` with replies on ``key-response#nsp#``. Python and Node servers can
-therefore share one cluster.
+A thin asyncio shell over the pure node core (:class:`~siotools.node.NodeCore`) and a wire
+dialect object (:mod:`siotools.dialects`): socket.io-redis 4.x/5.x (``dialect="legacy"``,
+``"legacy-lite"``) or @socket.io/redis-adapter 8.x classic (``dialect="current"``). Python
+and Node servers can therefore share one cluster.
 
 Example::
 
     import socketio
     from siotools import AsyncRedisAdapter
 
-    adapter = AsyncRedisAdapter("redis://127.0.0.1:6379/0")
+    adapter = AsyncRedisAdapter("redis://127.0.0.1:6379/0", dialect="current")
     sio = socketio.AsyncServer(async_mode="asgi", client_manager=adapter)
     app = socketio.ASGIApp(sio, on_startup=adapter.start, on_shutdown=adapter.close)
 """
@@ -25,49 +25,49 @@ import inspect
 import logging
 import secrets
 import string
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from siotools.dialects.legacy import LegacyRequester, custom_reply_frame
+from siotools.dialects import make_dialect, resolve_dialect
+from siotools.dialects.base import (
+    Action,
+    AddExpected,
+    CallHook,
+    Deliver,
+    DeliverWithAck,
+    Disconnect,
+    FetchLocal,
+    Ignored,
+    Join,
+    Leave,
+    Malformed,
+    Publish,
+    RemoteSocket,
+    Reply,
+    Settle,
+    Subscriptions,
+    select_sids,
+)
 from siotools.exceptions import (
     ConfigurationError,
-    DecodeError,
     RequestTimeout,
+    SocketNotFound,
     UnsupportedOperation,
 )
-from siotools.protocol import (
-    U64,
-    UNDEFINED,
-    ChannelGrammar,
-    ChannelKind,
-    Dialect,
-    Frame,
-    LegacyAllRoomsRequest,
-    LegacyClientRoomsRequest,
-    LegacyClientsRequest,
-    LegacyClientsResponse,
-    LegacyCustomRequest,
-    LegacyEmptyResponse,
-    LegacyRemoteDisconnectRequest,
-    LegacyRemoteJoinRequest,
-    LegacyRemoteLeaveRequest,
-    LegacyRoomsResponse,
-    TypedArray,
-    Undefined,
-    decode,
-    encode,
-    encode_broadcast,
-    unpack_broadcast,
-)
+from siotools.node import NodeCore
+from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
+from siotools.requester import Requester
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
-__all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback"]
+__all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback", "ServerSideEmitHandler"]
 
 log = logging.getLogger("siotools.adapter")
 
@@ -77,10 +77,11 @@ CustomHook = Callable[[Any], Any]
 ErrorCallback = Callable[[BaseException], Any]
 """Called with every error the adapter meets (the Node adapter's ``'error'`` event)."""
 
-_UID_ALPHABET = string.ascii_letters + string.digits
+ServerSideEmitHandler = Callable[..., Any]
+"""``handler(*args) -> ack`` (sync or async) for a ``server_side_emit`` event."""
 
-# Route kinds of subscribed channels.
-_BROADCAST, _REQUEST, _RESPONSE = 0, 1, 2
+_UID_ALPHABET = string.ascii_letters + string.digits
+_ACK_TIMEOUT = 60.0  # python-socketio's call() default, for callbacks to remote sockets
 
 
 def _default_hook(data: Any) -> Any:
@@ -110,22 +111,62 @@ def _js_to_py(value: Any) -> Any:
     return value
 
 
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return [value]
+
+
+def _args(data: Any) -> list[Any]:
+    # python-socketio: a tuple is several arguments, anything else one (None: none).
+    if isinstance(data, tuple):
+        return list(data)
+    if data is None:
+        return []
+    return [data]
+
+
+def handshake_of(environ: Mapping[str, Any] | None, connected_at: float | None) -> dict[str, Any]:
+    """A socket.io 4 ``socket.handshake`` built from the WSGI/ASGI environ python-socketio
+    keeps for a connection (``auth`` is not kept by python-socketio: always ``{}``)."""
+    environ = environ or {}
+    headers = {
+        key[5:].lower().replace("_", "-"): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    }
+    query_string = environ.get("QUERY_STRING") or ""
+    query = {k: v[0] for k, v in urllib.parse.parse_qs(query_string).items()}
+    issued = int((connected_at or time.time()) * 1000)
+    path = environ.get("PATH_INFO") or "/socket.io/"
+    return {
+        "headers": headers,
+        "time": _dt.datetime.fromtimestamp(issued / 1000, _dt.UTC).strftime(
+            "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"
+        ),
+        "address": environ.get("REMOTE_ADDR") or "",
+        "xdomain": "HTTP_ORIGIN" in environ,
+        "secure": environ.get("wsgi.url_scheme") == "https",
+        "issued": issued,
+        "url": path + ("?" + query_string if query_string else ""),
+        "query": query,
+        "auth": {},
+    }
+
+
 class _Stats(Mapping[str, int]):
     """A live, read-only view of an adapter's counters."""
-
-    _HOT = ("received", "decoded", "published")
 
     def __init__(self, adapter: AsyncRedisAdapter) -> None:
         self._adapter = adapter
 
     def __getitem__(self, name: str) -> int:
-        if name in self._HOT:
-            value: int = getattr(self._adapter, "_" + name)
-            return value
-        return self._adapter._counts[name]
+        return self._adapter.counter(name)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys((*self._HOT, *self._adapter._counts)))
+        return iter(dict.fromkeys(("received", "decoded", "published", *self._adapter.counters)))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -135,7 +176,7 @@ class _Stats(Mapping[str, int]):
 
 
 class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
-    """A python-socketio ``client_manager`` that is a node of a socket.io-redis cluster.
+    """A python-socketio ``client_manager`` that is a node of a Socket.IO Redis cluster.
 
     Args:
         url: Redis URL (``redis://host:port/db``, ``rediss://``, ``unix://``).
@@ -145,17 +186,19 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         pub_client: A ``redis.asyncio.Redis`` whose settings (address, password, TLS) the
             adapter's publishing connection uses.
         sub_client: The same for the subscribing connection.
-        requests_timeout: Seconds to wait for the other nodes' answers (1.0 as in
-            socket.io-redis 4.x; 5.2+ uses 5.0).
-        with_channel_multiplexing: Publish single-room broadcasts on the room's channel and
-            SUBSCRIBE to the channel of every room with a local member (socket.io-redis 4.x
-            default). ``False`` publishes everything on ``key#nsp#`` (the 4.x
-            single-channel mode).
-        subscription_mode: ``"subscribe"`` (4.x: SUBSCRIBE ``key#nsp#`` plus the room
-            channels) or ``"psubscribe"`` (5.x: PSUBSCRIBE ``key#nsp#*``).
-        dialect: ``Dialect.LEGACY`` (socket.io-redis 5.x, notepack 2) or
-            ``Dialect.LEGACY_LITE`` (4.x, msgpack-lite) for what this node encodes;
-            both are always decoded.
+        dialect: What the cluster speaks: ``"legacy"`` (socket.io-redis 5.x, notepack 2;
+            the default), ``"legacy-lite"`` (4.x, msgpack-lite) or ``"current"``
+            (@socket.io/redis-adapter 8.x classic); a :class:`~siotools.Dialect` works too.
+        requests_timeout: Seconds to wait for the other nodes' answers (default: 1.0 for
+            4.x/5.x as in socket.io-redis 4.x, 5.0 for 8.x as in RA 8.3).
+        with_channel_multiplexing: 4.x/5.x: publish single-room broadcasts on the room's
+            channel and SUBSCRIBE to the channel of every room with a local member
+            (socket.io-redis 4.x default). ``False`` publishes everything on ``key#nsp#``.
+        subscription_mode: 4.x/5.x: ``"subscribe"`` (4.x: SUBSCRIBE ``key#nsp#`` plus the
+            room channels) or ``"psubscribe"`` (5.x: PSUBSCRIBE ``key#nsp#*``).
+        publish_on_specific_response_channel: 8.x: answer on the requester's own response
+            channel (RA ``publishOnSpecificResponseChannel``).
+        parser: 8.x: ``"msgpack"`` (notepack 3) or ``"json"`` for broadcasts.
         namespaces: Namespaces to join the cluster in at start, in addition to ``/`` and
             the server's registered ones; others are joined when a client connects.
         custom_hook: This node's answer to ``custom_request`` (see :data:`CustomHook`).
@@ -173,25 +216,29 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         key: str = "socket.io",
         pub_client: Any = None,
         sub_client: Any = None,
-        requests_timeout: float = 1.0,
+        dialect: Dialect | str = Dialect.LEGACY,
+        requests_timeout: float | None = None,
         with_channel_multiplexing: bool = True,
         subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
-        dialect: Dialect = Dialect.LEGACY,
+        publish_on_specific_response_channel: bool = False,
+        parser: Literal["msgpack", "json"] = "msgpack",
         namespaces: Iterable[str] = (),
         custom_hook: CustomHook | None = None,
         logger: Any = None,
     ) -> None:
         super().__init__()
-        if dialect not in (Dialect.LEGACY, Dialect.LEGACY_LITE):
-            raise ConfigurationError(
-                f"AsyncRedisAdapter speaks socket.io-redis 4.x/5.x (Dialect.LEGACY or "
-                f"Dialect.LEGACY_LITE), not {dialect.name}"
-            )
-        if subscription_mode not in ("subscribe", "psubscribe"):
-            raise ConfigurationError(
-                f"subscription_mode must be 'subscribe' or 'psubscribe', not {subscription_mode!r}"
-            )
-        if requests_timeout <= 0:
+        self.prefix = key or "socket.io"  # socket.io-redis: `prefix = opts.key || 'socket.io'`
+        self.wire = make_dialect(
+            resolve_dialect(dialect),
+            self.prefix,
+            subscription_mode=subscription_mode,
+            with_channel_multiplexing=with_channel_multiplexing,
+            publish_on_specific_response_channel=publish_on_specific_response_channel,
+            parser=parser,
+        )
+        if requests_timeout is None:
+            requests_timeout = self.wire.default_timeout
+        if not requests_timeout > 0 or requests_timeout == float("inf"):
             raise ConfigurationError("requests_timeout must be a positive number of seconds")
         self._pub_client = pub_client
         self._sub_client = sub_client
@@ -200,23 +247,25 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._sub_endpoint = (
             RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
         )
-        # socket.io-redis: `prefix = opts.key || 'socket.io'`
-        self.prefix = key or "socket.io"
-        self.grammar = ChannelGrammar(self.prefix)
+        self.grammar = self.wire.grammar
         self.uid = "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
         self.requests_timeout = float(requests_timeout)
+        self.dialect = self.wire.dialect
+        # The options as given (the dialect object applies those of its dialect).
         self.with_channel_multiplexing = with_channel_multiplexing
         self.subscription_mode = subscription_mode
-        self.dialect = dialect
+        self.publish_on_specific_response_channel = publish_on_specific_response_channel
         self.custom_hook: CustomHook = custom_hook or _default_hook
         self.logger = logger
+        self.core = NodeCore(self.wire, self.uid)
         self._extra_namespaces = list(namespaces)
         self._error_callbacks: list[ErrorCallback] = []
+        self._handlers: dict[tuple[str, str], list[ServerSideEmitHandler]] = {}
         self._counts: collections.Counter[str] = collections.Counter()
-        # The per-message counters are plain ints: a Counter update costs as much as a
+        self._warned: set[str] = set()
+        self._connected_at: dict[str, float] = {}
+        # The per-message counter is a plain int: a Counter update costs as much as a
         # quarter of the rest of the receive path.
-        self._received = 0
-        self._decoded = 0
         self._published = 0
         self._stats = _Stats(self)
         self._engine = RequestEngine()
@@ -229,25 +278,32 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             name=f"{self.uid}-sub",
             on_error=self._error,
         )
-        self._requester = LegacyRequester(
-            grammar=self.grammar,
-            dialect=dialect,
-            publisher=self._publisher,
-            engine=self._engine,
-            timeout=self.requests_timeout,
+        self._requester = Requester(
+            self._publisher, self._engine, timeout=self.requests_timeout, counted=True
         )
-        self._routes: dict[bytes, tuple[int, str, str | None]] = {}
-        self._nsps: set[str] = set()
         self._pending_subs: list[asyncio.Future[None]] = []
-        self._inbox: collections.deque[
-            tuple[str, list[Any], list[Any], list[Any], dict[str, Any]]
-        ] = collections.deque()
+        self._inbox: collections.deque[Deliver] = collections.deque()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deliverer: asyncio.Task[None] | None = None
         self._started = False
         self._starting: asyncio.Task[None] | None = None
         self._closed = False
+
+    @property
+    def counters(self) -> list[str]:
+        """The names of the counters incremented so far (see :attr:`stats`)."""
+        return list(self._counts)
+
+    def counter(self, name: str) -> int:
+        """One counter's value (0 when never incremented)."""
+        if name == "received":
+            return self.core.received
+        if name == "decoded":
+            return self.core.decoded
+        if name == "published":
+            return self._published
+        return self._counts[name]
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -354,13 +410,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         )
         for nsp in self._initial_namespaces():
             self._join_namespace(nsp)
-        # Rooms that got members before the start (sockets connect before the loop ran).
-        if self.with_channel_multiplexing and self.subscription_mode == "subscribe":
-            for nsp, rooms in self.rooms.items():
-                self._join_namespace(nsp)
-                for room in rooms:
-                    if room is not None:
-                        self._subscribe_room(nsp, room)
+        self._subscribe_rooms()
         await self._settle_subscriptions()
         self._get_logger().info(
             "siotools adapter %s joined the cluster at %s (key %r)",
@@ -438,22 +488,16 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     # ------------------------------------------------------------------ subscriptions
 
     def _join_namespace(self, nsp: str) -> None:
-        if nsp in self._nsps:
-            return
-        self._nsps.add(nsp)
-        g = self.grammar
-        bcast, req, resp = g.broadcast_bytes(nsp), g.request(nsp).encode(), g.response(nsp).encode()
-        self._routes[bcast] = (_BROADCAST, nsp, None)
-        self._routes[req] = (_REQUEST, nsp, None)
-        self._routes[resp] = (_RESPONSE, nsp, None)
+        subs = self.core.join_namespace(nsp)
+        if subs is not None:
+            self._subscribe(subs)
+
+    def _subscribe(self, subs: Subscriptions) -> None:
         sub = self._subscriber
-        if self.subscription_mode == "psubscribe":
-            # socket.io-redis 5.x: PSUBSCRIBE key#nsp#*, then SUBSCRIBE request+response.
-            self._track(sub.psubscribe_nowait([g.broadcast_pattern(nsp).encode()]))
-            self._track(sub.subscribe_nowait([req, resp]))
-        else:
-            # socket.io-redis 4.x: SUBSCRIBE key#nsp# key-request#nsp# key-response#nsp#.
-            self._track(sub.subscribe_nowait([bcast, req, resp]))
+        if subs.patterns:
+            self._track(sub.psubscribe_nowait(list(subs.patterns)))
+        if subs.channels:
+            self._track(sub.subscribe_nowait(list(subs.channels)))
 
     def _track(self, fut: asyncio.Future[None] | None) -> None:
         if fut is not None:
@@ -466,147 +510,191 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             with contextlib.suppress(Exception):
                 await fut
 
-    def _subscribe_room(self, nsp: str, room: Any) -> None:
-        channel = self.grammar.room_bytes(nsp, room)
-        self._routes[channel] = (_BROADCAST, nsp, str(room))
-        self._track(self._subscriber.subscribe_nowait([channel]))
+    def _subscribe_rooms(self) -> None:
+        # Rooms that got members before the start (sockets connect before the loop ran).
+        for nsp, rooms in self.rooms.items():
+            self._join_namespace(nsp)
+            for room in rooms:
+                if room is not None:
+                    self._room_added(nsp, room)
 
-    def _unsubscribe_room(self, nsp: str, room: Any) -> None:
-        channel = self.grammar.room_bytes(nsp, room)
-        self._routes.pop(channel, None)
-        self._subscriber.unsubscribe_nowait([channel])
-
-    def _multiplexed(self) -> bool:
-        return (
-            self._started
-            and self.with_channel_multiplexing
-            and self.subscription_mode == "subscribe"
-        )
+    def _room_added(self, nsp: str, room: Any) -> None:
+        channel = self.core.room_added(nsp, room)
+        if channel is not None:
+            self._track(self._subscriber.subscribe_nowait([channel]))
 
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
     ) -> None:
-        """Add a local socket to a room (and SUBSCRIBE to the room's channel if it is new)."""
+        """Add a local socket to a room (and SUBSCRIBE to the room's channel if the dialect
+        listens per room and the room is new here)."""
         ns_rooms = self.rooms.get(namespace)
         new_room = room is not None and (ns_rooms is None or room not in ns_rooms)
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if self._started and namespace not in self._nsps:
-            self._join_namespace(namespace)
-        if new_room and self._multiplexed():
-            # socket.io-redis 4.x Redis#add: SUBSCRIBE key#nsp#room# for a room new here.
-            self._subscribe_room(namespace, room)
+        if self._started:
+            if namespace not in self.core.namespaces:
+                self._join_namespace(namespace)
+            if new_room:
+                self._room_added(namespace, room)
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         """Remove a local socket from a room (UNSUBSCRIBE when the room empties here)."""
         super().basic_leave_room(sid, namespace, room)
-        if room is not None and self._multiplexed() and room not in self.rooms.get(namespace, {}):
-            # socket.io-redis 4.x Redis#del: UNSUBSCRIBE when the last local member left.
-            self._unsubscribe_room(namespace, room)
+        if room is not None and self._started and room not in self.rooms.get(namespace, {}):
+            channel = self.core.room_removed(namespace, room)
+            if channel is not None:
+                self._subscriber.unsubscribe_nowait([channel])
 
-    # ------------------------------------------------------------------ local state
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """Forget a disconnected socket (python-socketio hook)."""
+        self._connected_at.pop(sid, None)
+        super().basic_disconnect(sid, namespace, **kwargs)
 
-    def _is_local(self, sid: str, nsp: str) -> bool:
-        members = self.rooms.get(nsp, {}).get(None)
-        return members is not None and sid in members
+    # ------------------------------------------------------------------ local view
 
-    def _local_clients(self, nsp: str, rooms: Iterable[Any]) -> list[str]:
-        # socket.io-adapter 1.1.x clients(): connected sockets of the given rooms (all when
-        # none), de-duplicated.
-        ns_rooms = self.rooms.get(nsp)
-        if not ns_rooms:
-            return []
-        rooms = list(rooms)
-        seen: dict[str, None] = {}
-        if rooms:
-            for room in rooms:
-                for sid in ns_rooms.get(room, ()):
-                    if self.is_connected(sid, nsp):
-                        seen[sid] = None
-        else:
-            for sid in ns_rooms.get(None, ()):
-                if self.is_connected(sid, nsp):
-                    seen[sid] = None
-        return list(seen)
+    def namespace_rooms(self, nsp: str) -> Mapping[Any, Mapping[str, Any]] | None:
+        """``room -> {sid: eio_sid}`` of a namespace (the node core's view of this node)."""
+        rooms: Mapping[Any, Mapping[str, Any]] | None = self.rooms.get(nsp)
+        return rooms
 
-    def _local_rooms_of(self, sid: str, nsp: str) -> list[Any]:
-        # Node's Object.keys(sids[id]) starts with the socket's own room.
-        rooms = self.get_rooms(sid, nsp)
+    def rooms_of(self, sid: str, nsp: str) -> list[Any]:
+        """The rooms of a local socket, its own id room first (Node's ``Object.keys``)."""
+        rooms: list[Any] = self.get_rooms(sid, nsp)
         if sid in rooms:
             rooms.remove(sid)
         return [sid, *rooms]
+
+    def _is_local(self, sid: Any, nsp: str) -> bool:
+        members = self.rooms.get(nsp, {}).get(None)
+        return members is not None and sid in members
+
+    async def describe(self, sid: str, nsp: str) -> RemoteSocket:
+        """A local socket as ``fetch_sockets`` reports it: rooms, session data, handshake."""
+        server = self.server
+        eio_sid = self.eio_sid_from_sid(sid, nsp)
+        environ = server.environ.get(eio_sid) if server is not None else None
+        data: Any = None
+        with contextlib.suppress(Exception):  # a socket that left meanwhile has no session
+            data = await server.get_session(sid, namespace=nsp)
+        return RemoteSocket(
+            id=sid,
+            rooms=tuple(self.rooms_of(sid, nsp)),
+            data=data,
+            handshake=handshake_of(environ, self._connected_at.get(sid)),
+            nsp=nsp,
+        )
 
     # ------------------------------------------------------------------ receiving
 
     def _on_batch(self, now: int, batch: list[list[bytes]]) -> None:
         """Handle the messages of one socket read, in order."""
-        routes = self._routes
+        receive = self.core.receive
         for reply in batch:
             try:
                 if len(reply) == 3:  # [b"message", channel, payload]
-                    channel, payload, pattern = reply[1], reply[2], None
+                    actions = receive(reply[1], reply[2], None, self)
                 else:  # [b"pmessage", pattern, channel, payload]
-                    pattern, channel, payload = reply[1], reply[2], reply[3]
-                route = routes.get(channel)
-                if route is None:
-                    route = self._pattern_route(channel, pattern)
-                    if route is None:
-                        continue
-                kind, nsp, room = route
-                if kind == _BROADCAST:
-                    self._on_broadcast(channel, nsp, room, payload)
-                elif kind == _REQUEST:
-                    self._on_request(channel, payload)
-                else:
-                    self._on_response(channel, payload)
+                    actions = receive(reply[2], reply[3], reply[1], self)
+                if actions:
+                    self._perform(actions)
             except Exception as exc:  # one bad message must not cost the rest of the batch
                 self._error(exc)
 
-    def _pattern_route(
-        self, channel: bytes, pattern: bytes | None
-    ) -> tuple[int, str, str | None] | None:
-        # Room channels heard through PSUBSCRIBE key#nsp#* (the 5.x subscription mode).
-        if pattern is not None:
-            parsed = self.grammar.parse(channel)
-            if parsed.nsp in self._nsps and parsed.nsp is not None:
-                if parsed.kind is ChannelKind.ROOM:
-                    return (_BROADCAST, parsed.nsp, parsed.room)
-                if parsed.kind is ChannelKind.BROADCAST:
-                    return (_BROADCAST, parsed.nsp, None)
-        self._counts["ignored"] += 1
-        return None
-
-    def _on_broadcast(self, channel: bytes, nsp: str, room: str | None, payload: bytes) -> None:
-        self._received += 1
-        ns_rooms = self.rooms.get(nsp)
-        # socket.io-redis 5.x onmessage: a room channel of a room this node does not have
-        # is dropped before decoding; so is anything for a namespace with no local socket.
-        if not ns_rooms or (room is not None and room not in ns_rooms):
-            return
-        try:
-            uid, packet_nsp, data, rooms, except_, flags = unpack_broadcast(payload)
-        except DecodeError as exc:
-            exc.channel = channel
-            self._malformed(exc)
-            return
-        self._decoded += 1
-        # socket.io-redis 5.x onmessage: own messages and other namespaces are skipped.
-        if uid == self.uid or packet_nsp != nsp:
-            return
-        if not data:
-            self._counts["ignored"] += 1
-            return
-        if rooms:
-            for r in rooms:
-                if isinstance(r, (str, int)) and r in ns_rooms:
-                    break
+    def _perform(self, actions: Sequence[Action]) -> None:
+        """Carry out what the core said; what needs awaiting runs in one task, in order."""
+        later: list[Action] = []
+        for action in actions:
+            if isinstance(action, Deliver):
+                self._inbox.append(action)
+                self._wakeup.set()
+            elif isinstance(action, Malformed):
+                self._counts["malformed"] += 1
+                self._error(action.error)
+            elif isinstance(action, Ignored):
+                self._counts[action.reason] += 1
+                if action.warning is not None and action.reason not in self._warned:
+                    self._warned.add(action.reason)
+                    self._error(ConfigurationError(action.warning))
+            elif isinstance(action, (Reply, AddExpected)):
+                if not self._requester.take([action]) and isinstance(action, Reply):
+                    self._counts["responses_ignored"] += 1
             else:
-                return  # none of the target rooms has a socket here
-        self._inbox.append((nsp, data, rooms, except_, flags))
-        self._wakeup.set()
+                later.append(action)
+        if later:
+            task = asyncio.get_running_loop().create_task(self._carry_out(later))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    def _malformed(self, exc: DecodeError) -> None:
-        self._counts["malformed"] += 1
-        self._error(exc)
+    async def _carry_out(self, actions: list[Action]) -> None:
+        try:
+            for action in actions:
+                await self._act(action)
+        except Exception as exc:
+            self._error(exc)
+
+    async def _act(self, action: Action) -> None:
+        match action:
+            case Publish(channel=channel, payload=payload):
+                self._publisher.publish(channel, payload)
+            case Join(nsp=nsp, sids=sids, rooms=rooms):
+                for sid in sids:
+                    for room in rooms:
+                        self._enter_local(sid, nsp, room)
+            case Leave(nsp=nsp, sids=sids, rooms=rooms):
+                for sid in sids:
+                    for room in rooms:
+                        if self._is_local(sid, nsp) and room is not None and room != sid:
+                            self.basic_leave_room(sid, nsp, room)
+            case Disconnect(nsp=nsp, sids=sids, close=close):
+                for sid in sids:
+                    if self.is_connected(sid, nsp):
+                        await self._disconnect_local(sid, nsp, close)
+            case Settle():
+                await self._settle_subscriptions()
+            case CallHook():
+                await self._call_hook(action)
+            case FetchLocal(nsp=nsp, sids=sids, respond=respond):
+                sockets = [await self.describe(sid, nsp) for sid in sids]
+                out = respond(sockets)
+                self._publisher.publish(out.channel, out.payload)
+            case DeliverWithAck():
+                await self._deliver_with_ack(action)
+
+    async def _call_hook(self, action: CallHook) -> None:
+        if action.kind == "custom_request":
+            value = self.custom_hook(action.args[0])
+        else:
+            event, *args = action.args
+            handlers = self._handlers.get((action.nsp, event))
+            if not handlers:
+                return  # Node: a server without a listener never answers (RA #431)
+            value = None
+            for i, handler in enumerate(handlers):
+                result = handler(*_js_to_py(args))
+                if inspect.isawaitable(result):
+                    result = await result
+                if i == 0:
+                    value = result
+        if inspect.isawaitable(value):
+            value = await value
+        if action.respond is not None:
+            out = action.respond(value)
+            if out is not None:
+                self._publisher.publish(out.channel, out.payload)
+
+    async def _deliver_with_ack(self, action: DeliverWithAck) -> None:
+        sids = select_sids(self, action.nsp, action.rooms, action.except_)
+        count = action.on_count(len(sids))
+        self._publisher.publish(count.channel, count.payload)
+        event, *args = _js_to_py(action.data)
+        publisher = self._publisher
+
+        def callback(*ack: Any) -> None:
+            out = action.on_ack(ack[0] if ack else None)
+            publisher.publish(out.channel, out.payload)
+
+        for sid in sids:
+            await super().emit(event, tuple(args), action.nsp, room=sid, callback=callback)
 
     async def _deliver_loop(self) -> None:
         inbox = self._inbox
@@ -616,10 +704,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 wakeup.clear()
                 await wakeup.wait()
                 continue
-            nsp, data, rooms, except_, flags = inbox.popleft()
+            d = inbox.popleft()
             try:
                 await self._deliver_local(
-                    nsp, _js_to_py(data), rooms, except_, volatile=bool(flags.get("volatile"))
+                    d.nsp,
+                    _js_to_py(d.data),
+                    d.rooms,
+                    d.except_,
+                    volatile=bool(d.flags.get("volatile")),
                 )
             except Exception as exc:
                 self._error(exc)
@@ -635,15 +727,21 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     ) -> None:
         """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty).
 
+        ``except_`` names rooms (a socket id is a room, so 4.x/5.x socket ids work too).
         ``volatile`` drops the message for a socket whose transport still has packets
         waiting, as Node's volatile flag does for a transport that is not writable.
         """
         ns_rooms = self.rooms.get(nsp)
         if not ns_rooms:
             return
-        # socket.io-adapter 1.1.x broadcast(): union of the named rooms' sockets, skipping
-        # the except list and sockets that are not connected yet.
-        skip = set(except_)
+        # socket.io-adapter broadcast(): union of the named rooms' sockets, skipping the
+        # except rooms' members and sockets that are not connected yet.
+        skip: set[Any] = set()
+        for name in except_:
+            skip.add(name)
+            members = ns_rooms.get(name)
+            if members:
+                skip.update(members)
         if rooms:
             targets: dict[str, str] = {}
             for room in rooms:
@@ -683,85 +781,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return False
         return bool(queue.qsize())
 
-    def _on_request(self, channel: bytes, payload: bytes) -> None:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            # socket.io-redis 5.x emits 'error' for a request it cannot JSON.parse.
-            self._malformed(exc)
-            return
-        task = asyncio.get_running_loop().create_task(self._answer(frame))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_response(self, channel: bytes, payload: bytes) -> None:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            self._malformed(exc)
-            return
-        if not self._requester.on_response(frame):
-            self._counts["responses_ignored"] += 1
-
-    def _reply(self, frame: Frame) -> None:
-        channel, payload = encode(frame)
-        self._publisher.publish(channel.encode(), payload)
-
-    async def _answer(self, frame: Frame) -> None:
-        """Answer one cluster request the way a socket.io-redis 5.x node does."""
-        try:
-            await self._answer_inner(frame)
-        except Exception as exc:
-            self._error(exc)
-
-    async def _answer_inner(self, frame: Frame) -> None:
-        common: dict[str, Any] = {
-            "nsp": getattr(frame, "nsp", "/"),
-            "prefix": self.prefix,
-            "dialect": self.dialect,
-        }
-        match frame:
-            case LegacyClientsRequest(request_id=rid, rooms=rooms, nsp=nsp):
-                self._reply(
-                    LegacyClientsResponse(
-                        request_id=rid, clients=tuple(self._local_clients(nsp, rooms)), **common
-                    )
-                )
-            case LegacyAllRoomsRequest(request_id=rid, nsp=nsp):
-                rooms = tuple(r for r in self.rooms.get(nsp, {}) if r is not None)
-                self._reply(LegacyRoomsResponse(request_id=rid, rooms=rooms, **common))
-            case LegacyClientRoomsRequest(request_id=rid, sid=sid, nsp=nsp):
-                if isinstance(sid, str) and self._is_local(sid, nsp):
-                    self._reply(
-                        LegacyRoomsResponse(
-                            request_id=rid, rooms=tuple(self._local_rooms_of(sid, nsp)), **common
-                        )
-                    )
-            case LegacyRemoteJoinRequest(request_id=rid, sid=sid, room=room, nsp=nsp):
-                if isinstance(sid, str) and self.is_connected(sid, nsp):
-                    self._enter_local(sid, nsp, room)
-                    # Node answers after socket.join() completed, i.e. after SUBSCRIBE.
-                    await self._settle_subscriptions()
-                    self._reply(LegacyEmptyResponse(request_id=rid, **common))
-            case LegacyRemoteLeaveRequest(request_id=rid, sid=sid, room=room, nsp=nsp):
-                if isinstance(sid, str) and self.is_connected(sid, nsp):
-                    self.basic_leave_room(sid, nsp, room)
-                    self._reply(LegacyEmptyResponse(request_id=rid, **common))
-            case LegacyRemoteDisconnectRequest(request_id=rid, sid=sid, close=close, nsp=nsp):
-                if isinstance(sid, str) and self.is_connected(sid, nsp):
-                    await self._disconnect_local(sid, nsp, close is True)
-                    self._reply(LegacyEmptyResponse(request_id=rid, **common))
-            case LegacyCustomRequest():
-                value = self.custom_hook(frame.data)
-                if inspect.isawaitable(value):
-                    value = await value
-                self._reply(custom_reply_frame(frame, value))
-            case _:
-                # 8.x requests on a legacy prefix: type numbers overlap with other meanings,
-                # so they are never answered (and mixing the two breaks Node nodes).
-                self._counts["foreign_requests"] += 1
-
     def _enter_local(self, sid: str, nsp: str, room: Any) -> None:
+        if not self._is_local(sid, nsp) or room is None:
+            return
         try:
             self.basic_enter_room(sid, nsp, room)
         except ValueError as exc:
@@ -784,9 +806,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         """Register a connecting socket (joins the namespace in the cluster if new)."""
-        if namespace not in self._nsps and self._started:
+        if namespace not in self.core.namespaces and self._started:
             self._join_namespace(namespace)
         sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self._connected_at[sid] = time.time()
         await self._settle_subscriptions()
         return sid
 
@@ -807,38 +831,26 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         (``local=True`` does not publish), as in ``io.local.volatile.emit``.
 
         Raises:
-            UnsupportedOperation: A callback (ack) for sockets on other nodes:
-                socket.io-redis 4.x/5.x cannot carry acknowledgements across nodes.
+            UnsupportedOperation: A callback (ack) for sockets on other nodes where the
+                dialect cannot carry acknowledgements (socket.io-redis 4.x/5.x).
         """
         room = to if to is not None else room
-        if isinstance(data, tuple):
-            args = list(data)
-        elif data is None:
-            args = []
-        else:
-            args = [data]
-        if room is None:
-            rooms: list[Any] = []
-        elif isinstance(room, (list, tuple, set)):
-            rooms = list(room)
-        else:
-            rooms = [room]
-        if skip_sid is None:
-            skips: list[Any] = []
-        elif isinstance(skip_sid, (list, tuple, set)):
-            skips = list(skip_sid)
-        else:
-            skips = [skip_sid]
+        args = _args(data)
+        rooms = _as_list(room)
+        skips = _as_list(skip_sid)
         if callback is not None:
             if len(rooms) == 1 and self._is_local(rooms[0], namespace):
                 await super().emit(
                     event, data, namespace, room=rooms[0], skip_sid=skip_sid, callback=callback
                 )
                 return
-            raise UnsupportedOperation(
-                "socket.io-redis 4.x/5.x cannot carry acknowledgements across nodes; a "
-                "callback is only possible for a socket connected to this node"
-            )
+            if not self.wire.capabilities.acks_across_nodes:
+                raise UnsupportedOperation(
+                    f"{self.wire.label} cannot carry acknowledgements across nodes; a "
+                    "callback is only possible for a socket connected to this node"
+                )
+            self._spawn(self._remote_callback(event, args, namespace, rooms, skips, callback))
+            return
         flags: dict[str, Any] = {}
         if kwargs:
             for flag in ("volatile", "compress", "local"):
@@ -855,25 +867,40 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 namespace, [event, *args], rooms, skips, volatile=bool(flags.get("volatile"))
             )
 
+    async def _remote_callback(
+        self,
+        event: str,
+        args: list[Any],
+        nsp: str,
+        rooms: list[Any],
+        skips: list[Any],
+        callback: Any,
+    ) -> None:
+        # python-socketio's emit(..., callback=) / call() to sockets on other nodes: an 8.x
+        # broadcast with acks; the callback gets each client's (first) ack argument.
+        try:
+            acks = await self.emit_with_ack(
+                event,
+                tuple(args),
+                to=rooms or None,
+                skip_sid=skips or None,
+                namespace=nsp,
+                timeout=_ACK_TIMEOUT,
+            )
+        except RequestTimeout as exc:
+            acks = list(exc.partial or [])
+        for ack in acks:
+            result = callback(*_args(ack))
+            if inspect.isawaitable(result):
+                await result
+
     async def _publish_broadcast(
         self, nsp: str, data: list[Any], rooms: list[Any], except_: list[Any], flags: dict[str, Any]
     ) -> None:
         if not self._started:
             await self.start()
-        channel, payload = encode_broadcast(
-            uid=self.uid,
-            data=data,
-            nsp=nsp,
-            rooms=rooms,
-            except_=except_,
-            flags=flags,
-            dialect=self.dialect,
-            prefix=self.prefix,
-        )
-        if len(rooms) == 1 and not self.with_channel_multiplexing:
-            # socket.io-redis 4.x without multiplexing publishes everything on key#nsp#.
-            channel = self.grammar.broadcast(nsp)
-        self._publisher.publish(channel.encode(), payload)
+        out = self.wire.broadcast(self.uid, nsp, data, rooms, except_, flags)
+        self._publisher.publish(out.channel, out.payload)
         self._published += 1
         if self._publisher.congested:
             await self._publisher.wait_writable()
@@ -908,7 +935,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return_exceptions=True,
         )
         for result in results:
-            if isinstance(result, RequestTimeout):
+            if isinstance(result, (RequestTimeout, SocketNotFound)):
                 # the socket left or disconnected meanwhile: nothing to remove
                 continue
             if isinstance(result, BaseException):
@@ -922,15 +949,192 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return result
         try:
             await self.remote_disconnect(sid, namespace=namespace)
-        except RequestTimeout:
+        except (RequestTimeout, SocketNotFound):
             self._get_logger().info("disconnect: no node has socket %s in %s", sid, namespace)
         return False
 
     # ------------------------------------------------------------------ cluster requests
 
-    async def _ready(self) -> None:
+    async def _ready(self, namespace: str) -> None:
         if not self._started:
             await self.start()
+        # Asking in a namespace makes this node one of its nodes (Node: `io.of(nsp)`).
+        self._join_namespace(namespace)
+        await self._settle_subscriptions()
+
+    def _local_ids(self, nsp: str, rooms: Sequence[Any], except_: Sequence[Any] = ()) -> list[str]:
+        return select_sids(self, nsp, rooms, except_)
+
+    async def fetch_sockets(
+        self,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+        local: bool = False,
+    ) -> list[RemoteSocket]:
+        """Every socket of the cluster in any of ``rooms`` (all when None), minus the members
+        of ``except_rooms`` (socket.io 4 ``fetchSockets()``).
+
+        Raises:
+            RequestTimeout: Not every node answered; ``partial`` holds what arrived.
+        """
+        rooms_l, except_l = list(rooms or ()), list(except_rooms or ())
+        mine = [
+            await self.describe(s, namespace) for s in self._local_ids(namespace, rooms_l, except_l)
+        ]
+        if local:
+            return mine
+        await self._ready(namespace)
+        return await self._requester.run(
+            self.wire.fetch_sockets(namespace, self.uid, rooms_l, except_l, mine)
+        )
+
+    async def sockets_join(
+        self,
+        room_or_rooms: Any,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> None:
+        """Make every matching socket of the cluster join ``room_or_rooms``."""
+        await self._ready(namespace)
+        await self._requester.run(
+            self.wire.sockets_join(
+                namespace,
+                self.uid,
+                list(rooms or ()),
+                list(except_rooms or ()),
+                _as_list(room_or_rooms),
+            )
+        )
+
+    async def sockets_leave(
+        self,
+        room_or_rooms: Any,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> None:
+        """Make every matching socket of the cluster leave ``room_or_rooms``."""
+        await self._ready(namespace)
+        await self._requester.run(
+            self.wire.sockets_leave(
+                namespace,
+                self.uid,
+                list(rooms or ()),
+                list(except_rooms or ()),
+                _as_list(room_or_rooms),
+            )
+        )
+
+    async def disconnect_sockets(
+        self,
+        *,
+        close: bool = False,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> None:
+        """Disconnect every matching socket of the cluster (``close``: their connections)."""
+        await self._ready(namespace)
+        await self._requester.run(
+            self.wire.disconnect_sockets(
+                namespace, self.uid, list(rooms or ()), list(except_rooms or ()), close
+            )
+        )
+
+    def on_server_side_emit(
+        self, event: str, namespace: str = "/"
+    ) -> Callable[[ServerSideEmitHandler], ServerSideEmitHandler]:
+        """Register a handler for ``server_side_emit(event, ...)`` from other nodes; its
+        return value (sync or async) is the ack. Usable as a decorator."""
+
+        def register(handler: ServerSideEmitHandler) -> ServerSideEmitHandler:
+            self._handlers.setdefault((namespace, event), []).append(handler)
+            return handler
+
+        return register
+
+    async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
+        """Send ``event`` to the other server nodes (socket.io 4 ``serverSideEmit``)."""
+        await self._ready(namespace)
+        await self._requester.run(
+            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=False)
+        )
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, namespace: str = "/", timeout: float | None = None
+    ) -> list[Any]:
+        """Send ``event`` to the other server nodes and collect each one's reply.
+
+        Raises:
+            RequestTimeout: Not every node answered (``partial``: the replies so far).
+        """
+        await self._ready(namespace)
+        plan = self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=True)
+        if timeout is None:
+            result: list[Any] = await self._requester.run(plan)
+            return result
+        return list(
+            await Requester(self._publisher, self._engine, timeout=timeout, counted=True).run(plan)
+        )
+
+    async def emit_with_ack(
+        self,
+        event: str,
+        data: Any = None,
+        *,
+        to: Any = None,
+        skip_sid: Any = None,
+        namespace: str = "/",
+        timeout: float = 5.0,
+    ) -> list[Any]:
+        """Broadcast with acknowledgements: every client's (first) ack argument, from this
+        node's sockets and the other nodes' (socket.io 4 ``io.timeout(t).emit(..., cb)``).
+
+        Raises:
+            RequestTimeout: ``operation has timed out``; ``partial`` holds the acks so far.
+            UnsupportedOperation: The dialect cannot carry acknowledgements (4.x/5.x).
+        """
+        args = _args(data)
+        rooms, skips = _as_list(to), _as_list(skip_sid)
+        plan = self.wire.emit_with_ack(
+            namespace, self.uid, [event, *args], rooms, skips, {}, timeout
+        )
+        await self._ready(namespace)
+        local_acks: list[Any] = []
+        sids = select_sids(self, namespace, rooms, skips)
+        done = asyncio.get_running_loop().create_future()
+
+        def callback(*ack: Any) -> None:
+            local_acks.append(ack[0] if ack else None)
+            if len(local_acks) == len(sids) and not done.done():
+                done.set_result(None)
+
+        for sid in sids:
+            await super().emit(event, tuple(args), namespace, room=sid, callback=callback)
+        if not sids:
+            done.set_result(None)
+        remote_task = asyncio.ensure_future(self._requester.run(plan))
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+            remote = await remote_task
+        except (TimeoutError, RequestTimeout) as exc:
+            partial = exc.partial if isinstance(exc, RequestTimeout) else []
+            if not remote_task.done():
+                try:
+                    partial = await remote_task
+                except RequestTimeout as late:
+                    partial = late.partial or []
+            raise RequestTimeout(
+                "operation has timed out",
+                partial=[*local_acks, *(partial or [])],
+                answered=len(local_acks) + len(partial or []),
+            ) from None
+        return [*local_acks, *remote]
 
     async def clients(
         self, rooms: Iterable[Any] | None = None, *, namespace: str = "/"
@@ -940,55 +1144,60 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
-        await self._ready()
-        self._join_namespace(namespace)
-        return await self._requester.clients(namespace, list(rooms or ()))
+        rooms_l = list(rooms or ())
+        await self._ready(namespace)
+        return await self._requester.run(
+            self.wire.clients(namespace, self.uid, rooms_l, self._local_ids(namespace, rooms_l))
+        )
 
-    async def all_rooms(self, *, namespace: str = "/") -> list[str]:
-        """Every room of every node, socket-id rooms included (as socket.io-redis reports).
+    async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
+        """Every room of every node, socket-id rooms included (as the Node adapters report).
 
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
-        await self._ready()
-        self._join_namespace(namespace)
-        return await self._requester.all_rooms(namespace)
+        await self._ready(namespace)
+        local = [r for r in self.rooms.get(namespace, {}) if r is not None]
+        return await self._requester.run(self.wire.all_rooms(namespace, self.uid, local))
 
-    async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]:
+    async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[Any]:
         """The rooms of socket ``sid``, wherever it is connected (its own id room first).
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket (nobody answers).
+            SocketNotFound: 8.x: no node has that socket.
         """
         if self._is_local(sid, namespace):
-            return self._local_rooms_of(sid, namespace)
-        await self._ready()
-        return await self._requester.client_rooms(namespace, sid)
+            return self.rooms_of(sid, namespace)
+        await self._ready(namespace)
+        return await self._requester.run(self.wire.client_rooms(namespace, self.uid, sid))
 
     async def remote_join(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` join ``room`` on whichever node it is connected to.
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
         if self.is_connected(sid, namespace):
             self._enter_local(sid, namespace, room)
             await self._settle_subscriptions()
             return
-        await self._ready()
-        await self._requester.remote_join(namespace, sid, room)
+        await self._ready(namespace)
+        await self._requester.run(self.wire.remote_join(namespace, self.uid, sid, room))
 
     async def remote_leave(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` leave ``room`` on whichever node it is connected to.
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
         if self.is_connected(sid, namespace):
             self.basic_leave_room(sid, namespace, room)
             return
-        await self._ready()
-        await self._requester.remote_leave(namespace, sid, room)
+        await self._ready(namespace)
+        await self._requester.run(self.wire.remote_leave(namespace, self.uid, sid, room))
 
     async def remote_disconnect(
         self, sid: str, close: bool = False, *, namespace: str = "/"
@@ -996,25 +1205,29 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Disconnect socket ``sid`` wherever it is (``close``: its whole connection).
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
         if self.is_connected(sid, namespace):
             await self._disconnect_local(sid, namespace, close)
             return
-        await self._ready()
-        await self._requester.remote_disconnect(namespace, sid, close)
+        await self._ready(namespace)
+        await self._requester.run(self.wire.remote_disconnect(namespace, self.uid, sid, close))
 
     async def custom_request(self, data: Any, *, namespace: str = "/") -> list[Any]:
         """Ask every node's ``custom_hook`` (this one's too); replies in arrival order.
 
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds the replies so far.
+            UnsupportedOperation: 8.x has no customRequest (use
+                :meth:`server_side_emit_with_ack`).
         """
-        await self._ready()
-        self._join_namespace(namespace)
-        return await self._requester.custom_request(namespace, data)
+        await self._ready(namespace)
+        return await self._requester.run(self.wire.custom_request(namespace, self.uid, data))
 
-    async def node_count(self, *, namespace: str = "/") -> int:
+    async def server_count(self, *, namespace: str = "/") -> int:
         """How many nodes (this one included) serve ``namespace`` in the cluster."""
-        await self._ready()
-        return await self._requester.node_count(namespace)
+        await self._ready(namespace)
+        return await self._requester.run(self.wire.server_count(namespace))
+
+    node_count = server_count

@@ -1,42 +1,61 @@
-"""``ClusterClient``: ask a socket.io-redis cluster from a process that serves no sockets.
+"""``ClusterClient``: ask a Socket.IO Redis cluster from a process that serves no sockets.
 
 The CLI, the TUI and the notebooks use it. It never SUBSCRIBEs to a request channel, so it
 is not counted by ``PUBSUB NUMSUB`` and does not distort the nodes' reply counting; it
-waits for exactly the servers' answers. It subscribes to the response channel of each
+waits for exactly the servers' answers. It subscribes to the response channels of each
 namespace it asks about (those are not counted by anyone).
+
+The dialect is detected passively when not given (``PUBSUB CHANNELS``/``NUMSUB``/
+``SHARDCHANNELS``, see :mod:`siotools.dialects.detect`): a request in the wrong dialect can
+make a node misread it, up to disconnecting sockets, so none is sent before the dialect is
+known.
 
 Example::
 
     async with ClusterClient("redis://127.0.0.1:6379/0") as cluster:
-        print(await cluster.namespaces())
-        print(await cluster.clients(["room1"], namespace="/chat"))
+        print(cluster.dialect, await cluster.namespaces())
+        print(await cluster.fetch_sockets(rooms=["room1"], namespace="/chat"))
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+import string
 from collections.abc import Iterable
 from typing import Any
 
-from siotools.dialects.legacy import LegacyRequester
+from siotools.dialects import make_dialect, resolve_dialect
+from siotools.dialects.base import Malformed, RemoteSocket, WireDialect
+from siotools.dialects.detect import Detection, detect_with
 from siotools.emitter import BroadcastTarget, Emitter
-from siotools.exceptions import ConfigurationError, DecodeError, RequestTimeout
-from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
+from siotools.exceptions import (
+    ConfigurationError,
+    RequestTimeout,
+    UnsupportedOperation,
+)
+from siotools.node import NodeCore
+from siotools.protocol import ChannelKind, Dialect, glob_escape
+from siotools.requester import Requester
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["ClusterClient"]
 
+_UID_ALPHABET = string.ascii_letters + string.digits
+
 
 class ClusterClient:
-    """Cluster-wide queries and operations on a socket.io-redis 4.x/5.x cluster.
+    """Cluster-wide queries and operations on a Socket.IO Redis cluster.
 
     Args:
         url: Redis URL.
         key: The cluster's channel prefix.
-        requests_timeout: Seconds to wait for the nodes' answers.
-        dialect: ``Dialect.LEGACY`` (5.x) or ``Dialect.LEGACY_LITE`` (4.x).
+        requests_timeout: Seconds to wait for the nodes' answers (default: the dialect's,
+            1.0 for 4.x/5.x and 5.0 for 8.x).
+        dialect: What the cluster speaks (``"legacy"``, ``"legacy-lite"``, ``"current"`` or
+            a :class:`~siotools.Dialect`); ``None`` detects it passively at connect.
         pub_client: A ``redis.asyncio.Redis`` whose connection settings to use.
         on_error: Called with Redis errors and malformed responses.
     """
@@ -46,17 +65,14 @@ class ClusterClient:
         url: str = "redis://127.0.0.1:6379/0",
         *,
         key: str = "socket.io",
-        requests_timeout: float = 1.0,
-        dialect: Dialect = Dialect.LEGACY,
+        requests_timeout: float | None = None,
+        dialect: Dialect | str | None = None,
         pub_client: Any = None,
         on_error: ErrorHandler | None = None,
     ) -> None:
-        if dialect not in (Dialect.LEGACY, Dialect.LEGACY_LITE):
-            raise ConfigurationError(
-                f"ClusterClient speaks socket.io-redis 4.x/5.x (LEGACY or LEGACY_LITE), "
-                f"not {dialect.name}"
-            )
-        if requests_timeout <= 0:
+        if requests_timeout is not None and (
+            not requests_timeout > 0 or requests_timeout == float("inf")
+        ):
             raise ConfigurationError("requests_timeout must be a positive number of seconds")
         self.endpoint = (
             RedisEndpoint.from_client(pub_client)
@@ -64,9 +80,11 @@ class ClusterClient:
             else RedisEndpoint.from_url(url)
         )
         self.prefix = key or "socket.io"
-        self.grammar = ChannelGrammar(self.prefix)
-        self.requests_timeout = float(requests_timeout)
-        self.dialect = dialect
+        self._timeout = requests_timeout
+        self._asked: Dialect | None = None if dialect is None else resolve_dialect(dialect)
+        self.detection: Detection | None = None
+        """What passive detection found (``None`` when ``dialect=`` was given)."""
+        self.uid = "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
         self._on_error = on_error
         self.malformed = 0
         """Responses that could not be decoded."""
@@ -75,15 +93,45 @@ class ClusterClient:
             self.endpoint, self._on_message, name="siotools-cluster-sub", on_error=on_error
         )
         self._engine = RequestEngine()
-        self._requester = LegacyRequester(
-            grammar=self.grammar,
-            dialect=dialect,
-            publisher=self._publisher,
-            engine=self._engine,
-            timeout=self.requests_timeout,
-        )
-        self._emitter = Emitter(key=self.prefix, dialect=dialect, publisher=self._publisher)
+        self._wire: WireDialect | None = None
+        self._core: NodeCore | None = None
+        self._requester: Requester | None = None
+        self._emitter: Emitter | None = None
         self._connected = False
+        if self._asked is not None:
+            self._use(self._asked)
+
+    def _use(self, dialect: Dialect) -> None:
+        wire = make_dialect(dialect, self.prefix)
+        self._wire = wire
+        self._core = NodeCore(wire, self.uid, counted=False)
+        timeout = wire.default_timeout if self._timeout is None else self._timeout
+        self._requester = Requester(self._publisher, self._engine, timeout=timeout, counted=False)
+        self._emitter = Emitter(key=self.prefix, dialect=dialect, publisher=self._publisher)
+
+    @property
+    def dialect(self) -> Dialect | None:
+        """The dialect spoken (``None`` before :meth:`connect` detected it)."""
+        return None if self._wire is None else self._wire.dialect
+
+    @property
+    def wire(self) -> WireDialect:
+        """The dialect object (after :meth:`connect`)."""
+        if self._wire is None:
+            raise ConfigurationError("connect() first: the dialect is not known yet")
+        return self._wire
+
+    @property
+    def requests_timeout(self) -> float:
+        """Seconds to wait for the nodes' answers."""
+        if self._timeout is not None:
+            return self._timeout
+        return self.wire.default_timeout
+
+    @property
+    def grammar(self) -> Any:
+        """The channel grammar of the prefix."""
+        return self.wire.grammar
 
     @property
     def url(self) -> str:
@@ -91,16 +139,43 @@ class ClusterClient:
         return self.endpoint.url
 
     async def connect(self) -> ClusterClient:
-        """Connect to Redis.
+        """Connect to Redis and, unless ``dialect=`` was given, detect the dialect.
 
         Raises:
             RedisUnavailableError: Redis cannot be reached.
+            ConfigurationError: Two dialects share the prefix (pass ``dialect=``).
+            UnsupportedOperation: The prefix speaks a dialect siotools only sniffs.
         """
         if not self._connected:
             await self._publisher.start()
             await self._subscriber.start()
             self._connected = True
+        if self._wire is None:
+            found = self.detection = await detect_with(self._publisher, self.prefix)
+            self._use(self._choose(found))
         return self
+
+    def _choose(self, found: Detection) -> Dialect:
+        classic = found.dialects - {Dialect.SHARDED}
+        if len(classic) > 1:
+            names = " and ".join(sorted(d.value for d in classic))
+            raise ConfigurationError(
+                f"two adapter dialects share the prefix {self.prefix!r} ({names}): their "
+                "nodes misread each other's requests, so no request is sent; give them "
+                "distinct keys, or pass dialect= to speak one of them ("
+                + "; ".join(found.evidence)
+                + ")"
+            )
+        if classic:
+            return next(iter(classic))
+        if found.sharded:
+            raise UnsupportedOperation(
+                f"the prefix {self.prefix!r} is served by @socket.io/redis-adapter 8.x "
+                "sharded nodes (SSUBSCRIBE), which siotools can sniff (siotools sniff "
+                "--monitor) but not query yet"
+            )
+        # No node at all: every request answers empty, whatever the dialect.
+        return Dialect.LEGACY
 
     async def close(self) -> None:
         """Cancel pending requests and close the connections."""
@@ -117,37 +192,46 @@ class ClusterClient:
         await self.close()
 
     def _on_message(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            self.malformed += 1
-            if self._on_error is not None:
-                self._on_error(exc)
+        core, requester = self._core, self._requester
+        if core is None or requester is None:
             return
-        self._requester.on_response(frame)
+        actions = core.receive(channel, payload, pattern, _NO_SOCKETS)
+        for action in actions:
+            if isinstance(action, Malformed):
+                self.malformed += 1
+                if self._on_error is not None:
+                    self._on_error(action.error)
+        requester.take(actions)
 
-    async def _listen(self, namespace: str) -> None:
+    async def _ask(self, namespace: str) -> Requester:
         await self.connect()
-        await self._subscriber.subscribe([self.grammar.response(namespace).encode()])
+        assert self._core is not None and self._requester is not None
+        subs = self._core.join_namespace(namespace)
+        if subs is not None:
+            await self._subscriber.subscribe(list(subs.channels))
+        return self._requester
 
     # ------------------------------------------------------------------ discovery
 
     async def namespaces(self) -> list[str]:
         """Namespaces with at least one node, from the request channels present in Redis."""
         await self.connect()
-        pattern = glob_escape(self.grammar.request("")[:-1]) + "*"
+        g = self.wire.grammar
+        pattern = glob_escape(g.request("")[:-1]) + "*"
         reply = await self._publisher.execute(b"PUBSUB", b"CHANNELS", pattern.encode())
         found = []
         for channel in reply:
-            parsed = self.grammar.parse(channel)
+            parsed = g.parse(channel)
             if parsed.kind is ChannelKind.REQUEST and parsed.nsp is not None:
                 found.append(parsed.nsp)
         return sorted(set(found))
 
-    async def node_count(self, namespace: str = "/") -> int:
+    async def server_count(self, namespace: str = "/") -> int:
         """How many nodes serve ``namespace`` (the NUMSUB count their requests rely on)."""
-        await self.connect()
-        return await self._requester.node_count(namespace)
+        requester = await self._ask(namespace)
+        return await requester.run(self.wire.server_count(namespace))
+
+    node_count = server_count
 
     async def node_counts(self) -> dict[str, int]:
         """Node count per namespace, for every namespace with a node."""
@@ -155,27 +239,49 @@ class ClusterClient:
 
     # ------------------------------------------------------------------ requests
 
+    async def fetch_sockets(
+        self,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> list[RemoteSocket]:
+        """Every socket in any of ``rooms`` (all when None) minus the members of
+        ``except_rooms``, with its rooms (and, on 8.x, ``data`` and handshake).
+
+        On 4.x/5.x this takes one ``clients`` request plus one ``clientRooms`` request per
+        socket, and ``data``/``handshake`` are ``None``.
+
+        Raises:
+            RequestTimeout: Not every node answered; ``partial`` holds what arrived.
+        """
+        requester = await self._ask(namespace)
+        plan = self.wire.fetch_sockets(
+            namespace, self.uid, list(rooms or ()), list(except_rooms or ()), None
+        )
+        return await requester.run(plan)
+
     async def clients(
-        self, rooms: Iterable[str] | None = None, *, namespace: str = "/"
+        self, rooms: Iterable[Any] | None = None, *, namespace: str = "/"
     ) -> list[str]:
         """Socket ids in any of ``rooms`` (every socket when None), across the cluster.
 
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
-        await self._listen(namespace)
-        return await self._requester.clients(namespace, list(rooms or ()))
+        requester = await self._ask(namespace)
+        return await requester.run(self.wire.clients(namespace, self.uid, list(rooms or ()), None))
 
-    async def all_rooms(self, *, namespace: str = "/") -> list[str]:
+    async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
         """Every room of every node, socket-id rooms included.
 
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
-        await self._listen(namespace)
-        return await self._requester.all_rooms(namespace)
+        requester = await self._ask(namespace)
+        return await requester.run(self.wire.all_rooms(namespace, self.uid, None))
 
-    async def rooms(self, *, namespace: str = "/") -> list[str]:
+    async def rooms(self, *, namespace: str = "/") -> list[Any]:
         """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids."""
         rooms = await self.all_rooms(namespace=namespace)
         sids = set(await self.clients(namespace=namespace))
@@ -183,15 +289,16 @@ class ClusterClient:
 
     async def room_members(
         self,
-        rooms: Iterable[str] | None = None,
+        rooms: Iterable[Any] | None = None,
         *,
         namespace: str = "/",
         concurrency: int = 32,
-    ) -> dict[str, list[str]]:
+    ) -> dict[Any, list[str]]:
         """The socket ids of each room (every named room when ``rooms`` is None).
 
-        The 4.x/5.x protocol has no per-room count request, so this asks ``clients([room])``
-        for each room, ``concurrency`` requests at a time.
+        Where the dialect reports each socket's rooms (8.x), one ``fetchSockets`` answers
+        it; the 4.x/5.x protocol has no per-room count request, so there this asks
+        ``clients([room])`` for each room, ``concurrency`` requests at a time.
 
         Raises:
             RequestTimeout: Not every node answered for some room; ``partial`` holds the
@@ -199,12 +306,15 @@ class ClusterClient:
         """
         if concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
+        await self.connect()
+        if self.wire.capabilities.socket_details:
+            return await self._members_from_fetch(rooms, namespace)
         names = list(await self.rooms(namespace=namespace) if rooms is None else rooms)
         gate = asyncio.Semaphore(concurrency)
-        result: dict[str, list[str]] = {}
+        result: dict[Any, list[str]] = {}
         worst: RequestTimeout | None = None
 
-        async def one(room: str) -> None:
+        async def one(room: Any) -> None:
             nonlocal worst
             async with gate:
                 try:
@@ -225,32 +335,60 @@ class ClusterClient:
             )
         return ordered
 
-    async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]:
+    async def _members_from_fetch(
+        self, rooms: Iterable[Any] | None, namespace: str
+    ) -> dict[Any, list[str]]:
+        wanted = None if rooms is None else list(rooms)
+        try:
+            sockets = await self.fetch_sockets(rooms=wanted, namespace=namespace)
+        except RequestTimeout as exc:
+            partial = self._group(exc.partial or [], wanted)
+            raise RequestTimeout(
+                str(exc), partial=partial, answered=exc.answered, expected=exc.expected
+            ) from None
+        return self._group(sockets, wanted)
+
+    @staticmethod
+    def _group(sockets: list[RemoteSocket], wanted: list[Any] | None) -> dict[Any, list[str]]:
+        ids = {s.id for s in sockets}
+        out: dict[Any, list[str]] = {} if wanted is None else {r: [] for r in wanted}
+        for socket in sockets:
+            for room in socket.rooms:
+                if wanted is None and room in ids:
+                    continue  # socket-id rooms are not named rooms
+                if wanted is None or room in out:
+                    out.setdefault(room, []).append(socket.id)
+        return out
+
+    async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[Any]:
         """The rooms of socket ``sid`` (its own id room first).
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket (nobody answers).
+            SocketNotFound: 8.x: no node has that socket.
         """
-        await self._listen(namespace)
-        return await self._requester.client_rooms(namespace, sid)
+        requester = await self._ask(namespace)
+        return await requester.run(self.wire.client_rooms(namespace, self.uid, sid))
 
-    async def remote_join(self, sid: str, room: str, *, namespace: str = "/") -> None:
+    async def remote_join(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` join ``room``.
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
-        await self._listen(namespace)
-        await self._requester.remote_join(namespace, sid, room)
+        requester = await self._ask(namespace)
+        await requester.run(self.wire.remote_join(namespace, self.uid, sid, room))
 
-    async def remote_leave(self, sid: str, room: str, *, namespace: str = "/") -> None:
+    async def remote_leave(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` leave ``room``.
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
-        await self._listen(namespace)
-        await self._requester.remote_leave(namespace, sid, room)
+        requester = await self._ask(namespace)
+        await requester.run(self.wire.remote_leave(namespace, self.uid, sid, room))
 
     async def remote_disconnect(
         self, sid: str, close: bool = False, *, namespace: str = "/"
@@ -258,36 +396,161 @@ class ClusterClient:
         """Disconnect socket ``sid`` (``close``: its whole connection).
 
         Raises:
-            RequestTimeout: No node has that socket.
+            RequestTimeout: 4.x/5.x: no node has that socket.
+            SocketNotFound: 8.x: no node has that socket.
         """
-        await self._listen(namespace)
-        await self._requester.remote_disconnect(namespace, sid, close)
+        requester = await self._ask(namespace)
+        await requester.run(self.wire.remote_disconnect(namespace, self.uid, sid, close))
+
+    async def sockets_join(
+        self,
+        room_or_rooms: Any,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> int:
+        """Make the matching sockets join ``room_or_rooms``; returns how many nodes (8.x) or
+        sockets (4.x/5.x) it reached."""
+        requester = await self._ask(namespace)
+        plan = self.wire.sockets_join(
+            namespace,
+            self.uid,
+            list(rooms or ()),
+            list(except_rooms or ()),
+            _as_list(room_or_rooms),
+        )
+        return await requester.run(plan)
+
+    async def sockets_leave(
+        self,
+        room_or_rooms: Any,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> int:
+        """Make the matching sockets leave ``room_or_rooms`` (see :meth:`sockets_join`)."""
+        requester = await self._ask(namespace)
+        plan = self.wire.sockets_leave(
+            namespace,
+            self.uid,
+            list(rooms or ()),
+            list(except_rooms or ()),
+            _as_list(room_or_rooms),
+        )
+        return await requester.run(plan)
+
+    async def disconnect_sockets(
+        self,
+        *,
+        close: bool = False,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> int:
+        """Disconnect the matching sockets (see :meth:`sockets_join` for the result)."""
+        requester = await self._ask(namespace)
+        plan = self.wire.disconnect_sockets(
+            namespace, self.uid, list(rooms or ()), list(except_rooms or ()), close
+        )
+        return await requester.run(plan)
 
     async def custom_request(self, data: Any, *, namespace: str = "/") -> list[Any]:
-        """Every node's ``customHook`` reply to ``data``.
+        """Every node's ``customHook`` reply to ``data`` (4.x/5.x).
 
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
+            UnsupportedOperation: 8.x has no customRequest (use
+                :meth:`server_side_emit_with_ack`).
         """
-        await self._listen(namespace)
-        return await self._requester.custom_request(namespace, data)
+        requester = await self._ask(namespace)
+        return await requester.run(self.wire.custom_request(namespace, self.uid, data))
+
+    async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> int:
+        """Send ``event`` to every server node (8.x); returns how many heard it."""
+        requester = await self._ask(namespace)
+        heard: int = await requester.run(
+            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=False)
+        )
+        return heard
+
+    async def server_side_emit_with_ack(
+        self, event: str, *args: Any, namespace: str = "/"
+    ) -> list[Any]:
+        """Send ``event`` to every server node and collect each one's reply (8.x).
+
+        Raises:
+            RequestTimeout: Not every node answered (``partial``: the replies so far).
+        """
+        requester = await self._ask(namespace)
+        result: list[Any] = await requester.run(
+            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=True)
+        )
+        return result
+
+    async def emit_with_ack(
+        self,
+        event: str,
+        *args: Any,
+        rooms: Iterable[Any] = (),
+        except_rooms: Iterable[Any] = (),
+        namespace: str = "/",
+        timeout: float = 5.0,
+    ) -> list[Any]:
+        """Broadcast with acknowledgements (8.x): every client's first ack argument.
+
+        Raises:
+            RequestTimeout: ``operation has timed out``; ``partial`` holds the acks so far.
+        """
+        requester = await self._ask(namespace)
+        plan = self.wire.emit_with_ack(
+            namespace, self.uid, [event, *args], list(rooms), list(except_rooms), {}, timeout
+        )
+        result: list[Any] = await requester.run(plan)
+        return result
 
     # ------------------------------------------------------------------ broadcasts
 
     def of(self, namespace: str) -> BroadcastTarget:
-        """A broadcast target for ``namespace`` (``.to(room).emit(...)``)."""
+        """A broadcast target for ``namespace`` (``.to(room).emit(...)``); after connect()."""
+        if self._emitter is None:
+            raise ConfigurationError("connect() first: the dialect is not known yet")
         return self._emitter.of(namespace)
 
     async def emit(
         self,
         event: str,
         *args: Any,
-        rooms: Iterable[str] = (),
-        except_: Iterable[str] = (),
+        rooms: Iterable[Any] = (),
+        except_: Iterable[Any] = (),
         namespace: str = "/",
-    ) -> None:
-        """Broadcast ``event`` to ``rooms`` (everyone when empty) of ``namespace``."""
+    ) -> int:
+        """Broadcast ``event`` to ``rooms`` (everyone when empty) of ``namespace``; returns
+        how many Redis subscribers received the message (0: no node heard it)."""
         await self.connect()
+        assert self._emitter is not None
         target = self._emitter.of(namespace).to(*rooms).except_(*except_)
-        await target.emit(event, *args)
-        await self._emitter.flush()
+        return await self._emitter.publish(target, event, args, count=True)
+
+
+class _NoSockets:
+    """The local view of a process that serves no sockets."""
+
+    def namespace_rooms(self, nsp: str) -> None:
+        return None
+
+    def is_connected(self, sid: str, nsp: str) -> bool:
+        return False
+
+    def rooms_of(self, sid: str, nsp: str) -> list[Any]:
+        return []
+
+
+_NO_SOCKETS = _NoSockets()
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    return [value]

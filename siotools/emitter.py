@@ -1,8 +1,11 @@
 """``Emitter``: publish broadcasts to a Socket.IO cluster from a process that serves no sockets.
 
-The Python counterpart of socket.io-emitter 3.x (socket.io-redis 4.x/5.x clusters): it
-publishes ``["emitter", packet, opts]`` on the cluster's broadcast channels, and the
-nodes deliver to their sockets. It subscribes to nothing.
+The Python counterpart of socket.io-emitter 3.x (socket.io-redis 4.x/5.x clusters,
+``dialect="legacy"``) and @socket.io/redis-emitter 5.x (@socket.io/redis-adapter 8.x,
+``dialect="current"``): it publishes ``["emitter", packet, opts]`` on the cluster's
+broadcast channels, and the nodes deliver to their sockets. On 8.x it also sends
+``socketsJoin``/``socketsLeave``/``disconnectSockets``/``serverSideEmit``. It subscribes
+to nothing.
 
 Example::
 
@@ -17,10 +20,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from siotools.exceptions import ConfigurationError
-from siotools.protocol import Dialect, encode_broadcast
+from siotools.dialects import make_dialect, resolve_dialect
+from siotools.dialects.base import Plan
+from siotools.exceptions import EncodeError, UnsupportedOperation
+from siotools.protocol import Dialect
+from siotools.requester import Requester
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, Publisher
+from siotools.transport.requests import RequestEngine
 
 __all__ = ["BroadcastTarget", "Emitter"]
 
@@ -51,7 +58,8 @@ class BroadcastTarget:
     in_ = to
 
     def except_(self, *sids: str) -> BroadcastTarget:
-        """Skip these sockets (socket.io-redis 5.x ``except`` holds socket ids)."""
+        """Skip these sockets or rooms (5.x ``except`` holds socket ids, 8.x rooms; a
+        socket id is a room)."""
         return replace(self, except_rooms=tuple(dict.fromkeys((*self.except_rooms, *sids))))
 
     def _flag(self, name: str, value: Any) -> BroadcastTarget:
@@ -69,8 +77,44 @@ class BroadcastTarget:
         return self._flag("compress", value)
 
     async def emit(self, event: str, *args: Any) -> None:
-        """Publish ``event`` with ``args`` to the target."""
+        """Publish ``event`` with ``args`` to the target.
+
+        Raises:
+            EncodeError: A reserved event name (8.x) or a value the protocol cannot carry.
+        """
         await self.emitter.publish(self, event, args)
+
+    async def sockets_join(self, *rooms: str) -> int:
+        """Make the target's sockets join ``rooms`` (8.x); returns how many nodes heard it."""
+        return await self.emitter.run(
+            self.emitter.wire.sockets_join(self.nsp, "", self.rooms, self.except_rooms, rooms)
+        )
+
+    async def sockets_leave(self, *rooms: str) -> int:
+        """Make the target's sockets leave ``rooms`` (8.x)."""
+        return await self.emitter.run(
+            self.emitter.wire.sockets_leave(self.nsp, "", self.rooms, self.except_rooms, rooms)
+        )
+
+    async def disconnect_sockets(self, close: bool = False) -> int:
+        """Disconnect the target's sockets (8.x; ``close``: their whole connections)."""
+        return await self.emitter.run(
+            self.emitter.wire.disconnect_sockets(self.nsp, "", self.rooms, self.except_rooms, close)
+        )
+
+    async def server_side_emit(self, event: str, *args: Any) -> int:
+        """Send ``event`` to every server node of the namespace (8.x).
+
+        Raises:
+            UnsupportedOperation: An ack callback as last argument (emitter 5.x:
+                "Acknowledgements are not supported").
+        """
+        if args and callable(args[-1]):
+            raise UnsupportedOperation("Acknowledgements are not supported")
+        result: int = await self.emitter.run(
+            self.emitter.wire.server_side_emit(self.nsp, EMITTER_UID, [event, *args], ack=False)
+        )
+        return result
 
 
 class Emitter:
@@ -79,8 +123,8 @@ class Emitter:
     Args:
         url: Redis URL.
         key: The cluster's channel prefix.
-        dialect: ``Dialect.LEGACY`` (notepack 2, socket.io-redis 5.x) or
-            ``Dialect.LEGACY_LITE`` (msgpack-lite, 4.x).
+        dialect: ``"legacy"`` (socket.io-emitter 3.x, notepack 2), ``"legacy-lite"``
+            (msgpack-lite, 4.x) or ``"current"`` (@socket.io/redis-emitter 5.x).
         pub_client: A ``redis.asyncio.Redis`` whose connection settings to use.
         publisher: Share an already started :class:`~siotools.transport.pubsub.Publisher`
             (the emitter then does not own or close it).
@@ -92,18 +136,14 @@ class Emitter:
         url: str = "redis://127.0.0.1:6379/0",
         *,
         key: str = "socket.io",
-        dialect: Dialect = Dialect.LEGACY,
+        dialect: Dialect | str = Dialect.LEGACY,
         pub_client: Any = None,
         publisher: Publisher | None = None,
         on_error: ErrorHandler | None = None,
     ) -> None:
-        if dialect not in (Dialect.LEGACY, Dialect.LEGACY_LITE):
-            raise ConfigurationError(
-                "Emitter speaks socket.io-redis 4.x/5.x (LEGACY or LEGACY_LITE), "
-                f"not {dialect.name}"
-            )
         self.prefix = key or "socket.io"
-        self.dialect = dialect
+        self.wire = make_dialect(resolve_dialect(dialect), self.prefix)
+        self.dialect = self.wire.dialect
         if publisher is not None:
             self._publisher = publisher
             self._owned = False
@@ -116,6 +156,7 @@ class Emitter:
             self._publisher = Publisher(endpoint, name="siotools-emitter", on_error=on_error)
             self._owned = True
         self._started = not self._owned
+        self._requester = Requester(self._publisher, RequestEngine(), timeout=1.0, counted=False)
 
     async def connect(self) -> Emitter:
         """Connect to Redis (done on the first emit otherwise).
@@ -159,26 +200,56 @@ class Emitter:
         """Emit to every socket of ``/``."""
         await self.root.emit(event, *args)
 
-    async def publish(self, target: BroadcastTarget, event: str, args: Iterable[Any]) -> None:
+    async def publish(
+        self, target: BroadcastTarget, event: str, args: Iterable[Any], *, count: bool = False
+    ) -> int:
         """Encode and publish one broadcast for ``target``.
 
+        Args:
+            target: Where it goes.
+            event: The event name.
+            args: Its arguments.
+            count: Wait for Redis and return how many subscribers received it (else the
+                publish is pipelined and 0 is returned).
+
         Raises:
-            EncodeError: An argument cannot be carried by the protocol.
+            EncodeError: A reserved event name (8.x) or an argument the protocol cannot
+                carry.
             RedisUnavailableError: Redis cannot be reached at the first emit.
         """
+        if event in self.wire.reserved_events:
+            # @socket.io/redis-emitter 5.1.0 lib/index.ts L240-L247.
+            raise EncodeError(f'"{event}" is a reserved event name')
         await self.connect()
-        channel, payload = encode_broadcast(
-            uid=EMITTER_UID,
-            data=[event, *args],
-            nsp=target.nsp,
-            rooms=target.rooms,
-            except_=target.except_rooms,
-            flags=dict(target.flags),
-            dialect=self.dialect,
-            prefix=self.prefix,
+        out = self.wire.broadcast(
+            EMITTER_UID,
+            target.nsp,
+            [event, *args],
+            target.rooms,
+            target.except_rooms,
+            dict(target.flags),
         )
-        self._publisher.publish(channel.encode(), payload)
+        if count:
+            return await self._publisher.publish_wait(out.channel, out.payload)
+        self._publisher.publish(out.channel, out.payload)
         await self._publisher.wait_writable()
+        return 0
+
+    async def run(self, plan: Plan[int]) -> int:
+        """Carry out one of the dialect's fire-and-forget operations.
+
+        Raises:
+            UnsupportedOperation: The dialect has no such operation (4.x/5.x emitters can
+                only broadcast).
+        """
+        if not self.wire.capabilities.bulk_operations:
+            raise UnsupportedOperation(
+                f"the {self.wire.label} emitter can only broadcast; socketsJoin, "
+                "socketsLeave, disconnectSockets and serverSideEmit need dialect='current'"
+            )
+        await self.connect()
+        heard: int = await self._requester.run(plan)
+        return heard
 
     async def flush(self) -> None:
         """Wait until Redis has taken every message published so far."""

@@ -13,6 +13,7 @@ all of them. The tree says whose fault an error is::
     │   └── RedisLaunchError          a local redis-server could not be started
     ├── RequestError                  a cluster request did not complete
     │   ├── RequestTimeout            not every node answered in time
+    │   ├── SocketNotFound            no node has the socket a request names
     │   └── UnsupportedOperation      the dialect cannot express the operation
     └── NodePeerError                 a Node peer of the test harness failed
 """
@@ -33,6 +34,7 @@ __all__ = [
     "RequestError",
     "RequestTimeout",
     "SiotoolsError",
+    "SocketNotFound",
     "UnsupportedOperation",
 ]
 
@@ -108,6 +110,21 @@ class RequestTimeout(RequestError, TimeoutError):
         self.partial = partial
         self.answered = answered
         self.expected = expected
+
+
+class SocketNotFound(RequestError, LookupError):
+    """No node of the cluster has the socket a request names (the 8.x dialects can tell;
+    on 4.x/5.x nobody answers, which is a :class:`RequestTimeout`).
+
+    Attributes:
+        sid: The socket id.
+        nsp: The namespace.
+    """
+
+    def __init__(self, sid: str, nsp: str) -> None:
+        super().__init__(f"no node has socket {sid} in namespace {nsp}")
+        self.sid = sid
+        self.nsp = nsp
 
 
 class UnsupportedOperation(RequestError):

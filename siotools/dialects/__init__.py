@@ -1,5 +1,80 @@
-"""How each adapter dialect asks the cluster: the protocol frames over the transport.
+"""One object per wire dialect: how each adapter generation subscribes, counts, asks and
+answers (pure; the shells do the I/O).
 
-The adapter and the :class:`~siotools.ClusterClient` share these, so a request is made
-the same way whether or not the asking process serves sockets.
+* :class:`~siotools.dialects.legacy.LegacyDialect`: socket.io-redis 4.x (msgpack-lite) and
+  5.x (notepack 2), and socket.io-emitter 3.x;
+* :class:`~siotools.dialects.current.CurrentDialect`: @socket.io/redis-adapter 8.x classic
+  and @socket.io/redis-emitter 5.x.
+
+:func:`make_dialect` builds the object for a :class:`~siotools.Dialect` (or its value);
+:func:`resolve_dialect` turns what a user passed into a ``Dialect`` with one clear error.
 """
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from siotools.dialects.base import WireDialect
+from siotools.dialects.current import CurrentDialect
+from siotools.dialects.legacy import LegacyDialect
+from siotools.exceptions import ConfigurationError
+from siotools.protocol import Dialect
+
+__all__ = ["CurrentDialect", "LegacyDialect", "WireDialect", "make_dialect", "resolve_dialect"]
+
+_SPOKEN = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
+
+
+def resolve_dialect(value: Dialect | str) -> Dialect:
+    """The :class:`~siotools.Dialect` for ``value`` (the enum or its value string).
+
+    Raises:
+        ConfigurationError: An unknown name, or a dialect siotools cannot speak yet; the
+            sentence lists the valid ones.
+    """
+    valid = ", ".join(repr(d.value) for d in _SPOKEN)
+    if isinstance(value, Dialect):
+        dialect = value
+    else:
+        try:
+            dialect = Dialect(str(value).strip().lower())
+        except ValueError:
+            raise ConfigurationError(
+                f"unknown dialect {value!r}; valid dialects are {valid}"
+            ) from None
+    if dialect not in _SPOKEN:
+        raise ConfigurationError(
+            f"dialect {dialect.value!r} can be sniffed but not spoken yet; valid dialects "
+            f"are {valid}"
+        )
+    return dialect
+
+
+def make_dialect(
+    dialect: Dialect | str,
+    prefix: str = "socket.io",
+    *,
+    subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
+    with_channel_multiplexing: bool = True,
+    publish_on_specific_response_channel: bool = False,
+    parser: Literal["msgpack", "json"] = "msgpack",
+    **_ignored: Any,
+) -> WireDialect:
+    """The dialect object for ``dialect``; options of other dialects are ignored.
+
+    Raises:
+        ConfigurationError: An unknown dialect or option value.
+    """
+    d = resolve_dialect(dialect)
+    if d is Dialect.CURRENT:
+        return CurrentDialect(
+            prefix,
+            publish_on_specific_response_channel=publish_on_specific_response_channel,
+            parser=parser,
+        )
+    return LegacyDialect(
+        prefix,
+        flavor=d,
+        subscription_mode=subscription_mode,
+        with_channel_multiplexing=with_channel_multiplexing,
+    )

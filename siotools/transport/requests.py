@@ -14,7 +14,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 from siotools.exceptions import RequestTimeout
 
@@ -23,6 +23,9 @@ __all__ = ["PendingRequest", "RequestEngine", "new_request_id"]
 T = TypeVar("T")
 
 _ALPHABET = string.ascii_letters + string.digits
+
+TimeoutMessage: TypeAlias = str | Callable[[int, int | None], str]
+"""Node's wording of a timeout, or a function of ``(answered, expected)`` making it."""
 
 
 def new_request_id(length: int = 6, alphabet: str = _ALPHABET) -> str:
@@ -44,7 +47,7 @@ class PendingRequest(Generic[T]):
 
     request_id: str
     expected: int | None
-    timeout_message: str
+    timeout_message: TimeoutMessage
     finish: Callable[[list[Any]], T]
     future: asyncio.Future[T]
     replies: list[Any] = field(default_factory=list)
@@ -76,7 +79,7 @@ class RequestEngine:
         *,
         expected: int | None,
         timeout: float,
-        timeout_message: str,
+        timeout_message: TimeoutMessage,
         finish: Callable[[list[Any]], T],
     ) -> asyncio.Future[T]:
         """Register a request before it is published; returns the future of its result.
@@ -131,9 +134,12 @@ class RequestEngine:
             partial = req.finish(req.replies)
         except Exception:
             partial = list(req.replies)
+        message = req.timeout_message
+        if not isinstance(message, str):
+            message = message(len(req.replies), req.expected)
         req.future.set_exception(
             RequestTimeout(
-                req.timeout_message,
+                message,
                 partial=partial,
                 answered=len(req.replies),
                 expected=req.expected,
