@@ -291,6 +291,12 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._closed = False
 
     @property
+    def pending_requests(self) -> int:
+        """Cluster requests of this node still waiting for answers (RA's
+        ``adapter.requests.size`` plus ``ackRequests.size``)."""
+        return len(self._engine)
+
+    @property
     def counters(self) -> list[str]:
         """The names of the counters incremented so far (see :attr:`stats`)."""
         return list(self._counts)

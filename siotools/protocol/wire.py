@@ -438,6 +438,9 @@ def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
         if type(data) is not list:
             raise _fail("'data' must be an array")
         return F.ServerSideEmitRequest(uid=uid, request_id=rid, data=data, **common)
+    if t == F.RequestType.BROADCAST:
+        # A custom (JSON) parser encodes the msgpack types as JSON (RA 8.x `parser` option).
+        return _broadcast_ack_request(obj, ch)
     raise _fail(f"unknown JSON request type {t}")
 
 
@@ -459,12 +462,14 @@ def _current_response(obj: dict[str, Any], ch: Channel) -> F.Frame:
         if type(count) is not int:
             raise _fail("'clientCount' must be an integer")
         return F.BroadcastClientCountResponse(request_id=rid, client_count=count, **common)
+    if keys == ["type", "requestId", "packet"] and t == 9:
+        return _broadcast_ack_response(obj, ch)  # a custom (JSON) parser's BROADCAST_ACK
     raise _fail(f"unknown response shape {keys}")
 
 
 def _broadcast_ack_request(obj: dict[Any, Any], ch: Channel) -> F.Frame:
     if list(obj) != ["uid", "requestId", "type", "packet", "opts"] or obj["type"] != 7:
-        raise _fail("msgpack request is not a BROADCAST (type 7) request")
+        raise _fail("request is not a BROADCAST (type 7) request")
     packet, opts = obj["packet"], obj["opts"]
     if type(packet) is not dict or type(opts) is not dict:
         raise _fail("'packet' and 'opts' must be maps")
@@ -480,7 +485,7 @@ def _broadcast_ack_request(obj: dict[Any, Any], ch: Channel) -> F.Frame:
 
 def _broadcast_ack_response(obj: dict[Any, Any], ch: Channel) -> F.Frame:
     if list(obj) != ["type", "requestId", "packet"] or obj["type"] != 9:
-        raise _fail("msgpack response is not a BROADCAST_ACK (type 9) response")
+        raise _fail("response is not a BROADCAST_ACK (type 9) response")
     return F.BroadcastAckResponse(
         request_id=_str(obj, "requestId"),
         packet=obj["packet"],

@@ -69,6 +69,24 @@ CONFIGS = [
 ]
 DIRECTIONS = ["py-asks", "node-asks", "python"]
 
+# @socket.io/redis-adapter 8.3.0 classic, as RA's own test matrix runs it: default, with
+# the specific response channel, and with a JSON parser.
+CURRENT_CONFIGS = [
+    Config("current", "current", py_opts={"dialect": "current"}),
+    Config(
+        "current-specific",
+        "current",
+        node_opts={"specific_response_channel": True},
+        py_opts={"dialect": "current", "publish_on_specific_response_channel": True},
+    ),
+    Config(
+        "current-json",
+        "current",
+        node_opts={"parser": "json"},
+        py_opts={"dialect": "current", "parser": "json"},
+    ),
+]
+
 
 class Timeout(Exception):
     """A cluster request timed out (Python ``RequestTimeout`` or a Node timeout error)."""
@@ -112,17 +130,22 @@ class Client:
 class PyClient(Client):
     """python-socketio ``AsyncClient`` (EIO4) for a Python server."""
 
-    def __init__(self, nsp: str) -> None:
+    def __init__(self, nsp: str, *, mute: bool = False) -> None:
         self.nsp = nsp
+        self.mute = mute
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[str, list[Any]]] = []
         self.reasons: list[str] = []
         self._consumed: dict[str, int] = {}
         self._changed = asyncio.Event()
 
-        async def catch_all(event: str, *args: Any) -> None:
+        async def catch_all(event: str, *args: Any) -> dict[str, str]:
             self.events.append((event, list(args)))
             self._changed.set()
+            if self.mute:  # never acknowledges (python-socketio acks when a handler returns)
+                await asyncio.sleep(3600)
+            # The ack, when the server asked for one (the Node clients answer the same).
+            return {"client": self.sid, "event": event}
 
         async def on_disconnect(reason: Any = None) -> None:
             # python-socketio calls socket.io's "io server disconnect" "server disconnect".
@@ -260,6 +283,15 @@ class Server:
         Raises :class:`Timeout`."""
         raise NotImplementedError
 
+    async def op(self, name: str, nsp: str, **params: Any) -> Any:
+        """Run an 8.x server API call: ``fetch_sockets`` (rooms, except_, local) -> list of
+        ``{id, rooms (sorted), data}``; ``sockets_join``/``sockets_leave`` (join/leave,
+        rooms, except_); ``disconnect_sockets`` (close, rooms, except_);
+        ``server_side_emit`` (event, args, ack) -> replies; ``emit_with_ack`` (event,
+        args, rooms, timeout) -> acks; ``all_rooms``; ``server_count``. Raises
+        :class:`Timeout` with the partial result."""
+        raise NotImplementedError
+
 
 class PyServer(Server):
     kind = "py"
@@ -272,6 +304,67 @@ class PyServer(Server):
         node.adapter.custom_hook = lambda data: {"node": name, "echo": data}
         self.errors: list[BaseException] = []
         node.adapter.on_error(self.errors.append)
+        self.sse_mode = "reply"
+        self.sse_received: list[tuple[str, str, list[Any]]] = []
+        if node.adapter.wire.capabilities.server_side_emit:
+            for nsp in NSPS:
+                for event in ("sse", "sse-ack"):
+                    node.adapter.on_server_side_emit(event, namespace=nsp)(
+                        self._sse_handler(nsp, event)
+                    )
+
+    def _sse_handler(self, nsp: str, event: str) -> Any:
+        # As the Node peers' handlers: record, and answer {node, event, args} in reply mode.
+        async def handler(*args: Any) -> Any:
+            self.sse_received.append((nsp, event, list(args)))
+            if self.sse_mode == "silent":
+                await asyncio.sleep(3600)
+            return {"node": self.name, "event": event, "args": list(args)}
+
+        return handler
+
+    async def op(self, name: str, nsp: str, **p: Any) -> Any:
+        a = self.adapter
+        rooms, except_ = p.get("rooms") or None, p.get("except_") or None
+        try:
+            if name == "fetch_sockets":
+                found = await a.fetch_sockets(
+                    rooms=rooms, except_rooms=except_, namespace=nsp, local=p.get("local", False)
+                )
+                return [{"id": s.id, "rooms": sorted(s.rooms), "data": s.data} for s in found]
+            if name == "sockets_join":
+                return await a.sockets_join(
+                    p["join"], rooms=rooms, except_rooms=except_, namespace=nsp
+                )
+            if name == "sockets_leave":
+                return await a.sockets_leave(
+                    p["leave"], rooms=rooms, except_rooms=except_, namespace=nsp
+                )
+            if name == "disconnect_sockets":
+                return await a.disconnect_sockets(
+                    close=p.get("close", False), rooms=rooms, except_rooms=except_, namespace=nsp
+                )
+            if name == "server_side_emit":
+                if p.get("ack"):
+                    return await a.server_side_emit_with_ack(
+                        p["event"], *p.get("args", []), namespace=nsp
+                    )
+                return await a.server_side_emit(p["event"], *p.get("args", []), namespace=nsp)
+            if name == "emit_with_ack":
+                return await a.emit_with_ack(
+                    p["event"],
+                    tuple(p.get("args", [])),
+                    to=rooms,
+                    namespace=nsp,
+                    timeout=p.get("timeout", 2.0),
+                )
+            if name == "all_rooms":
+                return await a.all_rooms(namespace=nsp)
+            if name == "server_count":
+                return await a.server_count(namespace=nsp)
+        except RequestTimeout as exc:
+            raise Timeout(str(exc), exc.partial) from exc
+        raise ValueError(name)
 
     async def client(self, nsp: str) -> Client:
         return await PyClient(nsp).connect(self.url)
@@ -310,8 +403,53 @@ _NODE_OPS = {
 }
 
 
+def _node_sockets(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": s["id"], "rooms": sorted(s["rooms"]), "data": s["data"]} for s in found]
+
+
 class NodeServer(Server):
     kind = "node"
+
+    async def op(self, name: str, nsp: str, **p: Any) -> Any:
+        common: dict[str, Any] = {"nsp": nsp, "rooms": list(p.get("rooms") or [])}
+        if p.get("except_"):
+            common["except"] = list(p["except_"])
+        if p.get("local"):
+            common["flags"] = {"local": True}
+        try:
+            if name == "fetch_sockets":
+                return _node_sockets(await self.peer.call("fetchSockets", **common))
+            if name == "sockets_join":
+                return await self.peer.call("socketsJoin", join=p["join"], **common)
+            if name == "sockets_leave":
+                return await self.peer.call("socketsLeave", leave=p["leave"], **common)
+            if name == "disconnect_sockets":
+                return await self.peer.call(
+                    "disconnectSockets", close=p.get("close", False), **common
+                )
+            if name == "server_side_emit":
+                return await self.peer.call(
+                    "serverSideEmit",
+                    nsp=nsp,
+                    event=p["event"],
+                    args=p.get("args", []),
+                    ack=bool(p.get("ack")),
+                )
+            if name == "emit_with_ack":
+                common["flags"] = {"timeout": int(p.get("timeout", 2.0) * 1000)}
+                return await self.peer.call(
+                    "nsp_emit", event=p["event"], args=p.get("args", []), ack=True, **common
+                )
+            if name == "all_rooms":
+                return await self.peer.call("allRooms", nsp=nsp)
+            if name == "server_count":
+                return await self.peer.call("serverCount", nsp=nsp)
+        except NodePeerError as exc:
+            message = str(exc).split(" failed: ", 1)[-1]
+            if message.startswith(("timeout reached", "operation has timed out")):
+                raise Timeout(message, exc.result) from exc
+            raise
+        raise ValueError(name)
 
     def __init__(self, peer: NodePeer, clients: NodePeer) -> None:
         self.peer = peer
@@ -398,11 +536,22 @@ class Cluster:
         return next(self._nsps)
 
     async def _python(self, name: str) -> Server:
+        def setup(sio: Any) -> None:
+            # socket.data of the Node peers is {name, node}; a python-socketio node's is
+            # the session.
+            for nsp in NSPS:
+
+                async def connect(sid: str, environ: Any, auth: Any = None, nsp: str = nsp) -> None:
+                    await sio.save_session(sid, {"node": name}, namespace=nsp)
+
+                sio.on("connect", connect, namespace=nsp)
+
         node = PythonNode(
             self.redis_url,
             key=self.key,
             namespaces=NSPS,
             requests_timeout=REQUESTS_TIMEOUT,
+            setup=setup,
             **self.config.py_opts,
         )
         await node.start()

@@ -6,6 +6,7 @@
 //                [--key socket.io] [--nsps /,/chat] [--requests-timeout MS]
 //                [--adapter classic|sharded] [--subscription-mode dynamic|static|dynamic-private]
 //                [--sse-events sse,sse-ack] [--sse-mode reply|silent]
+//                [--specific-response-channel true] [--parser json]
 // Without --port: a client/emitter-only process.
 
 const http = require('http');
@@ -98,7 +99,13 @@ async function startServer() {
   const timeout = parseInt(args['requests-timeout'] || '5000', 10);
   const adapter = ADAPTER === 'sharded'
     ? adapters.createShardedAdapter(pub, sub, { channelPrefix: KEY, subscriptionMode: args['subscription-mode'] || 'dynamic' })
-    : adapters.createAdapter(pub, sub, { key: KEY, requestsTimeout: timeout });
+    : adapters.createAdapter(pub, sub, {
+      key: KEY,
+      requestsTimeout: timeout,
+      publishOnSpecificResponseChannel: args['specific-response-channel'] === 'true',
+      // RA's custom-parser test: JSON for broadcasts and the msgpack request types.
+      ...(args.parser === 'json' ? { parser: { encode: (v) => JSON.stringify(v), decode: (b) => JSON.parse(b) } } : {}),
+    });
   const server = http.createServer();
   io = new (req('socket.io').Server)(server, { adapter, transports: ['websocket', 'polling'] });
   for (const name of NSPS) setupNamespace(io.of(name));
