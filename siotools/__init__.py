@@ -22,12 +22,14 @@ from siotools.exceptions import (
     RequestError,
     RequestTimeout,
     SiotoolsError,
+    SocketNotFound,
     UnsupportedOperation,
 )
 
 if TYPE_CHECKING:
     from siotools.adapter import AsyncRedisAdapter
     from siotools.cluster import ClusterClient
+    from siotools.dialects.base import RemoteSocket
     from siotools.emitter import Emitter
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
@@ -46,6 +48,7 @@ _LAZY: dict[str, str] = {
     "AsyncRedisAdapter": "siotools.adapter",
     "ClusterClient": "siotools.cluster",
     "Dialect": "siotools.protocol",
+    "RemoteSocket": "siotools.dialects.base",
     "Emitter": "siotools.emitter",
     "RedisServer": "siotools.redis_server",
     "Capture": "siotools.sniffer",
@@ -72,10 +75,12 @@ __all__ = [
     "RedisLaunchError",
     "RedisServer",
     "RedisUnavailableError",
+    "RemoteSocket",
     "RequestError",
     "RequestTimeout",
     "SiotoolsError",
     "SniffedFrame",
+    "SocketNotFound",
     "UnsupportedOperation",
     "__version__",
     "capture",

@@ -54,6 +54,7 @@ from siotools.dialects.base import (
     Subscriptions,
     select_sids,
 )
+from siotools.dialects.detect import conflict, detect_with
 from siotools.exceptions import (
     ConfigurationError,
     RequestTimeout,
@@ -418,6 +419,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             self._join_namespace(nsp)
         self._subscribe_rooms()
         await self._settle_subscriptions()
+        # Another adapter generation on this prefix misreads our requests and we theirs:
+        # say so at once (passively: nothing is published).
+        warning = conflict(await detect_with(self._publisher, self.prefix), self.dialect)
+        if warning is not None:
+            self._error(ConfigurationError(warning))
         self._get_logger().info(
             "siotools adapter %s joined the cluster at %s (key %r)",
             self.uid,

@@ -20,7 +20,14 @@ from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, glob_escape
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher
 
-__all__ = ["Detection", "detect", "detect_with"]
+__all__ = ["Detection", "conflict", "detect", "detect_with"]
+
+_FAMILY = {
+    Dialect.LEGACY: "socket.io-redis 4.x/5.x",
+    Dialect.LEGACY_LITE: "socket.io-redis 4.x/5.x",
+    Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
+    Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,22 @@ class Detection:
         return None
 
 
+def conflict(found: Detection, speaking: Dialect) -> str | None:
+    """The warning for a node of ``speaking`` joining a prefix where other adapter
+    generations run (their requests are misread both ways, RA issue #506), or ``None``."""
+    mine = _FAMILY.get(speaking)
+    others = sorted({_FAMILY[d] for d in found.dialects if d in _FAMILY} - {mine})
+    # Sharded nodes use other commands (SPUBLISH) and never see classic requests.
+    others = [o for o in others if o != _FAMILY[Dialect.SHARDED]]
+    if not others:
+        return None
+    return (
+        f"the prefix {found.prefix!r} is also served by {' and '.join(others)} nodes; this "
+        f"node speaks {mine}: the generations misread each other's cluster requests (a 5.x "
+        "node crashes on an 8.x ack request); give them distinct keys"
+    )
+
+
 async def detect_with(publisher: Publisher, prefix: str = "socket.io") -> Detection:
     """:func:`detect` over an already started publisher connection."""
     g = ChannelGrammar(prefix)
@@ -64,7 +87,7 @@ async def detect_with(publisher: Publisher, prefix: str = "socket.io") -> Detect
     specific: dict[str, set[str]] = {}
     for channel in await publisher.execute(b"PUBSUB", b"CHANNELS", response_pattern.encode()):
         parsed = g.parse(channel)
-        if parsed.kind is ChannelKind.RESPONSE and parsed.nsp is not None and parsed.uid:
+        if parsed.kind is ChannelKind.RESPONSE_UID and parsed.nsp is not None and parsed.uid:
             specific.setdefault(parsed.nsp, set()).add(parsed.uid)
     for nsp, channel in sorted(requests.items()):
         reply: Any = await publisher.execute(b"PUBSUB", b"NUMSUB", channel)
