@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from siotools.protocol.values import UNDEFINED, Undefined
 
 __all__ = [
+    "FRAME_KINDS",
     "AllRoomsRequest",
     "Broadcast",
     "BroadcastAckRequest",
@@ -130,11 +131,32 @@ class ClusterMessageType(enum.IntEnum):
     ADAPTER_CLOSE = 13
 
 
+# --------------------------------------------------------------------------- the base
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """The base of every frame :func:`siotools.protocol.decode` returns (h11's ``Event``).
+
+    Every frame has a namespace, the prefix of its channels and a dialect, so consumers
+    read ``frame.nsp`` whatever the kind and use ``match``/``isinstance`` for the rest.
+
+    Attributes:
+        nsp: The namespace (``None`` only for python-socketio messages that carry none).
+        prefix: The channel prefix.
+        dialect: The protocol generation.
+    """
+
+    nsp: str | None = "/"
+    prefix: str = DEFAULT_PREFIX
+    dialect: Dialect = Dialect.CURRENT
+
+
 # --------------------------------------------------------------------------- broadcasts
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Broadcast:
+class Broadcast(Frame):
     """A broadcast ``[uid, packet, opts]`` (legacy, legacy-lite, current and emitters).
 
     ``packet`` and ``opts`` are the decoded maps in wire order, so re-encoding keeps Node's
@@ -217,7 +239,7 @@ class Broadcast:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyClientsRequest:
+class LegacyClientsRequest(Frame):
     """Legacy ``clients(rooms)``: ``{"requestid","type":0,"rooms":[...]}``; every node answers
     with :class:`LegacyClientsResponse`."""
 
@@ -230,7 +252,7 @@ class LegacyClientsRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyClientRoomsRequest:
+class LegacyClientRoomsRequest(Frame):
     """Legacy ``clientRooms(sid)``: ``{"requestid","type":1,"sid"}``; the owner answers with
     :class:`LegacyRoomsResponse`."""
 
@@ -243,7 +265,7 @@ class LegacyClientRoomsRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyAllRoomsRequest:
+class LegacyAllRoomsRequest(Frame):
     """Legacy ``allRooms()``: ``{"requestid","type":2}``; every node answers with
     :class:`LegacyRoomsResponse`."""
 
@@ -255,7 +277,7 @@ class LegacyAllRoomsRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyRemoteJoinRequest:
+class LegacyRemoteJoinRequest(Frame):
     """Legacy ``remoteJoin(sid, room)``: ``{"requestid","type":3,"sid","room"}``; the owner
     answers with :class:`LegacyEmptyResponse`."""
 
@@ -269,7 +291,7 @@ class LegacyRemoteJoinRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyRemoteLeaveRequest:
+class LegacyRemoteLeaveRequest(Frame):
     """Legacy ``remoteLeave(sid, room)``: ``{"requestid","type":4,"sid","room"}``."""
 
     request_id: str
@@ -282,7 +304,7 @@ class LegacyRemoteLeaveRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyCustomRequest:
+class LegacyCustomRequest(Frame):
     """Legacy ``customRequest(data)``: ``{"requestid","type":5,"data"}`` (``data`` omitted
     when UNDEFINED); every node answers with :class:`LegacyDataResponse`."""
 
@@ -295,7 +317,7 @@ class LegacyCustomRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyRemoteDisconnectRequest:
+class LegacyRemoteDisconnectRequest(Frame):
     """Legacy ``remoteDisconnect(sid, close)``: ``{"requestid","type":6,"sid","close"}``
     (``close`` omitted when UNDEFINED)."""
 
@@ -312,7 +334,7 @@ class LegacyRemoteDisconnectRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyClientsResponse:
+class LegacyClientsResponse(Frame):
     """``{"requestid","clients":[...]}``: the answer to ``clients``."""
 
     request_id: str
@@ -323,7 +345,7 @@ class LegacyClientsResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyRoomsResponse:
+class LegacyRoomsResponse(Frame):
     """``{"requestid","rooms":[...]}``: the answer to ``clientRooms`` and ``allRooms``."""
 
     request_id: str
@@ -334,7 +356,7 @@ class LegacyRoomsResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyDataResponse:
+class LegacyDataResponse(Frame):
     """``{"requestid","data":...}``: a ``customHook`` answer."""
 
     request_id: str
@@ -345,7 +367,7 @@ class LegacyDataResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyEmptyResponse:
+class LegacyEmptyResponse(Frame):
     """``{"requestid"}``: remoteJoin/Leave/Disconnect done, or a hook that answered
     ``undefined``."""
 
@@ -359,7 +381,7 @@ class LegacyEmptyResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SocketsRequest:
+class SocketsRequest(Frame):
     """8.x SOCKETS (0): ``{"uid","requestId","type":0,"rooms"}`` (answered, never sent by
     8.3.0)."""
 
@@ -373,7 +395,7 @@ class SocketsRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AllRoomsRequest:
+class AllRoomsRequest(Frame):
     """8.x ALL_ROOMS (1): ``{"uid","requestId","type":1}``."""
 
     uid: str | None
@@ -385,7 +407,7 @@ class AllRoomsRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteJoinRequest:
+class RemoteJoinRequest(Frame):
     """8.x REMOTE_JOIN (2). ``socketsJoin`` form: ``{"uid","type":2,"opts":{"rooms","except"},
     "rooms"}`` (no uid from the emitter, no answer); 7.x form: ``{"uid","requestId","type":2,
     "sid","room"}``. Absent keys are None."""
@@ -403,7 +425,7 @@ class RemoteJoinRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteLeaveRequest:
+class RemoteLeaveRequest(Frame):
     """8.x REMOTE_LEAVE (3): as :class:`RemoteJoinRequest`."""
 
     uid: str | None = None
@@ -419,7 +441,7 @@ class RemoteLeaveRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteDisconnectRequest:
+class RemoteDisconnectRequest(Frame):
     """8.x REMOTE_DISCONNECT (4): ``{"uid","type":4,"opts","close"}``; 7.x form with
     ``requestId`` and ``sid``. Absent keys are None (``close`` UNDEFINED)."""
 
@@ -435,7 +457,7 @@ class RemoteDisconnectRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RemoteFetchRequest:
+class RemoteFetchRequest(Frame):
     """8.x REMOTE_FETCH (5): ``{"uid","requestId","type":5,"opts":{"rooms","except"}}``."""
 
     uid: str | None
@@ -448,7 +470,7 @@ class RemoteFetchRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerSideEmitRequest:
+class ServerSideEmitRequest(Frame):
     """8.x SERVER_SIDE_EMIT (6): ``{"uid","requestId"?,"type":6,"data":[ev,...args]}``."""
 
     uid: str | None
@@ -461,7 +483,7 @@ class ServerSideEmitRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BroadcastAckRequest:
+class BroadcastAckRequest(Frame):
     """8.x BROADCAST (7), msgpack: ``{"uid","requestId","type":7,"packet","opts"}``."""
 
     uid: str
@@ -478,7 +500,7 @@ class BroadcastAckRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SocketsResponse:
+class SocketsResponse(Frame):
     """``{"requestId","sockets":[...]}``: socket ids (SOCKETS) or socket details
     ``{id, handshake, rooms, data}`` (REMOTE_FETCH).
 
@@ -494,7 +516,7 @@ class SocketsResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RoomsResponse:
+class RoomsResponse(Frame):
     """``{"requestId","rooms":[...]}``: the answer to ALL_ROOMS."""
 
     request_id: str
@@ -506,7 +528,7 @@ class RoomsResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EmptyResponse:
+class EmptyResponse(Frame):
     """``{"requestId"}``: the 7.x-form REMOTE_JOIN/LEAVE/DISCONNECT acknowledgement."""
 
     request_id: str
@@ -517,7 +539,7 @@ class EmptyResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ServerSideEmitResponse:
+class ServerSideEmitResponse(Frame):
     """``{"type":6,"requestId","data"}``: a serverSideEmit ack (``data`` = first ack arg)."""
 
     request_id: str
@@ -530,7 +552,7 @@ class ServerSideEmitResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BroadcastClientCountResponse:
+class BroadcastClientCountResponse(Frame):
     """``{"type":8,"requestId","clientCount"}``."""
 
     request_id: str
@@ -543,7 +565,7 @@ class BroadcastClientCountResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BroadcastAckResponse:
+class BroadcastAckResponse(Frame):
     """msgpack ``{"type":9,"requestId","packet"}``: one client's ack (first argument)."""
 
     request_id: str
@@ -559,7 +581,7 @@ class BroadcastAckResponse:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ClusterMessage:
+class ClusterMessage(Frame):
     """A sharded-adapter message ``{"type","data","uid","nsp"}``.
 
     Attributes:
@@ -593,7 +615,7 @@ class ClusterMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PySocketIOMessage:
+class PySocketIOMessage(Frame):
     """A python-socketio pub/sub manager message (``{"method": "emit", ...}``).
 
     Attributes:
@@ -616,7 +638,7 @@ class PySocketIOMessage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PickledMessage:
+class PickledMessage(Frame):
     """A python-socketio < 5.14 message, pickled.
 
     It is only unpickled when the caller passed ``allow_pickle=True`` (unpickling runs
@@ -637,35 +659,35 @@ class PickledMessage:
     dialect: Dialect = Dialect.PYSOCKETIO
 
 
-Frame = (
-    Broadcast
-    | LegacyClientsRequest
-    | LegacyClientRoomsRequest
-    | LegacyAllRoomsRequest
-    | LegacyRemoteJoinRequest
-    | LegacyRemoteLeaveRequest
-    | LegacyCustomRequest
-    | LegacyRemoteDisconnectRequest
-    | LegacyClientsResponse
-    | LegacyRoomsResponse
-    | LegacyDataResponse
-    | LegacyEmptyResponse
-    | SocketsRequest
-    | AllRoomsRequest
-    | RemoteJoinRequest
-    | RemoteLeaveRequest
-    | RemoteDisconnectRequest
-    | RemoteFetchRequest
-    | ServerSideEmitRequest
-    | BroadcastAckRequest
-    | SocketsResponse
-    | RoomsResponse
-    | EmptyResponse
-    | ServerSideEmitResponse
-    | BroadcastClientCountResponse
-    | BroadcastAckResponse
-    | ClusterMessage
-    | PySocketIOMessage
-    | PickledMessage
+FRAME_KINDS: tuple[type[Frame], ...] = (
+    Broadcast,
+    LegacyClientsRequest,
+    LegacyClientRoomsRequest,
+    LegacyAllRoomsRequest,
+    LegacyRemoteJoinRequest,
+    LegacyRemoteLeaveRequest,
+    LegacyCustomRequest,
+    LegacyRemoteDisconnectRequest,
+    LegacyClientsResponse,
+    LegacyRoomsResponse,
+    LegacyDataResponse,
+    LegacyEmptyResponse,
+    SocketsRequest,
+    AllRoomsRequest,
+    RemoteJoinRequest,
+    RemoteLeaveRequest,
+    RemoteDisconnectRequest,
+    RemoteFetchRequest,
+    ServerSideEmitRequest,
+    BroadcastAckRequest,
+    SocketsResponse,
+    RoomsResponse,
+    EmptyResponse,
+    ServerSideEmitResponse,
+    BroadcastClientCountResponse,
+    BroadcastAckResponse,
+    ClusterMessage,
+    PySocketIOMessage,
+    PickledMessage,
 )
-"""Every frame :func:`siotools.protocol.decode` can return."""
+"""Every kind of frame :func:`siotools.protocol.decode` can return."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from siotools.exceptions import DecodeError, EncodeError
@@ -239,9 +239,11 @@ _BC_SLOTS: Final[Mapping[str, Any]] = F.Broadcast.__dict__
 _set_uid = _BC_SLOTS["uid"].__set__
 _set_packet = _BC_SLOTS["packet"].__set__
 _set_opts = _BC_SLOTS["opts"].__set__
-_set_nsp = _BC_SLOTS["nsp"].__set__
-_set_dialect = _BC_SLOTS["dialect"].__set__
-_set_prefix = _BC_SLOTS["prefix"].__set__
+# The fields every frame has live in the base's slots.
+_FRAME_SLOTS: Final[Mapping[str, Any]] = F.Frame.__dict__
+_set_nsp = _FRAME_SLOTS["nsp"].__set__
+_set_dialect = _FRAME_SLOTS["dialect"].__set__
+_set_prefix = _FRAME_SLOTS["prefix"].__set__
 
 
 def _fail(message: str) -> DecodeError:
@@ -566,36 +568,135 @@ def encode(frame: F.Frame) -> tuple[str, bytes]:
 
 
 def _encode(frame: F.Frame) -> tuple[str, bytes]:
-    if isinstance(frame, F.Broadcast):
-        g = grammar(frame.prefix)
-        rooms = frame.opts.get("rooms")
-        if type(rooms) is list and len(rooms) == 1:
-            channel = g.room(frame.nsp, rooms[0])
-        else:
-            channel = g.broadcast(frame.nsp)
-        return channel, pack([frame.uid, frame.packet, frame.opts], _FLAVOR[frame.dialect])
-    if isinstance(frame, (F.PySocketIOMessage, F.PickledMessage)):
-        if isinstance(frame, F.PickledMessage):
-            return frame.channel, frame.payload
-        # python-socketio pubsub managers: json.dumps(message) with default separators.
-        return frame.channel, json.dumps(frame.body).encode("utf-8")
+    encoder = _ENCODERS.get(type(frame))
+    if encoder is None:
+        raise EncodeError(f"not a frame: {type(frame).__name__}")
+    encoded: tuple[str, bytes] = encoder(frame)
+    return encoded
+
+
+def _nsp(frame: F.Frame) -> str:
+    return frame.nsp if frame.nsp is not None else "/"
+
+
+def _encode_broadcast(frame: F.Broadcast) -> tuple[str, bytes]:
     g = grammar(frame.prefix)
-    if isinstance(frame, F.ClusterMessage):
-        body: dict[str, Any] = {"type": int(frame.type)}
-        if frame.data is not UNDEFINED:
-            body["data"] = frame.data
-        body["uid"] = frame.uid
-        if frame.has_nsp:
-            body["nsp"] = frame.nsp
-        if frame.target is None:
-            channel = g.broadcast(frame.nsp)
-        else:
-            channel = g.sharded_response(frame.nsp, frame.target)
-        payload = pack(body, MsgpackFlavor.NOTEPACK3) if frame.binary else js_stringify_bytes(body)
-        return channel, payload
-    request = g.request(frame.nsp)
-    if isinstance(
-        frame,
+    rooms = frame.opts.get("rooms")
+    if type(rooms) is list and len(rooms) == 1:
+        channel = g.room(frame.nsp, rooms[0])
+    else:
+        channel = g.broadcast(frame.nsp)
+    return channel, pack([frame.uid, frame.packet, frame.opts], _FLAVOR[frame.dialect])
+
+
+def _encode_pysocketio(frame: F.PySocketIOMessage) -> tuple[str, bytes]:
+    # python-socketio pubsub managers: json.dumps(message) with default separators.
+    return frame.channel, json.dumps(frame.body).encode("utf-8")
+
+
+def _encode_pickled(frame: F.PickledMessage) -> tuple[str, bytes]:
+    return frame.channel, frame.payload
+
+
+def _encode_cluster(frame: F.ClusterMessage) -> tuple[str, bytes]:
+    g = grammar(frame.prefix)
+    body: dict[str, Any] = {"type": int(frame.type)}
+    if frame.data is not UNDEFINED:
+        body["data"] = frame.data
+    body["uid"] = frame.uid
+    if frame.has_nsp:
+        body["nsp"] = frame.nsp
+    if frame.target is None:
+        channel = g.broadcast(frame.nsp)
+    else:
+        channel = g.sharded_response(frame.nsp, frame.target)
+    payload = pack(body, MsgpackFlavor.NOTEPACK3) if frame.binary else js_stringify_bytes(body)
+    return channel, payload
+
+
+def _encode_legacy_request(frame: F.Frame) -> tuple[str, bytes]:
+    return grammar(frame.prefix).request(_nsp(frame)), js_stringify_bytes(
+        _legacy_request_body(frame)
+    )
+
+
+def _encode_legacy_response(
+    frame: F.LegacyClientsResponse
+    | F.LegacyRoomsResponse
+    | F.LegacyDataResponse
+    | F.LegacyEmptyResponse,
+) -> tuple[str, bytes]:
+    body: dict[str, Any] = {"requestid": frame.request_id}
+    match frame:
+        case F.LegacyClientsResponse(clients=clients):
+            body["clients"] = list(clients)
+        case F.LegacyRoomsResponse(rooms=rooms):
+            body["rooms"] = list(rooms)
+        case F.LegacyDataResponse(data=data):
+            body["data"] = data
+    return grammar(frame.prefix).response(frame.nsp), js_stringify_bytes(body)
+
+
+def _encode_broadcast_ack_request(frame: F.BroadcastAckRequest) -> tuple[str, bytes]:
+    body = {
+        "uid": frame.uid,
+        "requestId": frame.request_id,
+        "type": 7,
+        "packet": frame.packet,
+        "opts": frame.opts,
+    }
+    return grammar(frame.prefix).request(frame.nsp), pack(body, MsgpackFlavor.NOTEPACK3)
+
+
+def _encode_current_request(frame: F.Frame) -> tuple[str, bytes]:
+    return grammar(frame.prefix).request(_nsp(frame)), js_stringify_bytes(
+        _current_request_body(frame)
+    )
+
+
+_CurrentResponse = (
+    F.SocketsResponse
+    | F.RoomsResponse
+    | F.EmptyResponse
+    | F.ServerSideEmitResponse
+    | F.BroadcastClientCountResponse
+    | F.BroadcastAckResponse
+)
+
+
+def _response_channel(frame: _CurrentResponse) -> str:
+    g = grammar(frame.prefix)
+    if frame.to_uid is None:
+        return g.response(frame.nsp)
+    return g.response_for(frame.nsp, frame.to_uid)
+
+
+def _encode_current_response(frame: _CurrentResponse) -> tuple[str, bytes]:
+    # lib/index.ts 8.3.0: JSON bodies in these key orders; BROADCAST_ACK is msgpack.
+    match frame:
+        case F.BroadcastAckResponse(request_id=rid, packet=packet):
+            body = {"type": 9, "requestId": rid, "packet": packet}
+            return _response_channel(frame), pack(body, MsgpackFlavor.NOTEPACK3)
+        case F.EmptyResponse(request_id=rid):
+            body = {"requestId": rid}
+        case F.RoomsResponse(request_id=rid, rooms=rooms):
+            body = {"requestId": rid, "rooms": list(rooms)}
+        case F.SocketsResponse(request_id=rid, sockets=sockets):
+            body = {"requestId": rid, "sockets": list(sockets)}
+        case F.ServerSideEmitResponse(request_id=rid, data=data):
+            body = {"type": 6, "requestId": rid, "data": data}
+        case F.BroadcastClientCountResponse(request_id=rid, client_count=count):
+            body = {"type": 8, "requestId": rid, "clientCount": count}
+    return _response_channel(frame), js_stringify_bytes(body)
+
+
+_ENCODERS: Final[dict[type[F.Frame], Callable[[Any], tuple[str, bytes]]]] = {
+    F.Broadcast: _encode_broadcast,
+    F.PySocketIOMessage: _encode_pysocketio,
+    F.PickledMessage: _encode_pickled,
+    F.ClusterMessage: _encode_cluster,
+    F.BroadcastAckRequest: _encode_broadcast_ack_request,
+    **dict.fromkeys(
         (
             F.LegacyClientsRequest,
             F.LegacyClientRoomsRequest,
@@ -605,36 +706,18 @@ def _encode(frame: F.Frame) -> tuple[str, bytes]:
             F.LegacyCustomRequest,
             F.LegacyRemoteDisconnectRequest,
         ),
-    ):
-        return request, js_stringify_bytes(_legacy_request_body(frame))
-    if isinstance(
-        frame,
+        _encode_legacy_request,
+    ),
+    **dict.fromkeys(
         (
             F.LegacyClientsResponse,
             F.LegacyRoomsResponse,
             F.LegacyDataResponse,
             F.LegacyEmptyResponse,
         ),
-    ):
-        body = {"requestid": frame.request_id}
-        if isinstance(frame, F.LegacyClientsResponse):
-            body["clients"] = list(frame.clients)
-        elif isinstance(frame, F.LegacyRoomsResponse):
-            body["rooms"] = list(frame.rooms)
-        elif isinstance(frame, F.LegacyDataResponse):
-            body["data"] = frame.data
-        return g.response(frame.nsp), js_stringify_bytes(body)
-    if isinstance(frame, F.BroadcastAckRequest):
-        body = {
-            "uid": frame.uid,
-            "requestId": frame.request_id,
-            "type": 7,
-            "packet": frame.packet,
-            "opts": frame.opts,
-        }
-        return request, pack(body, MsgpackFlavor.NOTEPACK3)
-    if isinstance(
-        frame,
+        _encode_legacy_response,
+    ),
+    **dict.fromkeys(
         (
             F.SocketsRequest,
             F.AllRoomsRequest,
@@ -644,27 +727,21 @@ def _encode(frame: F.Frame) -> tuple[str, bytes]:
             F.RemoteFetchRequest,
             F.ServerSideEmitRequest,
         ),
-    ):
-        return request, js_stringify_bytes(_current_request_body(frame))
-    response = (
-        g.response(frame.nsp) if frame.to_uid is None else g.response_for(frame.nsp, frame.to_uid)
-    )
-    if isinstance(frame, F.BroadcastAckResponse):
-        body = {"type": 9, "requestId": frame.request_id, "packet": frame.packet}
-        return response, pack(body, MsgpackFlavor.NOTEPACK3)
-    if isinstance(frame, F.EmptyResponse):
-        body = {"requestId": frame.request_id}
-    elif isinstance(frame, F.RoomsResponse):
-        body = {"requestId": frame.request_id, "rooms": list(frame.rooms)}
-    elif isinstance(frame, F.SocketsResponse):
-        body = {"requestId": frame.request_id, "sockets": list(frame.sockets)}
-    elif isinstance(frame, F.ServerSideEmitResponse):
-        body = {"type": 6, "requestId": frame.request_id, "data": frame.data}
-    elif isinstance(frame, F.BroadcastClientCountResponse):
-        body = {"type": 8, "requestId": frame.request_id, "clientCount": frame.client_count}
-    else:
-        raise EncodeError(f"not a frame: {type(frame).__name__}")
-    return response, js_stringify_bytes(body)
+        _encode_current_request,
+    ),
+    **dict.fromkeys(
+        (
+            F.SocketsResponse,
+            F.RoomsResponse,
+            F.EmptyResponse,
+            F.ServerSideEmitResponse,
+            F.BroadcastClientCountResponse,
+            F.BroadcastAckResponse,
+        ),
+        _encode_current_response,
+    ),
+}
+"""Frame type -> its encoder: Node's channel and bytes for that kind."""
 
 
 def _legacy_request_body(frame: Any) -> dict[str, Any]:

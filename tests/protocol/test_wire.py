@@ -164,10 +164,19 @@ def test_roundtrip(strategy: st.SearchStrategy[Any], data: st.DataObject) -> Non
     assert encode(back) == (channel, payload)
 
 
+from siotools.protocol.frames import FRAME_KINDS  # noqa: E402
+
+
 def test_frame_kinds_are_all_covered() -> None:
     names = {re.match(r"builds\((\w+)", repr(s)).group(1) for s in FRAMES}  # type: ignore[union-attr]
     covered = {P.Broadcast if n == "make_broadcast" else getattr(P, n) for n in names}
-    assert covered | {P.PySocketIOMessage, P.PickledMessage} == set(P.Frame.__args__)
+    assert covered | {P.PySocketIOMessage, P.PickledMessage} == set(FRAME_KINDS)
+
+
+def test_every_frame_kind_has_an_encoder() -> None:
+    from siotools.protocol.wire import _ENCODERS  # the table itself is the subject
+
+    assert set(_ENCODERS) == set(FRAME_KINDS)
 
 
 def test_make_broadcast_layouts() -> None:
