@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -27,9 +28,28 @@ import redis
 from siotools.exceptions import ConfigurationError, RedisLaunchError
 from siotools.redis_server import RedisServer, find_redis_server, free_port
 
-__all__ = ["ClusterNodeInfo", "RedisCluster", "find_redis_cli"]
+__all__ = ["ClusterNodeInfo", "RedisCluster", "cluster_port", "find_redis_cli"]
 
 SLOTS = 16384
+
+
+def cluster_port() -> int:
+    """A free port ``p`` on 127.0.0.1 whose cluster-bus port ``p + 10000`` is free too.
+
+    Redis Cluster nodes also listen on their port plus 10000 (the cluster bus), so the
+    port must be at most 55535.
+    """
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RedisLaunchError("No free pair of loopback ports for a Redis Cluster node.")
 
 
 def find_redis_cli(server: Path | None = None) -> Path:
@@ -199,7 +219,7 @@ class RedisCluster:
 
     def _start_node(self, binary: Path, port: int | None = None) -> RedisServer:
         assert self._dir is not None
-        port = port if port is not None else free_port()
+        port = port if port is not None else cluster_port()
         # Our own --dir (after RedisServer's) keeps nodes.conf across a kill and restart,
         # so a restarted node comes back with its id and rejoins the cluster as a replica.
         server = RedisServer(
@@ -281,8 +301,9 @@ class RedisCluster:
                 return node
         raise RedisLaunchError(f"No master of the Redis Cluster serves slot {slot}.")
 
-    def is_ok(self, port: int) -> bool:
-        """Whether the node on ``port`` reports ``cluster_state:ok`` with every slot served."""
+    def is_ok(self, port: int, nodes: int | None = None) -> bool:
+        """Whether the node on ``port`` reports ``cluster_state:ok`` with every slot served
+        (and, when ``nodes`` is given, lists that many nodes as masters or replicas)."""
         try:
             info = self._ask("CLUSTER", "INFO", port=port)
             slots = self._ask("CLUSTER", "SLOTS", port=port)
@@ -292,7 +313,8 @@ class RedisCluster:
         if "cluster_state:ok" not in text:
             return False
         covered = sum(int(entry[1]) - int(entry[0]) + 1 for entry in slots)
-        return bool(covered == SLOTS)
+        listed = {int(node[1]) for entry in slots for node in entry[2:]}
+        return bool(covered == SLOTS and (nodes is None or len(listed) == nodes))
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Wait until every live node says ``cluster_state:ok``, every slot is served, and
@@ -304,7 +326,8 @@ class RedisCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ports = self._live_ports()
-            if all(self.is_ok(p) for p in ports) and self._replicas_synced(ports):
+            expect = len(ports) if self.servers else None
+            if all(self.is_ok(p, expect) for p in ports) and self._replicas_synced(ports):
                 return
             time.sleep(0.05)
         raise RedisLaunchError(f"The Redis Cluster did not become healthy in {timeout}s.")
