@@ -57,7 +57,8 @@ __all__ = ["ClusterPublisher", "ClusterSubscriber", "ShardSubscriberConnection"]
 log = logging.getLogger("siotools.transport")
 
 _BACKOFF_FIRST = 0.05
-_BACKOFF_MAX = 0.5  # a failover takes about cluster-node-timeout; poll it closely
+_BACKOFF_MAX = 0.25  # a failover takes about cluster-node-timeout; poll it closely
+_PROBE_AFTER = 0.5  # seconds before a lost master is tried again
 _MAX_REDIRECTS = 5
 
 
@@ -258,6 +259,8 @@ class ClusterSubscriber:
         self._dirty = asyncio.Event()
         self._stale = False
         self._prefer: list[str] = []
+        self._down: dict[str, float] = {}  # lost masters -> when to try them again
+        self._redirected = False
         self._recovering = False
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -558,6 +561,8 @@ class ClusterSubscriber:
                 )
             )
             self._stale = True
+            # The node that dropped us has just been told who owns the slot now.
+            self._prefer = [link.addr, *self._prefer]
             self._recovering = True
             self._dirty.set()
 
@@ -575,8 +580,32 @@ class ClusterSubscriber:
         )
         self._stale = True
         self._prefer = [*self.topology.replicas.get(link.addr, []), *self._prefer]
+        self._down[link.addr] = 0.0  # try it once more right away (a blip, not a crash?)
         self._recovering = True
         self._dirty.set()
+
+    async def _reachable(self, owner: str) -> str:
+        """Where to subscribe to ``owner``'s slots now: the owner, or while it is down one
+        of its replicas (they serve sharded subscribers too and hear the master's
+        SPUBLISH through replication; once promoted, they keep their subscribers, so a
+        failover loses nothing published after the promotion)."""
+        retry = self._down.get(owner)
+        if retry is None:
+            return owner
+        if time.monotonic() >= retry:
+            link = self._link(owner)
+            try:
+                if not link.connected:
+                    await self._connect(link)
+            except RedisUnavailableError:
+                self._down[owner] = time.monotonic() + _PROBE_AFTER
+            else:
+                del self._down[owner]
+                return owner
+        for rep in self.topology.replicas.get(owner, []):
+            if rep not in self._down:
+                return rep
+        return owner
 
     async def _connect(self, link: _ShardLink) -> None:
         def factory() -> ShardSubscriberConnection:
@@ -611,6 +640,7 @@ class ClusterSubscriber:
 
     async def _maintain(self) -> None:
         delay = _BACKOFF_FIRST
+        quick = 0  # retries without a pause, each after a MOVED that named the owner
         while not self._closing:
             await self._dirty.wait()
             self._dirty.clear()
@@ -622,6 +652,12 @@ class ClusterSubscriber:
                 log.exception("%s: restoring sharded subscriptions failed", self.name)
                 self.report(exc)
                 done = False
+            if not done and self._redirected and quick < _MAX_REDIRECTS:
+                self._redirected = False
+                quick += 1
+                self._dirty.set()
+                continue
+            quick = 0
             if done:
                 delay = _BACKOFF_FIRST
                 if self._recovering:
@@ -635,7 +671,8 @@ class ClusterSubscriber:
             self._dirty.set()
 
     async def _reconcile(self) -> bool:
-        """Put every sharded channel on its slot's master; True when all are confirmed."""
+        """Put every sharded channel on its slot's master (or, while that master is down,
+        on one of its replicas); True when all are on masters and confirmed."""
         if self._stale:
             prefer, self._prefer = self._prefer, []
             self._stale = False
@@ -646,12 +683,19 @@ class ClusterSubscriber:
                 self._stale = True
                 return False
         ok = True
+        targets: dict[str, str] = {}
         for ch in list(self.shard_channels):
             owner = self.topology.owner_of(ch)
             if owner is None:
                 ok = False
                 self._stale = True
                 continue
+            if owner not in targets:
+                targets[owner] = await self._reachable(owner)
+            if targets[owner] != owner:  # on a replica until the cluster names a master
+                ok = False
+                self._stale = True
+            owner = targets[owner]
             current = self._where.get(ch)
             if current == owner:
                 continue
@@ -679,6 +723,7 @@ class ClusterSubscriber:
                     ok = False
                     self._stale = True
                     self._prefer = [*self.topology.replicas.get(addr, []), *self._prefer]
+                    self._down[addr] = time.monotonic() + _PROBE_AFTER
                     continue
             missing = link.assigned - link.subscribed
             conn = link.conn
@@ -694,7 +739,9 @@ class ClusterSubscriber:
                 if isinstance(res, ClusterRedirect):
                     if res.kind == "MOVED":
                         self.topology.moved(res.slot, res.addr)
-                    self._stale = True
+                        self._redirected = True  # the answer named the owner: retry now
+                    else:
+                        self._stale = True
                     ok = False
                 elif isinstance(res, BaseException):
                     ok = False
