@@ -37,6 +37,7 @@ __all__ = [
     "channel_slot",
     "parse_cluster_url",
     "parse_redirect",
+    "seed_from_client",
 ]
 
 SLOTS = 16384
@@ -82,6 +83,33 @@ def parse_cluster_url(url: str, cluster: bool | None = None) -> tuple[RedisEndpo
     if is_cluster:
         check_cluster_endpoint(endpoint)
     return endpoint, is_cluster
+
+
+def seed_from_client(client: Any) -> RedisEndpoint:
+    """The seed endpoint of a redis-py ``RedisCluster`` (``redis.asyncio`` or sync) the
+    caller made, with its credentials, TLS and connect timeout.
+
+    Raises:
+        ConfigurationError: The object is not a redis-py cluster client.
+    """
+    kwargs = getattr(client, "connection_kwargs", None)
+    manager = getattr(client, "nodes_manager", None)
+    nodes = getattr(manager, "startup_nodes", None)
+    if not isinstance(kwargs, dict) or not isinstance(nodes, dict) or not nodes:
+        raise ConfigurationError(
+            f"{type(client).__name__} is not a redis-py RedisCluster client "
+            "(pass a redis.asyncio.cluster.RedisCluster, or a URL with ?cluster=true)"
+        )
+    node = next(iter(nodes.values()))
+    conn_class = kwargs.get("connection_class")
+    return RedisEndpoint(
+        host=str(node.host),
+        port=int(node.port),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        tls=conn_class is not None and "SSL" in conn_class.__name__,
+        connect_timeout=float(kwargs.get("socket_connect_timeout") or 5.0),
+    )
 
 
 def check_cluster_endpoint(endpoint: RedisEndpoint) -> None:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
 
-from siotools.exceptions import ConfigurationError
+from siotools.exceptions import ConfigurationError, RedisUnavailableError
 from siotools.redis_cluster import RedisCluster
 from siotools.transport.cluster import (
     ClusterTopology,
     channel_slot,
     parse_cluster_url,
     parse_redirect,
+    seed_from_client,
 )
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
@@ -66,6 +68,28 @@ def test_cluster_url_convention() -> None:
         parse_cluster_url("redis://h:7000?cluster=maybe")
     assert parse_redirect("MOVED 3999 127.0.0.1:6381") is not None
     assert parse_redirect("ERR unknown command") is None
+
+
+async def test_seed_from_a_redis_py_cluster_client(redis_cluster: RedisCluster) -> None:
+    import redis.asyncio.cluster as aiocluster
+
+    client = aiocluster.RedisCluster.from_url(redis_cluster.url, password="pw", username="u")
+    ep = seed_from_client(client)
+    assert (ep.port, ep.username, ep.password) == (urlsplit(redis_cluster.url).port, "u", "pw")
+    await client.aclose()
+    with pytest.raises(ConfigurationError, match="not a redis-py RedisCluster"):
+        seed_from_client(object())
+
+
+async def test_unreachable_seed_is_one_clear_sentence() -> None:
+    from siotools.redis_server import free_port
+
+    topology = ClusterTopology(RedisEndpoint(port=free_port(), connect_timeout=1.0))
+    with pytest.raises(RedisUnavailableError) as info:
+        await topology.refresh()
+    assert "No node of the Redis Cluster at redis://127.0.0.1:" in str(info.value)
+    assert "connection refused" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 async def test_topology_discovered_from_one_seed(redis_cluster: RedisCluster) -> None:
