@@ -260,6 +260,7 @@ class ClusterSubscriber:
         self._stale = False
         self._prefer: list[str] = []
         self._down: dict[str, float] = {}  # lost masters -> when to try them again
+        self._classic_tried: set[str] = set()
         self._redirected = False
         self._recovering = False
         self._closing = False
@@ -378,26 +379,29 @@ class ClusterSubscriber:
             self._repoint_classic()
 
     def _repoint_classic(self) -> None:
-        # Any node hears every classic message; go to the next known one (masters first,
-        # so Node's NUMSUB over the masters keeps counting this subscriber).
-        current = f"{self._classic.endpoint.host}:{self._classic.endpoint.port}"
-        order = self.topology.candidates()
-        others = [a for a in order if a != current]
-        if others:
-            nxt = (
-                others[0]
-                if current not in order
-                else order[(order.index(current) + 1) % len(order)]
-            )
-            self._classic.endpoint = self.topology.endpoint(nxt)
-            self._stale = True
-            self._dirty.set()
+        # Any node hears every classic message; go to another master (Node nodes count
+        # request-channel subscribers with NUMSUB over the masters, so a subscriber on a
+        # replica would not be waited for), a replica only when no master is left.
+        ep = self._classic.endpoint
+        current = f"{ep.host}:{ep.port}"
+        self._classic_tried.add(current)
+        masters = list(self.topology.masters)
+        replicas = [r for reps in self.topology.replicas.values() for r in reps]
+        order = [a for a in (*masters, *replicas) if a not in self._classic_tried]
+        if not order:  # every node was tried once: start over (one may be back)
+            self._classic_tried = {current}
+            order = [a for a in (*masters, *replicas) if a != current] or [current]
+        self._classic.endpoint = self.topology.endpoint(order[0])
+        self._stale = True
+        self._dirty.set()
 
     async def _watch_classic(self) -> None:
         while not self._closing:
             await asyncio.sleep(0.5)
             if not self._classic.connected:
                 self._repoint_classic()
+            elif self._classic_tried:
+                self._classic_tried = set()
 
     def subscribe_nowait(self, channels: Iterable[bytes]) -> asyncio.Future[None] | None:
         """SUBSCRIBE without waiting; returns the confirmation future (None if nothing sent)."""
@@ -962,14 +966,17 @@ class ClusterPublisher:
                 self._stale = True
                 return False
         ok = self.topology.covered
-        for addr in self.topology.masters:
-            link = self._link(addr)
-            if not link.connected:
-                try:
-                    await self._connect(link)
-                except RedisUnavailableError:
-                    ok = False
-                    self._stale = True
+        down = [self._link(a) for a in self.topology.masters if not self._link(a).connected]
+        # In parallel: a dead host may take the whole connect timeout to refuse.
+        results = await asyncio.gather(
+            *(self._connect(link) for link in down), return_exceptions=True
+        )
+        for res in results:
+            if isinstance(res, RedisUnavailableError):
+                ok = False
+                self._stale = True
+            elif isinstance(res, BaseException):
+                raise res
         for addr in [a for a in self._links if a not in self.topology.masters]:
             link = self._links[addr]
             if link.conn is None or not link.connected or not link.conn.pending:
