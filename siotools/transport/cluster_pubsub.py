@@ -814,11 +814,9 @@ class ClusterPublisher:
         """Publishes sent again after a ``MOVED``/``ASK`` answer."""
         self.reconnects = 0
         """How many times a lost master's traffic found its new master."""
+        self.lost_in_flight = 0
+        """Publishes written to a node that was lost before answering (perhaps undelivered)."""
 
-    @property
-    def lost_in_flight(self) -> int:
-        """Publishes written to a node that died before answering (perhaps not delivered)."""
-        return sum(link.conn.unanswered for link in self._links.values() if link.conn)
 
     @property
     def connected(self) -> bool:
@@ -889,6 +887,7 @@ class ClusterPublisher:
         self._any = None
 
     def _lost(self, link: _PubLink, conn: NodeCommandConnection) -> None:
+        self.lost_in_flight += conn.unanswered
         if link.conn is not conn or self._closing:
             return
         if self._any is conn:
