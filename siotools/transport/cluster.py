@@ -169,15 +169,22 @@ class ClusterTopology:
     Args:
         seed: One node of the cluster; its credentials, TLS and timeout are used for
             every node.
+        standalone_ok: Also accept a Redis without cluster mode, as a "cluster" of one
+            master that serves every slot (sharded pub/sub works on a standalone Redis 7
+            too, which is how @socket.io/redis-adapter's sharded adapter is often run).
 
     Raises:
         ConfigurationError: The seed cannot be a cluster node (see
             :func:`check_cluster_endpoint`).
     """
 
-    def __init__(self, seed: RedisEndpoint) -> None:
-        check_cluster_endpoint(seed)
+    def __init__(self, seed: RedisEndpoint, *, standalone_ok: bool = False) -> None:
+        if not standalone_ok:
+            check_cluster_endpoint(seed)
         self.seed = seed
+        self.standalone_ok = standalone_ok
+        self.standalone = False
+        """Whether the seed turned out to be a Redis without cluster mode."""
         self._owner: list[str | None] = [None] * SLOTS
         self.masters: dict[str, RedisEndpoint] = {}
         """The masters serving slots, by ``host:port``."""
@@ -247,6 +254,9 @@ class ClusterTopology:
                     _one_command(ep, b"CLUSTER", b"SLOTS"), ep.connect_timeout
                 )
             except (RedisUnavailableError, TimeoutError) as exc:
+                if "cluster support disabled" in str(exc) and self.standalone_ok:
+                    self._standalone(addr)
+                    return
                 if "cluster support disabled" in str(exc):
                     raise ConfigurationError(
                         f"Redis at {ep.url} is not a Redis Cluster node (its cluster support "
@@ -260,6 +270,13 @@ class ClusterTopology:
         raise RedisUnavailableError(
             f"No node of the Redis Cluster at {self.seed.url} answers ({last or 'no node known'})."
         )
+
+    def _standalone(self, addr: str) -> None:
+        self.standalone = True
+        self._owner = [addr] * SLOTS
+        self.masters = {addr: self.endpoint(addr)}
+        self.replicas = {addr: []}
+        self.refreshes += 1
 
     def _apply(self, reply: Any, asked_host: str) -> None:
         owner: list[str | None] = [None] * SLOTS

@@ -110,6 +110,31 @@ async def test_a_single_redis_is_refused_clearly(redis_url: str) -> None:
         await topology.refresh()
 
 
+async def test_a_standalone_redis_as_a_cluster_of_one(redis_url: str, key: str) -> None:
+    # Sharded pub/sub on a standalone Redis 7, as RA's "[sharded] ... standalone" setups.
+    topology = ClusterTopology(RedisEndpoint.from_url(redis_url), standalone_ok=True)
+    inbox = Inbox()
+    pub = ClusterPublisher(topology)
+    await pub.start()
+    assert topology.standalone and topology.covered and len(topology.masters) == 1
+    info = await pub.execute(b"INFO", b"server")
+    if b"redis_version:6." in info:
+        pytest.skip("sharded pub/sub needs Redis 7 or later")
+    sub = ClusterSubscriber(topology, inbox)
+    await sub.start()
+    chans = [f"{key}#/#".encode(), f"{key}#/#room#".encode()]
+    await sub.ssubscribe(chans)
+    await sub.subscribe([f"{key}-request#/#".encode()])
+    pub.spublish(chans[0], b"a")
+    pub.spublish(chans[1], b"b")
+    pub.publish(f"{key}-request#/#".encode(), b"c")
+    await inbox.wait_for(3)
+    assert sorted(p for _, p, _ in inbox.items) == [b"a", b"b", b"c"]
+    assert [await pub.shardnumsub(c) for c in chans] == [1, 1]
+    await sub.close()
+    await pub.close()
+
+
 async def test_classic_publish_subscribe_and_numsub(redis_cluster: RedisCluster, key: str) -> None:
     inbox = Inbox()
     sub = ClusterSubscriber(seed(redis_cluster), inbox)
