@@ -320,10 +320,20 @@ class ClusterSubscriber:
             ConfigurationError: The seed is not a Redis Cluster node.
         """
         await self.topology.refresh()
-        first = next(iter(sorted(self.topology.masters)), None)
-        if first is not None:
-            self._classic.endpoint = self.topology.endpoint(first)
-        await self._classic.start()
+        # The classic subscriptions go on the first master that answers (one may be down
+        # while the cluster fails over).
+        last: RedisUnavailableError | None = None
+        for addr in sorted(self.topology.masters) or [self.topology.candidates()[0]]:
+            self._classic.endpoint = self.topology.endpoint(addr)
+            try:
+                await self._classic.start()
+            except RedisUnavailableError as exc:
+                last = exc
+                continue
+            break
+        else:
+            assert last is not None
+            raise last
         self._tasks = [
             asyncio.create_task(self._maintain(), name=f"{self.name}-shards"),
             asyncio.create_task(self._watch_classic(), name=f"{self.name}-classic-watch"),
@@ -514,8 +524,7 @@ class ClusterSubscriber:
         waits = [f for f in map(self._waiters.get, channels) if f is not None and not f.done()]
         if waits:
             wait = self.endpoint.connect_timeout if timeout is None else timeout
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(asyncio.gather(*waits)), wait)
+            await asyncio.wait(waits, timeout=wait)  # a waiter cancelled by sunsubscribe ends it
 
     async def sunsubscribe(self, channels: Iterable[bytes]) -> None:
         """SUNSUBSCRIBE from the given sharded channels that are subscribed."""
@@ -816,7 +825,6 @@ class ClusterPublisher:
         """How many times a lost master's traffic found its new master."""
         self.lost_in_flight = 0
         """Publishes written to a node that was lost before answering (perhaps undelivered)."""
-
 
     @property
     def connected(self) -> bool:
