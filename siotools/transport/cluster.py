@@ -381,7 +381,7 @@ class NodeCommandConnection(RespConnection):
 
     def send(self, *args: Any) -> asyncio.Future[Any]:
         """Queue a command; the future resolves with its reply (or a redirect error)."""
-        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self.connected:
             fut.set_exception(RedisUnavailableError(f"Not connected to Redis ({self.name})."))
             return fut

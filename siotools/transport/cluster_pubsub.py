@@ -107,14 +107,22 @@ class ShardSubscriberConnection(RespConnection):
         self.on_dropped = on_dropped
         # [verb, channels not yet confirmed, future]
         self._confirm: collections.deque[list[Any]] = collections.deque()
+        self._shard_reader = hiredis.Reader()  # this class parses its own stream
 
     def data_received(self, data: bytes) -> None:
+        reader = self._shard_reader
+        reader.feed(data)
         on_batch = self.on_batch
         if on_batch is None:
-            super().data_received(data)
+            try:
+                while True:
+                    reply = reader.gets()
+                    if reply is False:
+                        return
+                    self.on_reply(reply)
+            except hiredis.ProtocolError:
+                self.abort()  # the stream is out of sync; nothing after this can be trusted
             return
-        reader = self._reader
-        reader.feed(data)
         now = time.time_ns()
         batch: list[list[bytes]] = []
         try:
@@ -183,7 +191,7 @@ class ShardSubscriberConnection(RespConnection):
 
     def command(self, verb: bytes, channels: list[bytes]) -> asyncio.Future[None]:
         """Send ``SSUBSCRIBE``/``SUNSUBSCRIBE`` (channels of one slot) or ``PING``."""
-        fut: asyncio.Future[None] = self._loop.create_future()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         if not self.connected:
             fut.set_exception(RedisUnavailableError(f"Not connected to Redis ({self.name})."))

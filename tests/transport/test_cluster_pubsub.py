@@ -168,3 +168,33 @@ async def test_moved_is_followed(sharded_cluster: RedisCluster, key: str) -> Non
     await sub2.close()
     await sub.close()
     await pub.close()
+
+
+async def test_a_failing_handler_loses_nothing_else(
+    sharded_cluster: RedisCluster, key: str
+) -> None:
+    seen: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def handler(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        if payload == b"bad":
+            raise ValueError("handler bug")
+        seen.append(payload)
+
+    pub = ClusterPublisher(seed(sharded_cluster))
+    sub = ClusterSubscriber(pub.topology, handler, on_error=errors.append)
+    await pub.start()
+    await sub.start()
+    chan = f"{key}#/#".encode()
+    await sub.ssubscribe([chan])
+    for payload in (b"one", b"bad", b"two"):
+        pub.spublish(chan, payload)
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert seen == [b"one", b"two"]
+    assert [str(e) for e in errors] == ["handler bug"]
+    assert sub.shard_node(chan) is not None  # still subscribed on the same connection
+    await sub.close()
+    await pub.close()
