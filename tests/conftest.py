@@ -48,7 +48,23 @@ def data_dir() -> Path:
     return DATA
 
 
+# The Redis Cluster fixtures (a 3-master + 3-replica cluster for the session).
+from tests.cluster_fixtures import (  # noqa: E402
+    owned_redis_cluster,
+    redis_cluster,
+    redis_cluster_url,
+    sharded_cluster,
+)
+
 # The Node interop harness fixtures, for every test folder.
 from tests.nodepeer.fixtures import node_available, node_install, node_peers  # noqa: E402
 
-__all__ = ["node_available", "node_install", "node_peers"]
+__all__ = [
+    "node_available",
+    "node_install",
+    "node_peers",
+    "owned_redis_cluster",
+    "redis_cluster",
+    "redis_cluster_url",
+    "sharded_cluster",
+]
