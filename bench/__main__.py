@@ -19,6 +19,7 @@ BENCHES = [
     ("bench.bench_adapter", []),
     ("bench.bench_sniffer", []),
     ("bench.bench_tui", []),
+    ("bench.bench_cluster", []),
 ]
 
 
