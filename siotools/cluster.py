@@ -23,10 +23,11 @@ import asyncio
 import secrets
 import string
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+from siotools.dialects import SPOKEN as _SPEAKABLE
 from siotools.dialects import make_dialect, resolve_dialect
-from siotools.dialects.base import Malformed, RemoteSocket, WireDialect
+from siotools.dialects.base import Malformed, Plan, RemoteSocket, WireDialect
 from siotools.dialects.detect import Detection, detect_with
 from siotools.emitter import BroadcastTarget, Emitter
 from siotools.exceptions import (
@@ -42,6 +43,8 @@ from siotools.transport.pubsub import ErrorHandler, Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["ClusterClient"]
+
+T = TypeVar("T")
 
 _UID_ALPHABET = string.ascii_letters + string.digits
 
@@ -203,6 +206,30 @@ class ClusterClient:
                     self._on_error(action.error)
         requester.take(actions)
 
+    async def _run(self, requester: Requester, plan: Plan[T]) -> T:
+        """Run a plan; a request nobody answered says what the cluster speaks instead."""
+        try:
+            return await requester.run(plan)
+        except RequestTimeout as exc:
+            if exc.answered or self._asked is None:
+                raise
+            found = await detect_with(self._publisher, self.prefix)
+            spoken = found.dialects - {self.wire.dialect}
+            if not spoken or found.dialect is self.wire.dialect:
+                raise
+            labels = " and ".join(
+                sorted(make_dialect(d, self.prefix).label for d in spoken if d in _SPEAKABLE)
+            )
+            if not labels:
+                labels = "a dialect siotools does not speak yet (" + "; ".join(found.evidence) + ")"
+            raise RequestTimeout(
+                f"{exc}: no node answered; the cluster under prefix {self.prefix!r} speaks "
+                f"{labels}, not {self.wire.label}; leave dialect= out to detect it",
+                partial=exc.partial,
+                answered=exc.answered,
+                expected=exc.expected,
+            ) from None
+
     async def _ask(self, namespace: str) -> Requester:
         await self.connect()
         assert self._core is not None and self._requester is not None
@@ -229,7 +256,7 @@ class ClusterClient:
     async def server_count(self, namespace: str = "/") -> int:
         """How many nodes serve ``namespace`` (the NUMSUB count their requests rely on)."""
         requester = await self._ask(namespace)
-        return await requester.run(self.wire.server_count(namespace))
+        return await self._run(requester, self.wire.server_count(namespace))
 
     node_count = server_count
 
@@ -259,7 +286,7 @@ class ClusterClient:
         plan = self.wire.fetch_sockets(
             namespace, self.uid, list(rooms or ()), list(except_rooms or ()), None
         )
-        return await requester.run(plan)
+        return await self._run(requester, plan)
 
     async def clients(
         self, rooms: Iterable[Any] | None = None, *, namespace: str = "/"
@@ -270,7 +297,9 @@ class ClusterClient:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
         requester = await self._ask(namespace)
-        return await requester.run(self.wire.clients(namespace, self.uid, list(rooms or ()), None))
+        return await self._run(
+            requester, self.wire.clients(namespace, self.uid, list(rooms or ()), None)
+        )
 
     async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
         """Every room of every node, socket-id rooms included.
@@ -279,7 +308,7 @@ class ClusterClient:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
         requester = await self._ask(namespace)
-        return await requester.run(self.wire.all_rooms(namespace, self.uid, None))
+        return await self._run(requester, self.wire.all_rooms(namespace, self.uid, None))
 
     async def rooms(self, *, namespace: str = "/") -> list[Any]:
         """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids."""
@@ -368,7 +397,7 @@ class ClusterClient:
             SocketNotFound: 8.x: no node has that socket.
         """
         requester = await self._ask(namespace)
-        return await requester.run(self.wire.client_rooms(namespace, self.uid, sid))
+        return await self._run(requester, self.wire.client_rooms(namespace, self.uid, sid))
 
     async def remote_join(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` join ``room``.
@@ -378,7 +407,7 @@ class ClusterClient:
             SocketNotFound: 8.x: no node has that socket.
         """
         requester = await self._ask(namespace)
-        await requester.run(self.wire.remote_join(namespace, self.uid, sid, room))
+        await self._run(requester, self.wire.remote_join(namespace, self.uid, sid, room))
 
     async def remote_leave(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` leave ``room``.
@@ -388,7 +417,7 @@ class ClusterClient:
             SocketNotFound: 8.x: no node has that socket.
         """
         requester = await self._ask(namespace)
-        await requester.run(self.wire.remote_leave(namespace, self.uid, sid, room))
+        await self._run(requester, self.wire.remote_leave(namespace, self.uid, sid, room))
 
     async def remote_disconnect(
         self, sid: str, close: bool = False, *, namespace: str = "/"
@@ -400,7 +429,7 @@ class ClusterClient:
             SocketNotFound: 8.x: no node has that socket.
         """
         requester = await self._ask(namespace)
-        await requester.run(self.wire.remote_disconnect(namespace, self.uid, sid, close))
+        await self._run(requester, self.wire.remote_disconnect(namespace, self.uid, sid, close))
 
     async def sockets_join(
         self,
@@ -420,7 +449,7 @@ class ClusterClient:
             list(except_rooms or ()),
             _as_list(room_or_rooms),
         )
-        return await requester.run(plan)
+        return await self._run(requester, plan)
 
     async def sockets_leave(
         self,
@@ -439,7 +468,7 @@ class ClusterClient:
             list(except_rooms or ()),
             _as_list(room_or_rooms),
         )
-        return await requester.run(plan)
+        return await self._run(requester, plan)
 
     async def disconnect_sockets(
         self,
@@ -454,7 +483,7 @@ class ClusterClient:
         plan = self.wire.disconnect_sockets(
             namespace, self.uid, list(rooms or ()), list(except_rooms or ()), close
         )
-        return await requester.run(plan)
+        return await self._run(requester, plan)
 
     async def custom_request(self, data: Any, *, namespace: str = "/") -> list[Any]:
         """Every node's ``customHook`` reply to ``data`` (4.x/5.x).
@@ -465,13 +494,13 @@ class ClusterClient:
                 :meth:`server_side_emit_with_ack`).
         """
         requester = await self._ask(namespace)
-        return await requester.run(self.wire.custom_request(namespace, self.uid, data))
+        return await self._run(requester, self.wire.custom_request(namespace, self.uid, data))
 
     async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> int:
         """Send ``event`` to every server node (8.x); returns how many heard it."""
         requester = await self._ask(namespace)
-        heard: int = await requester.run(
-            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=False)
+        heard: int = await self._run(
+            requester, self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=False)
         )
         return heard
 
@@ -484,8 +513,8 @@ class ClusterClient:
             RequestTimeout: Not every node answered (``partial``: the replies so far).
         """
         requester = await self._ask(namespace)
-        result: list[Any] = await requester.run(
-            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=True)
+        result: list[Any] = await self._run(
+            requester, self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=True)
         )
         return result
 
@@ -507,7 +536,7 @@ class ClusterClient:
         plan = self.wire.emit_with_ack(
             namespace, self.uid, [event, *args], list(rooms), list(except_rooms), {}, timeout
         )
-        result: list[Any] = await requester.run(plan)
+        result: list[Any] = await self._run(requester, plan)
         return result
 
     # ------------------------------------------------------------------ broadcasts

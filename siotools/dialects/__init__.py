@@ -20,9 +20,18 @@ from siotools.dialects.legacy import LegacyDialect
 from siotools.exceptions import ConfigurationError
 from siotools.protocol import Dialect
 
-__all__ = ["CurrentDialect", "LegacyDialect", "WireDialect", "make_dialect", "resolve_dialect"]
+__all__ = [
+    "SPOKEN",
+    "CurrentDialect",
+    "LegacyDialect",
+    "WireDialect",
+    "make_dialect",
+    "resolve_dialect",
+]
 
-_SPOKEN = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
+SPOKEN: tuple[Dialect, ...] = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
+"""The dialects siotools speaks (the others it only decodes)."""
+_SPOKEN = SPOKEN
 
 
 def resolve_dialect(value: Dialect | str) -> Dialect:

@@ -20,6 +20,7 @@ from siotools import (
     Dialect,
     Emitter,
     EncodeError,
+    RequestTimeout,
     SocketNotFound,
     UnsupportedOperation,
 )
@@ -332,3 +333,12 @@ async def test_two_dialects_on_one_prefix_are_refused_or_warned(
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_a_forced_wrong_dialect_says_what_the_cluster_speaks(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    await node_peers("current", "A", port=0)
+    async with ClusterClient(redis_url, key=key, dialect="legacy", requests_timeout=0.5) as c:
+        with pytest.raises(RequestTimeout, match="speaks @socket.io/redis-adapter 8.x, not"):
+            await c.clients(namespace="/chat")
