@@ -28,12 +28,11 @@ from typing import Any, TypeVar
 from siotools.dialects import SPOKEN as _SPEAKABLE
 from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Malformed, Plan, RemoteSocket, WireDialect
-from siotools.dialects.detect import Detection, detect_with
+from siotools.dialects.detect import Detection, choose, detect_with
 from siotools.emitter import BroadcastTarget, Emitter
 from siotools.exceptions import (
     ConfigurationError,
     RequestTimeout,
-    UnsupportedOperation,
 )
 from siotools.node import NodeCore
 from siotools.protocol import ChannelKind, Dialect, glob_escape
@@ -155,30 +154,8 @@ class ClusterClient:
             self._connected = True
         if self._wire is None:
             found = self.detection = await detect_with(self._publisher, self.prefix)
-            self._use(self._choose(found))
+            self._use(choose(found))
         return self
-
-    def _choose(self, found: Detection) -> Dialect:
-        classic = found.dialects - {Dialect.SHARDED}
-        if len(classic) > 1:
-            names = " and ".join(sorted(d.value for d in classic))
-            raise ConfigurationError(
-                f"two adapter dialects share the prefix {self.prefix!r} ({names}): their "
-                "nodes misread each other's requests, so no request is sent; give them "
-                "distinct keys, or pass dialect= to speak one of them ("
-                + "; ".join(found.evidence)
-                + ")"
-            )
-        if classic:
-            return next(iter(classic))
-        if found.sharded:
-            raise UnsupportedOperation(
-                f"the prefix {self.prefix!r} is served by @socket.io/redis-adapter 8.x "
-                "sharded nodes (SSUBSCRIBE), which siotools can sniff (siotools sniff "
-                "--monitor) but not query yet"
-            )
-        # No node at all: every request answers empty, whatever the dialect.
-        return Dialect.LEGACY
 
     async def close(self) -> None:
         """Cancel pending requests and close the connections."""

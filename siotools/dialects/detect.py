@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from siotools.exceptions import ConfigurationError, UnsupportedOperation
 from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, glob_escape
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher
 
-__all__ = ["Detection", "conflict", "detect", "detect_with"]
+__all__ = ["Detection", "choose", "conflict", "detect", "detect_with"]
 
 _FAMILY = {
     Dialect.LEGACY: "socket.io-redis 4.x/5.x",
@@ -54,6 +55,35 @@ class Detection:
         if len(self.dialects) == 1:
             return next(iter(self.dialects))
         return None
+
+
+def choose(found: Detection) -> Dialect:
+    """The dialect to speak to what was found (the default 5.x when no node is there: every
+    request then answers empty whatever the dialect).
+
+    Raises:
+        ConfigurationError: Two classic generations share the prefix.
+        UnsupportedOperation: Only sharded nodes serve it.
+    """
+    classic = found.dialects - {Dialect.SHARDED}
+    if len(classic) > 1:
+        names = " and ".join(sorted(_FAMILY[d] for d in classic))
+        raise ConfigurationError(
+            f"two adapter dialects share the prefix {found.prefix!r} ({names}): their "
+            "nodes misread each other's requests, so no request is sent; give them "
+            "distinct keys, or pass dialect= to speak one of them ("
+            + "; ".join(found.evidence)
+            + ")"
+        )
+    if classic:
+        return next(iter(classic))
+    if found.sharded:
+        raise UnsupportedOperation(
+            f"the prefix {found.prefix!r} is served by @socket.io/redis-adapter 8.x sharded "
+            "nodes (SSUBSCRIBE), which siotools can sniff (siotools sniff --monitor) but "
+            "not query yet"
+        )
+    return Dialect.LEGACY
 
 
 def conflict(found: Detection, speaking: Dialect) -> str | None:
