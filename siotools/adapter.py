@@ -64,7 +64,7 @@ from siotools.protocol import (
     unpack_broadcast,
 )
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher, Subscriber
+from siotools.transport.pubsub import Publisher, Subscriber, settle
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback"]
@@ -463,8 +463,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Wait until Redis confirmed the subscriptions made so far."""
         pending, self._pending_subs = self._pending_subs, []
         for fut in pending:
-            with contextlib.suppress(Exception):
-                await fut
+            # A refused (P)SUBSCRIBE raises SubscriptionRefused (a deaf node must not start).
+            await settle(fut)
 
     def _subscribe_room(self, nsp: str, room: Any) -> None:
         channel = self.grammar.room_bytes(nsp, room)

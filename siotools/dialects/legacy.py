@@ -125,20 +125,22 @@ class LegacyRequester:
 
     async def node_count(self, nsp: str) -> int:
         """How many nodes answer requests in ``nsp`` (``PUBSUB NUMSUB`` of its request channel)."""
-        return await self.publisher.numsub(self.grammar.request(nsp).encode())
+        return await self.publisher.numsub(self.grammar.request(nsp).encode(), timeout=self.timeout)
 
     async def _ask(
         self, frame: LegacyRequest, *, expected: int | None, what: str, finish: Any
     ) -> Any:
-        fut = self.engine.open(
+        channel, payload = encode(frame)
+        fut = self.engine.request(
+            self.publisher,
             frame.request_id,
+            channel.encode(),
+            payload,
             expected=expected,
             timeout=self.timeout,
             timeout_message=TIMEOUT_MESSAGES[what],
             finish=finish,
         )
-        channel, payload = encode(frame)
-        self.publisher.publish(channel.encode(), payload)
         return await fut
 
     async def clients(self, nsp: str, rooms: Iterable[str] = ()) -> list[str]:
