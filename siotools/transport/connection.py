@@ -345,6 +345,11 @@ def refusal(where: str, verb: bytes, items: tuple[bytes, ...], reply: str) -> Su
             "Redis requires a password: put it in the URL (redis://:PASSWORD@host:port/0, "
             "or redis://USER:PASSWORD@... for an ACL user)."
         )
+    elif code == "NOPERM" and "to run" in reply:
+        fix = (
+            f"The ACL user may not run {command}: allow it "
+            f"(ACL SETUSER <user> +{command.lower()})."
+        )
     elif code == "NOPERM" and command == "PSUBSCRIBE":
         fix = (
             "The ACL user may not subscribe to this pattern. Redis compares a PSUBSCRIBE "
