@@ -131,7 +131,11 @@ class RespConnection(asyncio.Protocol):
 
     def write_command(self, *args: bytes | str | int | float) -> None:
         """Queue one command; it is written with the others queued in the same batch."""
-        self._wbuf.append(hiredis.pack_command(args))  # type: ignore[arg-type]
+        self.write_packed(hiredis.pack_command(args))  # type: ignore[arg-type]
+
+    def write_packed(self, packed: bytes) -> None:
+        """Queue one command already packed in RESP."""
+        self._wbuf.append(packed)
         if len(self._wbuf) >= _WRITE_BATCH:
             self.flush()
         elif not self._flush_scheduled:
@@ -174,13 +178,17 @@ class CommandConnection(RespConnection):
 
     Commands sent with :meth:`send_nowait` have their replies dropped (error replies
     are passed to ``on_error``), which is how broadcasts are published without a
-    round trip each.
+    round trip each. Those still unanswered when the connection is lost are kept in
+    :attr:`unacknowledged` (packed), so the owner can send them again.
     """
 
     def __init__(self, name: str, on_error: Callable[[BaseException], None] | None = None) -> None:
         super().__init__(name)
-        self._waiting: collections.deque[asyncio.Future[Any] | None] = collections.deque()
+        # A future per command sent with send(); the packed command itself for send_nowait.
+        self._waiting: collections.deque[asyncio.Future[Any] | bytes] = collections.deque()
         self._on_error = on_error
+        self.unacknowledged: list[bytes] = []
+        """Packed :meth:`send_nowait` commands Redis never answered (set when lost)."""
 
     @property
     def pending(self) -> int:
@@ -192,10 +200,11 @@ class CommandConnection(RespConnection):
             fut = self._waiting.popleft()
         except IndexError:
             return
-        if fut is None:
+        if type(fut) is bytes:
             if isinstance(reply, hiredis.ReplyError) and self._on_error is not None:
                 self._on_error(RedisUnavailableError(f"Redis refused a command: {reply}"))
             return
+        assert not isinstance(fut, bytes)
         if fut.done():
             return
         if isinstance(reply, hiredis.ReplyError):
@@ -205,10 +214,15 @@ class CommandConnection(RespConnection):
 
     def on_lost(self, exc: BaseException | None) -> None:
         error = RedisUnavailableError(f"The connection to Redis was lost ({self.name}).")
+        unacknowledged = self.unacknowledged
         while self._waiting:
             fut = self._waiting.popleft()
-            if fut is not None and not fut.done():
-                fut.set_exception(error)
+            if type(fut) is bytes:
+                unacknowledged.append(fut)
+            elif not fut.done():  # type: ignore[union-attr]
+                fut.set_exception(error)  # type: ignore[union-attr]
+        # What was still queued for writing never left: it is unacknowledged too.
+        self._wbuf.clear()
 
     def send(self, *args: bytes | str | int | float) -> asyncio.Future[Any]:
         """Queue a command; the future resolves with its reply."""
@@ -222,8 +236,12 @@ class CommandConnection(RespConnection):
 
     def send_nowait(self, *args: bytes | str | int | float) -> None:
         """Queue a command whose reply is not needed."""
-        self._waiting.append(None)
-        self.write_command(*args)
+        self.send_packed_nowait(hiredis.pack_command(args))  # type: ignore[arg-type]
+
+    def send_packed_nowait(self, packed: bytes) -> None:
+        """Queue a command packed in RESP whose reply is not needed."""
+        self._waiting.append(packed)
+        self.write_packed(packed)
 
     async def execute(self, *args: bytes | str | int | float) -> Any:
         """Send a command and return its reply.

@@ -511,7 +511,7 @@ class Subscriber(_Supervised[SubscriberConnection]):
 class _Queued:
     """A publish waiting for Redis: its deadline (loop time) and who waits for its reply."""
 
-    __slots__ = ("channel", "deadline", "future", "payload")
+    __slots__ = ("channel", "deadline", "future", "packed", "payload")
 
     def __init__(
         self,
@@ -519,11 +519,13 @@ class _Queued:
         payload: bytes,
         deadline: float | None,
         future: asyncio.Future[int] | None,
+        packed: bytes | None = None,
     ) -> None:
         self.channel = channel
         self.payload = payload
         self.deadline = deadline
         self.future = future
+        self.packed = packed
 
 
 class Publisher(_Supervised[CommandConnection]):
@@ -573,6 +575,8 @@ class Publisher(_Supervised[CommandConnection]):
         """Queued requests dropped unsent because their deadline passed."""
         self.replayed = 0
         """Queued publishes sent after a reconnect."""
+        self.resent = 0
+        """Publishes in flight when a connection was lost, queued to be sent again."""
 
     def _new_connection(self) -> CommandConnection:
         return CommandConnection(self.name, self.report)
@@ -584,6 +588,18 @@ class Publisher(_Supervised[CommandConnection]):
 
     def _on_lost(self) -> None:
         self._holding = True
+        conn = self._conn
+        if conn is not None and conn.unacknowledged:
+            # Publishes Redis never answered may not have run (Redis died, the link broke):
+            # they go first when it is back. One that did run and lost only its reply is
+            # sent twice; a broadcast delivered twice beats one lost.
+            items = [_Queued(b"", b"", None, None, packed) for packed in conn.unacknowledged]
+            conn.unacknowledged = []
+            self.resent += len(items)
+            self._offline.extendleft(reversed(items))
+            while len(self._offline) > self.max_offline:
+                self._offline.popleft()  # the oldest go first, as in _enqueue
+                self.dropped += 1
 
     def _on_up(self, conn: CommandConnection, first: bool) -> None:
         if first and not self._offline:
@@ -614,7 +630,7 @@ class Publisher(_Supervised[CommandConnection]):
         last: int | None = None
         stable_since = start
         while conn.connected and loop.time() - start < self.hold_max:
-            channels = list(dict.fromkeys(q.channel for q in self._offline))[:64]
+            channels = list(dict.fromkeys(q.channel for q in self._offline if q.channel))[:64]
             try:
                 total = 0
                 if channels:
@@ -645,7 +661,9 @@ class Publisher(_Supervised[CommandConnection]):
                     item.future.set_exception(self._undelivered())
                 continue
             self.replayed += 1
-            if item.future is None:
+            if item.packed is not None:
+                conn.send_packed_nowait(item.packed)
+            elif item.future is None:
                 conn.send_nowait(b"PUBLISH", item.channel, item.payload)
             else:
                 _chain(conn.send(b"PUBLISH", item.channel, item.payload), item.future)
