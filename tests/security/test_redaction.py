@@ -12,7 +12,7 @@ import pytest
 from siotools import AsyncRedisAdapter, ClusterClient
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
 from siotools.redis_server import RedisServer, free_port
-from siotools.transport.endpoint import RedisEndpoint, redact_url
+from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
 SECRET = "S3cret"
@@ -57,6 +57,8 @@ def test_explicit_port_zero_is_refused() -> None:
 
 
 def test_repr_str_url_and_redis_py_kwargs() -> None:
+    from siotools.transport.endpoint import redact_url
+
     ep = RedisEndpoint.from_url("redis://user:S3cret@example.org:6380/3")
     for text in (repr(ep), str(ep), ep.url, f"{ep}", f"{ep!r}"):
         assert SECRET not in text and "***" in text, text
