@@ -64,7 +64,7 @@ from siotools.protocol import (
     unpack_broadcast,
 )
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher, Subscriber, settle
+from siotools.transport.pubsub import LinkEvent, Publisher, Subscriber, settle
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback"]
@@ -228,6 +228,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             on_batch=self._on_batch,
             name=f"{self.uid}-sub",
             on_error=self._error,
+            on_event=self._link_event,
         )
         self._requester = LegacyRequester(
             grammar=self.grammar,
@@ -252,7 +253,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     @property
     def stats(self) -> Mapping[str, int]:
         """Live counters: ``received``, ``decoded``, ``published``, ``delivered``,
-        ``malformed``, ``ignored``, ``errors``... (0 for a counter never incremented)."""
+        ``malformed``, ``ignored``, ``errors``, ``subscription_lost``,
+        ``subscription_restored``, ``subscription_gap_ms``... (0 for a counter never
+        incremented)."""
         return self._stats
 
     @property
@@ -426,6 +429,19 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                     self._spawn(result)
             except Exception:
                 self._get_logger().exception("error callback failed")
+
+    def _link_event(self, event: LinkEvent) -> None:
+        # The loss itself reaches the error callbacks from the transport ("Lost the
+        # connection ... reconnecting"); here it is counted, and so is the way back.
+        self._counts[f"subscription_{event.kind}"] += 1
+        if event.kind == "restored":
+            self._counts["subscription_gap_ms"] += round((event.gap or 0.0) * 1000)
+            self._get_logger().warning(
+                "siotools adapter %s resubscribed at %s after a %.3fs gap",
+                self.uid,
+                event.url,
+                event.gap or 0.0,
+            )
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         async def run() -> None:

@@ -233,3 +233,32 @@ async def test_slow_subscriber_kicked_by_redis_reports_the_gap(
     assert await admin.numsub(b"flood") == 1  # resubscribed
     await sub.close()
     await admin.close()
+
+
+async def test_node_counts_and_reports_a_lost_and_restored_subscription(
+    proxy: FaultProxy, fresh_redis: RedisServer, key: str
+) -> None:
+    a = PythonNode(proxy.url(), key=key)
+    b = PythonNode(fresh_redis.url, key=key)
+    errors: list[BaseException] = []
+    a.adapter.on_error(errors.append)
+    await a.start()
+    await b.start()
+    client = await Client().connect(a.url)
+    proxy.cut()
+    await asyncio.sleep(1.0)
+    proxy.restore()
+    for _ in range(150):
+        if a.adapter.stats["subscription_restored"] == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert a.adapter.stats["subscription_lost"] == 1
+    assert a.adapter.stats["subscription_restored"] == 1
+    assert a.adapter.stats["subscription_gap_ms"] >= 900
+    assert any("Lost the connection" in str(e) for e in errors)
+    await until_nodes(b, 2)
+    await b.sio.emit("after", 1)
+    assert await client.wait_event("after") == [[1]]
+    await client.close()
+    await a.stop()
+    await b.stop()
