@@ -304,7 +304,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             if host is not None or port is not None:
                 raise ConfigurationError("pass either a Redis URL or host/port, not both")
             return RedisEndpoint.from_url(url)
-        return RedisEndpoint(host=host or "127.0.0.1", port=port or 6379)
+        # An explicit port 0 is an error (RedisEndpoint says so), not the default port.
+        return RedisEndpoint(host=host or "127.0.0.1", port=6379 if port is None else port)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -118,3 +118,8 @@ def test_cli_never_prints_the_password(url: str) -> None:
     assert proc.returncode != 0
     assert SECRET not in out, out
     assert "Traceback" not in out, out
+
+
+def test_adapter_port_zero_is_an_error() -> None:
+    with pytest.raises(ConfigurationError, match="out of range"):
+        AsyncRedisAdapter(port=0)
