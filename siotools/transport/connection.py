@@ -365,8 +365,7 @@ def refusal(where: str, verb: bytes, items: tuple[bytes, ...], reply: str) -> Su
         )
     elif code == "NOPERM" and "to run" in reply:
         fix = (
-            f"The ACL user may not run {command}: allow it "
-            f"(ACL SETUSER <user> +{command.lower()})."
+            f"The ACL user may not run {command}: allow it (ACL SETUSER <user> +{command.lower()})."
         )
     elif code == "NOPERM" and command == "PSUBSCRIBE":
         fix = (

@@ -17,7 +17,9 @@ Reliability policy (measured in ``bench/outage_loss.py``):
   ``max_offline`` queued publishes the oldest are dropped and counted (``dropped``).
 * **Requests are never queued past their deadline.** :meth:`Publisher.publish_request`
   carries one; a queued request whose deadline passed is dropped unsent (``expired``),
-  so no node acts on a request its caller was already told had failed.
+  so no node acts on a request its caller was already told had failed. Requests do not
+  wait in the hold: they are answered by the nodes subscribed when they are published,
+  which is what ``PUBSUB NUMSUB`` counted for them.
 * Every loss and restore is reported as a :class:`LinkEvent` (``on_event``) with the
   gap's span, and counted (``losses``, ``reconnects``, ``downtime``).
 """
@@ -606,6 +608,13 @@ class Publisher(_Supervised[CommandConnection]):
             self._holding = False
             return
         self._holding = True
+        if any(item.deadline is not None for item in self._offline):
+            # Requests go at once (see publish_request); broadcasts stay held.
+            requests = [item for item in self._offline if item.deadline is not None]
+            kept = [item for item in self._offline if item.deadline is None]
+            self._offline = collections.deque(requests)
+            self._flush_offline(conn)
+            self._offline = collections.deque(kept)
         if self._hold_task is not None:
             self._hold_task.cancel()
         self._hold_task = asyncio.get_running_loop().create_task(
@@ -717,7 +726,9 @@ class Publisher(_Supervised[CommandConnection]):
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         fut.add_done_callback(_consume)
         conn = self._conn
-        if not self._holding and conn is not None and conn.transport is not None:
+        # Requests skip the hold that broadcasts wait in: the nodes that answer are those
+        # subscribed now, which is what NUMSUB counted for this request.
+        if conn is not None and conn.transport is not None:
             _chain(conn.send(b"PUBLISH", channel, payload), fut)
         else:
             self._enqueue(_Queued(channel, payload, deadline, fut))

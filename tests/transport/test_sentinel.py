@@ -51,8 +51,10 @@ def sentinel_setup() -> Iterator[tuple[RedisServer, RedisServer, list[RedisSenti
                 # Each Sentinel knows the replica and the two other Sentinels before the
                 # master dies, so the failover is voted, as in production.
                 wait_until(
-                    lambda c=client: len(c.sentinel_slaves("mymaster")) == 1
-                    and len(c.sentinel_sentinels("mymaster")) == 2,
+                    lambda c=client: (
+                        len(c.sentinel_slaves("mymaster")) == 1
+                        and len(c.sentinel_sentinels("mymaster")) == 2
+                    ),
                     "the Sentinels to discover each other",
                 )
                 client.close()
@@ -83,6 +85,11 @@ async def test_failover_resubscribes_on_the_new_master(
     await sub.subscribe([b"news"])
     assert (await pub.execute(b"CONFIG", b"GET", b"port"))[1] == str(master.port).encode()
     assert await pub.publish_wait(b"news", b"before") == 1
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [b"before"]
     master.kill()
     await asyncio.wait_for(restored.wait(), 60)
     await pub.wait_connected(30)
