@@ -215,10 +215,10 @@ class RedisEndpoint:
                 **common,
             )
         path = parts.path.strip("/")
-        if path:
-            db = _int(path, "database number", shown)
-        elif db_opt is not None:
+        if db_opt is not None:  # redis-py: ?db= wins over the path
             db = _int(db_opt, "database number", shown)
+        elif path:
+            db = _int(path, "database number", shown)
         else:
             db = 0
         try:

@@ -262,3 +262,23 @@ async def test_node_counts_and_reports_a_lost_and_restored_subscription(
     await client.close()
     await a.stop()
     await b.stop()
+
+
+async def test_no_task_or_connection_left_after_close(proxy: FaultProxy) -> None:
+    ep = RedisEndpoint.from_url(proxy.url())
+    before = asyncio.all_tasks()
+    sub = Subscriber(ep, lambda *a: None, on_error=lambda e: None)
+    pub = Publisher(ep, on_error=lambda e: None)
+    await sub.start()
+    await pub.start()
+    await sub.subscribe([b"x"])
+    proxy.cut()
+    await asyncio.sleep(0.3)
+    pub.publish(b"x", b"queued")
+    proxy.restore()
+    await pub.wait_connected(5)
+    await sub.close()
+    await pub.close()
+    await asyncio.sleep(0.1)
+    assert asyncio.all_tasks() - before == set()
+    assert proxy.links == 0
