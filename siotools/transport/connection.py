@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -159,10 +161,22 @@ class RespConnection(asyncio.Protocol):
             self._drain_waiters.append(waiter)
             await waiter
 
-    def abort(self, exc: BaseException | None = None) -> None:
-        """Close the connection at once."""
-        if self.transport is not None:
-            self.transport.abort()
+    def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
+        """Close the connection at once.
+
+        Args:
+            exc: Why (for the record).
+            reset: Send a TCP reset (``SO_LINGER`` 0): what is still in the send buffer is
+                discarded instead of retransmitted when a stalled link comes back.
+        """
+        if self.transport is None:
+            return
+        if reset:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     async def close(self) -> None:
         """Close the connection and wait until it is closed."""

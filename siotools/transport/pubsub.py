@@ -19,7 +19,10 @@ Reliability policy (measured in ``bench/outage_loss.py``):
   carries one; a queued request whose deadline passed is dropped unsent (``expired``),
   so no node acts on a request its caller was already told had failed. Requests do not
   wait in the hold: they are answered by the nodes subscribed when they are published,
-  which is what ``PUBSUB NUMSUB`` counted for them.
+  which is what ``PUBSUB NUMSUB`` counted for them. A request Redis has not acknowledged
+  by its deadline on a connection that looks open means a stalled link: the connection
+  is reset (``stalls``), so the kernel does not deliver the request when the link comes
+  back, and it is reconnected.
 * Every loss and restore is reported as a :class:`LinkEvent` (``on_event``) with the
   gap's span, and counted (``losses``, ``reconnects``, ``downtime``).
 """
@@ -579,6 +582,8 @@ class Publisher(_Supervised[CommandConnection]):
         """Queued publishes sent after a reconnect."""
         self.resent = 0
         """Publishes in flight when a connection was lost, queued to be sent again."""
+        self.stalls = 0
+        """Connections reset because a request went unacknowledged past its deadline."""
 
     def _new_connection(self) -> CommandConnection:
         return CommandConnection(self.name, self.report)
@@ -675,7 +680,8 @@ class Publisher(_Supervised[CommandConnection]):
             elif item.future is None:
                 conn.send_nowait(b"PUBLISH", item.channel, item.payload)
             else:
-                _chain(conn.send(b"PUBLISH", item.channel, item.payload), item.future)
+                assert item.deadline is not None
+                self._send_request(conn, item.channel, item.payload, item.deadline, item.future)
 
     def _undelivered(self) -> RedisUnavailableError:
         return RedisUnavailableError(
@@ -729,10 +735,39 @@ class Publisher(_Supervised[CommandConnection]):
         # Requests skip the hold that broadcasts wait in: the nodes that answer are those
         # subscribed now, which is what NUMSUB counted for this request.
         if conn is not None and conn.transport is not None:
-            _chain(conn.send(b"PUBLISH", channel, payload), fut)
+            self._send_request(conn, channel, payload, deadline, fut)
         else:
             self._enqueue(_Queued(channel, payload, deadline, fut))
         return fut
+
+    def _send_request(
+        self,
+        conn: CommandConnection,
+        channel: bytes,
+        payload: bytes,
+        deadline: float,
+        fut: asyncio.Future[int],
+    ) -> None:
+        _chain(conn.send(b"PUBLISH", channel, payload), fut)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_at(deadline, self._check_acknowledged, conn, fut)
+        fut.add_done_callback(lambda _f: timer.cancel())
+
+    def _check_acknowledged(self, conn: CommandConnection, fut: asyncio.Future[int]) -> None:
+        # Redis did not answer a request's PUBLISH by its deadline while the connection
+        # looks open: the link is stalled. Reset it, so the kernel does not deliver the
+        # request when the link comes back, after its caller was told it failed; the
+        # supervisor reconnects (and sends the unanswered broadcasts again).
+        if fut.done() or not conn.connected:
+            return
+        self.report(
+            RedisUnavailableError(
+                f"Redis at {self.endpoint.url} did not acknowledge a request by its "
+                f"deadline ({self.name}); the link seems stalled, reconnecting."
+            )
+        )
+        self.stalls += 1
+        conn.abort(reset=True)
 
     @property
     def congested(self) -> bool:

@@ -140,9 +140,10 @@ class FaultProxy:
         self._links.clear()
 
     def stall(self) -> None:
-        """Keep the links open but forward nothing (a black hole) until :meth:`restore`.
+        """Keep the links open but read and forward nothing until :meth:`restore`.
 
-        New connections are accepted and stall too; bytes are held, not lost.
+        New connections are accepted and stall too. Bytes are held in the kernel's socket
+        buffers, not lost; a side that resets its connection meanwhile discards them.
         """
         self._call(self._set_flow(False))
 
@@ -191,8 +192,12 @@ class FaultProxy:
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
         sender = asyncio.create_task(self._send(queue, writer))
+        assert self._flowing is not None
         try:
             while True:
+                # A stalled link reads nothing either: the bytes stay in the kernel's
+                # buffers, so the sender's TCP sees backpressure, as on a real dead link.
+                await self._flowing.wait()
                 data = await reader.read(_CHUNK)
                 if not data:
                     break

@@ -99,18 +99,29 @@ async def test_cluster_wide_request_during_outage_fails_in_time(
     await until_nodes(a, 2)
 
 
-async def test_stalled_link_fails_requests_in_time(
+async def test_stalled_link_fails_requests_in_time_and_never_delivers_them_later(
     nodes: tuple[PythonNode, PythonNode], proxy: FaultProxy
 ) -> None:
     a, b = nodes
     client = await Client().connect(b.url)
+    sid = client.sid()
     proxy.stall()  # connections stay open, nothing gets through
-    for ask in (lambda: a.adapter.client_rooms(client.sid()), a.adapter.all_rooms):
+    for ask in (
+        lambda: a.adapter.client_rooms(sid),
+        lambda: a.adapter.remote_disconnect(sid),
+        a.adapter.all_rooms,
+    ):
         start = time.monotonic()
         with pytest.raises(RedisUnavailableError):
             await asyncio.wait_for(ask(), 10)
         assert time.monotonic() - start < TIMEOUT + 0.5
+    await asyncio.sleep(0.2)
     proxy.restore()
+    await until_nodes(a, 2)
+    await asyncio.sleep(1.0)
+    # The stalled link was reset at the deadline: the kernel never delivered the request.
+    assert client.disconnected == []
+    assert await b.adapter.clients() == [sid]
     await client.close()
 
 
