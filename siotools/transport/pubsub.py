@@ -46,6 +46,7 @@ from siotools.transport.connection import (
     RespConnection,
     SubscriberConnection,
     open_connection,
+    refusal,
 )
 from siotools.transport.endpoint import RedisEndpoint
 
@@ -379,15 +380,52 @@ class Subscriber(_Supervised[SubscriberConnection]):
     _BEGIN = "confirm the subscriptions"
 
     async def _begin(self, conn: SubscriberConnection) -> None:
-        waits = []
+        groups: list[tuple[bytes, list[bytes], set[bytes]]] = []
         if self.channels:
-            waits.append(self._watch(conn.command(b"SUBSCRIBE", sorted(self.channels)), False))
+            groups.append((b"SUBSCRIBE", sorted(self.channels), self.channels))
         if self.patterns:
-            waits.append(self._watch(conn.command(b"PSUBSCRIBE", sorted(self.patterns)), True))
-        results = await asyncio.gather(*waits, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
+            groups.append((b"PSUBSCRIBE", sorted(self.patterns), self.patterns))
+        results = await asyncio.gather(
+            *(conn.command(verb, items) for verb, items, _ in groups), return_exceptions=True
+        )
+        refusals: list[SubscriptionRefused] = []
+        for (verb, items, remembered), result in zip(groups, results, strict=True):
+            if isinstance(result, SubscriptionRefused):
+                found = await self._which_refused(conn, verb, items, result)
+                if found is None:
+                    continue
+                # Forgotten, so the next attempt restores the others; said to the caller.
+                self.refused += 1
+                remembered.difference_update(found.items)
+                refusals.append(found)
+            elif isinstance(result, BaseException):
                 raise result
+        if refusals:
+            raise refusals[0]
+
+    async def _which_refused(
+        self,
+        conn: SubscriberConnection,
+        verb: bytes,
+        items: list[bytes],
+        error: SubscriptionRefused,
+    ) -> SubscriptionRefused | None:
+        # Redis refuses a whole (P)SUBSCRIBE for one item it may not have: ask item by item
+        # so that only those are forgotten (an ACL change must not silence the rest).
+        if len(items) == 1:
+            return error
+        singles = await asyncio.gather(
+            *(conn.command(verb, [item]) for item in items), return_exceptions=True
+        )
+        for result in singles:
+            if isinstance(result, BaseException) and not isinstance(result, SubscriptionRefused):
+                raise result
+        bad = tuple(
+            i for i, r in zip(items, singles, strict=True) if isinstance(r, SubscriptionRefused)
+        )
+        if not bad:
+            return None
+        return refusal(conn.where, verb, bad, error.reply)
 
     def _watch(self, fut: asyncio.Future[None], patterns: bool) -> asyncio.Future[None]:
         # A refused (P)SUBSCRIBE is forgotten: remembering it would make every reconnect

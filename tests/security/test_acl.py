@@ -185,3 +185,36 @@ async def test_requirepass_without_password_fails_start() -> None:
         await node.close()
         assert "requires a password" in str(info.value)
         assert "redis://:PASSWORD@" in str(info.value)
+
+
+async def test_permission_revoked_while_running_is_reported(acl_redis: RedisServer) -> None:
+    admin = aioredis.Redis(port=acl_redis.port)
+    await admin.execute_command(
+        "ACL", "SETUSER", "revoked", "reset", "on", ">pw", "+@pubsub", "+ping", "&a*", "&b*"
+    )
+    errors: list[BaseException] = []
+    sub = Subscriber(
+        RedisEndpoint.from_url(f"redis://revoked:pw@127.0.0.1:{acl_redis.port}/0"),
+        lambda *a: None,
+        on_error=errors.append,
+    )
+    await sub.start()
+    await sub.subscribe([b"a1"])
+    await sub.subscribe([b"b1"])
+    # Redis 7 disconnects a subscriber whose channel permissions shrink; the reconnect's
+    # SUBSCRIBE of "a1" is then refused, said once, and the rest is restored.
+    await admin.execute_command("ACL", "SETUSER", "revoked", "resetchannels", "&b*")
+    for _ in range(200):
+        if any(isinstance(e, SubscriptionRefused) for e in errors) and sub.connected:
+            break
+        await asyncio.sleep(0.02)
+    refused = [e for e in errors if isinstance(e, SubscriptionRefused)]
+    assert len(refused) == 1 and refused[0].items == (b"a1",)
+    assert sub.refused == 1 and sub.channels == {b"b1"}
+    for _ in range(100):
+        if await admin.execute_command("PUBSUB", "NUMSUB", "b1") == [b"b1", 1]:
+            break
+        await asyncio.sleep(0.02)
+    assert await admin.execute_command("PUBSUB", "NUMSUB", "b1") == [b"b1", 1]
+    await admin.aclose()
+    await sub.close()
