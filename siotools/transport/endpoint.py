@@ -258,6 +258,20 @@ class RedisEndpoint:
             )
         conn_class = getattr(pool, "connection_class", None)
         tls = conn_class is not None and "SSL" in conn_class.__name__
+        sentinel_kwargs: dict[str, Any] = {}
+        manager = getattr(pool, "sentinel_manager", None)
+        if manager is not None and getattr(pool, "service_name", None):
+            # A client from redis-py's Sentinel(...).master_for(name): its pool has no
+            # address of its own; keep the Sentinels and the service instead.
+            sentinels = []
+            for sentinel in getattr(manager, "sentinels", []):
+                skw = sentinel.connection_pool.connection_kwargs
+                sentinels.append((str(skw.get("host", "127.0.0.1")), int(skw.get("port", 26379))))
+            host, port = sentinels[0] if sentinels else ("127.0.0.1", 26379)
+            kwargs = {**kwargs, "host": host, "port": port}
+            service = str(getattr(pool, "service_name", ""))
+            sentinel_kwargs = {"sentinels": tuple(sentinels), "service_name": service}
+            tls = tls or bool(kwargs.get("ssl"))
         tls_kwargs: dict[str, Any] = {}
         if tls:
             for name in _TLS_OPTIONS:
@@ -280,6 +294,7 @@ class RedisEndpoint:
             path=kwargs.get("path"),
             connect_timeout=float(kwargs.get("socket_connect_timeout") or 5.0),
             **tls_kwargs,
+            **sentinel_kwargs,
         )
 
     def with_address(self, host: str, port: int) -> RedisEndpoint:

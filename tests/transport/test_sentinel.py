@@ -29,6 +29,22 @@ def test_sentinel_url_forms() -> None:
     assert RedisEndpoint.from_url("rediss+sentinel://h:1/0/m?ssl_cert_reqs=none").tls
 
 
+def test_from_a_redis_py_sentinel_client() -> None:
+    from redis.asyncio.sentinel import Sentinel
+
+    client = Sentinel([("s1", 26379), ("s2", 26380)]).master_for(
+        "cache", password="pw", username="u", db=2
+    )
+    ep = RedisEndpoint.from_client(client)
+    assert (ep.sentinels, ep.service_name, ep.db, ep.username, ep.password) == (
+        (("s1", 26379), ("s2", 26380)),
+        "cache",
+        2,
+        "u",
+        "pw",
+    )
+
+
 def wait_until(check: Any, what: str, timeout: float = 30.0) -> None:
     end = time.monotonic() + timeout
     while not check():
