@@ -193,10 +193,13 @@ async def test_broadcasts_queued_during_a_restart_arrive_after_resubscription(
     await asyncio.to_thread(fresh_redis.restart)
     await produce(1.5)
     for _ in range(300):
-        if len(got) >= sent:
+        if len(set(got)) >= sent:
             break
         await asyncio.sleep(0.02)
-    assert got == [str(i).encode() for i in range(sent)]
+    # Nothing lost, in order; a publish in flight at the kill may come twice (it is sent
+    # again when Redis never acknowledged it), never more than a few.
+    assert list(dict.fromkeys(got)) == [str(i).encode() for i in range(sent)]
+    assert len(got) - sent <= 5
     assert pub.dropped == 0 and pub.replayed > 1000
     await sub.close()
     await pub.close()
