@@ -61,11 +61,10 @@ async def _drive(
 
 async def run_transport(server: RedisServer, rate: float, outage: float, hold: bool) -> int:
     ep = RedisEndpoint.from_url(server.url)
-    got = 0
+    got: set[bytes] = set()  # distinct: a publish in flight at the kill may come twice
 
     def on_message(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
-        nonlocal got
-        got += 1
+        got.add(payload)
 
     sub = Subscriber(ep, on_message, on_error=lambda e: None)
     pub = Publisher(ep, on_error=lambda e: None, hold_max=2.0 if hold else 0.0)
@@ -73,7 +72,7 @@ async def run_transport(server: RedisServer, rate: float, outage: float, hold: b
     await pub.start()
     await sub.subscribe([b"outage"])
     sent, received = await _drive(
-        server, lambda i: pub.publish(b"outage", str(i).encode()), lambda: got, rate, outage
+        server, lambda i: pub.publish(b"outage", str(i).encode()), lambda: len(got), rate, outage
     )
     await sub.close()
     await pub.close()
@@ -89,12 +88,11 @@ async def run_adapter(server: RedisServer, rate: float, outage: float) -> int:
         node.adapter.on_error(lambda e: None)
         await node.start()
     client = socketio.AsyncClient(reconnection=False)
-    got = 0
+    got: set[Any] = set()
 
     @client.on("tick")  # type: ignore[misc]
-    async def tick(*_: Any) -> None:
-        nonlocal got
-        got += 1
+    async def tick(i: Any) -> None:
+        got.add(i)
 
     await client.connect(b.url, transports=["websocket"])
     pending: set[asyncio.Task[Any]] = set()
@@ -104,7 +102,7 @@ async def run_adapter(server: RedisServer, rate: float, outage: float) -> int:
         pending.add(task)
         task.add_done_callback(pending.discard)
 
-    sent, received = await _drive(server, send, lambda: got, rate, outage)
+    sent, received = await _drive(server, send, lambda: len(got), rate, outage)
     await client.disconnect()
     await a.stop()
     await b.stop()
