@@ -11,7 +11,10 @@ other, five runs each, on one private Redis:
 * **transport, no hold**: the same with ``hold_max=0`` (the queue is sent as soon as the
   publisher reconnects, the policy before it was measured).
 
-Run: ``python -m bench.outage_loss [--runs 5] [--rate 500] [--outage 3]``.
+It also measures how long a subscriber takes to be resubscribed after Redis is back
+(``--reconnects N`` restarts after outages of 0.5 to 4 s).
+
+Run: ``python -m bench.outage_loss [--runs 5] [--rate 500] [--outage 3] [--reconnects 10]``.
 """
 
 from __future__ import annotations
@@ -109,12 +112,53 @@ async def run_adapter(server: RedisServer, rate: float, outage: float) -> int:
     return sent - received
 
 
-async def main_async(runs: int, rate: float, outage: float) -> None:
+async def reconnect_times(count: int) -> list[float]:
+    """Seconds from Redis answering again to the subscriber's "restored" event."""
+    times = []
+    with RedisServer() as server:
+        restored = asyncio.Event()
+        at = 0.0
+
+        def on_event(event: Any) -> None:
+            nonlocal at
+            if event.kind == "restored":
+                at = event.at
+                restored.set()
+
+        sub = Subscriber(
+            RedisEndpoint.from_url(server.url),
+            lambda *a: None,
+            on_event=on_event,
+            on_error=lambda e: None,
+        )
+        await sub.start()
+        await sub.subscribe([b"x"])
+        for i in range(count):
+            restored.clear()
+            server.kill()
+            await asyncio.sleep(0.5 + 3.5 * i / max(1, count - 1))
+            await asyncio.to_thread(server.restart)
+            back = time.time()
+            await asyncio.wait_for(restored.wait(), 30)
+            times.append(at - back)
+        await sub.close()
+    return times
+
+
+async def main_async(runs: int, rate: float, outage: float, reconnects: int) -> None:
+    if reconnects:
+        times = await reconnect_times(reconnects)
+        print(
+            f"resubscribed after Redis was back: median {statistics.median(times):.3f}s, "
+            f"max {max(times):.3f}s over {len(times)} restarts"
+        )
     setups: list[tuple[str, Callable[[RedisServer], Awaitable[int]]]] = [
         ("adapter (hold)", lambda s: run_adapter(s, rate, outage)),
         ("transport, hold", lambda s: run_transport(s, rate, outage, True)),
         ("transport, no hold", lambda s: run_transport(s, rate, outage, False)),
     ]
+    if runs < 1:
+        return
     expected = int(rate * (outage + 3.0))
     print(f"about {expected} broadcasts per run, {rate:g}/s, Redis down {outage:g}s")
     for name, run in setups:
@@ -132,8 +176,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--outage", type=float, default=3.0)
+    parser.add_argument("--reconnects", type=int, default=10)
     args = parser.parse_args()
-    asyncio.run(main_async(args.runs, args.rate, args.outage))
+    asyncio.run(main_async(args.runs, args.rate, args.outage, args.reconnects))
 
 
 if __name__ == "__main__":
