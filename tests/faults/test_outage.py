@@ -296,3 +296,43 @@ async def test_no_task_or_connection_left_after_close(proxy: FaultProxy) -> None
     await asyncio.sleep(0.1)
     assert asyncio.all_tasks() - before == set()
     assert proxy.links == 0
+
+
+async def test_slow_link_is_not_mistaken_for_an_outage(
+    nodes: tuple[PythonNode, PythonNode], proxy: FaultProxy
+) -> None:
+    a, b = nodes
+    client = await Client().connect(b.url)
+    proxy.set_delay(0.2)  # 0.4 s round trips, under the 1 s request timeout
+    start = time.monotonic()
+    assert await a.adapter.clients() == [client.sid()]
+    assert await a.adapter.client_rooms(client.sid()) == [client.sid()]
+    assert time.monotonic() - start > 0.8  # the delay really applied (two requests)
+    proxy.set_delay(0.0)
+    assert a.adapter.stats["subscription_lost"] == 0
+    await client.close()
+
+
+async def test_throttled_subscriber_gets_everything_in_order(proxy: FaultProxy) -> None:
+    events: list[LinkEvent] = []
+    got: list[bytes] = []
+    sub = Subscriber(
+        RedisEndpoint.from_url(proxy.url()), lambda c, p, _: got.append(p), on_event=events.append
+    )
+    pub = Publisher(RedisEndpoint.from_url(proxy.url()))
+    await sub.start()
+    await pub.start()
+    await sub.subscribe([b"slow"])
+    proxy.throttle(256_000)  # bytes per second, each direction
+    for i in range(200):
+        pub.publish(b"slow", str(i).encode() + b"." * 2000)
+    await pub.flush()
+    for _ in range(400):
+        if len(got) == 200:
+            break
+        await asyncio.sleep(0.02)
+    proxy.throttle(None)
+    assert [p.split(b".", 1)[0] for p in got] == [str(i).encode() for i in range(200)]
+    assert events == []
+    await sub.close()
+    await pub.close()
