@@ -65,7 +65,7 @@ from siotools.node import NodeCore
 from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
 from siotools.requester import Requester
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher, Subscriber
+from siotools.transport.pubsub import LinkEvent, Publisher, Subscriber, settle
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback", "ServerSideEmitHandler"]
@@ -278,6 +278,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             on_batch=self._on_batch,
             name=f"{self.uid}-sub",
             on_error=self._error,
+            on_event=self._link_event,
         )
         self._requester = Requester(
             self._publisher, self._engine, timeout=self.requests_timeout, counted=True
@@ -315,7 +316,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     @property
     def stats(self) -> Mapping[str, int]:
         """Live counters: ``received``, ``decoded``, ``published``, ``delivered``,
-        ``malformed``, ``ignored``, ``errors``... (0 for a counter never incremented)."""
+        ``malformed``, ``ignored``, ``errors``, ``subscription_lost``,
+        ``subscription_restored``, ``subscription_gap_ms``... (0 for a counter never
+        incremented)."""
         return self._stats
 
     @property
@@ -364,7 +367,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             if host is not None or port is not None:
                 raise ConfigurationError("pass either a Redis URL or host/port, not both")
             return RedisEndpoint.from_url(url)
-        return RedisEndpoint(host=host or "127.0.0.1", port=port or 6379)
+        # An explicit port 0 is an error (RedisEndpoint says so), not the default port.
+        return RedisEndpoint(host=host or "127.0.0.1", port=6379 if port is None else port)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -489,6 +493,19 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             except Exception:
                 self._get_logger().exception("error callback failed")
 
+    def _link_event(self, event: LinkEvent) -> None:
+        # The loss itself reaches the error callbacks from the transport ("Lost the
+        # connection ... reconnecting"); here it is counted, and so is the way back.
+        self._counts[f"subscription_{event.kind}"] += 1
+        if event.kind == "restored":
+            self._counts["subscription_gap_ms"] += round((event.gap or 0.0) * 1000)
+            self._get_logger().warning(
+                "siotools adapter %s resubscribed at %s after a %.3fs gap",
+                self.uid,
+                event.url,
+                event.gap or 0.0,
+            )
+
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         async def run() -> None:
             await awaitable
@@ -519,8 +536,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """Wait until Redis confirmed the subscriptions made so far."""
         pending, self._pending_subs = self._pending_subs, []
         for fut in pending:
-            with contextlib.suppress(Exception):
-                await fut
+            # A refused (P)SUBSCRIBE raises SubscriptionRefused (a deaf node must not start).
+            await settle(fut)
 
     def _subscribe_rooms(self) -> None:
         # Rooms that got members before the start (sockets connect before the loop ran).

@@ -10,7 +10,9 @@ all of them. The tree says whose fault an error is::
     ├── ConfigurationError            wrong arguments or options (the caller's fault)
     ├── MissingExtraError             an optional dependency is not installed
     ├── RedisUnavailableError         Redis cannot be reached (the environment's fault)
-    │   └── RedisLaunchError          a local redis-server could not be started
+    │   ├── RedisLaunchError          a local redis-server could not be started
+    │   ├── SubscriptionRefused       Redis refused a (P)SUBSCRIBE (ACL rules, password)
+    │   └── RequestUndelivered        a cluster request never reached Redis in its time
     ├── RequestError                  a cluster request did not complete
     │   ├── RequestTimeout            not every node answered in time
     │   ├── SocketNotFound            no node has the socket a request names
@@ -33,8 +35,10 @@ __all__ = [
     "RedisUnavailableError",
     "RequestError",
     "RequestTimeout",
+    "RequestUndelivered",
     "SiotoolsError",
     "SocketNotFound",
+    "SubscriptionRefused",
     "UnsupportedOperation",
 ]
 
@@ -88,6 +92,43 @@ class RedisUnavailableError(SiotoolsError):
 
 class RedisLaunchError(RedisUnavailableError):
     """A local redis-server could not be found or started."""
+
+
+class SubscriptionRefused(RedisUnavailableError):
+    """Redis refused a ``SUBSCRIBE`` or ``PSUBSCRIBE``: this connection would hear nothing.
+
+    The message names the refused command and the fix (the ACL channel rules, the
+    password). Typical causes: an ACL user without the channel (for ``PSUBSCRIBE``
+    Redis compares the pattern itself, literally, with the user's ``&`` rules), or a
+    ``requirepass`` server reached without a password.
+
+    Attributes:
+        command: ``"SUBSCRIBE"`` or ``"PSUBSCRIBE"``.
+        items: The channels or patterns of the refused command.
+        reply: Redis's error reply (``NOPERM ...``, ``NOAUTH ...``).
+    """
+
+    def __init__(self, message: str, *, command: str, items: tuple[bytes, ...], reply: str) -> None:
+        super().__init__(message)
+        self.command = command
+        self.items = items
+        self.reply = reply
+
+
+class RequestUndelivered(RedisUnavailableError, TimeoutError):
+    """A cluster request could not reach Redis before its deadline.
+
+    Nothing was sent after the deadline, so no node acts on it later. Raised instead of
+    :class:`RequestTimeout` when the nodes could not have answered because Redis was
+    unreachable (or never acknowledged the request).
+
+    Attributes:
+        partial: What was collected before the deadline (usually nothing).
+    """
+
+    def __init__(self, message: str, *, partial: Any = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class RequestError(SiotoolsError):

@@ -67,21 +67,26 @@ class Requester:
 
     async def _step(self, step: Count | Ask) -> Any:
         if isinstance(step, Count):
-            count = await self.publisher.numsub(step.channel)
+            count = await self.publisher.numsub(step.channel, timeout=self.timeout)
             if step.exclude_self and self.counted:
                 count -= 1
             return count
         if step.expect is Expect.NONE:
-            return await self.publisher.publish_wait(step.channel, step.payload)
+            return await self.publisher.publish_wait(
+                step.channel, step.payload, timeout=self.timeout
+            )
         assert step.request_id is not None
-        fut = self.engine.open(
+        # Published with a deadline: a request is never sent after its caller gave up on it.
+        fut = self.engine.request(
+            self.publisher,
             step.request_id,
+            step.channel,
+            step.payload,
             expected=None if step.expect is Expect.FIRST else step.expected,
             timeout=self.timeout if step.timeout is None else step.timeout,
             timeout_message=step.timeout_message,
             finish=step.finish,
         )
-        self.publisher.publish(step.channel, step.payload)
         return await fut
 
     def take(self, actions: Sequence[Action]) -> bool:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import socket
+import ssl
+import struct
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import hiredis
 
-from siotools.exceptions import RedisUnavailableError
+from siotools.exceptions import RedisUnavailableError, SubscriptionRefused
 from siotools.transport.endpoint import RedisEndpoint
 
 __all__ = [
@@ -28,6 +31,8 @@ __all__ = [
     "RespConnection",
     "SubscriberConnection",
     "open_connection",
+    "refusal",
+    "resolve_master",
 ]
 
 MessageHandler = Callable[[bytes, bytes, "bytes | None"], None]
@@ -53,6 +58,8 @@ class RespConnection(asyncio.Protocol):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.where = ""
+        """The (password-free) URL of the server, set once connected, for error messages."""
         self.transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
         self._wbuf: list[bytes] = []
@@ -126,7 +133,11 @@ class RespConnection(asyncio.Protocol):
 
     def write_command(self, *args: bytes | str | int | float) -> None:
         """Queue one command; it is written with the others queued in the same batch."""
-        self._wbuf.append(hiredis.pack_command(args))  # type: ignore[arg-type]
+        self.write_packed(hiredis.pack_command(args))  # type: ignore[arg-type]
+
+    def write_packed(self, packed: bytes) -> None:
+        """Queue one command already packed in RESP."""
+        self._wbuf.append(packed)
         if len(self._wbuf) >= _WRITE_BATCH:
             self.flush()
         elif not self._flush_scheduled:
@@ -150,10 +161,22 @@ class RespConnection(asyncio.Protocol):
             self._drain_waiters.append(waiter)
             await waiter
 
-    def abort(self, exc: BaseException | None = None) -> None:
-        """Close the connection at once."""
-        if self.transport is not None:
-            self.transport.abort()
+    def abort(self, exc: BaseException | None = None, *, reset: bool = False) -> None:
+        """Close the connection at once.
+
+        Args:
+            exc: Why (for the record).
+            reset: Send a TCP reset (``SO_LINGER`` 0): what is still in the send buffer is
+                discarded instead of retransmitted when a stalled link comes back.
+        """
+        if self.transport is None:
+            return
+        if reset:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     async def close(self) -> None:
         """Close the connection and wait until it is closed."""
@@ -169,13 +192,17 @@ class CommandConnection(RespConnection):
 
     Commands sent with :meth:`send_nowait` have their replies dropped (error replies
     are passed to ``on_error``), which is how broadcasts are published without a
-    round trip each.
+    round trip each. Those still unanswered when the connection is lost are kept in
+    :attr:`unacknowledged` (packed), so the owner can send them again.
     """
 
     def __init__(self, name: str, on_error: Callable[[BaseException], None] | None = None) -> None:
         super().__init__(name)
-        self._waiting: collections.deque[asyncio.Future[Any] | None] = collections.deque()
+        # A future per command sent with send(); the packed command itself for send_nowait.
+        self._waiting: collections.deque[asyncio.Future[Any] | bytes] = collections.deque()
         self._on_error = on_error
+        self.unacknowledged: list[bytes] = []
+        """Packed :meth:`send_nowait` commands Redis never answered (set when lost)."""
 
     @property
     def pending(self) -> int:
@@ -187,10 +214,11 @@ class CommandConnection(RespConnection):
             fut = self._waiting.popleft()
         except IndexError:
             return
-        if fut is None:
+        if type(fut) is bytes:
             if isinstance(reply, hiredis.ReplyError) and self._on_error is not None:
                 self._on_error(RedisUnavailableError(f"Redis refused a command: {reply}"))
             return
+        assert not isinstance(fut, bytes)
         if fut.done():
             return
         if isinstance(reply, hiredis.ReplyError):
@@ -200,10 +228,15 @@ class CommandConnection(RespConnection):
 
     def on_lost(self, exc: BaseException | None) -> None:
         error = RedisUnavailableError(f"The connection to Redis was lost ({self.name}).")
+        unacknowledged = self.unacknowledged
         while self._waiting:
             fut = self._waiting.popleft()
-            if fut is not None and not fut.done():
-                fut.set_exception(error)
+            if type(fut) is bytes:
+                unacknowledged.append(fut)
+            elif not fut.done():  # type: ignore[union-attr]
+                fut.set_exception(error)  # type: ignore[union-attr]
+        # What was still queued for writing never left: it is unacknowledged too.
+        self._wbuf.clear()
 
     def send(self, *args: bytes | str | int | float) -> asyncio.Future[Any]:
         """Queue a command; the future resolves with its reply."""
@@ -217,8 +250,12 @@ class CommandConnection(RespConnection):
 
     def send_nowait(self, *args: bytes | str | int | float) -> None:
         """Queue a command whose reply is not needed."""
-        self._waiting.append(None)
-        self.write_command(*args)
+        self.send_packed_nowait(hiredis.pack_command(args))  # type: ignore[arg-type]
+
+    def send_packed_nowait(self, packed: bytes) -> None:
+        """Queue a command packed in RESP whose reply is not needed."""
+        self._waiting.append(packed)
+        self.write_packed(packed)
 
     async def execute(self, *args: bytes | str | int | float) -> Any:
         """Send a command and return its reply.
@@ -247,7 +284,7 @@ class SubscriberConnection(RespConnection):
         super().__init__(name)
         self.on_message = on_message
         self.on_batch = on_batch
-        # (kind, how many confirmations are still due, future)
+        # (kind, how many confirmations are still due, future, items)
         self._confirm: collections.deque[list[Any]] = collections.deque()
 
     def data_received(self, data: bytes) -> None:
@@ -299,11 +336,13 @@ class SubscriberConnection(RespConnection):
         entry = self._confirm[0]
         entry[1] -= 1
         if entry[1] <= 0 or error is not None:
+            # Redis checks the ACL of a whole (P)SUBSCRIBE before applying any of it, so one
+            # error reply answers the whole command.
             self._confirm.popleft()
             fut: asyncio.Future[None] = entry[2]
             if not fut.done():
                 if error is not None:
-                    fut.set_exception(RedisUnavailableError(f"Redis refused: {error}"))
+                    fut.set_exception(refusal(self.where, entry[0], entry[3], str(error)))
                 else:
                     fut.set_result(None)
 
@@ -321,38 +360,91 @@ class SubscriberConnection(RespConnection):
         if not self.connected:
             fut.set_exception(RedisUnavailableError(f"Not connected to Redis ({self.name})."))
             return fut
-        self._confirm.append([verb, max(1, len(items)), fut])
+        self._confirm.append([verb, max(1, len(items)), fut, tuple(items)])
         self.write_command(verb, *items)
         return fut
 
 
+def refusal(where: str, verb: bytes, items: tuple[bytes, ...], reply: str) -> SubscriptionRefused:
+    """The error for a refused (P)SUBSCRIBE: what was refused, by whom, and the fix."""
+    command = verb.decode(errors="replace").upper()
+    shown = ", ".join(repr(i.decode(errors="backslashreplace")) for i in items[:4])
+    if len(items) > 4:
+        shown += f" and {len(items) - 4} more"
+    code = reply.split(" ", 1)[0].upper()
+    if code == "NOAUTH":
+        fix = (
+            "Redis requires a password: put it in the URL (redis://:PASSWORD@host:port/0, "
+            "or redis://USER:PASSWORD@... for an ACL user)."
+        )
+    elif code == "NOPERM" and "to run" in reply:
+        fix = (
+            f"The ACL user may not run {command}: allow it (ACL SETUSER <user> +{command.lower()})."
+        )
+    elif code == "NOPERM" and command == "PSUBSCRIBE":
+        fix = (
+            "The ACL user may not subscribe to this pattern. Redis compares a PSUBSCRIBE "
+            "pattern with the user's channel rules literally, so a rule like '&socket.io*' "
+            "does not cover it: add the pattern itself (ACL SETUSER <user> &<pattern>), or "
+            "subscribe to channels instead of a pattern."
+        )
+    elif code == "NOPERM":
+        fix = (
+            "The ACL user may not subscribe to these channels: add a channel rule that "
+            "matches them (ACL SETUSER <user> &<prefix>*)."
+        )
+    else:
+        fix = "Check the Redis server's ACL and configuration."
+    at = f" at {where}" if where else ""
+    return SubscriptionRefused(
+        f"Redis{at} refused {command} {shown}: {reply}. {fix}",
+        command=command,
+        items=items,
+        reply=reply,
+    )
+
+
 async def open_connection(endpoint: RedisEndpoint, factory: Callable[[], C]) -> C:
-    """Connect ``factory()`` to ``endpoint``, log in and name the connection.
+    """Connect ``factory()`` to ``endpoint``, log in and check the server answers.
+
+    For a Sentinel endpoint the master is looked up first (each Sentinel in turn), and
+    the server is checked to be a master, so a reconnect after a failover finds the new
+    one.
 
     Raises:
-        RedisUnavailableError: The server cannot be reached or refused the login.
+        RedisUnavailableError: The server cannot be reached, refused the login or the
+            TLS handshake; the message says which and what to do (never the password).
+        siotools.exceptions.ConfigurationError: A TLS file named in the settings cannot
+            be read.
     """
+    if endpoint.sentinels:
+        endpoint = await resolve_master(endpoint)
     loop = asyncio.get_running_loop()
+    context = endpoint.ssl_context()
     try:
         if endpoint.path:
             coro = loop.create_unix_connection(factory, endpoint.path)
         else:
-            coro = loop.create_connection(
-                factory, endpoint.host, endpoint.port, ssl=endpoint.ssl_context()
-            )
+            coro = loop.create_connection(factory, endpoint.host, endpoint.port, ssl=context)
         _, proto = await asyncio.wait_for(coro, endpoint.connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise RedisUnavailableError(
-            f"Cannot reach Redis at {endpoint.url}: {_reason(exc)}"
-        ) from exc
-    if endpoint.password is not None or endpoint.username is not None:
+            f"Cannot reach Redis at {endpoint.url}: {_reason(exc, endpoint)}"
+        ) from None
+    proto.where = endpoint.url
+    try:
         await _handshake(endpoint, proto)
+    except BaseException:
+        proto.abort()
+        raise
     return proto
 
 
-async def _handshake(endpoint: RedisEndpoint, proto: RespConnection) -> None:
-    # AUTH must complete before the connection is used by its owner (subscriber mode
-    # accepts no AUTH afterwards), so it runs on a throwaway reply path.
+async def _ask_once(
+    endpoint: RedisEndpoint, proto: RespConnection, *args: bytes | str | int
+) -> Any:
+    # Runs on a throwaway reply path before the owner uses the connection (subscriber
+    # mode accepts no AUTH afterwards); a closed connection or silence is an error.
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
     original = proto.on_reply
@@ -362,24 +454,155 @@ async def _handshake(endpoint: RedisEndpoint, proto: RespConnection) -> None:
             fut.set_result(reply)
 
     proto.on_reply = first_reply  # type: ignore[method-assign]
-    if endpoint.username:
-        proto.write_command(b"AUTH", endpoint.username, endpoint.password or "")
-    else:
-        proto.write_command(b"AUTH", endpoint.password or "")
+    proto.write_command(*args)
     proto.flush()
     try:
-        reply = await asyncio.wait_for(fut, endpoint.connect_timeout)
+        done, _ = await asyncio.wait(
+            [fut, proto.lost], timeout=endpoint.connect_timeout, return_when="FIRST_COMPLETED"
+        )
     finally:
         proto.on_reply = original  # type: ignore[method-assign]
-    if isinstance(reply, hiredis.ReplyError):
+    if fut in done:
+        return fut.result()
+    if proto.lost.done():
+        hint = ""
+        if endpoint.tls and not endpoint.ssl_certfile:
+            hint = (
+                " It may require a client certificate (tls-auth-clients): pass "
+                "ssl_certfile and ssl_keyfile."
+            )
+        raise RedisUnavailableError(
+            f"Redis at {endpoint.url} closed the connection before answering.{hint}"
+        )
+    raise RedisUnavailableError(
+        f"Redis at {endpoint.url} did not answer within {endpoint.connect_timeout:g}s."
+    )
+
+
+async def _handshake(endpoint: RedisEndpoint, proto: RespConnection) -> None:
+    # One round trip before the owner starts: AUTH when there are credentials, else PING,
+    # so a missing password, a refused client certificate or a server that is not Redis
+    # is reported here, in one sentence, instead of as a silent subscriber.
+    if endpoint.password is not None or endpoint.username is not None:
+        if endpoint.username:
+            reply = await _ask_once(
+                endpoint, proto, b"AUTH", endpoint.username, endpoint.password or ""
+            )
+        else:
+            reply = await _ask_once(endpoint, proto, b"AUTH", endpoint.password or "")
+        if isinstance(reply, hiredis.ReplyError):
+            raise RedisUnavailableError(
+                f"Redis at {endpoint.url} refused the login: {reply}. Check the user name "
+                "and password in the URL (redis://USER:PASSWORD@host:port/0)."
+            )
+    else:
+        reply = await _ask_once(endpoint, proto, b"PING")
+        if isinstance(reply, hiredis.ReplyError):
+            text = str(reply)
+            if text.upper().startswith("NOAUTH"):
+                raise RedisUnavailableError(
+                    f"Redis at {endpoint.url} requires a password ({text}): put it in the "
+                    "URL (redis://:PASSWORD@host:port/0)."
+                )
+            if not text.upper().startswith("NOPERM"):  # an ACL user without +ping may work
+                raise RedisUnavailableError(f"Redis at {endpoint.url} refused PING: {text}")
+
+
+async def resolve_master(endpoint: RedisEndpoint) -> RedisEndpoint:
+    """Ask the endpoint's Sentinels, in turn, where its master is now.
+
+    Returns:
+        The endpoint of the master (same credentials and TLS settings).
+
+    Raises:
+        RedisUnavailableError: No Sentinel answered with a master that says it is one.
+    """
+    service = endpoint.service_name or "mymaster"
+    problems: list[str] = []
+    for host, port in endpoint.sentinels:
+        where = f"{host}:{port}"
+        try:
+            reply = await _sentinel_query(endpoint, host, port, service)
+        except RedisUnavailableError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if not isinstance(reply, list) or len(reply) != 2:
+            problems.append(f"{where} knows no master named {service!r}")
+            continue
+        master = endpoint.with_address(reply[0].decode(), int(reply[1]))
+        if await _is_master(master):
+            return master
+        problems.append(f"{where} named {master.url}, which is not a master (yet)")
+    raise RedisUnavailableError(
+        f"No Sentinel of {endpoint.url} gave a reachable master: " + "; ".join(problems)
+    )
+
+
+class _OneShot(RespConnection):
+    def on_reply(self, reply: Any) -> None:  # replaced by _ask_once while it waits
+        pass
+
+
+async def _sentinel_query(endpoint: RedisEndpoint, host: str, port: int, service: str) -> Any:
+    loop = asyncio.get_running_loop()
+    try:
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(lambda: _OneShot("siotools-sentinel"), host, port),
+            endpoint.connect_timeout,
+        )
+    except (OSError, TimeoutError) as exc:
+        raise RedisUnavailableError(_reason(exc, endpoint)) from None
+    try:
+        return await _ask_once(endpoint, proto, b"SENTINEL", b"get-master-addr-by-name", service)
+    finally:
         proto.abort()
-        raise RedisUnavailableError(f"Redis at {endpoint.url} refused the login: {reply}")
 
 
-def _reason(exc: BaseException) -> str:
+async def _is_master(master: RedisEndpoint) -> bool:
+    # After a failover the old master may come back as a replica while a Sentinel still
+    # names it: ROLE says which it is (redis-py's Sentinel client checks the same).
+    loop = asyncio.get_running_loop()
+    try:
+        _, proto = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: _OneShot("siotools-role"),
+                master.host,
+                master.port,
+                ssl=master.ssl_context(),
+            ),
+            master.connect_timeout,
+        )
+    except (OSError, TimeoutError):
+        return False
+    try:
+        await _handshake(master, proto)
+        reply = await _ask_once(master, proto, b"ROLE")
+    except RedisUnavailableError:
+        return False
+    finally:
+        proto.abort()
+    if isinstance(reply, hiredis.ReplyError):
+        return True  # an ACL user without +role: trust the Sentinel
+    return isinstance(reply, list) and bool(reply) and reply[0] == b"master"
+
+
+def _reason(exc: BaseException, endpoint: RedisEndpoint) -> str:
     if isinstance(exc, TimeoutError):
-        return "timed out"
+        return f"no answer within {endpoint.connect_timeout:g}s"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is redis-server running there?)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        detail = exc.verify_message or exc.reason or "certificate verify failed"
+        return (
+            f"the server's TLS certificate was not accepted ({detail}). For a private CA "
+            "pass ssl_ca_certs=/path/to/ca.pem; ssl_check_hostname=false skips the name "
+            "check, ssl_cert_reqs=none every check."
+        )
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        return (
+            f"the TLS handshake failed ({reason}); the server may require a client "
+            "certificate (ssl_certfile, ssl_keyfile) or not speak TLS on this port."
+        )
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return text.rstrip(".")

@@ -28,7 +28,7 @@ import hiredis
 from siotools.exceptions import RedisUnavailableError
 from siotools.transport.connection import RespConnection
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, _Supervised
+from siotools.transport.pubsub import ErrorHandler, EventHandler, _Supervised
 
 __all__ = ["CommandHandler", "Monitor", "MonitorConnection", "parse_monitor_line"]
 
@@ -115,6 +115,8 @@ class Monitor(_Supervised[MonitorConnection]):
         name: The connection's name in logs and errors.
         on_error: Called with connection errors.
         on_reconnect: Called after MONITOR was restarted on a new connection.
+        on_event: Called with a :class:`~siotools.transport.pubsub.LinkEvent` on each
+            loss and restore (with the gap's span).
     """
 
     def __init__(
@@ -125,11 +127,13 @@ class Monitor(_Supervised[MonitorConnection]):
         name: str = "siotools-monitor",
         on_error: ErrorHandler | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
-        super().__init__(endpoint, name, on_error, on_reconnect)
+        super().__init__(endpoint, name, on_error, on_reconnect, on_event)
         self._on_command = on_command
 
     def _dispatch(self, ts: float, args: list[bytes]) -> None:
+        self.last_message_at = ts
         try:
             self._on_command(ts, args)
         except Exception as exc:  # a bad handler must not kill the connection

@@ -5,6 +5,12 @@ on a response channel keyed by a request id, and finish when enough replies arri
 (the count of request-channel subscribers from ``PUBSUB NUMSUB``, or the first reply
 for single-target requests) or when the timeout fires. This module holds that
 bookkeeping once; the dialects only say what to publish and how to read a reply.
+
+:meth:`RequestEngine.request` also publishes: the request goes out with a deadline (the
+request's timeout), so a request made while Redis is away is dropped unsent when its
+caller gives up, and the caller learns that Redis was unreachable
+(:class:`~siotools.exceptions.RequestUndelivered`) instead of a plain
+:class:`~siotools.exceptions.RequestTimeout` that would blame the nodes.
 """
 
 from __future__ import annotations
@@ -14,9 +20,12 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
-from siotools.exceptions import RequestTimeout
+from siotools.exceptions import RequestTimeout, RequestUndelivered
+
+if TYPE_CHECKING:
+    from siotools.transport.pubsub import Publisher
 
 __all__ = ["PendingRequest", "RequestEngine", "new_request_id"]
 
@@ -52,6 +61,10 @@ class PendingRequest(Generic[T]):
     future: asyncio.Future[T]
     replies: list[Any] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    sent: asyncio.Future[int] | None = None
+    """Redis's PUBLISH reply for the request (:meth:`RequestEngine.request` only)."""
+    where: str = ""
+    timeout: float = 0.0
 
     @property
     def complete(self) -> bool:
@@ -99,6 +112,43 @@ class RequestEngine:
         fut.add_done_callback(lambda _f: self._drop(request_id))
         return fut
 
+    def request(
+        self,
+        publisher: Publisher,
+        request_id: str,
+        channel: bytes,
+        payload: bytes,
+        *,
+        expected: int | None,
+        timeout: float,
+        timeout_message: TimeoutMessage,
+        finish: Callable[[list[Any]], T],
+    ) -> asyncio.Future[T]:
+        """Register a request and publish it with a deadline of ``timeout`` seconds.
+
+        Like :meth:`open`, but when the time is up and Redis never acknowledged the
+        request (it was unreachable, or the request was dropped unsent at its deadline),
+        the future fails with :class:`RequestUndelivered` saying Redis is unreachable.
+
+        Returns:
+            The future of the request's result.
+        """
+        fut = self.open(
+            request_id,
+            expected=expected,
+            timeout=timeout,
+            timeout_message=timeout_message,
+            finish=finish,
+        )
+        if fut.done():
+            return fut
+        req = self._pending[request_id]
+        req.where = publisher.endpoint.url
+        req.timeout = timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        req.sent = publisher.publish_request(channel, payload, deadline=deadline)
+        return fut
+
     def reply(self, request_id: str, value: Any) -> bool:
         """Record one reply; returns whether a pending request took it."""
         req = self._pending.get(request_id)
@@ -134,6 +184,19 @@ class RequestEngine:
             partial = req.finish(req.replies)
         except Exception:
             partial = list(req.replies)
+        sent = req.sent
+        if sent is not None and not req.replies and (not sent.done() or sent.exception()):
+            # Redis never acknowledged the PUBLISH: the nodes could not have answered.
+            cause = sent.exception() if sent.done() else None
+            detail = f" ({cause})" if cause is not None else " (no acknowledgement from Redis)"
+            req.future.set_exception(
+                RequestUndelivered(
+                    f"Redis at {req.where} is unreachable: the request could not be "
+                    f"delivered within {req.timeout:g}s{detail}.",
+                    partial=partial,
+                )
+            )
+            return
         message = req.timeout_message
         if not isinstance(message, str):
             message = message(len(req.replies), req.expected)

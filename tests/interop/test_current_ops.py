@@ -340,5 +340,5 @@ async def test_a_forced_wrong_dialect_says_what_the_cluster_speaks(
 ) -> None:
     await node_peers("current", "A", port=0)
     async with ClusterClient(redis_url, key=key, dialect="legacy", requests_timeout=0.5) as c:
-        with pytest.raises(RequestTimeout, match="speaks @socket.io/redis-adapter 8.x, not"):
+        with pytest.raises(RequestTimeout, match=r"speaks @socket\.io/redis-adapter 8\.x, not"):
             await c.clients(namespace="/chat")

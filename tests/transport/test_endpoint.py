@@ -38,3 +38,21 @@ def test_from_client_and_rejects_other_objects() -> None:
     assert (ep.host, ep.port, ep.db, ep.password, ep.username) == ("10.0.0.9", 7000, 4, "pw", "u")
     with pytest.raises(ConfigurationError):
         RedisEndpoint.from_client(object())
+
+
+def test_query_options() -> None:
+    ep = RedisEndpoint.from_url("redis://h?db=3&socket_connect_timeout=0.5")
+    assert (ep.db, ep.connect_timeout) == (3, 0.5)
+    assert RedisEndpoint.from_url("redis://h/2?db=3").db == 3  # ?db= wins, as in redis-py
+    assert RedisEndpoint.from_url("rediss://h/0?ssl_cert_reqs=none").ssl_check_hostname is False
+    with pytest.raises(ConfigurationError, match="unknown option"):
+        RedisEndpoint.from_url("redis://h/0?ssl_ca_cert=/x")  # a typo is not ignored
+    for url in ("unix://", "redis+sentinel:///0/m"):
+        with pytest.raises(ConfigurationError):
+            RedisEndpoint.from_url(url)
+
+
+def test_from_client_of_a_tls_url() -> None:
+    client = aioredis.Redis.from_url("rediss://h:6380/0?ssl_cert_reqs=none")
+    ep = RedisEndpoint.from_client(client)
+    assert ep.tls and ep.ssl_cert_reqs == "none" and not ep.ssl_check_hostname

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from siotools.exceptions import RequestTimeout
+from siotools.exceptions import RequestTimeout, RequestUndelivered
+from siotools.redis_server import RedisServer
+from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.pubsub import Publisher, Subscriber
 from siotools.transport.requests import RequestEngine, new_request_id
 
 
@@ -72,3 +76,63 @@ def test_request_ids_look_like_uid2() -> None:
     ids = {new_request_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 6 and i.isalnum() for i in ids)
+
+
+async def test_request_published_and_answered(redis_url: str, key: str) -> None:
+    pub = Publisher(RedisEndpoint.from_url(redis_url))
+    await pub.start()
+    engine = RequestEngine()
+    fut = engine.request(
+        pub,
+        "r",
+        key.encode(),
+        b"q",
+        expected=1,
+        timeout=0.3,
+        timeout_message="timeout reached while waiting for clients response",
+        finish=list,
+    )
+    engine.reply("r", "answer")
+    assert await fut == ["answer"]
+    # Redis took it but nobody answered: a plain timeout, the nodes' business.
+    late = engine.request(
+        pub, "r2", key.encode(), b"q", expected=1, timeout=0.2, timeout_message="t", finish=list
+    )
+    with pytest.raises(RequestTimeout) as info:
+        await late
+    assert not isinstance(info.value, RequestUndelivered)
+    await pub.close()
+
+
+async def test_request_while_redis_is_away_is_undelivered_and_never_sent(
+    fresh_redis: RedisServer,
+) -> None:
+    ep = RedisEndpoint.from_url(fresh_redis.url)
+    pub = Publisher(ep, on_error=lambda e: None)
+    await pub.start()
+    fresh_redis.kill()
+    await asyncio.sleep(0.1)
+    engine = RequestEngine()
+    start = time.monotonic()
+    fut = engine.request(
+        pub, "r", b"req", b"q", expected=1, timeout=0.5, timeout_message="t", finish=list
+    )
+    pub.publish(b"req", b"broadcast")  # a broadcast queued after it, kept
+    with pytest.raises(RequestUndelivered) as info:
+        await fut
+    assert time.monotonic() - start < 1.0
+    assert "unreachable" in str(info.value) and fresh_redis.url[:-2] in str(info.value)
+    got: list[bytes] = []
+    await asyncio.to_thread(fresh_redis.restart)
+    sub = Subscriber(ep, lambda c, p, _: got.append(p))
+    await sub.start()
+    await sub.subscribe([b"req"])
+    for _ in range(200):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)
+    assert got == [b"broadcast"]  # the request itself was dropped at its deadline
+    assert pub.expired == 1
+    await sub.close()
+    await pub.close()
