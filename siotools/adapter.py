@@ -58,6 +58,7 @@ from siotools.dialects.detect import conflict, detect_with
 from siotools.exceptions import (
     ConfigurationError,
     RequestTimeout,
+    SiotoolsError,
     SocketNotFound,
     UnsupportedOperation,
 )
@@ -423,17 +424,28 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             self._join_namespace(nsp)
         self._subscribe_rooms()
         await self._settle_subscriptions()
-        # Another adapter generation on this prefix misreads our requests and we theirs:
-        # say so at once (passively: nothing is published).
-        warning = conflict(await detect_with(self._publisher, self.prefix), self.dialect)
-        if warning is not None:
-            self._error(ConfigurationError(warning))
+        await self._check_generations()
         self._get_logger().info(
             "siotools adapter %s joined the cluster at %s (key %r)",
             self.uid,
             self._pub_endpoint.url,
             self.prefix,
         )
+
+    async def _check_generations(self) -> None:
+        # Another adapter generation on this prefix misreads our requests and we theirs:
+        # say so at once (passively: PUBSUB CHANNELS, nothing is published). An ACL user
+        # without +pubsub|channels skips the check; it is advice, not a duty.
+        try:
+            found = await detect_with(self._publisher, self.prefix)
+        except SiotoolsError as exc:
+            self._get_logger().info(
+                "siotools adapter %s: generation check skipped: %s", self.uid, exc
+            )
+            return
+        warning = conflict(found, self.dialect)
+        if warning is not None:
+            self._error(ConfigurationError(warning))
 
     def _initial_namespaces(self) -> list[str]:
         names = ["/", *self._extra_namespaces]
