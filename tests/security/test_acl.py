@@ -218,3 +218,21 @@ async def test_permission_revoked_while_running_is_reported(acl_redis: RedisServ
     assert await admin.execute_command("PUBSUB", "NUMSUB", "b1") == [b"b1", 1]
     await admin.aclose()
     await sub.close()
+
+
+async def test_a_node_without_pubsub_channels_skips_the_generation_check(
+    acl_redis: RedisServer,
+) -> None:
+    admin = aioredis.Redis(port=acl_redis.port)
+    rules = (
+        acl_lines()["siotools-node"].replace(">PASSWORD", ">pw").replace(" +pubsub|channels", "")
+    )
+    await admin.execute_command("ACL", "SETUSER", "no-channels", "reset", *rules.split())
+    await admin.aclose()
+    node = AsyncRedisAdapter(f"redis://no-channels:pw@127.0.0.1:{acl_redis.port}/0")
+    errors: list[BaseException] = []
+    node.on_error(errors.append)
+    await node.start()  # the advisory check is refused, the node starts all the same
+    assert errors == [] and node.stats["errors"] == 0
+    assert await node.node_count() == 1
+    await node.close()
