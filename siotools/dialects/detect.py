@@ -1,0 +1,468 @@
+"""Passive dialect detection: which adapter generations live on a prefix.
+
+Reads what Redis says about the prefix's subscriptions, and, when that leaves the answer
+open, listens a moment to the traffic; it never publishes and never SUBSCRIBEs (a plain
+subscription to a request channel would be counted by ``PUBSUB NUMSUB`` and every node's
+requests would then wait for it, socket.io-redis-adapter #406). The clues, per namespace
+``N`` of prefix ``P``:
+
+* ``P-response#N#<uid>#`` SUBSCRIBEd, ``uid`` six ``[A-Za-z0-9_-]`` characters: a
+  @socket.io/redis-adapter 7.1+/8.x classic node (every namespace adapter subscribes its own
+  response channel, RA 8.3.0 ``lib/index.ts`` L143-L186);
+* ``P-request#N#`` counted by NUMSUB beyond those nodes, with ``P-response#N#`` counted too:
+  socket.io-redis 4.x/5.x nodes (they SUBSCRIBE request and response only, 5.4.0
+  ``index.js`` L405-L417, besides their pattern or broadcast subscription);
+* ``P#N#`` SUBSCRIBEd (not PSUBSCRIBEd): socket.io-redis 4.x (``SUBSCRIBE P#N# P-request#N#
+  P-response#N#``, 4.0.1 ``index.js`` L108-L121) or a siotools adapter in ``subscribe``
+  mode; ``P#N#room#`` SUBSCRIBEd: the same with channel multiplexing on;
+* sharded channels (``PUBSUB SHARDCHANNELS``) ``P#N#`` and ``P#N#<16 hex>#``: the 8.x
+  sharded adapter (``SSUBSCRIBE`` of its main and response channels, RA 8.3.0
+  ``lib/sharded-adapter.ts`` L76-L112);
+* messages heard through ``PSUBSCRIBE P*`` (not counted by NUMSUB): each decoded frame
+  carries its dialect (:func:`siotools.protocol.decode`).
+
+socket.io-redis 4.x and 5.x write the same requests, and the same broadcasts unless a
+payload holds binary, dates or ``undefined``; :data:`Dialect.LEGACY` stands for both unless
+the traffic shows msgpack-lite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from siotools.exceptions import DecodeError, RedisUnavailableError
+from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
+from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.pubsub import Publisher, Subscriber
+
+__all__ = [
+    "Detection",
+    "NamespaceClues",
+    "PubSubSnapshot",
+    "clues",
+    "describe_dialects",
+    "detect",
+    "dialect_name",
+    "is_current_uid",
+    "is_sharded_uid",
+    "listen_traffic",
+    "snapshot",
+    "structural_evidence",
+]
+
+_CURRENT_UID: Final = re.compile(r"[A-Za-z0-9_-]{6}")
+_SHARDED_UID: Final = re.compile(r"[0-9a-f]{16}")
+_DIALECT_NAMES: Final = {
+    Dialect.LEGACY: "socket.io-redis 4.x/5.x",
+    Dialect.LEGACY_LITE: "socket.io-redis 4.x (msgpack-lite)",
+    Dialect.CURRENT: "@socket.io/redis-adapter 7.x/8.x classic",
+    Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
+    Dialect.PYSOCKETIO: "python-socketio's own manager",
+}
+
+
+def dialect_name(dialect: Dialect) -> str:
+    """The libraries behind a dialect, for sentences ("socket.io-redis 4.x/5.x")."""
+    return _DIALECT_NAMES[dialect]
+
+
+def is_current_uid(text: str) -> bool:
+    """Whether ``text`` has the shape of an 8.x classic server uid (``uid2(6)``)."""
+    return _CURRENT_UID.fullmatch(text) is not None
+
+
+def is_sharded_uid(text: str) -> bool:
+    """Whether ``text`` has the shape of a sharded server uid (``randomBytes(8).hex``)."""
+    return _SHARDED_UID.fullmatch(text) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubSnapshot:
+    """What ``PUBSUB`` says about one prefix at one moment.
+
+    Attributes:
+        prefix: The prefix.
+        channels: Every SUBSCRIBEd channel of the prefix and its NUMSUB count.
+        shard_channels: Every SSUBSCRIBEd channel of the prefix and its SHARDNUMSUB count
+            (empty on Redis < 7, see ``sharded_supported``).
+        numpat: ``PUBSUB NUMPAT``: pattern subscriptions on the whole server.
+        sharded_supported: Whether the server knows ``PUBSUB SHARDCHANNELS`` (Redis 7+).
+    """
+
+    prefix: str
+    channels: dict[str, int]
+    shard_channels: dict[str, int]
+    numpat: int
+    sharded_supported: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceClues:
+    """The subscription structure of one namespace, read from a :class:`PubSubSnapshot`.
+
+    Attributes:
+        nsp: The namespace.
+        request_subscribers: NUMSUB of ``P-request#N#`` (what classic requesters wait for).
+        response_subscribers: NUMSUB of ``P-response#N#``.
+        current_uids: 8.x classic node uids (from their ``P-response#N#<uid>#`` channels).
+        broadcast_subscribers: NUMSUB of ``P#N#`` (4.x-style subscribe-mode nodes).
+        room_channels: SUBSCRIBEd room channels ``P#N#room#`` (4.x multiplexing) by room.
+        sharded_subscribers: SHARDNUMSUB of ``P#N#`` (sharded nodes).
+        sharded_uids: Sharded node uids (from their ``P#N#<uid>#`` shard channels).
+        sharded_rooms: SSUBSCRIBEd dynamic room channels by room.
+    """
+
+    nsp: str
+    request_subscribers: int = 0
+    response_subscribers: int = 0
+    current_uids: tuple[str, ...] = ()
+    broadcast_subscribers: int = 0
+    room_channels: dict[str, int] = field(default_factory=dict)
+    sharded_subscribers: int = 0
+    sharded_uids: tuple[str, ...] = ()
+    sharded_rooms: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def legacy_subscribers(self) -> int:
+        """Request-channel subscribers that are not 8.x classic nodes (legacy or foreign)."""
+        return max(0, self.request_subscribers - len(self.current_uids))
+
+    @property
+    def legacy_likely(self) -> bool:
+        """Whether the extra request subscribers look like legacy nodes (they also hold the
+        common response channel, which a bare spy on the request channel does not)."""
+        extra_responses = self.response_subscribers - len(self.current_uids)
+        return self.legacy_subscribers > 0 and (extra_responses > 0 or self.subscribe_mode)
+
+    @property
+    def subscribe_mode(self) -> bool:
+        """Whether some node SUBSCRIBEs ``P#N#`` (4.x, or a siotools adapter in that mode)."""
+        return self.broadcast_subscribers > 0
+
+
+def clues(snap: PubSubSnapshot) -> dict[str, NamespaceClues]:
+    """Group a snapshot's channels by namespace."""
+    g = ChannelGrammar(snap.prefix)
+    acc: dict[str, dict[str, Any]] = {}
+
+    def ns(nsp: str) -> dict[str, Any]:
+        return acc.setdefault(
+            nsp,
+            {
+                "current_uids": [],
+                "room_channels": {},
+                "sharded_uids": [],
+                "sharded_rooms": {},
+            },
+        )
+
+    for name, count in snap.channels.items():
+        ch = g.parse(name)
+        if ch.nsp is None or count <= 0:
+            continue
+        d = ns(ch.nsp)
+        if ch.kind is ChannelKind.REQUEST:
+            d["request_subscribers"] = count
+        elif ch.kind is ChannelKind.RESPONSE:
+            d["response_subscribers"] = count
+        elif ch.kind is ChannelKind.RESPONSE_UID and ch.uid is not None:
+            if is_current_uid(ch.uid):
+                d["current_uids"].append(ch.uid)
+        elif ch.kind is ChannelKind.BROADCAST:
+            d["broadcast_subscribers"] = count
+        elif ch.kind is ChannelKind.ROOM and ch.room is not None:
+            d["room_channels"][ch.room] = count
+    for name, count in snap.shard_channels.items():
+        ch = g.parse(name)
+        if ch.nsp is None or count <= 0:
+            continue
+        d = ns(ch.nsp)
+        if ch.kind is ChannelKind.BROADCAST:
+            d["sharded_subscribers"] = count
+        elif ch.kind is ChannelKind.ROOM and ch.room is not None:
+            if is_sharded_uid(ch.room):
+                d["sharded_uids"].append(ch.room)
+            else:
+                d["sharded_rooms"][ch.room] = count
+    out = {}
+    for nsp, d in sorted(acc.items()):
+        d["current_uids"] = tuple(sorted(d["current_uids"]))
+        d["sharded_uids"] = tuple(sorted(d["sharded_uids"]))
+        out[nsp] = NamespaceClues(nsp=nsp, **d)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """The adapter dialects found on one prefix, and why.
+
+    Attributes:
+        prefix: The prefix examined.
+        dialects: Every dialect seen on this prefix (empty: none).
+        namespaces: Namespaces seen (from channel names and traffic).
+        sharded: Whether sharded channels (``PUBSUB SHARDCHANNELS``) exist under the prefix.
+        evidence: One sentence per clue.
+        by_namespace: The dialects seen per namespace.
+        clues: The subscription structure per namespace.
+        snapshot: The ``PUBSUB`` answers the detection read.
+        messages: How many messages the listen phase heard (0 when it was skipped).
+        listened: Seconds the listen phase lasted (0 when it was skipped).
+    """
+
+    prefix: str
+    dialects: frozenset[Dialect]
+    namespaces: tuple[str, ...]
+    sharded: bool
+    evidence: tuple[str, ...]
+    by_namespace: dict[str, frozenset[Dialect]] = field(default_factory=dict)
+    clues: dict[str, NamespaceClues] = field(default_factory=dict)
+    snapshot: PubSubSnapshot | None = None
+    messages: int = 0
+    listened: float = 0.0
+
+    @property
+    def dialect(self) -> Dialect | None:
+        """The single dialect, or None when there is none or several."""
+        if len(self.dialects) == 1:
+            return next(iter(self.dialects))
+        return None
+
+    @property
+    def mixed(self) -> bool:
+        """Whether more than one dialect shares the prefix."""
+        return len(self.dialects) > 1
+
+
+def _pairs(reply: Any) -> dict[str, int]:
+    items = list(reply or [])
+    out: dict[str, int] = {}
+    for i in range(0, len(items) - 1, 2):
+        name = items[i]
+        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        out[text] = int(items[i + 1])
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def snapshot(publisher: Publisher, prefix: str) -> PubSubSnapshot:
+    """Read ``PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB/NUMPAT`` for a prefix.
+
+    Args:
+        publisher: A started command connection (nothing is published on it).
+        prefix: The prefix.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
+    """
+    g = ChannelGrammar(prefix)
+    pattern = (glob_escape(g.prefix) + "*").encode()
+    names = [_text(c) for c in await publisher.execute(b"PUBSUB", b"CHANNELS", pattern)]
+    names = [n for n in names if g.parse(n).kind is not ChannelKind.UNKNOWN]
+    channels = (
+        _pairs(await publisher.execute(b"PUBSUB", b"NUMSUB", *[n.encode() for n in names]))
+        if names
+        else {}
+    )
+    shard: dict[str, int] = {}
+    supported = True
+    try:
+        shard_pattern = (glob_escape(g.prefix + "#") + "*").encode()
+        shard_names = [
+            _text(c) for c in await publisher.execute(b"PUBSUB", b"SHARDCHANNELS", shard_pattern)
+        ]
+        if shard_names:
+            shard = _pairs(
+                await publisher.execute(
+                    b"PUBSUB", b"SHARDNUMSUB", *[n.encode() for n in shard_names]
+                )
+            )
+    except RedisUnavailableError:
+        raise
+    except Exception:  # an old server: "unknown subcommand" (sharded pub/sub needs Redis 7)
+        supported = False
+    numpat = int(await publisher.execute(b"PUBSUB", b"NUMPAT"))
+    return PubSubSnapshot(prefix, channels, shard, numpat, supported)
+
+
+def structural_evidence(snap: PubSubSnapshot) -> tuple[dict[str, set[Dialect]], list[str]]:
+    """The dialects the subscription structure proves, per namespace, with one sentence each.
+
+    Returns:
+        ``(dialects by namespace, evidence sentences)``.
+    """
+    g = ChannelGrammar(snap.prefix)
+    found: dict[str, set[Dialect]] = {}
+    evidence: list[str] = []
+    for nsp, c in clues(snap).items():
+        seen = found.setdefault(nsp, set())
+        for uid in c.current_uids:
+            seen.add(Dialect.CURRENT)
+            evidence.append(
+                f"PUBSUB CHANNELS lists {g.response_for(nsp, uid)}: a "
+                f"@socket.io/redis-adapter 8.x classic node (uid {uid})"
+            )
+        if c.sharded_subscribers or c.sharded_uids:
+            seen.add(Dialect.SHARDED)
+            uids = ", ".join(c.sharded_uids) or "none listed"
+            evidence.append(
+                f"PUBSUB SHARDCHANNELS lists {g.broadcast(nsp)} ({c.sharded_subscribers} "
+                f"SSUBSCRIBEd): @socket.io/redis-adapter 8.x sharded nodes (uids {uids})"
+            )
+        if c.subscribe_mode:
+            seen.add(Dialect.LEGACY)
+            mux = (
+                f", and {len(c.room_channels)} room channels (channel multiplexing on)"
+                if c.room_channels
+                else ""
+            )
+            evidence.append(
+                f"{g.broadcast(nsp)} is SUBSCRIBEd by {c.broadcast_subscribers} "
+                f"connection(s){mux}: socket.io-redis 4.x nodes (or siotools adapters in "
+                f"subscribe mode)"
+            )
+        elif c.legacy_likely:
+            seen.add(Dialect.LEGACY)
+            evidence.append(
+                f"PUBSUB NUMSUB {g.request(nsp)} is {c.request_subscribers} with "
+                f"{len(c.current_uids)} 8.x node(s) and {g.response(nsp)} counted too: "
+                f"{c.legacy_subscribers} socket.io-redis 5.x-style node(s) (PSUBSCRIBE "
+                f"{g.broadcast_pattern(nsp)} plus request and response)"
+            )
+        elif c.legacy_subscribers:
+            evidence.append(
+                f"PUBSUB NUMSUB {g.request(nsp)} counts {c.legacy_subscribers} subscriber(s) "
+                f"that hold no response channel: not adapter nodes (a foreign subscriber "
+                f"every request waits for)"
+            )
+    if not snap.sharded_supported:
+        evidence.append("this Redis has no PUBSUB SHARDCHANNELS (before 7.0): no sharded nodes")
+    return found, evidence
+
+
+def _ambiguous(found: dict[str, set[Dialect]]) -> bool:
+    every = set().union(*found.values()) if found else set()
+    # 4.x and 5.x look alike in the subscriptions: only traffic can show msgpack-lite.
+    return len(every) != 1 or Dialect.LEGACY in every
+
+
+async def listen_traffic(
+    endpoint: RedisEndpoint, prefix: str, seconds: float
+) -> tuple[dict[str, set[Dialect]], list[str], int]:
+    """PSUBSCRIBE ``P*`` for ``seconds`` and note the dialect of every decoded message.
+
+    Pattern subscriptions are not counted by NUMSUB, so the cluster does not notice.
+
+    Returns:
+        ``(dialects by namespace, evidence sentences, messages heard)``.
+    """
+    g = ChannelGrammar(prefix)
+    seen: dict[str, dict[Dialect, tuple[int, str]]] = {}
+    heard = 0
+
+    def on_message(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        nonlocal heard
+        ch = g.parse(channel)
+        if ch.kind is ChannelKind.UNKNOWN:
+            return
+        heard += 1
+        try:
+            frame = decode(channel, payload, prefix=g.prefix)
+        except DecodeError:
+            return
+        nsp = getattr(frame, "nsp", None) or ch.nsp or "/"
+        per = seen.setdefault(nsp, {})
+        count, example = per.get(frame.dialect, (0, ch.name))
+        per[frame.dialect] = (count + 1, example)
+
+    sub = Subscriber(endpoint, on_message, name="siotools-detect")
+    sub.patterns.add((glob_escape(g.prefix) + "*").encode())
+    await sub.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await sub.close()
+    found: dict[str, set[Dialect]] = {}
+    evidence = []
+    for nsp, per in sorted(seen.items()):
+        found[nsp] = set(per)
+        for dialect, (count, example) in per.items():
+            evidence.append(
+                f"{count} message(s) heard in {nsp} decode as {dialect.value} "
+                f"({dialect_name(dialect)}), e.g. on {example}"
+            )
+    return found, evidence, heard
+
+
+async def detect(
+    endpoint: RedisEndpoint, prefix: str = "socket.io", *, listen: float = 1.0
+) -> Detection:
+    """Find the adapter dialects on ``prefix`` without disturbing the cluster.
+
+    First the subscription structure (``PUBSUB CHANNELS``/``NUMSUB``/``SHARDCHANNELS``/
+    ``SHARDNUMSUB``); then, if that leaves one dialect open (none found, several, or the
+    legacy family, whose 4.x and 5.x look alike), ``listen`` seconds of ``PSUBSCRIBE P*``.
+    Never publishes, never SUBSCRIBEs: NUMSUB and SHARDNUMSUB stay as they were.
+
+    Args:
+        endpoint: The Redis server.
+        prefix: The adapters' key.
+        listen: Seconds to listen when the structure is ambiguous (0: never listen).
+
+    Returns:
+        The :class:`Detection`.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
+    """
+    prefix = prefix or "socket.io"
+    publisher = Publisher(endpoint, name="siotools-detect")
+    await publisher.start()
+    try:
+        snap = await snapshot(publisher, prefix)
+    finally:
+        await publisher.close()
+    found, evidence = structural_evidence(snap)
+    heard = 0
+    listened = 0.0
+    if listen > 0 and _ambiguous(found):
+        traffic, said, heard = await listen_traffic(endpoint, prefix, listen)
+        listened = listen
+        for nsp, dialects in traffic.items():
+            structural = found.setdefault(nsp, set())
+            if Dialect.LEGACY_LITE in dialects:
+                structural.discard(Dialect.LEGACY)
+            structural.update(dialects)
+        evidence += said
+        if not heard:
+            evidence.append(f"no message of {prefix} was heard in {listen:g} s of listening")
+    by_nsp = {nsp: frozenset(d) for nsp, d in sorted(found.items())}
+    every: set[Dialect] = set()
+    for nsp_dialects in by_nsp.values():
+        every |= nsp_dialects
+    if not evidence:
+        evidence.append(f"no channel of prefix {prefix} is subscribed: no node runs there")
+    return Detection(
+        prefix=prefix,
+        dialects=frozenset(every),
+        namespaces=tuple(by_nsp),
+        sharded=bool(snap.shard_channels),
+        evidence=tuple(evidence),
+        by_namespace=by_nsp,
+        clues=clues(snap),
+        snapshot=snap,
+        messages=heard,
+        listened=listened,
+    )
+
+
+def describe_dialects(dialects: Iterable[Dialect]) -> str:
+    """``"socket.io-redis 4.x/5.x and @socket.io/redis-adapter 7.x/8.x classic"``."""
+    names = [dialect_name(d) for d in sorted(dialects, key=lambda d: d.value)]
+    return " and ".join(names) if names else "none"
