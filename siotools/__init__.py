@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from siotools.adapter import AsyncRedisAdapter
     from siotools.cluster import ClusterClient
     from siotools.emitter import Emitter
+    from siotools.health import Report, doctor
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
     from siotools.sniffer import (
@@ -47,6 +48,8 @@ _LAZY: dict[str, str] = {
     "ClusterClient": "siotools.cluster",
     "Dialect": "siotools.protocol",
     "Emitter": "siotools.emitter",
+    "Report": "siotools.health",
+    "doctor": "siotools.health",
     "RedisServer": "siotools.redis_server",
     "Capture": "siotools.sniffer",
     "SniffedFrame": "siotools.sniffer",
@@ -72,6 +75,7 @@ __all__ = [
     "RedisLaunchError",
     "RedisServer",
     "RedisUnavailableError",
+    "Report",
     "RequestError",
     "RequestTimeout",
     "SiotoolsError",
@@ -79,6 +83,7 @@ __all__ = [
     "UnsupportedOperation",
     "__version__",
     "capture",
+    "doctor",
     "load_capture",
     "replay",
     "sniff",
