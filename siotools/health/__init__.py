@@ -13,6 +13,8 @@ allowed, and a few seconds of ``PSUBSCRIBE`` listening, none of which a node can
 
 from __future__ import annotations
 
+import statistics
+
 from siotools.dialects.detect import (
     clues,
     snapshot,
@@ -129,6 +131,12 @@ async def doctor(
             # The structure cannot tell 4.x from 5.x; msgpack-lite on the wire can.
             merged.discard(Dialect.LEGACY)
         merged |= ds
+    if any(c.sharded_subscribers for c in per_nsp.values()):
+        evidence.append(
+            "sharded traffic (SPUBLISH) is out of a passive listener's sight: only the "
+            "sharded subscriptions were read, so 8.2 and 8.3 sharded nodes mixed (8.3 drops "
+            "every 8.2 message) cannot be told apart ('siotools sniff --monitor' shows it)"
+        )
     for d, per in sorted(heard.dialects.items(), key=lambda kv: kv[0].value):
         total = sum(per.values())
         evidence.append(
@@ -163,6 +171,10 @@ async def doctor(
             requests_seen=len(reqs),
             requests_incomplete=sum(1 for r in reqs if not r.complete),
         )
+        lat = sorted(x * 1000 for r in reqs for x in r.latencies)
+        if lat:
+            nh.answer_ms_median = round(statistics.median(lat), 2)
+            nh.answer_ms_max = round(lat[-1], 2)
         if probed is not None and probed.error is None:
             nh.probe_answers = probed.answered
             nh.probe_expected = probed.expected

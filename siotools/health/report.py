@@ -84,6 +84,8 @@ class NamespaceHealth:
         requests_seen: Requests heard during the sniff.
         requests_incomplete: Of those, the ones fewer nodes answered than their requester
             waited for.
+        answer_ms_median: Median milliseconds from a heard request to its answers.
+        answer_ms_max: The slowest answer heard, in milliseconds.
         probe_answers: Answers to the probe (None: no probe).
         probe_expected: Answers the probe waited for.
         probe_latencies_ms: Milliseconds from the probe to each answer.
@@ -96,6 +98,8 @@ class NamespaceHealth:
     node_uids: list[str] = field(default_factory=list)
     requests_seen: int = 0
     requests_incomplete: int = 0
+    answer_ms_median: float | None = None
+    answer_ms_max: float | None = None
     probe_answers: int | None = None
     probe_expected: int | None = None
     probe_latencies_ms: list[float] = field(default_factory=list)
@@ -212,7 +216,15 @@ class Report:
         )
         if self.namespaces:
             table = Table(box=None, pad_edge=False, header_style="bold")
-            for col in ("namespace", "dialects", "NUMSUB", "SHARDNUMSUB", "requests", "probe"):
+            for col in (
+                "namespace",
+                "dialects",
+                "NUMSUB",
+                "SHARDNUMSUB",
+                "requests",
+                "answers",
+                "probe",
+            ):
                 table.add_column(col)
             for n in self.namespaces:
                 probe = "-"
@@ -227,6 +239,7 @@ class Report:
                     str(n.request_subscribers),
                     str(n.sharded_subscribers),
                     f"{n.requests_seen} seen, {n.requests_incomplete} incomplete",
+                    _answers(n),
                     probe,
                 )
             parts.append(table)
@@ -264,7 +277,7 @@ class Report:
         if self.namespaces:
             out.append(
                 "<table><tr><th>namespace</th><th>dialects</th><th>NUMSUB</th>"
-                "<th>SHARDNUMSUB</th><th>requests seen</th><th>incomplete</th>"
+                "<th>SHARDNUMSUB</th><th>requests seen</th><th>incomplete</th><th>answers</th>"
                 "<th>probe</th></tr>"
             )
             for n in self.namespaces:
@@ -278,6 +291,7 @@ class Report:
                     f"<tr><td>{esc(n.nsp)}</td><td>{esc(', '.join(n.dialects))}</td>"
                     f"<td>{n.request_subscribers}</td><td>{n.sharded_subscribers}</td>"
                     f"<td>{n.requests_seen}</td><td>{n.requests_incomplete}</td>"
+                    f"<td>{esc(_answers(n))}</td>"
                     f"<td>{esc(probe)}</td></tr>"
                 )
             out.append("</table>")
@@ -295,3 +309,9 @@ class Report:
 
     def __repr__(self) -> str:
         return f"<Report {self.summary()}; {len(self.findings)} findings>"
+
+
+def _answers(n: NamespaceHealth) -> str:
+    if n.answer_ms_median is None or n.answer_ms_max is None:
+        return "-"
+    return f"{n.answer_ms_median:.1f} ms median, {n.answer_ms_max:.1f} ms max"

@@ -11,7 +11,6 @@ subscription per namespace and node (#480).
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -251,25 +250,6 @@ def _unanswered(inp: Inputs, out: list[Finding]) -> None:
         by_nsp.setdefault(req.nsp, []).append(req)
     for nsp, reqs in sorted(by_nsp.items()):
         bad = [r for r in reqs if not r.complete]
-        latencies = [x for r in reqs if r.complete for x in r.latencies]
-        if latencies:
-            out.append(
-                Finding(
-                    "answer-latency",
-                    Severity.NOTE,
-                    f"{len(reqs) - len(bad)} request(s) in {nsp} were answered in "
-                    f"{_ms(statistics.median(latencies))} (median), {_ms(max(latencies))} "
-                    "at most",
-                    tuple(
-                        f"{r.name} {r.request_id}: answers after "
-                        + ", ".join(_ms(x) for x in r.latencies[:8])
-                        for r in [r for r in reqs if r.complete][:5]
-                        if r.latencies
-                    ),
-                    "Nothing to do.",
-                    nsp,
-                )
-            )
         if not bad:
             continue
         ev = []
@@ -320,51 +300,24 @@ def _probes(inp: Inputs, out: list[Finding]) -> None:
         lat_text = ", ".join(_ms(x) for x in lat[:10]) or "none heard"
         c = inp.clues.get(p.nsp)
         foreign = max(0, c.request_subscribers - c.response_subscribers) if c else 0
-        if p.answered < p.expected and p.answered >= p.expected - foreign:
-            out.append(
-                Finding(
-                    "probe",
-                    Severity.NOTE,
-                    f"the {p.answered} node(s) of {p.nsp} answered the probe's {p.request}; "
-                    f"the {p.expected - p.answered} foreign subscriber(s) did not",
-                    (
-                        f"NUMSUB {g.request(p.nsp)} = {p.expected}; answers: {p.answered} "
-                        f"in {_ms(p.seconds)} (the timeout)",
-                        f"answer latencies: {lat_text}",
-                    ),
-                    "See the foreign-subscriber finding.",
-                    p.nsp,
-                )
+        if p.answered >= p.expected - foreign:
+            continue  # every node answered (the foreign-subscriber finding says the rest)
+        out.append(
+            Finding(
+                "silent-nodes",
+                Severity.ERROR,
+                f"{p.expected - p.answered} of {p.expected} subscribers of "
+                f"{g.request(p.nsp)} did not answer the probe's {p.request} in "
+                f"{_ms(p.seconds)}",
+                (
+                    f"NUMSUB {g.request(p.nsp)} = {p.expected}; answers: {p.answered}",
+                    f"answer latencies: {lat_text}",
+                ),
+                "Find the node that does not answer (hung, overloaded, another adapter "
+                "generation, or a foreign subscriber) and restart, upgrade or remove it.",
+                p.nsp,
             )
-        elif p.answered < p.expected:
-            out.append(
-                Finding(
-                    "silent-nodes",
-                    Severity.ERROR,
-                    f"{p.expected - p.answered} of {p.expected} subscribers of "
-                    f"{g.request(p.nsp)} did not answer the probe's {p.request} in "
-                    f"{_ms(p.seconds)}",
-                    (
-                        f"NUMSUB {g.request(p.nsp)} = {p.expected}; answers: {p.answered}",
-                        f"answer latencies: {lat_text}",
-                    ),
-                    "Find the node that does not answer (hung, overloaded, another adapter "
-                    "generation, or a foreign subscriber) and restart, upgrade or remove it.",
-                    p.nsp,
-                )
-            )
-        else:
-            out.append(
-                Finding(
-                    "probe",
-                    Severity.NOTE,
-                    f"all {p.expected} node(s) of {p.nsp} answered the probe's {p.request} "
-                    f"in {_ms(p.seconds)}",
-                    (f"answer latencies: {lat_text}",),
-                    "Nothing to do.",
-                    p.nsp,
-                )
-            )
+        )
 
 
 def _buffers(inp: Inputs, out: list[Finding]) -> None:
@@ -427,19 +380,6 @@ def _server(inp: Inputs, out: list[Finding]) -> None:
                 f"Redis {inp.server.version} has no sharded pub/sub",
                 ("PUBSUB SHARDCHANNELS is unknown to this server",),
                 "The 8.x sharded adapter needs Redis 7.0 or later.",
-            )
-        )
-    if sharded:
-        out.append(
-            Finding(
-                "sharded-unseen",
-                Severity.NOTE,
-                "sharded traffic (SPUBLISH) is invisible to a passive listener",
-                (
-                    "only the sharded subscriptions were read; 8.2 and 8.3 sharded nodes "
-                    "mixed (8.3 drops every 8.2 message) cannot be told apart without traffic",
-                ),
-                "To see it, use 'siotools sniff --monitor' briefly (MONITOR costs the server).",
             )
         )
     for what, why in sorted(inp.server.refused.items()):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,6 +13,7 @@ from siotools.dialects.detect import Detection, detect
 from siotools.protocol import Dialect
 from siotools.pynode import PythonNode
 from siotools.transport.endpoint import RedisEndpoint
+from tests.health.numsub import unchanged
 from tests.nodepeer.fixtures import StartFn
 
 # A Date: msgpack-lite writes ext 0x0D where notepack writes ext 0 (socket.io-redis 5.x) or
@@ -29,60 +28,11 @@ async def rc(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def counts(rc: aioredis.Redis, key: str) -> dict[str, Any]:
-    """Every channel of the prefix with its NUMSUB, every shard channel with SHARDNUMSUB."""
-    names = await rc.pubsub_channels(f"{key}*")
-    shard = await rc.execute_command("PUBSUB", "SHARDCHANNELS", f"{key}*")
-    out: dict[str, Any] = {}
-    if names:
-        out.update({f"sub {n!r}": c for n, c in await rc.pubsub_numsub(*names)})
-    if shard:
-        reply = await rc.execute_command("PUBSUB", "SHARDNUMSUB", *shard)
-        out.update({f"ssub {reply[i]!r}": reply[i + 1] for i in range(0, len(reply), 2)})
-    return out
-
-
-async def settled_counts(rc: aioredis.Redis, key: str) -> dict[str, Any]:
-    """The counts once two readings 100 ms apart agree (nodes subscribe rooms lazily)."""
-    last = await counts(rc, key)
-    for _ in range(50):
-        await asyncio.sleep(0.1)
-        now = await counts(rc, key)
-        if now == last:
-            return now
-        last = now
-    raise AssertionError(f"the subscriptions of {key} never settled: {last}")
-
-
 async def detect_watched(
     rc: aioredis.Redis, redis_url: str, key: str, listen: float = 0.5
 ) -> Detection:
-    """Run a detection while another connection samples NUMSUB/SHARDNUMSUB every 20 ms;
-    fail if any sample differs from the counts before it."""
-    before = await settled_counts(rc, key)
-    samples: list[dict[str, Any]] = []
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        while not stop.is_set():
-            samples.append(await counts(rc, key))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.02)
-
-    sampler = asyncio.create_task(sample())
-    await asyncio.sleep(0.03)  # the first samples are taken before the detection starts
-    try:
-        found = await detect(RedisEndpoint.from_url(redis_url), key, listen=listen)
-    finally:
-        stop.set()
-        await sampler
-    samples.append(await counts(rc, key))
-    assert len(samples) >= 3
-    for s in samples:
-        changed = {k: (before.get(k), s.get(k)) for k in before.keys() | s.keys()}
-        changed = {k: v for k, v in changed.items() if v[0] != v[1]}
-        assert not changed, f"NUMSUB/SHARDNUMSUB changed during the detection: {changed}"
-    return found
+    """Run a detection while NUMSUB/SHARDNUMSUB are sampled every 20 ms (they must not move)."""
+    return await unchanged(rc, [key], detect(RedisEndpoint.from_url(redis_url), key, listen=listen))
 
 
 @pytest.mark.node
