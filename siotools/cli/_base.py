@@ -28,6 +28,7 @@ EXIT_USAGE = 2  # wrong arguments, or Redis/an extra is missing
 _COMMAND_MODULES = [
     "siotools.cli.demo",
     "siotools.cli.doctor",
+    "siotools.cli.exporter",
     "siotools.cli.ops",
     "siotools.cli.sniff",
     "siotools.cli.tui",
