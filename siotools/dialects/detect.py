@@ -284,8 +284,9 @@ async def snapshot(publisher: Publisher, prefix: str) -> PubSubSnapshot:
                 )
             )
     except RedisUnavailableError:
-        raise
-    except Exception:  # an old server: "unknown subcommand" (sharded pub/sub needs Redis 7)
+        if not publisher.connected:
+            raise
+        # Still connected: the server refused the subcommand (sharded pub/sub is Redis 7+).
         supported = False
     numpat = int(await publisher.execute(b"PUBSUB", b"NUMPAT"))
     return PubSubSnapshot(prefix, channels, shard, numpat, supported)
