@@ -52,7 +52,7 @@ async def _other_prefixes(publisher: Publisher) -> list[str]:
 
 
 async def doctor(
-    url: str = "redis://127.0.0.1:6379/0",
+    url: str | RedisEndpoint = "redis://127.0.0.1:6379/0",
     prefix: str = "socket.io",
     *,
     probe_nodes: bool = False,
@@ -62,7 +62,8 @@ async def doctor(
     """Examine the cluster on ``prefix`` and say what is wrong.
 
     Args:
-        url: The Redis URL.
+        url: The Redis URL, or a :class:`~siotools.transport.endpoint.RedisEndpoint` (a
+            ``ClusterClient``'s ``endpoint``, password included).
         prefix: The adapters' key.
         probe_nodes: Also send one read-only request per namespace (``allRooms``) and
             measure who answers; without it nothing is sent at all.
@@ -79,7 +80,9 @@ async def doctor(
     if duration < 0 or timeout <= 0:
         raise ConfigurationError("duration must be >= 0 and timeout > 0 seconds")
     prefix = prefix or "socket.io"
-    endpoint = RedisEndpoint.from_url(url)
+    endpoint = url if isinstance(url, RedisEndpoint) else RedisEndpoint.from_url(url)
+    # The probe's ClusterClient takes a URL; an endpoint with a password has none to give.
+    probe_url = url if isinstance(url, str) else (None if endpoint.password else endpoint.url)
     g = ChannelGrammar(prefix)
     publisher = Publisher(endpoint, name="siotools-doctor")
     await publisher.start()
@@ -106,8 +109,16 @@ async def doctor(
                     for nsp in targets
                 )
                 return
+            if probe_url is None:
+                probes.extend(
+                    ProbeResult(nsp, error="the probe needs the Redis URL, not an endpoint")
+                    for nsp in targets
+                )
+                return
             probes.extend(
-                await probe(url, prefix, targets, spoken[0], timeout=timeout, want_sids=want_sids)
+                await probe(
+                    probe_url, prefix, targets, spoken[0], timeout=timeout, want_sids=want_sids
+                )
             )
 
         heard: Sniff = await sniff(endpoint, prefix, duration, snap, during=run_probe)

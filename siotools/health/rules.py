@@ -20,7 +20,7 @@ from siotools.health.probe import ProbeResult
 from siotools.health.report import Finding, Severity
 from siotools.protocol import ChannelGrammar, Dialect
 
-__all__ = ["Inputs", "evaluate"]
+__all__ = ["Inputs", "evaluate", "nodes_estimate"]
 
 _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
@@ -87,18 +87,47 @@ def _suspects(clients: list[ClientInfo]) -> list[ClientInfo]:
     return [c for c in clients if c.sub >= 1 and not _node_like(c)]
 
 
+def _legacy_psub_connections(clients: list[ClientInfo]) -> int:
+    # socket.io-redis 5.x and siotools' psubscribe mode: per namespace one pattern plus the
+    # request and response channels, on one connection (8.x holds three channels each).
+    return sum(1 for c in clients if c.psub >= 1 and c.sub == 2 * c.psub and not c.ssub)
+
+
+def nodes_estimate(c: NamespaceClues, server: ServerFacts) -> tuple[int, str]:
+    """How many adapter nodes hold the request channel of a namespace, and how it is known.
+
+    8.x classic nodes are counted by their response channels, 4.x-style nodes by NUMSUB of
+    ``P#N#``, and 5.x-style nodes by their connections' subscription profile in CLIENT LIST
+    (a ClusterClient holds response channels only, so the response channel's NUMSUB would
+    count it). Without CLIENT LIST: the subscribers holding both request and response.
+    """
+    upper = min(c.request_subscribers, c.response_subscribers)
+    if not server.clients:
+        return upper, f"{upper} hold the response channel too, as every adapter node does"
+    exact = len(c.current_uids) + c.broadcast_subscribers
+    psub = min(_legacy_psub_connections(server.clients), max(0, upper - exact))
+    parts = []
+    if c.current_uids:
+        parts.append(f"{len(c.current_uids)} 8.x node(s) by their response channels")
+    if c.broadcast_subscribers:
+        parts.append(f"{c.broadcast_subscribers} 4.x-style node(s) by NUMSUB of P#N#")
+    if psub:
+        parts.append(f"{psub} 5.x-style node(s) by their CLIENT LIST profile")
+    return exact + psub, ", ".join(parts) or "no adapter node"
+
+
 def _foreign(inp: Inputs, out: list[Finding]) -> None:
     g = ChannelGrammar(inp.prefix)
     probes = {p.nsp: p for p in inp.probes}
     suspects = _suspects(inp.server.clients)
     for nsp, c in inp.clues.items():
-        extra = c.request_subscribers - c.response_subscribers
+        nodes, how = nodes_estimate(c, inp.server)
+        extra = c.request_subscribers - nodes
         if c.request_subscribers == 0 or extra <= 0:
             continue
-        nodes = c.response_subscribers
         ev = [
             f"PUBSUB NUMSUB {g.request(nsp)} counts {c.request_subscribers} subscribers, but "
-            f"only {nodes} of them also hold {g.response(nsp)} as every adapter node does",
+            f"the nodes are {nodes}: {how.replace('P#N#', g.broadcast(nsp))}",
         ]
         p = probes.get(nsp)
         if p is not None and p.error is None:
@@ -107,7 +136,7 @@ def _foreign(inp: Inputs, out: list[Finding]) -> None:
                 f"{p.answered} in {_ms(p.seconds)}"
             )
         if suspects:
-            ev += [f"CLIENT LIST: {s.label()}" for s in suspects[:10]]
+            ev += [f"CLIENT LIST candidate: {s.label()}" for s in suspects[:10]]
         elif inp.server.clients:
             subs = [s for s in inp.server.clients if s.sub]
             ev.append(
@@ -299,7 +328,7 @@ def _probes(inp: Inputs, out: list[Finding]) -> None:
         lat = [x for r in reqs for x in r.latencies]
         lat_text = ", ".join(_ms(x) for x in lat[:10]) or "none heard"
         c = inp.clues.get(p.nsp)
-        foreign = max(0, c.request_subscribers - c.response_subscribers) if c else 0
+        foreign = max(0, c.request_subscribers - nodes_estimate(c, inp.server)[0]) if c else 0
         if p.answered >= p.expected - foreign:
             continue  # every node answered (the foreign-subscriber finding says the rest)
         out.append(
