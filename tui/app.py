@@ -66,7 +66,7 @@ class SiotoolsApp(App[None]):
         Binding("2", "go('rooms')", "Rooms", show=False),
         Binding("3", "go('sockets')", "Sockets", show=False),
         Binding("4", "go('traffic')", "Traffic"),
-        Binding("5", "push_screen('health')", "Health"),
+        Binding("5", "push_screen('health')", "Health", show=False),
     ]
 
     header_info: var[HeaderInfo] = var(HeaderInfo)
