@@ -192,8 +192,15 @@ def _mixed(inp: Inputs, out: list[Finding]) -> None:
         uid_text = f", uids {', '.join(sorted(uids))}" if uids else ""
         count = ""
         if d in (Dialect.LEGACY, Dialect.LEGACY_LITE):
-            n = max((inp.clues[x].legacy_subscribers for x in nsps if x in inp.clues), default=0)
-            count = f", {n} node(s) per namespace by NUMSUB (5.x requests carry no uid)"
+            n = max(
+                (
+                    nodes_estimate(inp.clues[x], inp.server)[0] - len(inp.clues[x].current_uids)
+                    for x in nsps
+                    if x in inp.clues
+                ),
+                default=0,
+            )
+            count = f", {n} node(s) in the busiest namespace (5.x requests carry no uid)"
         ev.append(f"{dialect_name(d)} in {', '.join(nsps)}{count}{uid_text}")
     hazards = []
     if Dialect.LEGACY in families and Dialect.CURRENT in families:
@@ -427,12 +434,20 @@ def _malformed(inp: Inputs, out: list[Finding]) -> None:
     s = inp.sniff
     if not s.malformed_count:
         return
+    ev = list(s.malformed)
+    families = {d for ds in inp.dialects.values() for d in ds} & set(_CLASSIC)
+    if len(families) > 1:
+        ev.append(
+            "several adapter generations share the prefix: answers without a request id are "
+            "typically one generation's node answering a request it misread (see "
+            "mixed-dialects)"
+        )
     out.append(
         Finding(
             "malformed-frames",
             Severity.WARNING,
             f"{s.malformed_count} of {s.messages} messages on {inp.prefix} did not decode",
-            tuple(s.malformed),
+            tuple(ev),
             "Something publishes on the prefix in a format no adapter reads (a foreign "
             "producer, a custom parser option); the nodes drop these messages.",
         )
