@@ -24,7 +24,7 @@ from siotools.exceptions import ConfigurationError
 from siotools.health.facts import ServerFacts, Sniff, read_server, sniff
 from siotools.health.probe import ProbeResult, probe
 from siotools.health.report import Finding, NamespaceHealth, Report, Severity
-from siotools.health.rules import Inputs, classic, evaluate, is_probe
+from siotools.health.rules import Inputs, evaluate, is_probe
 from siotools.protocol import ChannelGrammar, Dialect
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher
@@ -92,7 +92,9 @@ async def doctor(
         structural, evidence = structural_evidence(snap)
         per_nsp = clues(snap)
         dialects = {nsp: set(d) for nsp, d in structural.items()}
-        targets = sorted(nsp for nsp, c in per_nsp.items() if c.request_subscribers)
+        targets = sorted(
+            nsp for nsp, c in per_nsp.items() if c.request_subscribers or c.sharded_subscribers
+        )
         want_sids = frozenset(
             nsp for nsp in targets if per_nsp[nsp].subscribe_mode and per_nsp[nsp].room_channels
         )
@@ -100,7 +102,9 @@ async def doctor(
 
         async def run_probe() -> None:
             every = set().union(*dialects.values()) if dialects else set()
-            spoken = classic(every)
+            spoken = [d for d in every if d is not Dialect.PYSOCKETIO]
+            if set(spoken) == {Dialect.LEGACY, Dialect.LEGACY_LITE}:
+                spoken = [Dialect.LEGACY]  # 4.x and 5.x read each other's requests
             if not probe_nodes or not targets:
                 return
             if len(spoken) != 1:

@@ -26,6 +26,7 @@ _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
 _PATTERN_LOAD = 1000
 _CLASSIC = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
+_PROBE_REQUESTS = frozenset({"allRooms", "clients", "sockets", "fetchSockets"})
 
 
 @dataclass(slots=True)
@@ -64,11 +65,11 @@ def _probe_window(inp: Inputs) -> list[tuple[str, int, int]]:
 
 
 def is_probe(req: TrackedRequest, windows: Iterable[tuple[str, int, int]]) -> bool:
-    """Whether a request heard in the sniff is the probe's own (same namespace, in its
-    window, no sender uid: the ClusterClient speaks the legacy request shape)."""
-    return any(
-        req.nsp == nsp and start <= req.seen_ns <= end + 50_000_000 and req.uid is None
-        for nsp, start, end in windows
+    """Whether a request heard in the sniff is the probe's own: a read-only request of the
+    same namespace, heard within the probe's window (the probe waits for its answers, so
+    another requester's identical request in that window is taken for it: rare, harmless)."""
+    return req.name in _PROBE_REQUESTS and any(
+        req.nsp == nsp and start <= req.seen_ns <= end + 50_000_000 for nsp, start, end in windows
     )
 
 
@@ -496,8 +497,3 @@ def evaluate(inp: Inputs) -> list[Finding]:
         rule(inp, out)
     out.sort(key=lambda f: f.severity.rank)
     return out
-
-
-def classic(dialects: Iterable[Dialect]) -> list[Dialect]:
-    """The classic (request-channel) dialects among ``dialects``."""
-    return [d for d in dialects if d in _CLASSIC]

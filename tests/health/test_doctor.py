@@ -352,3 +352,23 @@ async def test_report_renders_for_notebooks_and_scripts(redis_url: str, key: str
 async def test_unreachable_redis() -> None:
     with pytest.raises(siotools.RedisUnavailableError):
         await siotools.doctor("redis://127.0.0.1:1/0", duration=0.1)
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("adapter", ["classic", "sharded"])
+async def test_probe_of_current_clusters(
+    node_peers: StartFn, redis_url: str, key: str, adapter: str
+) -> None:
+    """The probe asks 8.x clusters through ClusterClient's public API; until that client
+    speaks the dialect, the report says so instead of guessing."""
+    await node_peers("current", "A", port=0, adapter=adapter)
+    await node_peers("current", "B", port=0, adapter=adapter)
+    report = await examine(redis_url, key, probe_nodes=True, duration=1.0)
+    failed = {f.nsp: f for f in report.find("probe-failed")}
+    for n in report.namespaces:
+        if n.nsp in failed:
+            assert "cannot ask this dialect" in failed[n.nsp].evidence[0]
+            assert n.probe_answers is None
+        else:
+            assert (n.probe_answers, n.probe_expected) == (2, 2), report.to_text()
+    assert report.exit_code == 0  # a probe that cannot run is a note, not a problem
