@@ -21,6 +21,7 @@ import siotools
 from siotools.demo import DemoCluster
 from siotools.exporter import METRICS, OTHER, Exporter, TopN, dashboard, metric_names
 from siotools.protocol import Dialect, encode_broadcast
+from siotools.redis_server import RedisServer
 from tests.nodepeer.fixtures import StartFn
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -276,3 +277,36 @@ def test_cli_dashboard_and_bad_arguments() -> None:
         )
         assert bad.returncode == 2, bad.stderr
         assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+async def test_reconnects_and_gaps_after_a_redis_restart(fresh_redis: RedisServer) -> None:
+    url = fresh_redis.url
+    exp = Exporter(url, "sio-gap", refresh=0.2)
+    await exp.start()
+    port = exp.listen("127.0.0.1", 0)
+    try:
+        before = await scrape(port)
+        assert value(before, "siotools_sniffer_reconnects_total") == 0
+        assert value(before, "siotools_up") == 1
+        await asyncio.to_thread(fresh_redis.restart)
+
+        async def back() -> bool:
+            s = await scrape(port)
+            return value(s, "siotools_sniffer_reconnects_total") >= 1
+
+        await until(back, timeout=30)
+        rc = aioredis.Redis.from_url(url)
+        channel, payload = encode_broadcast(uid="x1", data=["after"], prefix="sio-gap")
+        await rc.publish(channel, payload)
+        await rc.aclose()
+
+        async def heard() -> bool:
+            return value(await scrape(port), "siotools_messages_total") == 1
+
+        await until(heard)
+        s = await scrape(port)
+    finally:
+        await exp.close()
+    assert value(s, "siotools_sniffer_gaps_total") >= 1
+    assert value(s, "siotools_sniffer_gap_seconds_total") > 0
+    assert value(s, "siotools_sniffer_lag_seconds") >= 0

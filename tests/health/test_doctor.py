@@ -372,3 +372,38 @@ async def test_probe_of_current_clusters(
         else:
             assert (n.probe_answers, n.probe_expected) == (2, 2), report.to_text()
     assert report.exit_code == 0  # a probe that cannot run is a note, not a problem
+
+
+async def test_pattern_load(fresh_redis: RedisServer) -> None:
+    """One PSUBSCRIBE per namespace and node (#480): 1200 patterns on the server."""
+    rc = aioredis.Redis.from_url(fresh_redis.url)
+    node = rc.pubsub()
+    await node.subscribe("sio-pat-request#/n0#", "sio-pat-response#/n0#")
+    await node.psubscribe(*[f"sio-pat#/n{i}#*" for i in range(1200)])
+    try:
+        report = await siotools.doctor(fresh_redis.url, "sio-pat", duration=0.2)
+    finally:
+        await node.aclose()
+        await rc.aclose()
+    f = only(report, "pattern-load")
+    assert f.severity is Severity.WARNING
+    assert "1200 pattern subscriptions" in f.title
+    assert report.facts["numpat"] == 1200
+
+
+def test_redis_version_rule() -> None:
+    """The version rule on the facts an old server gives (no Redis 6 to run here)."""
+    from siotools.dialects.detect import PubSubSnapshot
+    from siotools.health.facts import ServerFacts, Sniff
+    from siotools.health.rules import Inputs, evaluate
+
+    snap = PubSubSnapshot("p", {"p-request#/#": 1, "p-response#/#": 1}, {}, 1, False)
+    server = ServerFacts("6.2.14", {"redis_version": "6.2.14"}, [], None, {}, None)
+    from siotools.dialects.detect import clues
+
+    inputs = Inputs("p", snap, clues(snap), {"/": {siotools.Dialect.LEGACY}}, server, Sniff())
+    found = [f for f in evaluate(inputs) if f.code == "redis-version"]
+    assert len(found) == 1 and found[0].severity is Severity.NOTE
+    assert "needs Redis 7.0" in found[0].fix
+    inputs.dialects["/"].add(siotools.Dialect.SHARDED)
+    assert [f.severity for f in evaluate(inputs) if f.code == "redis-version"] == [Severity.ERROR]
