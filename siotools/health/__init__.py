@@ -99,6 +99,7 @@ async def doctor(
             nsp for nsp in targets if per_nsp[nsp].subscribe_mode and per_nsp[nsp].room_channels
         )
         probes: list[ProbeResult] = []
+        room_numsub: dict[str, dict[str, int]] = {}
 
         async def run_probe() -> None:
             every = set().union(*dialects.values()) if dialects else set()
@@ -124,14 +125,16 @@ async def doctor(
                     probe_url, prefix, targets, spoken[0], timeout=timeout, want_sids=want_sids
                 )
             )
+            # Right after the probe, while the sockets it listed are (mostly) still there.
+            for p in probes:
+                if p.sids:
+                    channels = [g.room(p.nsp, sid).encode() for sid in p.sids]
+                    reply = await publisher.execute(b"PUBSUB", b"NUMSUB", *channels)
+                    room_numsub[p.nsp] = {
+                        sid: int(reply[2 * i + 1]) for i, sid in enumerate(p.sids)
+                    }
 
         heard: Sniff = await sniff(endpoint, prefix, duration, snap, during=run_probe)
-        room_numsub: dict[str, dict[str, int]] = {}
-        for p in probes:
-            if p.sids:
-                channels = [g.room(p.nsp, sid).encode() for sid in p.sids]
-                reply = await publisher.execute(b"PUBSUB", b"NUMSUB", *channels)
-                room_numsub[p.nsp] = {sid: int(reply[2 * i + 1]) for i, sid in enumerate(p.sids)}
         others = await _other_prefixes(publisher) if not targets else []
     finally:
         await publisher.close()

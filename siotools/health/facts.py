@@ -269,6 +269,7 @@ class TrackedRequest:
         expected: Answers its requester waits for (None: the first completes it).
         answers_ns: When each answer was seen.
         uid: The requester's uid when the wire carries it.
+        answer_sids: The socket ids of each ``clients`` answer (one node's sockets each).
     """
 
     name: str
@@ -279,6 +280,7 @@ class TrackedRequest:
     expected: int | None
     answers_ns: list[int] = field(default_factory=list)
     uid: str | None = None
+    answer_sids: list[tuple[str, ...]] = field(default_factory=list)
 
     @property
     def latencies(self) -> list[float]:
@@ -384,6 +386,9 @@ class Sniff:
                 self.orphans += 1
             else:
                 req.answers_ns.append(now_ns)
+                sids = getattr(frame, "clients", None)
+                if isinstance(sids, tuple):
+                    req.answer_sids.append(tuple(str(x) for x in sids))
 
 
 async def sniff(

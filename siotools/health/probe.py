@@ -34,7 +34,7 @@ class ProbeResult:
         answered: Answers that arrived.
         seconds: From the request to its completion (or its timeout).
         started_ns: When it was sent (wall clock, to match it in the sniff).
-        ended_ns: When it completed or timed out.
+        ended_ns: When it (and the ``clients`` request after it) completed or timed out.
         sids: The socket ids of the namespace (from ``clients``), when asked.
         error: Why the probe could not run, if it could not.
     """
@@ -109,12 +109,12 @@ async def probe(
             except RequestError as exc:
                 res.error = str(exc)
             res.seconds = time.perf_counter() - started
-            res.ended_ns = time.time_ns()
             if nsp in want_sids:
                 try:
                     res.sids = list(await cluster.clients(namespace=nsp))
                 except RequestTimeout as exc:
                     res.sids = list(exc.partial or [])
+            res.ended_ns = time.time_ns()  # the window covers both requests
     finally:
         await cluster.close()
     return results

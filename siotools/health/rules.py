@@ -25,6 +25,7 @@ __all__ = ["Inputs", "evaluate", "nodes_estimate"]
 _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
 _PATTERN_LOAD = 1000
+_DEAF_SHARE = 0.8
 _CLASSIC = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
 _PROBE_REQUESTS = frozenset({"allRooms", "clients", "sockets", "fetchSockets"})
 
@@ -246,13 +247,30 @@ def _multiplexing(inp: Inputs, out: list[Finding]) -> None:
             )
         p = probes.get(nsp)
         numsub = inp.room_numsub.get(nsp, {})
-        if p is not None and p.sids and numsub:
-            deaf = [sid for sid in p.sids if numsub.get(sid, 0) == 0]
-            if deaf and len(deaf) < len(p.sids):
-                ev.append(
-                    f"{len(deaf)} of {len(p.sids)} sockets have no SUBSCRIBEd id-room channel "
-                    f"({g.room(nsp, deaf[0])} has NUMSUB 0): their node does not multiplex"
-                )
+        if p is not None and numsub:
+            # Per answering node (each clients answer lists one node's sockets): a node
+            # that multiplexes SUBSCRIBEs each socket's id room; one that does not, none.
+            # Sockets that connected or left meanwhile make a few misses on any node.
+            windows = [(p.nsp, p.started_ns, p.ended_ns)]
+            answers = [
+                sids
+                for r in inp.sniff.requests.values()
+                if r.name == "clients" and is_probe(r, windows)
+                for sids in r.answer_sids
+            ]
+            deaf_nodes = []
+            for sids in answers:
+                known = [sid for sid in sids if sid in numsub]
+                deaf = [sid for sid in known if numsub[sid] == 0]
+                if known and len(deaf) >= _DEAF_SHARE * len(known):
+                    deaf_nodes.append((len(deaf), len(known), deaf[0]))
+            if deaf_nodes and len(deaf_nodes) < len(answers):
+                for n_deaf, n_known, example in deaf_nodes:
+                    ev.append(
+                        f"a node answered the probe with {n_known} socket(s), {n_deaf} of them "
+                        f"without a SUBSCRIBEd id-room channel ({g.room(nsp, example)} has "
+                        "NUMSUB 0): that node does not multiplex"
+                    )
         if not ev or not publishers:
             continue
         rooms = len(c.room_channels)
