@@ -408,7 +408,9 @@ class Exporter:
         return snap.channels.get(self.grammar.request(nsp), 0)
 
     def sweep(self, now: float | None = None) -> int:
-        """Count the requests older than ``request_timeout`` as unanswered; returns how many.
+        """Count the requests older than ``request_timeout`` short of answers as unanswered
+        (single-socket requests nobody answered are "not found", not counted); returns how
+        many were retired.
 
         Also frees the labels of idle rooms and events.
         """
@@ -417,6 +419,8 @@ class Exporter:
             late = [rid for rid, p in self._pending.items() if now - p.seen > self.request_timeout]
             for rid in late:
                 p = self._pending.pop(rid)
+                if p.expected is None:
+                    continue  # a single-socket request nobody answered: socket not found
                 key = (p.nsp, p.name)
                 self._s.unanswered[key] = self._s.unanswered.get(key, 0) + 1
             for key in self.rooms.evict(now):

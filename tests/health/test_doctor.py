@@ -426,3 +426,20 @@ async def test_busy_healthy_demo_has_no_problem(redis_url: str, key: str) -> Non
     assert probed.findings == [], probed.to_text()
     assert passive.messages > 10 and probed.probed
     assert all(n.probe_answers == n.probe_expected == 3 for n in probed.namespaces)
+
+
+@pytest.mark.node
+async def test_socket_not_found_is_no_problem(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    """A clientRooms for a socket no node has gets no answer: "not found", not silence."""
+    a = await node_peers("legacy5", "A", port=0, requests_timeout_ms=500)
+    await node_peers("legacy5", "B", port=0)
+
+    async def traffic() -> None:
+        await quiet(a.call("clientRooms", nsp="/chat", sid="/chat#nobody"))
+
+    report = await examine(redis_url, key, during=traffic)
+    chat = next(n for n in report.namespaces if n.nsp == "/chat")
+    assert chat.requests_seen == 1 and chat.requests_incomplete == 1
+    assert report.findings == [], report.to_text()
