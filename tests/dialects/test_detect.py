@@ -177,3 +177,10 @@ async def test_traffic_alone_names_the_dialect(
     await task
     assert found.dialect is Dialect.CURRENT
     assert found.messages > 0
+
+
+async def test_unreachable_redis_is_one_clear_error() -> None:
+    from siotools import RedisUnavailableError
+
+    with pytest.raises(RedisUnavailableError, match=r"Cannot reach Redis at redis://127.0.0.1:1/0"):
+        await detect(RedisEndpoint.from_url("redis://:pw@127.0.0.1:1/0"), "x", listen=0.1)
