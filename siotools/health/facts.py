@@ -27,7 +27,11 @@ from siotools.protocol import (
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
+DECODE_BROADCASTS = 20_000
+"""Broadcasts a sniff decodes; later ones are only counted (requests are all decoded)."""
+
 __all__ = [
+    "DECODE_BROADCASTS",
     "BufferLimit",
     "ClientInfo",
     "ServerFacts",
@@ -312,6 +316,8 @@ class Sniff:
         room_channel_broadcasts: Broadcasts sent on a room channel, per namespace.
         orphans: Answers whose request was not seen.
         started_ns: When it started.
+        broadcasts_heard: Broadcasts heard (only the first :data:`DECODE_BROADCASTS` are
+            decoded).
     """
 
     seconds: float = 0.0
@@ -326,6 +332,7 @@ class Sniff:
     room_channel_broadcasts: dict[str, int] = field(default_factory=dict)
     orphans: int = 0
     started_ns: int = 0
+    broadcasts_heard: int = 0
 
     def feed(
         self,
@@ -341,6 +348,15 @@ class Sniff:
             return
         self.messages += 1
         self.payload_bytes += len(payload)
+        if ch.kind is ChannelKind.ROOM or ch.kind is ChannelKind.BROADCAST:
+            self.broadcasts_heard += 1
+            if self.broadcasts_heard > DECODE_BROADCASTS:
+                # On a busy cluster the doctor must not become a slow consumer itself:
+                # past a sample, broadcasts are counted, not decoded (requests always are).
+                if ch.kind is ChannelKind.ROOM and ch.nsp is not None:
+                    n = self.room_channel_broadcasts.get(ch.nsp, 0)
+                    self.room_channel_broadcasts[ch.nsp] = n + 1
+                return
         try:
             frame = decode(channel, payload, prefix=g.prefix)
         except DecodeError as exc:
