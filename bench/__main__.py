@@ -18,6 +18,7 @@ BENCHES = [
     ("bench.fuzz_protocol", ["--cases", "1000000"]),
     ("bench.bench_adapter", []),
     ("bench.bench_sniffer", []),
+    ("bench.bench_exporter", []),
     ("bench.bench_tui", []),
     ("bench.bench_cluster", []),
 ]

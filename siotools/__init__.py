@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from siotools.cluster import ClusterClient
     from siotools.dialects.base import RemoteSocket
     from siotools.emitter import Emitter
+    from siotools.health import Report, doctor
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
     from siotools.sniffer import (
@@ -50,6 +51,8 @@ _LAZY: dict[str, str] = {
     "Dialect": "siotools.protocol",
     "RemoteSocket": "siotools.dialects.base",
     "Emitter": "siotools.emitter",
+    "Report": "siotools.health",
+    "doctor": "siotools.health",
     "RedisServer": "siotools.redis_server",
     "Capture": "siotools.sniffer",
     "SniffedFrame": "siotools.sniffer",
@@ -76,6 +79,7 @@ __all__ = [
     "RedisServer",
     "RedisUnavailableError",
     "RemoteSocket",
+    "Report",
     "RequestError",
     "RequestTimeout",
     "SiotoolsError",
@@ -84,6 +88,7 @@ __all__ = [
     "UnsupportedOperation",
     "__version__",
     "capture",
+    "doctor",
     "load_capture",
     "replay",
     "sniff",

@@ -24,6 +24,7 @@ from .base import ClusterScreen
 from .commands import ClusterCommands
 from .config import DEFAULT_REFRESH
 from .header import HeaderInfo
+from .health import HealthScreen
 from .help import HelpScreen
 from .namespaces import NamespacesScreen
 from .rooms import RoomsScreen
@@ -56,6 +57,7 @@ class SiotoolsApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "siotools"
     COMMANDS = App.COMMANDS | {ClusterCommands}
+    SCREENS: ClassVar[dict[str, Callable[[], Screen[None]]]] = {"health": HealthScreen}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
@@ -64,6 +66,7 @@ class SiotoolsApp(App[None]):
         Binding("2", "go('rooms')", "Rooms", show=False),
         Binding("3", "go('sockets')", "Sockets", show=False),
         Binding("4", "go('traffic')", "Traffic"),
+        Binding("5", "push_screen('health')", "Health", show=False),
     ]
 
     header_info: var[HeaderInfo] = var(HeaderInfo)

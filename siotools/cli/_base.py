@@ -27,6 +27,8 @@ EXIT_USAGE = 2  # wrong arguments, or Redis/an extra is missing
 # sets ``func`` on its parser to an ``(args) -> int`` callable.
 _COMMAND_MODULES = [
     "siotools.cli.demo",
+    "siotools.cli.doctor",
+    "siotools.cli.exporter",
     "siotools.cli.ops",
     "siotools.cli.sniff",
     "siotools.cli.tui",

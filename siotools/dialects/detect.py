@@ -1,46 +1,224 @@
-"""Passive dialect detection: what a prefix speaks, read from Redis without a request.
+"""Passive dialect detection: which adapter generations live on a prefix.
 
-A request in the wrong dialect can make a node misread it (§7.3 of the 8.x notes: a 5.x
-``remoteLeave`` is an 8.x ``REMOTE_DISCONNECT``), so the cluster is only *looked at*:
-``PUBSUB CHANNELS`` and ``NUMSUB`` of the request channels, ``PUBSUB SHARDCHANNELS``.
-Nothing is published and no request channel is subscribed (NUMSUB never changes).
+Reads what Redis says about the prefix's subscriptions, and, when that leaves the answer
+open, listens a moment to the traffic; it never publishes and never SUBSCRIBEs (a plain
+subscription to a request channel would be counted by ``PUBSUB NUMSUB`` and every node's
+requests would then wait for it, socket.io-redis-adapter #406). The clues, per namespace
+``N`` of prefix ``P``:
 
-Clues (@socket.io/redis-adapter 8.3.0 ``lib/index.ts`` L143-L186, socket.io-redis 5.4.0
-``index.js``): an 8.x classic node SUBSCRIBEs ``P-response#nsp#<uid>#`` besides the
-request channel; a 4.x/5.x node only the request and response channels; sharded nodes
-SSUBSCRIBE ``P#nsp#``.
+* ``P-response#N#<uid>#`` SUBSCRIBEd, ``uid`` six ``[A-Za-z0-9_-]`` characters: a
+  @socket.io/redis-adapter 7.1+/8.x classic node (every namespace adapter subscribes its own
+  response channel, RA 8.3.0 ``lib/index.ts`` L143-L186);
+* ``P-request#N#`` counted by NUMSUB beyond those nodes, with ``P-response#N#`` counted too:
+  socket.io-redis 4.x/5.x nodes (they SUBSCRIBE request and response only, 5.4.0
+  ``index.js`` L405-L417, besides their pattern or broadcast subscription);
+* ``P#N#`` SUBSCRIBEd (not PSUBSCRIBEd): socket.io-redis 4.x (``SUBSCRIBE P#N# P-request#N#
+  P-response#N#``, 4.0.1 ``index.js`` L108-L121) or a siotools adapter in ``subscribe``
+  mode; ``P#N#room#`` SUBSCRIBEd: the same with channel multiplexing on;
+* sharded channels (``PUBSUB SHARDCHANNELS``) ``P#N#`` and ``P#N#<16 hex>#``: the 8.x
+  sharded adapter (``SSUBSCRIBE`` of its main and response channels, RA 8.3.0
+  ``lib/sharded-adapter.ts`` L76-L112);
+* messages heard through ``PSUBSCRIBE P*`` (not counted by NUMSUB): each decoded frame
+  carries its dialect (:func:`siotools.protocol.decode`).
+
+socket.io-redis 4.x and 5.x write the same requests, and the same broadcasts unless a
+payload holds binary, dates or ``undefined``; :data:`Dialect.LEGACY` stands for both unless
+the traffic shows msgpack-lite.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import asyncio
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
 
-from siotools.exceptions import ConfigurationError, UnsupportedOperation
-from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, glob_escape
+from siotools.exceptions import (
+    ConfigurationError,
+    DecodeError,
+    RedisUnavailableError,
+    UnsupportedOperation,
+)
+from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher
+from siotools.transport.pubsub import Publisher, Subscriber
 
-__all__ = ["Detection", "choose", "conflict", "detect", "detect_with"]
+__all__ = [
+    "Detection",
+    "NamespaceClues",
+    "PubSubSnapshot",
+    "choose",
+    "clues",
+    "conflict",
+    "describe_dialects",
+    "detect",
+    "detect_with",
+    "dialect_name",
+    "is_current_uid",
+    "is_sharded_uid",
+    "listen_traffic",
+    "snapshot",
+    "structural_evidence",
+]
 
-_FAMILY = {
+_CURRENT_UID: Final = re.compile(r"[A-Za-z0-9_-]{6}")
+_SHARDED_UID: Final = re.compile(r"[0-9a-f]{16}")
+_DIALECT_NAMES: Final = {
     Dialect.LEGACY: "socket.io-redis 4.x/5.x",
-    Dialect.LEGACY_LITE: "socket.io-redis 4.x/5.x",
-    Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
+    Dialect.LEGACY_LITE: "socket.io-redis 4.x (msgpack-lite)",
+    Dialect.CURRENT: "@socket.io/redis-adapter 7.x/8.x classic",
     Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
+    Dialect.PYSOCKETIO: "python-socketio's own manager",
 }
+
+
+def dialect_name(dialect: Dialect) -> str:
+    """The libraries behind a dialect, for sentences ("socket.io-redis 4.x/5.x")."""
+    return _DIALECT_NAMES[dialect]
+
+
+def is_current_uid(text: str) -> bool:
+    """Whether ``text`` has the shape of an 8.x classic server uid (``uid2(6)``)."""
+    return _CURRENT_UID.fullmatch(text) is not None
+
+
+def is_sharded_uid(text: str) -> bool:
+    """Whether ``text`` has the shape of a sharded server uid (``randomBytes(8).hex``)."""
+    return _SHARDED_UID.fullmatch(text) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PubSubSnapshot:
+    """What ``PUBSUB`` says about one prefix at one moment.
+
+    Attributes:
+        prefix: The prefix.
+        channels: Every SUBSCRIBEd channel of the prefix and its NUMSUB count.
+        shard_channels: Every SSUBSCRIBEd channel of the prefix and its SHARDNUMSUB count
+            (empty on Redis < 7, see ``sharded_supported``).
+        numpat: ``PUBSUB NUMPAT``: pattern subscriptions on the whole server.
+        sharded_supported: Whether the server knows ``PUBSUB SHARDCHANNELS`` (Redis 7+).
+    """
+
+    prefix: str
+    channels: dict[str, int]
+    shard_channels: dict[str, int]
+    numpat: int
+    sharded_supported: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceClues:
+    """The subscription structure of one namespace, read from a :class:`PubSubSnapshot`.
+
+    Attributes:
+        nsp: The namespace.
+        request_subscribers: NUMSUB of ``P-request#N#`` (what classic requesters wait for).
+        response_subscribers: NUMSUB of ``P-response#N#``.
+        current_uids: 8.x classic node uids (from their ``P-response#N#<uid>#`` channels).
+        broadcast_subscribers: NUMSUB of ``P#N#`` (4.x-style subscribe-mode nodes).
+        room_channels: SUBSCRIBEd room channels ``P#N#room#`` (4.x multiplexing) by room.
+        sharded_subscribers: SHARDNUMSUB of ``P#N#`` (sharded nodes).
+        sharded_uids: Sharded node uids (from their ``P#N#<uid>#`` shard channels).
+        sharded_rooms: SSUBSCRIBEd dynamic room channels by room.
+    """
+
+    nsp: str
+    request_subscribers: int = 0
+    response_subscribers: int = 0
+    current_uids: tuple[str, ...] = ()
+    broadcast_subscribers: int = 0
+    room_channels: dict[str, int] = field(default_factory=dict)
+    sharded_subscribers: int = 0
+    sharded_uids: tuple[str, ...] = ()
+    sharded_rooms: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def legacy_subscribers(self) -> int:
+        """Request-channel subscribers that are not 8.x classic nodes (legacy or foreign)."""
+        return max(0, self.request_subscribers - len(self.current_uids))
+
+    @property
+    def legacy_likely(self) -> bool:
+        """Whether the extra request subscribers look like legacy nodes (they also hold the
+        common response channel, which a bare spy on the request channel does not)."""
+        extra_responses = self.response_subscribers - len(self.current_uids)
+        return self.legacy_subscribers > 0 and (extra_responses > 0 or self.subscribe_mode)
+
+    @property
+    def subscribe_mode(self) -> bool:
+        """Whether some node SUBSCRIBEs ``P#N#`` (4.x, or a siotools adapter in that mode)."""
+        return self.broadcast_subscribers > 0
+
+
+def clues(snap: PubSubSnapshot) -> dict[str, NamespaceClues]:
+    """Group a snapshot's channels by namespace."""
+    g = ChannelGrammar(snap.prefix)
+    acc: dict[str, dict[str, Any]] = {}
+
+    def ns(nsp: str) -> dict[str, Any]:
+        return acc.setdefault(
+            nsp,
+            {
+                "current_uids": [],
+                "room_channels": {},
+                "sharded_uids": [],
+                "sharded_rooms": {},
+            },
+        )
+
+    for name, count in snap.channels.items():
+        ch = g.parse(name)
+        if ch.nsp is None or count <= 0:
+            continue
+        d = ns(ch.nsp)
+        if ch.kind is ChannelKind.REQUEST:
+            d["request_subscribers"] = count
+        elif ch.kind is ChannelKind.RESPONSE:
+            d["response_subscribers"] = count
+        elif ch.kind is ChannelKind.RESPONSE_UID and ch.uid is not None:
+            if is_current_uid(ch.uid):
+                d["current_uids"].append(ch.uid)
+        elif ch.kind is ChannelKind.BROADCAST:
+            d["broadcast_subscribers"] = count
+        elif ch.kind is ChannelKind.ROOM and ch.room is not None:
+            d["room_channels"][ch.room] = count
+    for name, count in snap.shard_channels.items():
+        ch = g.parse(name)
+        if ch.nsp is None or count <= 0:
+            continue
+        d = ns(ch.nsp)
+        if ch.kind is ChannelKind.BROADCAST:
+            d["sharded_subscribers"] = count
+        elif ch.kind is ChannelKind.ROOM and ch.room is not None:
+            if is_sharded_uid(ch.room):
+                d["sharded_uids"].append(ch.room)
+            else:
+                d["sharded_rooms"][ch.room] = count
+    out = {}
+    for nsp, d in sorted(acc.items()):
+        d["current_uids"] = tuple(sorted(d["current_uids"]))
+        d["sharded_uids"] = tuple(sorted(d["sharded_uids"]))
+        out[nsp] = NamespaceClues(nsp=nsp, **d)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """What a prefix speaks, as far as Redis shows it.
+    """The adapter dialects found on one prefix, and why.
 
     Attributes:
-        prefix: The prefix looked at.
-        dialects: Every dialect seen (empty: no node).
-        namespaces: Namespaces with nodes.
-        sharded: Sharded channels (``PUBSUB SHARDCHANNELS``) exist under the prefix.
+        prefix: The prefix examined.
+        dialects: Every dialect seen on this prefix (empty: none).
+        namespaces: Namespaces seen (from channel names and traffic).
+        sharded: Whether sharded channels (``PUBSUB SHARDCHANNELS``) exist under the prefix.
         evidence: One sentence per clue.
+        by_namespace: The dialects seen per namespace.
+        clues: The subscription structure per namespace.
+        snapshot: The ``PUBSUB`` answers the detection read.
+        messages: How many messages the listen phase heard (0 when it was skipped).
+        listened: Seconds the listen phase lasted (0 when it was skipped).
     """
 
     prefix: str
@@ -48,35 +226,313 @@ class Detection:
     namespaces: tuple[str, ...]
     sharded: bool
     evidence: tuple[str, ...]
+    by_namespace: dict[str, frozenset[Dialect]] = field(default_factory=dict)
+    clues: dict[str, NamespaceClues] = field(default_factory=dict)
+    snapshot: PubSubSnapshot | None = None
+    messages: int = 0
+    listened: float = 0.0
 
     @property
     def dialect(self) -> Dialect | None:
-        """The one dialect seen, or ``None`` (none, or several)."""
+        """The single dialect, or None when there is none or several."""
         if len(self.dialects) == 1:
             return next(iter(self.dialects))
         return None
 
+    @property
+    def mixed(self) -> bool:
+        """Whether more than one dialect shares the prefix."""
+        return len(self.dialects) > 1
+
+
+def _pairs(reply: Any) -> dict[str, int]:
+    items = list(reply or [])
+    out: dict[str, int] = {}
+    for i in range(0, len(items) - 1, 2):
+        name = items[i]
+        text = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        out[text] = int(items[i + 1])
+    return out
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+async def snapshot(publisher: Publisher, prefix: str) -> PubSubSnapshot:
+    """Read ``PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB/NUMPAT`` for a prefix.
+
+    Args:
+        publisher: A started command connection (nothing is published on it).
+        prefix: The prefix.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
+    """
+    g = ChannelGrammar(prefix)
+    pattern = (glob_escape(g.prefix) + "*").encode()
+    names = [_text(c) for c in await publisher.execute(b"PUBSUB", b"CHANNELS", pattern)]
+    names = [n for n in names if g.parse(n).kind is not ChannelKind.UNKNOWN]
+    channels = (
+        _pairs(await publisher.execute(b"PUBSUB", b"NUMSUB", *[n.encode() for n in names]))
+        if names
+        else {}
+    )
+    shard: dict[str, int] = {}
+    supported = True
+    try:
+        shard_pattern = (glob_escape(g.prefix + "#") + "*").encode()
+        shard_names = [
+            _text(c) for c in await publisher.execute(b"PUBSUB", b"SHARDCHANNELS", shard_pattern)
+        ]
+        if shard_names:
+            shard = _pairs(
+                await publisher.execute(
+                    b"PUBSUB", b"SHARDNUMSUB", *[n.encode() for n in shard_names]
+                )
+            )
+    except RedisUnavailableError:
+        if not publisher.connected:
+            raise
+        # Still connected: the server refused the subcommand (sharded pub/sub is Redis 7+).
+        supported = False
+    numpat = int(await publisher.execute(b"PUBSUB", b"NUMPAT"))
+    return PubSubSnapshot(prefix, channels, shard, numpat, supported)
+
+
+def structural_evidence(snap: PubSubSnapshot) -> tuple[dict[str, set[Dialect]], list[str]]:
+    """The dialects the subscription structure proves, per namespace, with one sentence each.
+
+    Returns:
+        ``(dialects by namespace, evidence sentences)``.
+    """
+    g = ChannelGrammar(snap.prefix)
+    found: dict[str, set[Dialect]] = {}
+    evidence: list[str] = []
+    for nsp, c in clues(snap).items():
+        seen = found.setdefault(nsp, set())
+        for uid in c.current_uids:
+            seen.add(Dialect.CURRENT)
+            evidence.append(
+                f"PUBSUB CHANNELS lists {g.response_for(nsp, uid)}: a "
+                f"@socket.io/redis-adapter 8.x classic node (uid {uid})"
+            )
+        if c.sharded_subscribers or c.sharded_uids:
+            seen.add(Dialect.SHARDED)
+            uids = ", ".join(c.sharded_uids) or "none listed"
+            evidence.append(
+                f"PUBSUB SHARDCHANNELS lists {g.broadcast(nsp)} ({c.sharded_subscribers} "
+                f"SSUBSCRIBEd): @socket.io/redis-adapter 8.x sharded nodes (uids {uids})"
+            )
+        if c.subscribe_mode:
+            seen.add(Dialect.LEGACY)
+            mux = (
+                f", and {len(c.room_channels)} room channels (channel multiplexing on)"
+                if c.room_channels
+                else ""
+            )
+            evidence.append(
+                f"{g.broadcast(nsp)} is SUBSCRIBEd by {c.broadcast_subscribers} "
+                f"connection(s){mux}: socket.io-redis 4.x nodes (or siotools adapters in "
+                f"subscribe mode)"
+            )
+        elif c.legacy_likely:
+            seen.add(Dialect.LEGACY)
+            evidence.append(
+                f"PUBSUB NUMSUB {g.request(nsp)} is {c.request_subscribers} with "
+                f"{len(c.current_uids)} 8.x node(s) and {g.response(nsp)} counted too: "
+                f"{c.legacy_subscribers} socket.io-redis 5.x-style node(s) (PSUBSCRIBE "
+                f"{g.broadcast_pattern(nsp)} plus request and response)"
+            )
+        elif c.legacy_subscribers:
+            evidence.append(
+                f"PUBSUB NUMSUB {g.request(nsp)} counts {c.legacy_subscribers} subscriber(s) "
+                f"that hold no response channel: not adapter nodes (a foreign subscriber "
+                f"every request waits for)"
+            )
+    if not snap.sharded_supported:
+        evidence.append("this Redis has no PUBSUB SHARDCHANNELS (before 7.0): no sharded nodes")
+    return found, evidence
+
+
+def _ambiguous(found: dict[str, set[Dialect]]) -> bool:
+    every = set().union(*found.values()) if found else set()
+    # 4.x and 5.x look alike in the subscriptions: only traffic can show msgpack-lite.
+    return len(every) != 1 or Dialect.LEGACY in every
+
+
+async def listen_traffic(
+    endpoint: RedisEndpoint, prefix: str, seconds: float
+) -> tuple[dict[str, set[Dialect]], list[str], int]:
+    """PSUBSCRIBE ``P*`` for ``seconds`` and note the dialect of every decoded message.
+
+    Pattern subscriptions are not counted by NUMSUB, so the cluster does not notice.
+
+    Returns:
+        ``(dialects by namespace, evidence sentences, messages heard)``.
+    """
+    g = ChannelGrammar(prefix)
+    seen: dict[str, dict[Dialect, tuple[int, str]]] = {}
+    heard = 0
+
+    def on_message(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
+        nonlocal heard
+        ch = g.parse(channel)
+        if ch.kind is ChannelKind.UNKNOWN:
+            return
+        heard += 1
+        try:
+            frame = decode(channel, payload, prefix=g.prefix)
+        except DecodeError:
+            return
+        nsp = getattr(frame, "nsp", None) or ch.nsp or "/"
+        per = seen.setdefault(nsp, {})
+        count, example = per.get(frame.dialect, (0, ch.name))
+        per[frame.dialect] = (count + 1, example)
+
+    sub = Subscriber(endpoint, on_message, name="siotools-detect")
+    sub.patterns.add((glob_escape(g.prefix) + "*").encode())
+    await sub.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await sub.close()
+    found: dict[str, set[Dialect]] = {}
+    evidence = []
+    for nsp, per in sorted(seen.items()):
+        found[nsp] = set(per)
+        for dialect, (count, example) in per.items():
+            evidence.append(
+                f"{count} message(s) heard in {nsp} decode as {dialect.value} "
+                f"({dialect_name(dialect)}), e.g. on {example}"
+            )
+    return found, evidence, heard
+
+
+async def detect(
+    endpoint: RedisEndpoint, prefix: str = "socket.io", *, listen: float = 1.0
+) -> Detection:
+    """Find the adapter dialects on ``prefix`` without disturbing the cluster.
+
+    First the subscription structure (``PUBSUB CHANNELS``/``NUMSUB``/``SHARDCHANNELS``/
+    ``SHARDNUMSUB``); then, if that leaves one dialect open (none found, several, or the
+    legacy family, whose 4.x and 5.x look alike), ``listen`` seconds of ``PSUBSCRIBE P*``.
+    Never publishes, never SUBSCRIBEs: NUMSUB and SHARDNUMSUB stay as they were.
+
+    Args:
+        endpoint: The Redis server.
+        prefix: The adapters' key.
+        listen: Seconds to listen when the structure is ambiguous (0: never listen).
+
+    Returns:
+        The :class:`Detection`.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
+    """
+    prefix = prefix or "socket.io"
+    publisher = Publisher(endpoint, name="siotools-detect")
+    await publisher.start()
+    try:
+        snap = await snapshot(publisher, prefix)
+    finally:
+        await publisher.close()
+    found, evidence = structural_evidence(snap)
+    heard = 0
+    listened = 0.0
+    if listen > 0 and _ambiguous(found):
+        traffic, said, heard = await listen_traffic(endpoint, prefix, listen)
+        listened = listen
+        for nsp, dialects in traffic.items():
+            structural = found.setdefault(nsp, set())
+            if Dialect.LEGACY_LITE in dialects:
+                structural.discard(Dialect.LEGACY)
+            structural.update(dialects)
+        evidence += said
+        if not heard:
+            evidence.append(f"no message of {prefix} was heard in {listen:g} s of listening")
+    by_nsp = {nsp: frozenset(d) for nsp, d in sorted(found.items())}
+    every: set[Dialect] = set()
+    for nsp_dialects in by_nsp.values():
+        every |= nsp_dialects
+    if not evidence:
+        evidence.append(f"no channel of prefix {prefix} is subscribed: no node runs there")
+    return Detection(
+        prefix=prefix,
+        dialects=frozenset(every),
+        namespaces=tuple(by_nsp),
+        sharded=bool(snap.shard_channels),
+        evidence=tuple(evidence),
+        by_namespace=by_nsp,
+        clues=clues(snap),
+        snapshot=snap,
+        messages=heard,
+        listened=listened,
+    )
+
+
+def describe_dialects(dialects: Iterable[Dialect]) -> str:
+    """``"socket.io-redis 4.x/5.x and @socket.io/redis-adapter 7.x/8.x classic"``."""
+    names = [dialect_name(d) for d in sorted(dialects, key=lambda d: d.value)]
+    return " and ".join(names) if names else "none"
+
+
+def _detection(prefix: str, snap: PubSubSnapshot) -> Detection:
+    found, evidence = structural_evidence(snap)
+    by_nsp = {nsp: frozenset(d) for nsp, d in sorted(found.items())}
+    every: set[Dialect] = set()
+    for nsp_dialects in by_nsp.values():
+        every |= nsp_dialects
+    return Detection(
+        prefix=prefix,
+        dialects=frozenset(every),
+        namespaces=tuple(by_nsp),
+        sharded=bool(snap.shard_channels),
+        evidence=tuple(evidence),
+        by_namespace=by_nsp,
+        clues=clues(snap),
+        snapshot=snap,
+    )
+
+
+async def detect_with(publisher: Publisher, prefix: str = "socket.io") -> Detection:
+    """The structural part of :func:`detect` (no listening) over a started connection:
+    what :class:`~siotools.ClusterClient` and a starting node read, in a few commands.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
+    """
+    prefix = prefix or "socket.io"
+    return _detection(prefix, await snapshot(publisher, prefix))
+
+
+_FAMILY: Final = {
+    Dialect.LEGACY: "socket.io-redis 4.x/5.x",
+    Dialect.LEGACY_LITE: "socket.io-redis 4.x/5.x",
+    Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
+    Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
+}
+
 
 def choose(found: Detection) -> Dialect:
-    """The dialect to speak to what was found (the default 5.x when no node is there: every
-    request then answers empty whatever the dialect).
+    """The dialect to speak to what was found (5.x when no node is there: every request
+    then answers empty, whatever the dialect).
 
     Raises:
         ConfigurationError: Two classic generations share the prefix.
         UnsupportedOperation: Only sharded nodes serve it.
     """
-    classic = found.dialects - {Dialect.SHARDED}
-    if len(classic) > 1:
-        names = " and ".join(sorted(_FAMILY[d] for d in classic))
+    classic = found.dialects - {Dialect.SHARDED, Dialect.PYSOCKETIO}
+    families = {_FAMILY[d] for d in classic if d in _FAMILY}
+    if len(families) > 1:
         raise ConfigurationError(
-            f"two adapter dialects share the prefix {found.prefix!r} ({names}): their "
-            "nodes misread each other's requests, so no request is sent; give them "
-            "distinct keys, or pass dialect= to speak one of them ("
-            + "; ".join(found.evidence)
-            + ")"
+            f"two adapter dialects share the prefix {found.prefix!r} "
+            f"({' and '.join(sorted(families))}): their nodes misread each other's requests, "
+            "so no request is sent; give them distinct keys, or pass dialect= to speak one "
+            "of them (" + "; ".join(found.evidence) + ")"
         )
     if classic:
-        return next(iter(classic))
+        return Dialect.LEGACY_LITE if classic == {Dialect.LEGACY_LITE} else next(iter(classic))
     if found.sharded:
         raise UnsupportedOperation(
             f"the prefix {found.prefix!r} is served by @socket.io/redis-adapter 8.x sharded "
@@ -87,12 +543,15 @@ def choose(found: Detection) -> Dialect:
 
 
 def conflict(found: Detection, speaking: Dialect) -> str | None:
-    """The warning for a node of ``speaking`` joining a prefix where other adapter
-    generations run (their requests are misread both ways, RA issue #506), or ``None``."""
+    """The warning for a node of ``speaking`` joining a prefix where another adapter
+    generation runs (their requests are misread both ways, RA issue #506), or ``None``.
+
+    Sharded nodes use other commands (SPUBLISH) and never see classic requests.
+    """
     mine = _FAMILY.get(speaking)
-    others = sorted({_FAMILY[d] for d in found.dialects if d in _FAMILY} - {mine})
-    # Sharded nodes use other commands (SPUBLISH) and never see classic requests.
-    others = [o for o in others if o != _FAMILY[Dialect.SHARDED]]
+    others = sorted(
+        {_FAMILY[d] for d in found.dialects if d in _FAMILY and d is not Dialect.SHARDED} - {mine}
+    )
     if not others:
         return None
     return (
@@ -100,81 +559,3 @@ def conflict(found: Detection, speaking: Dialect) -> str | None:
         f"node speaks {mine}: the generations misread each other's cluster requests (a 5.x "
         "node crashes on an 8.x ack request); give them distinct keys"
     )
-
-
-async def detect_with(publisher: Publisher, prefix: str = "socket.io") -> Detection:
-    """:func:`detect` over an already started publisher connection."""
-    g = ChannelGrammar(prefix)
-    evidence: list[str] = []
-    dialects: set[Dialect] = set()
-    request_pattern = glob_escape(g.request("")[:-1]) + "*"
-    requests: dict[str, bytes] = {}
-    for channel in await publisher.execute(b"PUBSUB", b"CHANNELS", request_pattern.encode()):
-        parsed = g.parse(channel)
-        if parsed.kind is ChannelKind.REQUEST and parsed.nsp is not None:
-            requests[parsed.nsp] = channel
-    response_pattern = glob_escape(g.response("")[:-1]) + "*"
-    specific: dict[str, set[str]] = {}
-    for channel in await publisher.execute(b"PUBSUB", b"CHANNELS", response_pattern.encode()):
-        parsed = g.parse(channel)
-        if parsed.kind is ChannelKind.RESPONSE_UID and parsed.nsp is not None and parsed.uid:
-            specific.setdefault(parsed.nsp, set()).add(parsed.uid)
-    for nsp, channel in sorted(requests.items()):
-        reply: Any = await publisher.execute(b"PUBSUB", b"NUMSUB", channel)
-        nodes = int(reply[1])
-        if nodes <= 0:
-            continue
-        uids = len(specific.get(nsp, ()))
-        if uids:
-            dialects.add(Dialect.CURRENT)
-            evidence.append(
-                f"{uids} subscriber(s) of {g.response(nsp)}<uid>#: @socket.io/redis-adapter 8.x "
-                f"node(s) in {nsp}"
-            )
-        if nodes > uids:
-            dialects.add(Dialect.LEGACY)
-            evidence.append(
-                f"{nodes - uids} subscriber(s) of {g.request(nsp)} without an own response "
-                f"channel: socket.io-redis 4.x/5.x node(s) in {nsp}"
-            )
-    sharded = False
-    shard_pattern = glob_escape(g.broadcast("")[:-1]) + "*"
-    try:
-        shards = await publisher.execute(b"PUBSUB", b"SHARDCHANNELS", shard_pattern.encode())
-    except Exception:  # Redis < 7 has no sharded pub/sub
-        shards = []
-    if shards:
-        sharded = True
-        dialects.add(Dialect.SHARDED)
-        evidence.append(
-            f"{len(shards)} sharded channel(s) under {prefix!r} (PUBSUB SHARDCHANNELS): "
-            "@socket.io/redis-adapter 8.x sharded node(s)"
-        )
-    return Detection(
-        prefix=prefix,
-        dialects=frozenset(dialects),
-        namespaces=tuple(sorted(requests)),
-        sharded=sharded,
-        evidence=tuple(evidence),
-    )
-
-
-async def detect(
-    endpoint: RedisEndpoint, prefix: str = "socket.io", *, listen: float = 0.0
-) -> Detection:
-    """What ``prefix`` speaks on the Redis at ``endpoint``, read passively.
-
-    Args:
-        endpoint: The Redis server.
-        prefix: The cluster's channel prefix.
-        listen: Unused by this channel-based reading (kept for a traffic-based one).
-
-    Raises:
-        RedisUnavailableError: Redis cannot be reached.
-    """
-    publisher = Publisher(endpoint, name="siotools-detect")
-    await publisher.start()
-    try:
-        return await detect_with(publisher, prefix)
-    finally:
-        await publisher.close()

@@ -13,6 +13,7 @@ from siotools.tui.app import SiotoolsApp
 from siotools.tui.base import MUTATING, ClusterScreen
 from siotools.tui.commands import ClusterCommands
 from siotools.tui.config import load_settings
+from siotools.tui.health import HealthScreen
 from siotools.tui.namespaces import NamespacesScreen
 from siotools.tui.rooms import RoomsScreen
 from siotools.tui.socket_detail import SocketScreen
@@ -28,12 +29,13 @@ SCREENS: list[type[ClusterScreen]] = [
     SocketsScreen,
     SocketScreen,
     TrafficScreen,
+    HealthScreen,
 ]
 SAFE = {
     # ours
     "back", "filter", "sort", "reverse", "pause", "follow", "clear",
     "quit", "help", "refresh_now", "go('namespaces')", "go('rooms')", "go('sockets')",
-    "go('traffic')",
+    "go('traffic')", "push_screen('health')", "stay",
     # Textual's own
     "app.focus_next", "app.focus_previous", "screen.copy_text", "help_quit",
 }  # fmt: skip

@@ -1,0 +1,99 @@
+"""``siotools doctor``: say why a cluster's requests time out.
+
+Passive by default (nothing published, nothing SUBSCRIBEd); ``--probe`` adds one read-only
+request per namespace. A readable report, or JSON with ``--json``. Exit status: 0 healthy,
+1 problems found, 2 the doctor could not run (bad arguments, Redis unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from typing import Any
+
+__all__ = ["register"]
+
+_DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add the ``doctor`` subcommand to ``sub``."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "doctor",
+        help="find why a cluster's requests time out (passive unless --probe)",
+        description=(
+            "Examine a Socket.IO Redis cluster: PUBSUB counts, CLIENT LIST, INFO, CONFIG GET "
+            "and a few seconds of passive listening (PSUBSCRIBE only). Each finding has a "
+            "severity, the evidence and the fix. Exit 0 healthy, 1 problems, 2 not run."
+        ),
+    )
+    p.add_argument(
+        "--url",
+        default=os.environ.get("SIOTOOLS_URL", _DEFAULT_URL),
+        help=f"the cluster's Redis URL (default $SIOTOOLS_URL or {_DEFAULT_URL})",
+    )
+    p.add_argument(
+        "--prefix",
+        "--key",
+        dest="prefix",
+        default=os.environ.get("SIOTOOLS_KEY", "socket.io"),
+        help="the adapters' key (default $SIOTOOLS_KEY or socket.io)",
+    )
+    p.add_argument(
+        "--probe",
+        action="store_true",
+        help="also send one read-only request (allRooms) per namespace and time the answers",
+    )
+    p.add_argument(
+        "--duration",
+        type=_seconds,
+        default=3.0,
+        metavar="S",
+        help="seconds of passive listening (default 3)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=2.0,
+        metavar="S",
+        help="seconds the probe waits for answers (default 2)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the doctor and print its report; returns the exit status."""
+    from siotools.exceptions import ConfigurationError
+    from siotools.health import doctor
+
+    if args.timeout <= 0:
+        raise ConfigurationError("--timeout must be more than 0 seconds")
+    report = asyncio.run(
+        doctor(
+            args.url,
+            args.prefix,
+            probe_nodes=args.probe,
+            duration=args.duration,
+            timeout=args.timeout,
+        )
+    )
+    if args.json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        from rich.console import Console
+
+        Console().print(report.render())
+    return report.exit_code

@@ -1,0 +1,73 @@
+"""``siotools doctor`` as a subprocess: exit 0 healthy, 1 problems, 2 could not run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.nodepeer.fixtures import StartFn
+
+
+async def doctor(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "siotools",
+        "doctor",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.node
+async def test_healthy_then_broken(node_peers: StartFn, redis_url: str, key: str) -> None:
+    await node_peers("legacy5", "A", port=0)
+    await node_peers("legacy5", "B", port=0)
+    code, out, err = await doctor("--url", redis_url, "--prefix", key, "--duration", "1")
+    assert (code, err) == (0, "")
+    assert "healthy" in out and "No problem found." in out
+
+    rc = aioredis.Redis.from_url(redis_url)
+    spy = rc.pubsub()
+    await spy.subscribe(f"{key}-request#/#")
+    try:
+        code, out, err = await doctor(
+            "--url", redis_url, "--prefix", key, "--duration", "1", "--probe", "--json"
+        )
+    finally:
+        await spy.aclose()
+        await rc.aclose()
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["healthy"] is False
+    assert [f["code"] for f in report["findings"]] == ["foreign-subscriber"]
+    assert report["findings"][0]["severity"] == "error"
+    assert report["findings"][0]["fix"]
+    assert report["probed"] is True
+    root = next(n for n in report["namespaces"] if n["nsp"] == "/")
+    assert (root["probe_answers"], root["probe_expected"]) == (2, 3)
+
+
+async def test_unreachable_redis_is_one_sentence_exit_2() -> None:
+    code, out, err = await doctor("--url", "redis://:secret@127.0.0.1:1/0", "--duration", "0")
+    assert code == 2 and out == ""
+    assert err.startswith("siotools: Cannot reach Redis at redis://127.0.0.1:1/0")
+    assert err.count("\n") == 1 and "Traceback" not in err and "secret" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--duration", "-1"], ["--timeout", "0"], ["--url", "http://x"], ["--nope"]],
+)
+async def test_bad_arguments_exit_2(args: list[str]) -> None:
+    code, out, err = await doctor(*args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
