@@ -59,7 +59,7 @@ async def test_healthy_then_broken(node_peers: StartFn, redis_url: str, key: str
 async def test_unreachable_redis_is_one_sentence_exit_2() -> None:
     code, out, err = await doctor("--url", "redis://:secret@127.0.0.1:1/0", "--duration", "0")
     assert code == 2 and out == ""
-    assert err.startswith("siotools: Cannot reach Redis at redis://127.0.0.1:1/0")
+    assert err.startswith("siotools: Cannot reach Redis at redis://") and "127.0.0.1:1/0" in err
     assert err.count("\n") == 1 and "Traceback" not in err and "secret" not in err
 
 
