@@ -94,6 +94,8 @@ class SiotoolsApp(App[None]):
         self.node_counts: dict[str, int] = {}
         self.down: Unreachable | None = None
         self.socket_screen: SocketScreen | None = None
+        self.exit_reason: str | None = None
+        """Why the app quit on a failure (the command prints it); None after a normal quit."""
         self.set_reactive(SiotoolsApp.header_info, self._header())
 
     def get_default_screen(self) -> Screen[None]:
@@ -108,14 +110,15 @@ class SiotoolsApp(App[None]):
     # ------------------------------------------------------------------ refresh
 
     def _header(self, problem: str | None = None) -> HeaderInfo:
-        dialect = getattr(self.cluster.dialect, "name", str(self.cluster.dialect))
+        # As users know it ("socket.io-redis 5.x"); no dialect yet: the client detects it.
+        dialect = getattr(self.cluster.dialect, "label", None) or "auto"
         fps = None
         if self.traffic_source is not None:
             fps = self.traffic.frames_per_second(self.clock())
         return HeaderInfo(
             url=self.cluster.url,
             prefix=self.cluster.prefix,
-            dialect=dialect.lower(),
+            dialect=dialect,
             read_only=self.read_only,
             refresh=self.refresh_seconds,
             nodes=dict(self.node_counts),
@@ -174,6 +177,12 @@ class SiotoolsApp(App[None]):
             return
         self.down = Unreachable(self.cluster.url, str(exc) or type(exc).__name__)
         self.push_screen(self.down, self._retry)
+
+    def quit_unreachable(self) -> None:
+        """Quit from the unreachable dialog: exit status 2, as the command line has."""
+        reason = self.down.reason if self.down is not None else "Redis is unreachable"
+        self.exit_reason = reason
+        self.exit(return_code=2)
 
     def _retry(self, retry: bool | None) -> None:
         self.down = None
