@@ -191,9 +191,9 @@ class ClusterScreen(Screen[None]):
         table = self.table
         text = Text()
         if table.row_count == table.total_count:
-            text.append(f"{table.total_count} rows")
+            text.append(f"{table.total_count} {_rows(table.total_count)}")
         else:
-            text.append(f"{table.row_count} of {table.total_count} rows")
+            text.append(f"{table.row_count} of {table.total_count} {_rows(table.total_count)}")
         if table.filter_text:
             text.append("  filter ")
             text.append(table.filter_text, "bold")
@@ -296,3 +296,7 @@ class NamespaceScreen(ClusterScreen):
         self.siotools.namespace_cache[self.namespace] = data
         self.shortfall = data.shortfall
         return await asyncio.to_thread(self.rows_of, data)
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"

@@ -9,11 +9,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import unquote
 
 from siotools._version import __version__
-from siotools.cli._options import URL_ENV, redact, resolve_options
+from siotools.cli.options import URL_ENV, redact, resolve_options
 from siotools.exceptions import (
     ConfigurationError,
     MissingExtraError,
@@ -53,6 +53,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
     argv: Sequence[str] = ()
     """The words being parsed (set by :func:`main`), to explain errors with."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, ArgumentParser] = {}
+        """The subcommands' parsers by name (the top-level parser's)."""
 
     def error(self, message: str) -> NoReturn:
         say(f"{self.prog}: {self._explain(message)} (see '{self.prog} --help').")
@@ -112,7 +117,7 @@ def build_parser() -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in _COMMAND_MODULES:
         importlib.import_module(name).register(sub)
-    parser.commands = dict(sub.choices)  # type: ignore[attr-defined]
+    parser.commands = dict(sub.choices)
     return parser
 
 
@@ -137,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(words)
     if extras:
-        commands: dict[str, ArgumentParser] = parser.commands  # type: ignore[attr-defined]
-        commands.get(args.command or "", parser).unrecognized(extras)
+        parser.commands.get(args.command or "", parser).unrecognized(extras)
     func: Handler | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

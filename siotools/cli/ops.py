@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
-from siotools.cli._options import ClusterOptions, add_cluster_options, cluster_client
+from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
 
 __all__ = ["register"]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siotools.cli._options import ClusterOptions, add_cluster_options
+from siotools.cli.options import ClusterOptions, add_cluster_options
 from siotools.exceptions import ConfigurationError, SiotoolsError
 
 __all__ = ["register", "run"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from siotools._extras import require
 from siotools.cli._base import EXIT_OK, EXIT_USAGE, say
-from siotools.cli._options import ClusterOptions, add_cluster_options, check_seconds, cluster_client
+from siotools.cli.options import ClusterOptions, add_cluster_options, check_seconds, cluster_client
 from siotools.exceptions import ConfigurationError
 
 __all__ = ["register"]
