@@ -21,7 +21,7 @@ from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
 from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
 
-__all__ = ["register"]
+__all__ = ["json_text", "register"]
 
 _OPTIONS = ClusterOptions(timeout=2.0)
 
@@ -103,12 +103,12 @@ def _query(args: argparse.Namespace, body: Callable[[Any], Awaitable[Any]]) -> A
 
 def _output(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
     if args.json:
-        sys.stdout.write(_json_text(result) + "\n")
+        sys.stdout.write(json_text(result) + "\n")
     else:
         render(result)
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     """``value`` as strict JSON: NaN and infinities become null, as JSON.stringify does."""
     return json.dumps(_finite(value), ensure_ascii=False, default=_json_default, allow_nan=False)
 
@@ -129,9 +129,14 @@ def _json_default(value: Any) -> Any:
     return repr(value)
 
 
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
+
+
 def _parse_json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        # NaN and Infinity are Python's extensions, not JSON: no Node peer could read them.
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         raise ConfigurationError(
             f"{what} {text!r} is not JSON (quote strings: '\"hello\"')"
@@ -350,7 +355,7 @@ def _custom(args: argparse.Namespace) -> int:
         return replies
 
     def render(replies: list[Any]) -> None:
-        rows = [[i + 1, _json_text(r)] for i, r in enumerate(replies)]
+        rows = [[i + 1, json_text(r)] for i, r in enumerate(replies)]
         _table(f"custom request replies in {args.nsp} ({len(replies)})", ["#", "reply"], rows)
 
     return _run(args, body, render)
