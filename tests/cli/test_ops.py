@@ -192,7 +192,7 @@ async def test_emit_output_agrees_in_number(cluster: Cluster) -> None:
 
 async def test_json_output_is_strict_json(cluster: Cluster) -> None:
     """NaN/Infinity are not JSON: refused as arguments, never printed by --json."""
-    for word in ("NaN", "Infinity", '{"a": NaN}', '[-Infinity]'):
+    for word in ("NaN", "Infinity", '{"a": NaN}', "[-Infinity]"):
         out = await cluster.run("emit", "news", word, "--json")
         assert out.code == 2, (word, out.out)
         assert "is not JSON" in out.err and out.out == ""
