@@ -72,7 +72,7 @@ class ClusterScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Sort"),
+        Binding("s", "sort", "Sort", show=False),
         Binding("S", "reverse", "Reverse sort", show=False),
     ]
 
@@ -145,7 +145,7 @@ class ClusterScreen(Screen[None]):
         yield FilterBar(id="filter")
         yield KeyedTable(self.columns(), natural=self.order_key, id="table")
         yield Static("", id="status")
-        yield KeyFooter()
+        yield KeyFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#filter", FilterBar).display = False

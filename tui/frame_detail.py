@@ -66,6 +66,7 @@ class FrameDetail(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         line = self.line
         moment = dt.datetime.fromtimestamp(line.time_ns / 1e9, tz=dt.UTC)
+        payload = bytes(getattr(line.frame, "payload", b"") or b"")
         with VerticalScroll(id="dialog"):
             yield Label(f"{line.kind} {line.event}".strip(), id="title")
             yield Static(
@@ -81,11 +82,13 @@ class FrameDetail(ModalScreen[None]):
                     "\n",
                     ("node     ", "dim"),
                     line.node or "-",
+                    "\n",
+                    ("size     ", "dim"),
+                    f"{len(payload):,} bytes (hex below)",
                 ),
                 id="where",
             )
             yield Static(self._decoded(), id="decoded")
-            payload = bytes(getattr(line.frame, "payload", b"") or b"")
             yield Static(
                 Group(
                     Text(f"raw payload, {len(payload):,} bytes", style="bold"),

@@ -27,7 +27,7 @@ class SocketScreen(ClusterScreen):
     VIEW: ClassVar[str] = "socket"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "join", "Join"),
-        Binding("l", "leave", "Leave room"),
+        Binding("l", "leave", "Leave"),
         Binding("d", "disconnect", "Disconnect"),
         Binding("e", "emit", "Emit"),
     ]

@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         traffic=traffic_source.sniffer_source(args.url, args.prefix),
         traffic_cap=args.lines,
         traffic_filter=" ".join(words),
+        discovery=traffic_source.discovery_source(args.url, args.prefix),
     )
 
     async def main() -> None:
