@@ -132,3 +132,13 @@ async def test_at_80_columns_the_footer_fits_and_the_traffic_shows_what_matters(
         assert labels[:4] == ["Time", "Event", "Rooms", "Args"]
         header = screen.table.render_line(0).text  # what the 80-column screen shows
         assert header.split()[:4] == ["Time", "Event", "Rooms", "Args"], header
+
+
+async def test_one_row_is_one_row(cluster: Cluster) -> None:
+    app = cluster.app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.screen.table.keys)
+        app.open_all_sockets("/chat")  # alice alone
+        await loaded(pilot, app, SocketsScreen)
+        assert str(app.screen.query_one("#status").content).startswith("1 row")
+        assert "1 rows" not in str(app.screen.query_one("#status").content)
