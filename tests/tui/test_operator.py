@@ -142,3 +142,20 @@ async def test_one_row_is_one_row(cluster: Cluster) -> None:
         await loaded(pilot, app, SocketsScreen)
         assert str(app.screen.query_one("#status").content).startswith("1 row")
         assert "1 rows" not in str(app.screen.query_one("#status").content)
+
+
+async def test_one_member_is_one_member(cluster: Cluster) -> None:
+    from tests.tui.test_actions import confirm, open_rooms, text_of
+
+    async with ClusterClient(cluster.redis_url, key=cluster.key) as client:
+        await client.remote_leave(cluster.bob.sid(), "vip")  # carol alone in vip
+    app = cluster.app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_rooms(app, pilot)
+        app.open_sockets("/", "vip")
+        await loaded(pilot, app, SocketsScreen)
+        assert app.screen.table.keys == [cluster.carol.sid()]
+        await pilot.press("l")
+        modal = await confirm(app, pilot)
+        assert "leaves room 'vip' (1 member now)" in text_of(modal, "#radius")
+        await pilot.press("n")
