@@ -59,7 +59,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
     p.add_argument(
-        "--key", default="socket.io", help="the cluster's channel prefix (default socket.io)"
+        "--key",
+        "--prefix",
+        dest="key",
+        default="socket.io",
+        help="the cluster's channel prefix (default socket.io)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for repeatable traffic")
     p.add_argument(
@@ -85,9 +89,12 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the demo and block until it is stopped."""
+    from siotools.cli.options import check_url
     from siotools.demo import DemoCluster
 
     # Validate the arguments before starting anything.
+    if args.redis is not None:
+        check_url(args.redis, "--redis")
     demo = DemoCluster(
         nodes=args.nodes,
         clients=args.clients,

@@ -25,6 +25,8 @@ __all__ = [
     "MAX_TIMEOUT",
     "ClusterOptions",
     "add_cluster_options",
+    "check_seconds",
+    "check_url",
     "cluster_client",
     "redact",
     "resolve_options",
@@ -150,6 +152,16 @@ def _check_url(given: str | None) -> str:
         source, url = f"${URL_ENV}", os.environ.get(URL_ENV) or None
     if url is None:
         return DEFAULT_URL
+    return check_url(url, source)
+
+
+def check_url(url: str, source: str) -> str:
+    """``url`` if it parses as a Redis URL.
+
+    Raises:
+        ConfigurationError: It does not; the message names ``source`` (a flag or variable)
+            and hides the password.
+    """
     why = _url_problem(url)
     if why is not None:
         raise ConfigurationError(

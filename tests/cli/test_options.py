@@ -193,6 +193,11 @@ def test_demo_with_a_password_url_never_prints_it() -> None:
         assert f"127.0.0.1:{server.port}" in out.stdout
 
 
+def test_demo_checks_its_redis_url_the_same_way() -> None:
+    line = one_sentence(run("demo", "--redis", f"redis://u:{PASSWORD}@127.0.0.1:0/0"))
+    assert line.startswith("siotools: --redis 'redis://u:***@127.0.0.1:0/0' is not a Redis URL")
+
+
 def test_redact_hides_url_passwords_and_known_secrets() -> None:
     assert redact("redis://u:pw@h:1/0 and rediss://:x%40y@h") == (
         "redis://u:***@h:1/0 and rediss://:***@h"
