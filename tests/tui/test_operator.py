@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 from siotools.tui.app import SiotoolsApp
 from siotools.tui.rooms import RoomsScreen
@@ -159,3 +160,25 @@ async def test_one_member_is_one_member(cluster: Cluster) -> None:
         modal = await confirm(app, pilot)
         assert "leaves room 'vip' (1 member now)" in text_of(modal, "#radius")
         await pilot.press("n")
+
+
+async def test_a_long_hint_gets_lines_of_its_own_in_the_header() -> None:
+    import siotools.tui.app as tui_app
+    from siotools.tui.header import ClusterHeader, HeaderInfo
+    from textual.reactive import var
+
+    class _HeaderApp(App[None]):
+        CSS_PATH = str(Path(tui_app.__file__).with_name("app.tcss"))  # the console's styles
+        header_info: var[HeaderInfo] = var(HeaderInfo)  # what the header watches
+
+        def compose(self) -> ComposeResult:
+            yield ClusterHeader()
+
+        def on_mount(self) -> None:
+            self.header_info = HeaderInfo(url="redis://h:1/0", prefix="p", problem="x" * 150)
+
+    app = _HeaderApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        header = app.query_one(ClusterHeader)
+        assert header.region.height >= 4  # two lines, then the hint wrapped, not cut
