@@ -12,16 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
-from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client
+from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
 
-__all__ = ["json_text", "register"]
+__all__ = ["register"]
 
 _OPTIONS = ClusterOptions(timeout=2.0)
 
@@ -106,27 +105,6 @@ def _output(args: argparse.Namespace, result: Any, render: Callable[[Any], None]
         sys.stdout.write(json_text(result) + "\n")
     else:
         render(result)
-
-
-def json_text(value: Any) -> str:
-    """``value`` as strict JSON: NaN and infinities become null, as JSON.stringify does."""
-    return json.dumps(_finite(value), ensure_ascii=False, default=_json_default, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return {"$bin": bytes(value).hex()}
-    return repr(value)
 
 
 def _not_json(word: str) -> Any:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siotools.cli.options import ClusterOptions, add_cluster_options
+from siotools.cli.options import ClusterOptions, add_cluster_options, json_text
 from siotools.exceptions import ConfigurationError, SiotoolsError
 
 __all__ = ["register", "run"]
@@ -228,7 +228,7 @@ async def _sniff(args: argparse.Namespace) -> int:
             if not show_lines:
                 continue
             if json_lines:
-                sys.stdout.write(json.dumps(_as_json(f), ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(_as_json(f)) + "\n")
             else:
                 out.print(_as_text(f))
             if args.count is not None and stats.shown >= args.count:

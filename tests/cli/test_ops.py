@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from siotools.cli.ops import json_text
+from siotools.cli.options import json_text
 from siotools.pynode import PythonNode
 from tests.adapter.pyclients import Client
 

@@ -83,3 +83,40 @@ async def test_a_terminal_gets_one_live_table(redis_url: str, key: str) -> None:
     # Redrawn in place (cursor up / erase line), not one table per window scrolling by.
     assert "\x1b[1A" in screen or "\x1b[2K" in screen
     assert child.exitstatus == 0
+
+
+async def test_sniff_json_is_strict_json_even_for_nan(redis_url: str, key: str) -> None:
+    """msgpack carries NaN and infinities; `sniff --json` used to print them bare."""
+    import json
+
+    r = aioredis.from_url(redis_url)
+    before = int(await r.execute_command("PUBSUB", "NUMPAT"))
+    proc = await asyncio.create_subprocess_exec(
+        *SIOTOOLS, "sniff", "--url", redis_url, "--prefix", key, "--json", "--count", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    await _until_subscribed(r, before)
+    channel, payload = encode_broadcast(
+        uid="u1", data=["ev", float("nan"), [float("inf"), -float("inf")]], prefix=key,
+        dialect=Dialect.LEGACY,
+    )  # fmt: skip
+    await r.publish(channel, payload)
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    await r.aclose()
+    assert proc.returncode == 0, err
+    line = out.decode().splitlines()[0]
+    frame = json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(c)))
+    assert frame["args"] == [None, [None, None]]
+
+
+def test_finite_copes_with_deep_nesting() -> None:
+    from siotools.cli.options import finite
+
+    deep: object = float("nan")
+    for _ in range(100_000):
+        deep = [deep]
+    out = finite(deep)
+    for _ in range(100_000):
+        assert isinstance(out, list)
+        out = out[0]
+    assert out is None
