@@ -115,10 +115,11 @@ def add_cluster_options(parser: argparse.ArgumentParser, spec: ClusterOptions) -
             "--dialect",
             choices=DIALECT_CHOICES,
             default="auto",
+            metavar="DIALECT",
             help=(
                 "the cluster's adapter: legacy (socket.io-redis 5.x), legacy-lite (4.x), "
-                "current (@socket.io/redis-adapter 8.x), sharded, pysocketio; "
-                "auto (default) lets the client choose"
+                "current (@socket.io/redis-adapter 8.x), sharded, pysocketio, or auto "
+                "(default: the client chooses)"
             ),
         )
     if spec.json is not None:
