@@ -61,8 +61,10 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-STALE_AFTER = 0.5
+STALE_AFTER = 1.0
 """Seconds after which rows shown again (back from a drill-down) are re-queried at once."""
+RESUME_DELAY = 0.2
+"""Seconds between showing a screen again and re-querying its rows."""
 
 
 class ClusterScreen(Screen[None]):
@@ -157,12 +159,13 @@ class ClusterScreen(Screen[None]):
         self.reload()
 
     def on_screen_resume(self) -> None:
-        # Back from a drill-down: what is shown may be a whole refresh old. Ask again at
-        # once and say how old the rows are until the answer is in.
+        # Back from a drill-down: what is shown may be a whole refresh old. Ask again now
+        # and say how old the rows are until the answer is in. The query starts just after
+        # the screen is back: at 100k rows its diff would otherwise slow that repaint.
         if self.loaded_at is not None and time.monotonic() - self.loaded_at > STALE_AFTER:
             self.stale = True
             self.update_status()
-            self.reload()
+            self.set_timer(RESUME_DELAY, self.reload)
 
     def reload(self, *, highlight: bool = False) -> Worker[Diff | None]:
         """Fetch the rows again in the background."""
