@@ -55,12 +55,17 @@ class PrefixSeen:
     @property
     def dialects(self) -> list[str]:
         """The adapters these channels point at, as users know them (best guess)."""
+        # What each adapter SUBSCRIBEs (its broadcast patterns are PSUBSCRIBEd, unlisted):
+        # 8.x always adds K-response#N#uid#; 5.x only K-request#N# and K-response#N#;
+        # 4.x (and a node in subscribe mode) also K#N# and a channel per room.
         if "sharded" in self.kinds:
             return ["@socket.io/redis-adapter 8.x sharded"]
         if "response_uid" in self.kinds:
             return ["@socket.io/redis-adapter 7.x/8.x"]
+        if self.kinds & {"broadcast", "room"}:
+            return ["socket.io-redis 4.x-style channel per room"]
         if "request" in self.kinds:
-            return ["socket.io-redis 4.x/5.x or @socket.io/redis-adapter"]
+            return ["socket.io-redis 5.x"]
         return []
 
 

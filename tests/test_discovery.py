@@ -103,3 +103,10 @@ async def test_sniff_on_an_empty_redis_says_nothing_subscribes(fresh_redis: Redi
     assert proc.returncode == 0, err
     lines = err.decode().splitlines()
     assert any("this Redis has no Socket.IO subscribers at all" in x for x in lines), lines
+
+
+def test_the_dialect_guess_follows_what_each_adapter_subscribes() -> None:
+    five = parse_channels([b"k-request#/#", b"k-response#/#"]).prefixes["k"]
+    assert five.dialects == ["socket.io-redis 5.x"]
+    four = parse_channels([b"k-request#/#", b"k-response#/#", b"k#/#", b"k#/#room#"])
+    assert four.prefixes["k"].dialects == ["socket.io-redis 4.x-style channel per room"]
