@@ -8,12 +8,18 @@ STAMP  := $(VENV)/.installed
 
 # Reinstall only when the project metadata changes, so the second run is fast.
 # The notebooks' kernel "python3" is registered in the venv, so it is the venv's python.
+# pip's output goes to a log; a failure shows its end, a success one progress line.
+LOG    := $(VENV)/install.log
+PIP    := $(PY) -m pip --disable-pip-version-check --no-input
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all,dev]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (siotools)" > /dev/null
-	touch $(STAMP)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@printf 'siotools: installing into $(VENV) with every extra (about a minute, once)... '
+	@( $(PIP) install --quiet --upgrade pip \
+	  && $(PIP) install --quiet -e '.[all,dev]' \
+	  && $(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (siotools)" \
+	) > $(LOG) 2>&1 || { echo failed; tail -n 30 $(LOG); echo "(the whole log: $(LOG))"; exit 1; }
+	@touch $(STAMP)
+	@echo done
 
 install: $(STAMP)
 

@@ -41,7 +41,9 @@ if asyncio.iscoroutine(result):
 
 def test_blocks_are_few_skipped_and_known_languages() -> None:
     assert len(RUNNABLE) >= 6
-    assert sum(skip for _, _, skip, _ in BLOCKS) <= 4
+    # Skipped: make, the demo's URL, JavaScript, the interactive TUI, an ACL line for your own
+    # Redis and a settings file. Everything a reader can run against the demo runs here.
+    assert sum(skip for _, _, skip, _ in BLOCKS) <= 6
     assert {lang for lang, _, _ in RUNNABLE} <= {"python", "sh"}
 
 

@@ -86,7 +86,7 @@ async def join_flow(screen: ClusterScreen, sid: str) -> None:
         screen.set_note("cancelled")
         return
     members = _members(screen, room)
-    size = "unknown" if members is None else f"{len(members)} members now"
+    size = "unknown" if members is None else f"{_members_now(len(members))}"
     radius = [
         f"Namespace {nsp}: 1 socket",
         f"  {sid}",
@@ -100,6 +100,10 @@ async def join_flow(screen: ClusterScreen, sid: str) -> None:
             f"join {room}", lambda: screen.cluster.remote_join(sid, room, namespace=nsp)
         ),
     )
+
+
+def _members_now(n: int) -> str:
+    return f"{n} member now" if n == 1 else f"{n} members now"
 
 
 async def leave_flow(screen: ClusterScreen, sid: str, room: str | None = None) -> None:
@@ -128,7 +132,7 @@ async def leave_flow(screen: ClusterScreen, sid: str, room: str | None = None) -
             return
         room = picked
     members = _members(screen, room)
-    size = "" if members is None else f" ({len(members)} members now)"
+    size = "" if members is None else f" ({_members_now(len(members))})"
     chosen = room
     await _confirm(
         screen,

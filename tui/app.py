@@ -33,7 +33,7 @@ from .sockets import SocketsScreen
 from .source import ClusterAPI, NamespaceData, NamespaceSummary
 from .traffic import TrafficScreen
 from .traffic_model import TrafficModel
-from .traffic_source import TrafficSource
+from .traffic_source import Discovery, TrafficSource
 from .unreachable import Unreachable
 
 __all__ = ["SiotoolsApp"]
@@ -51,6 +51,8 @@ class SiotoolsApp(App[None]):
         traffic: A factory of frame iterators for the traffic view (None: no traffic).
         traffic_cap: Lines the traffic view keeps.
         traffic_filter: The traffic view's initial filter (``nsp=/ room=lobby ...``).
+        discovery: Says what the Redis carries when no node answers under the prefix
+            (a wrong prefix, the wrong Redis); None: no such hint.
         clock: Epoch seconds, for the rates (the tests freeze it).
     """
 
@@ -61,11 +63,11 @@ class SiotoolsApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
-        Binding("ctrl+r", "refresh_now", "Refresh"),
+        Binding("ctrl+r", "refresh_now", "Refresh", show=False),
         Binding("1", "go('namespaces')", "Namespaces", show=False),
         Binding("2", "go('rooms')", "Rooms", show=False),
         Binding("3", "go('sockets')", "Sockets", show=False),
-        Binding("4", "go('traffic')", "Traffic"),
+        Binding("4", "go('traffic')", "Traffic", show=False),
         Binding("5", "push_screen('health')", "Health", show=False),
     ]
 
@@ -80,6 +82,7 @@ class SiotoolsApp(App[None]):
         traffic: TrafficSource | None = None,
         traffic_cap: int = 5000,
         traffic_filter: str = "",
+        discovery: Discovery | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
@@ -97,6 +100,12 @@ class SiotoolsApp(App[None]):
         self.node_counts: dict[str, int] = {}
         self.down: Unreachable | None = None
         self.socket_screen: SocketScreen | None = None
+        self.discovery = discovery
+        self.hint: str | None = None
+        """What the Redis carries, once no node answered for a while (see ``discovery``)."""
+        self._quiet_since: float | None = None
+        self.exit_reason: str | None = None
+        """Why the app quit on a failure (the command prints it); None after a normal quit."""
         self.set_reactive(SiotoolsApp.header_info, self._header())
 
     def get_default_screen(self) -> Screen[None]:
@@ -111,19 +120,21 @@ class SiotoolsApp(App[None]):
     # ------------------------------------------------------------------ refresh
 
     def _header(self, problem: str | None = None) -> HeaderInfo:
-        dialect = getattr(self.cluster.dialect, "name", str(self.cluster.dialect))
+        # As users know it ("socket.io-redis 5.x"); no dialect yet: the client detects it.
+        dialect = getattr(self.cluster.dialect, "label", None) or "auto"
         fps = None
         if self.traffic_source is not None:
             fps = self.traffic.frames_per_second(self.clock())
         return HeaderInfo(
             url=self.cluster.url,
             prefix=self.cluster.prefix,
-            dialect=dialect.lower(),
+            dialect=dialect,
             read_only=self.read_only,
             refresh=self.refresh_seconds,
             nodes=dict(self.node_counts),
             frames_per_second=fps,
-            problem=problem or self.traffic_problem if self.traffic_source else problem,
+            problem=(problem or self.traffic_problem if self.traffic_source else problem)
+            or self.hint,
         )
 
     def tick(self) -> None:
@@ -152,6 +163,29 @@ class SiotoolsApp(App[None]):
         except SiotoolsError as exc:
             self.header_info = self._header(str(exc))
             return
+        self._check_quiet()
+        self.header_info = self._header()
+
+    def _check_quiet(self) -> None:
+        """No node and no frame for a while: look at what the Redis does carry."""
+        quiet = not self.node_counts and self.traffic.total == 0
+        if not quiet:
+            self._quiet_since, self.hint = None, None
+            return
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if self.discovery is not None and self.hint is None and now - self._quiet_since >= 3:
+            self.look_around()
+
+    @work(name="discovery", group="discovery", exclusive=True, exit_on_error=False)
+    async def look_around(self) -> None:
+        assert self.discovery is not None
+        try:
+            found = await self.discovery()
+        except SiotoolsError as exc:
+            found = f"cannot look at the Redis ({exc})"
+        self.hint = f"nothing under prefix {self.cluster.prefix!r}: {found}"
         self.header_info = self._header()
 
     @work(name="traffic", group="traffic", exclusive=True, exit_on_error=False)
@@ -177,6 +211,12 @@ class SiotoolsApp(App[None]):
             return
         self.down = Unreachable(self.cluster.url, str(exc) or type(exc).__name__)
         self.push_screen(self.down, self._retry)
+
+    def quit_unreachable(self) -> None:
+        """Quit from the unreachable dialog: exit status 2, as the command line has."""
+        reason = self.down.reason if self.down is not None else "Redis is unreachable"
+        self.exit_reason = reason
+        self.exit(return_code=2)
 
     def _retry(self, retry: bool | None) -> None:
         self.down = None

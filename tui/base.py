@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -60,6 +61,12 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+STALE_AFTER = 1.0
+"""Seconds after which rows shown again (back from a drill-down) are re-queried at once."""
+RESUME_DELAY = 0.2
+"""Seconds between showing a screen again and re-querying its rows."""
+
+
 class ClusterScreen(Screen[None]):
     """A list view of the cluster."""
 
@@ -67,7 +74,7 @@ class ClusterScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Sort"),
+        Binding("s", "sort", "Sort", show=False),
         Binding("S", "reverse", "Reverse sort", show=False),
     ]
 
@@ -77,6 +84,10 @@ class ClusterScreen(Screen[None]):
         self.shortfall: Shortfall | None = None
         self.problem: str | None = None
         self.note: str = ""
+        self.loaded_at: float | None = None
+        """``time.monotonic()`` of the last successful load (None before the first)."""
+        self.stale = False
+        """Shown rows are from before this screen was covered; a re-query is under way."""
 
     # ------------------------------------------------------------------ to override
 
@@ -96,6 +107,10 @@ class ClusterScreen(Screen[None]):
 
     def drill(self, key: str) -> None:
         """Enter on row ``key``."""
+
+    def order_key(self, key: str) -> Any:
+        """Where row ``key`` goes while no column is sorted: by key (a stable order)."""
+        return key
 
     def compose_extra(self) -> ComposeResult:
         yield from ()
@@ -130,9 +145,9 @@ class ClusterScreen(Screen[None]):
         yield Breadcrumbs(self.crumbs(), id="crumbs")
         yield from self.compose_extra()
         yield FilterBar(id="filter")
-        yield KeyedTable(self.columns(), id="table")
+        yield KeyedTable(self.columns(), natural=self.order_key, id="table")
         yield Static("", id="status")
-        yield KeyFooter()
+        yield KeyFooter(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#filter", FilterBar).display = False
@@ -142,6 +157,15 @@ class ClusterScreen(Screen[None]):
             self.table.set_rows(cached)
             self.update_status()
         self.reload()
+
+    def on_screen_resume(self) -> None:
+        # Back from a drill-down: what is shown may be a whole refresh old. Ask again now
+        # and say how old the rows are until the answer is in. The query starts just after
+        # the screen is back: at 100k rows its diff would otherwise slow that repaint.
+        if self.loaded_at is not None and time.monotonic() - self.loaded_at > STALE_AFTER:
+            self.stale = True
+            self.update_status()
+            self.set_timer(RESUME_DELAY, self.reload)
 
     def reload(self, *, highlight: bool = False) -> Worker[Diff | None]:
         """Fetch the rows again in the background."""
@@ -165,6 +189,8 @@ class ClusterScreen(Screen[None]):
             self.update_status()
             return None
         self.problem = None
+        self.loaded_at = time.monotonic()
+        self.stale = False
         # Diffing 100k rows takes a while: do it in a thread so keys stay responsive. Every
         # column's order is sorted there too, so a sort key press does not sort.
         prepared = await asyncio.to_thread(self.table.prepare, rows, every_order=True)
@@ -191,9 +217,9 @@ class ClusterScreen(Screen[None]):
         table = self.table
         text = Text()
         if table.row_count == table.total_count:
-            text.append(f"{table.total_count} rows")
+            text.append(f"{table.total_count} {_rows(table.total_count)}")
         else:
-            text.append(f"{table.row_count} of {table.total_count} rows")
+            text.append(f"{table.row_count} of {table.total_count} {_rows(table.total_count)}")
         if table.filter_text:
             text.append("  filter ")
             text.append(table.filter_text, "bold")
@@ -204,6 +230,9 @@ class ClusterScreen(Screen[None]):
             text.append(f"  partial: {self.shortfall}", "bold yellow")
         if self.problem:
             text.append(f"  {self.problem}", "bold red")
+        if self.stale and self.loaded_at is not None:
+            age = time.monotonic() - self.loaded_at
+            text.append(f"  data from {age:.0f}s ago, refreshing…", "yellow")
         if self.note:
             text.append("  ")
             text.append(self.note, "italic")
@@ -296,3 +325,7 @@ class NamespaceScreen(ClusterScreen):
         self.siotools.namespace_cache[self.namespace] = data
         self.shortfall = data.shortfall
         return await asyncio.to_thread(self.rows_of, data)
+
+
+def _rows(n: int) -> str:
+    return "row" if n == 1 else "rows"

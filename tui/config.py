@@ -90,5 +90,9 @@ def load_settings(
         raise ConfigurationError(f"{path}: refresh must be a number of seconds")
     chosen = float(refresh if refresh is not None else file_refresh)
     if chosen < MIN_REFRESH:
-        raise ConfigurationError(f"the refresh interval must be at least {MIN_REFRESH} s")
+        where = "--refresh" if refresh is not None else f"refresh in {path}"
+        raise ConfigurationError(
+            f"{where} {chosen:g} is too short: "
+            f"the refresh interval must be at least {MIN_REFRESH} s"
+        )
     return Settings(read_only=read_only or file_read_only, refresh=chosen)

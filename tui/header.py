@@ -25,7 +25,8 @@ class HeaderInfo:
 
 
 class ClusterHeader(Static):
-    """Redis URL, prefix, dialect, mode; node count per namespace, frames/s, refresh."""
+    """Redis URL, prefix, dialect, mode; node count per namespace, frames/s, refresh; then
+    a problem or hint, if any, on lines of its own."""
 
     def on_mount(self) -> None:
         self.watch(self.app, "header_info", self.show, init=True)
@@ -46,7 +47,8 @@ class ClusterHeader(Static):
         bottom = Text.assemble(
             "nodes ", (nodes, "bold"), "  frames/s ", (fps, "bold"), f"  refresh {info.refresh:g}s"
         )
+        lines = [top, bottom]
         if info.problem:
-            bottom.append("  ")
-            bottom.append(info.problem, "bold red")
-        self.update(Text("\n").join([top, bottom]))
+            # Its own line(s), wrapped: a hint about what the Redis carries is a sentence.
+            lines.append(Text(info.problem, "bold red"))
+        self.update(Text("\n").join(lines))

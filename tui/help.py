@@ -18,7 +18,8 @@ __all__ = ["HelpScreen"]
 FILTER_HELP = (
     "Filter (/): a case-insensitive regular expression over every column; text that is not "
     "a valid regex matches as a plain substring; a leading ! keeps the rows that do not "
-    "match. Enter keeps the filter, Esc clears it."
+    "match. Enter keeps the filter, Esc clears it. Ctrl+P opens the command palette: every "
+    "action and view by name."
 )
 
 

@@ -22,8 +22,8 @@ class RoomsScreen(NamespaceScreen):
     VIEW: ClassVar[str] = "rooms"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "emit", "Emit"),
-        Binding("L", "leave_all", "Clear room"),
-        Binding("D", "disconnect_all", "Disconnect room"),
+        Binding("L", "leave_all", "Clear room", show=False),
+        Binding("D", "disconnect_all", "Disconnect room", show=False),
     ]
 
     def crumbs(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -27,7 +27,7 @@ class SocketScreen(ClusterScreen):
     VIEW: ClassVar[str] = "socket"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "join", "Join"),
-        Binding("l", "leave", "Leave room"),
+        Binding("l", "leave", "Leave"),
         Binding("d", "disconnect", "Disconnect"),
         Binding("e", "emit", "Emit"),
     ]
@@ -89,6 +89,9 @@ class SocketScreen(ClusterScreen):
         if self.gone:
             text.append("  GONE: no node has this socket", "bold red")
         self.query_one("#detail", Static).update(text)
+
+    def order_key(self, key: str) -> Any:
+        return (key != self.sid, key)  # its own id room first, then by name
 
     def rows_of(self, rooms: list[str]) -> Rows:
         data = self.namespace_data()

@@ -31,8 +31,8 @@ class SocketsScreen(NamespaceScreen):
         Binding("l", "leave", "Leave"),
         Binding("d", "disconnect", "Disconnect"),
         Binding("e", "emit", "Emit"),
-        Binding("L", "leave_all", "Clear room"),
-        Binding("D", "disconnect_all", "Disconnect room"),
+        Binding("L", "leave_all", "Clear room", show=False),
+        Binding("D", "disconnect_all", "Disconnect room", show=False),
     ]
 
     def __init__(self, namespace: str = "/", room: str | None = None) -> None:

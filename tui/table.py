@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -34,6 +34,8 @@ from .rows import Cell, column_sort_keys, compile_filter, narrows, plain
 
 __all__ = ["Column", "Diff", "KeyedTable", "Prepared", "ascending"]
 
+NAME_ORDER = -1
+"""The key of the by-key order in :attr:`Prepared.orders` (the order without a sort)."""
 _MAX_WIDTH = 64
 _FILTER_CACHE = 16
 _LINE_CACHE = 4096
@@ -144,6 +146,7 @@ class KeyedTable(ScrollView, can_focus=True):
         *,
         search: Callable[[str, tuple[Cell, ...]], str] | None = None,
         compile_filter: Callable[[str], Callable[[str], bool] | None] = compile_filter,
+        natural: Callable[[str], Any] | None = None,
         name: str | None = None,
         id: str | None = None,  # noqa: A002
         classes: str | None = None,
@@ -152,6 +155,8 @@ class KeyedTable(ScrollView, can_focus=True):
         self.columns = list(columns)
         self._search_of = search or _default_search
         self._compile = compile_filter
+        self.natural = natural
+        """The sort key of the order without a sort column (None: the row key itself)."""
         self._rows: dict[str, tuple[Cell, ...]] = {}
         self._search: dict[str, str] = {}
         self._view: list[str] = []
@@ -251,9 +256,9 @@ class KeyedTable(ScrollView, can_focus=True):
                 orders[col] = ascending(new_rows, col)
         elif self.sort_column is not None:
             orders[self.sort_column] = ascending(new_rows, self.sort_column)
+        orders[NAME_ORDER] = sorted(new_rows, key=self.natural)
         base = self._base_order(new_rows, orders)
-        natural = list(new_search.values()) if self.sort_column is None else None
-        view, texts = self._filtered(base, new_search, natural)
+        view, texts = self._filtered(base, new_search, None)
         return Prepared(new_rows, new_search, diff, widths, view, texts, generation, base, orders)
 
     def apply(self, prepared: Prepared, *, highlight: bool = False) -> Diff:
@@ -289,7 +294,7 @@ class KeyedTable(ScrollView, can_focus=True):
         return self._filter_text
 
     def sort_by(self, column: int | None, reverse: bool = False) -> None:
-        """Sort by ``column`` (None: insertion order)."""
+        """Sort by ``column`` (None: by key)."""
         self.sort_column = column
         self.sort_reverse = reverse
         self._sorted = None
@@ -297,7 +302,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self._rebuild()
 
     def cycle_sort(self) -> None:
-        """Sort by the next column (after the last one: back to the natural order)."""
+        """Sort by the next column (after the last one: back to the order by key)."""
         if self.sort_column is None:
             self.sort_by(0, self.sort_reverse)
         elif self.sort_column + 1 < len(self.columns):
@@ -338,13 +343,18 @@ class KeyedTable(ScrollView, can_focus=True):
     def _base_order(
         self, rows: dict[str, tuple[Cell, ...]], orders: dict[int, list[str]]
     ) -> list[str]:
-        """Every key, sorted by the current sort column (insertion order when none).
+        """Every key, sorted by the current sort column (by key when none).
 
+        Answers arrive in any order (every node replies when it likes), so the unsorted
+        order is the keys' own: a row never moves because a refresh came back shuffled.
         ``orders`` caches the ascending order of each column; a missing one is added.
         """
         col = self.sort_column
         if col is None:
-            return list(rows)
+            order = orders.get(NAME_ORDER)
+            if order is None:
+                order = orders[NAME_ORDER] = sorted(rows, key=self.natural)
+            return order
         order = orders.get(col)
         if order is None:
             order = orders[col] = ascending(rows, col)
@@ -386,8 +396,7 @@ class KeyedTable(ScrollView, can_focus=True):
             ):
                 found = self._filtered(self._view, self._search, self._view_texts)
             else:
-                natural = list(self._search.values()) if self.sort_column is None else None
-                found = self._filtered(self._sorted, self._search, natural)
+                found = self._filtered(self._sorted, self._search, None)
         cache[text] = found  # the most recent last
         while len(cache) > _FILTER_CACHE:
             del cache[next(iter(cache))]

@@ -13,6 +13,7 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 
 from .base import ClusterScreen, Rows
+from .frame_detail import FrameDetail
 from .rows import Cell, compile_field_filter, plain, tagged
 from .table import Column, Diff
 from .traffic_model import TrafficLine
@@ -21,7 +22,7 @@ __all__ = ["TrafficScreen"]
 
 
 def _search(key: str, cells: tuple[Cell, ...]) -> str:
-    kind, nsp, rooms, event = (plain(c) for c in (cells[1], cells[3], cells[4], cells[5]))
+    event, rooms, kind, nsp = (plain(c) for c in (cells[1], cells[2], cells[4], cells[5]))
     tags = [tagged("kind", kind), tagged("nsp", nsp), tagged("event", event)]
     tags += [tagged("room", room) for room in rooms.split(" ") if room]
     return "".join(tags) + "\t".join(plain(c) for c in cells)
@@ -33,7 +34,11 @@ def _clock(time_ns: int) -> str:
 
 
 class TrafficScreen(ClusterScreen):
-    """Time, kind, node uid, namespace, rooms, event, arguments."""
+    """Time, event, rooms, arguments, kind, namespace, node uid; Enter opens a frame.
+
+    The columns an operator reads first come first: at 80 columns time, event, rooms and
+    the start of the arguments stay on screen.
+    """
 
     VIEW: ClassVar[str] = "traffic"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -47,6 +52,8 @@ class TrafficScreen(ClusterScreen):
         self.paused = False
         self.follow = True
         self._cleared = 0
+        self.lines_by_key: dict[str, TrafficLine] = {}
+        """The frame behind each shown row, for Enter."""
 
     def crumbs(self) -> list[str]:
         return ["Traffic"]
@@ -54,12 +61,12 @@ class TrafficScreen(ClusterScreen):
     def columns(self) -> list[Column]:
         return [
             Column("Time"),
-            Column("Kind"),
-            Column("Node", width=8),
-            Column("Nsp"),
-            Column("Rooms", width=24),
-            Column("Event"),
+            Column("Event", width=16),
+            Column("Rooms", width=16),
             Column("Args", width=60),
+            Column("Kind"),
+            Column("Nsp"),
+            Column("Node", width=8),
         ]
 
     def on_mount(self) -> None:
@@ -78,21 +85,31 @@ class TrafficScreen(ClusterScreen):
 
     def rows_of(self, lines: list[TrafficLine]) -> Rows:
         rows: Rows = {}
+        shown: dict[str, TrafficLine] = {}
         first = self.siotools.traffic.total - len(lines)
         for n, line in enumerate(lines, start=first):
             if n < self._cleared:
                 continue
             event = line.event if line.error is None else f"! {line.error}"
-            rows[f"{n:012d}"] = (
+            key = f"{n:012d}"
+            shown[key] = line
+            rows[key] = (
                 _clock(line.time_ns),
-                line.kind,
-                line.node,
-                line.nsp,
-                " ".join(line.rooms),
                 event,
+                " ".join(line.rooms),
                 line.args,
+                line.kind,
+                line.nsp,
+                line.node,
             )
+        self.lines_by_key = shown
         return rows
+
+    def drill(self, key: str) -> None:
+        """Enter: the frame in a detail pane (decoded JSON, raw hex, channel, dialect)."""
+        line = self.lines_by_key.get(key)
+        if line is not None:
+            self.app.push_screen(FrameDetail(line))
 
     def cached_rows(self) -> Rows | None:
         return self.rows_of(list(self.siotools.traffic.lines))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = ["SPARK", "FrameLike", "TrafficLine", "TrafficModel", "sparkline"]
@@ -43,13 +43,20 @@ class FrameLike(Protocol):
     def row(self) -> _RowLike: ...
 
 
+def _shown(value: Any) -> Any:
+    # Binary is a size in the list (Enter shows the bytes); anything else its repr.
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value):,} bytes>"
+    return repr(value)
+
+
 def _short(value: Any, limit: int = 120) -> str:
     if value is None:
         return ""
     try:
-        text = json.dumps(value, ensure_ascii=False, default=repr, separators=(",", ":"))
-    except (TypeError, ValueError):
-        text = repr(value)
+        text = json.dumps(value, ensure_ascii=False, default=_shown, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)[: limit * 2]
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -67,17 +74,19 @@ class TrafficLine:
     args: str
     channel: str
     error: str | None = None
+    frame: Any = field(default=None, compare=False, repr=False)
+    """The sniffed frame itself (its payload and decoded value), for the detail pane."""
 
     @classmethod
     def of(cls, frame: FrameLike) -> TrafficLine:
         row = frame.row
         rooms = row.rooms if isinstance(row.rooms, list | tuple) else []
-        dialect = getattr(frame.dialect, "name", None) or "?"
+        dialect = getattr(frame.dialect, "label", None) or "?"
         event = row.event if row.event is not None else (row.type or "")
         return cls(
             time_ns=frame.time_ns,
             kind=row.kind,
-            dialect=dialect.lower(),
+            dialect=dialect,
             node="" if row.uid is None else str(row.uid),
             nsp=row.nsp or "",
             rooms=tuple(str(r) for r in rooms),
@@ -85,6 +94,7 @@ class TrafficLine:
             args=_short(row.args) if row.kind != "response" else "",
             channel=frame.channel,
             error=frame.error,
+            frame=frame,
         )
 
     def search_text(self) -> str:

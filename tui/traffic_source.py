@@ -7,14 +7,16 @@ sniffer, the snapshot tests a fixed list of frames.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from .traffic_model import FrameLike
 
-__all__ = ["TrafficSource", "sniffer_source"]
+__all__ = ["Discovery", "TrafficSource", "discovery_source", "sniffer_source"]
 
 TrafficSource = Callable[[], AsyncIterator[FrameLike]]
+Discovery = Callable[[], Awaitable[str]]
+"""One line saying what this Redis carries (for a console that sees no node)."""
 
 
 def sniffer_source(url: str, prefix: str) -> TrafficSource | None:
@@ -30,3 +32,19 @@ def sniffer_source(url: str, prefix: str) -> TrafficSource | None:
         return frames
 
     return source
+
+
+def discovery_source(url: str, prefix: str) -> Discovery:
+    """What :func:`siotools.discovery.discover` finds on ``url``, as one line.
+
+    The sniffer's own pattern subscriptions for ``prefix`` are left out of the count.
+    """
+
+    async def look() -> str:
+        from siotools.discovery import discover
+        from siotools.sniffer.live import patterns_for
+
+        found = await discover(url, own_patterns=len(patterns_for(prefix, None)))
+        return found.describe()
+
+    return look

@@ -15,11 +15,11 @@ __all__ = ["Unreachable"]
 
 
 class Unreachable(ModalScreen[bool]):
-    """Dismisses True on ``r`` (retry); ``q`` quits the app."""
+    """Dismisses True on ``r`` (retry); ``q`` quits the app with exit status 2."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "retry", "Retry"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "quit_unreachable", "Quit"),
     ]
 
     def __init__(self, url: str, reason: str) -> None:
@@ -41,6 +41,14 @@ class Unreachable(ModalScreen[bool]):
                 ),
                 id="reason",
             )
+
+    def action_quit_unreachable(self) -> None:
+        """q: quit with exit status 2 (the app knows why)."""
+        quit_unreachable = getattr(self.app, "quit_unreachable", None)
+        if quit_unreachable is not None:
+            quit_unreachable()
+        else:
+            self.app.exit(return_code=2)
 
     def action_retry(self) -> None:
         self.dismiss(True)

@@ -12,9 +12,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
+import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 __all__ = ["register", "run"]
@@ -56,7 +59,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
     p.add_argument(
-        "--key", default="socket.io", help="the cluster's channel prefix (default socket.io)"
+        "--key",
+        "--prefix",
+        dest="key",
+        default="socket.io",
+        help="the cluster's channel prefix (default socket.io)",
     )
     p.add_argument("--seed", type=int, default=None, help="seed for repeatable traffic")
     p.add_argument(
@@ -82,9 +89,12 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start the demo and block until it is stopped."""
+    from siotools.cli.options import check_url
     from siotools.demo import DemoCluster
 
     # Validate the arguments before starting anything.
+    if args.redis is not None:
+        check_url(args.redis, "--redis")
     demo = DemoCluster(
         nodes=args.nodes,
         clients=args.clients,
@@ -156,10 +166,13 @@ def _banner(demo: Any, out: Any, *, tui: bool, tui_asked: bool) -> None:
     print(f"siotools demo: the cluster is running (key {demo.key!r}):", file=out)
     for line in demo.describe():
         print(f"  {line}", file=out)
-    target = f"--url {demo.redis_url} --key {demo.key}"
+    command, note = siotools_command()
+    target = f"--url {shlex.quote(demo.shown_url)} --prefix {shlex.quote(demo.key)}"
     print("Try, in another terminal:", file=out)
-    print(f"  siotools rooms {target} --nsp /chat", file=out)
-    print(f"  siotools tui --url {demo.redis_url} --prefix {demo.key}", file=out)
+    print(f"  {command} rooms {target} --nsp /chat", file=out)
+    print(f"  {command} tui {target}", file=out)
+    if note:
+        print(f"  ({note})", file=out)
     if tui_asked and not tui:
         print(
             "No TUI here (not a terminal, or the tui extra is missing): running headless.",
@@ -200,21 +213,42 @@ async def _status_loop(
             display.stop()
 
 
+def siotools_command() -> tuple[str, str | None]:
+    """How to run ``siotools`` from a shell here, and a note when it is not on PATH.
+
+    The demo often runs from a venv that is not activated (``make demo``): the bare name
+    would then not be found, so the hint gives the path of the venv's script.
+    """
+    script = Path(sys.executable).parent / "siotools"
+    found = shutil.which("siotools")
+    if found is not None and (not script.exists() or Path(found).resolve() == script.resolve()):
+        return "siotools", None
+    if script.exists():
+        try:
+            shown = str(script.relative_to(Path.cwd()))
+        except ValueError:
+            shown = str(script)
+        venv = script.parent.parent
+        return shlex.quote(shown), (
+            f"siotools is not on PATH: activate the venv (source {venv}/bin/activate) to type "
+            "just 'siotools', or install it with pip install 'siotools[all]'"
+        )
+    return f"{shlex.quote(sys.executable)} -m siotools", None
+
+
 def _has_tui() -> bool:
     """Whether this installation has the ``tui`` subcommand."""
     from siotools.cli._base import build_parser
 
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction) and "tui" in action.choices:
-            return True
-    return False
+    return "tui" in build_parser().commands
 
 
 async def _run_tui(demo: Any, stop: asyncio.Event) -> None:
     """Run ``siotools tui`` on the cluster in a child process that owns the terminal."""
-    argv = [sys.executable, "-m", "siotools", "tui", "--url", demo.redis_url]
-    argv += ["--prefix", demo.key]
-    proc = await asyncio.create_subprocess_exec(*argv, env=dict(os.environ))
+    argv = [sys.executable, "-m", "siotools", "tui", "--prefix", demo.key]
+    # The URL goes by environment, not argv: a password in it stays out of ps.
+    env = {**os.environ, "SIOTOOLS_URL": demo.redis_url}
+    proc = await asyncio.create_subprocess_exec(*argv, env=env)
     waiter = asyncio.create_task(proc.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)

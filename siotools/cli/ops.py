@@ -3,7 +3,8 @@
 Every command talks to the cluster through :class:`siotools.ClusterClient`: it needs the
 cluster's Redis (``--url``) and channel prefix (``--key``/``--prefix``), never a node.
 Output is a table, or JSON with ``--json``. Exit status: 0 ok, 1 timeout or not found,
-2 usage or connection error; failures print one sentence on stderr.
+2 usage or connection error, 3 an emit that no socket received; failures print one
+sentence on stderr.
 """
 
 from __future__ import annotations
@@ -11,40 +12,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
+from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
 
 __all__ = ["register"]
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
+_OPTIONS = ClusterOptions(timeout=2.0)
 
 
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SIOTOOLS_URL", DEFAULT_URL),
-        help="the cluster's Redis URL (default $SIOTOOLS_URL or %(default)s)",
-    )
-    p.add_argument(
-        "--key",
-        "--prefix",
-        dest="key",
-        default=os.environ.get("SIOTOOLS_KEY", "socket.io"),
-        help="the cluster's channel prefix (default $SIOTOOLS_KEY or socket.io)",
-    )
-    p.add_argument("--nsp", default="/", help="the namespace (default /)")
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=2.0,
-        help="seconds to wait for the nodes' answers (default 2)",
-    )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_cluster_options(p, _OPTIONS)
     return p
 
 
@@ -77,6 +60,11 @@ def register(sub: Any) -> None:
         "--close", action="store_true", help="close the whole connection, every namespace"
     )
     p = add("emit", "broadcast an event to a namespace or to rooms", _emit)
+    p.epilog = (
+        f"Exit status {EXIT_NOBODY} (after emitting) when the rooms or the namespace hold no "
+        "socket, so nobody received the event; 0 when someone did or when not every node "
+        "answered in time to tell."
+    )
     p.add_argument("event", metavar="EVENT")
     p.add_argument(
         "args", nargs="*", metavar="JSON_ARG", help="arguments, each a JSON value: 42 '\"hi\"'"
@@ -94,34 +82,39 @@ def register(sub: Any) -> None:
 def _run(
     args: argparse.Namespace, body: Callable[[Any], Awaitable[Any]], render: Callable[[Any], None]
 ) -> int:
-    from siotools.cluster import ClusterClient
+    _output(args, _query(args, body), render)
+    return EXIT_OK
+
+
+def _query(args: argparse.Namespace, body: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Connect a cluster client, run ``body`` with it, close it; ``body``'s result."""
 
     async def main() -> Any:
-        cluster = ClusterClient(args.url, key=args.key, requests_timeout=args.timeout)
+        cluster = cluster_client(args)
         try:
             await cluster.connect()
             return await body(cluster)
         finally:
             await cluster.close()
 
-    result = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def _output(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
     if args.json:
-        json.dump(result, sys.stdout, ensure_ascii=False, default=_json_default)
-        sys.stdout.write("\n")
+        sys.stdout.write(json_text(result) + "\n")
     else:
         render(result)
-    return 0
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return {"$bin": bytes(value).hex()}
-    return repr(value)
+def _not_json(word: str) -> Any:
+    raise ValueError(f"{word} is not JSON")
 
 
 def _parse_json(text: str, what: str) -> Any:
     try:
-        return json.loads(text)
+        # NaN and Infinity are Python's extensions, not JSON: no Node peer could read them.
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         raise ConfigurationError(
             f"{what} {text!r} is not JSON (quote strings: '\"hello\"')"
@@ -137,10 +130,20 @@ async def _require_nodes(cluster: Any, nsp: str) -> int:
 
 def _partial(exc: RequestTimeout, args: argparse.Namespace, what: str) -> RequestError:
     expected = f" of {exc.expected}" if exc.expected is not None else ""
+    nodes = _noun(exc.expected if exc.expected is not None else exc.answered, "node")
     return RequestError(
-        f"Only {exc.answered}{expected} nodes answered the {what} request in {args.nsp} "
+        f"Only {exc.answered}{expected} {nodes} answered the {what} request in {args.nsp} "
         f"within {args.timeout:g}s"
     )
+
+
+def _noun(n: int, word: str) -> str:
+    return word if n == 1 else word + "s"
+
+
+def _count(n: int, word: str) -> str:
+    """``1 node``, ``2 nodes``."""
+    return f"{n} {_noun(n, word)}"
 
 
 def _no_socket(args: argparse.Namespace) -> RequestError:
@@ -279,7 +282,15 @@ def _emit(args: argparse.Namespace) -> int:
     values = [_parse_json(a, "Argument") for a in args.args]
 
     async def body(cluster: Any) -> dict[str, Any]:
-        nodes = await cluster.node_count(args.nsp)
+        nodes: int = await cluster.node_count(args.nsp)
+        # Who is there to receive it, asked before the emit (the same request as
+        # `clients`): None when not every node answered, so nobody can say.
+        sockets: int | None = 0
+        if nodes:
+            try:
+                sockets = len(await cluster.clients(args.room, namespace=args.nsp))
+            except RequestTimeout:
+                sockets = None
         await cluster.emit(args.event, *values, rooms=args.room, namespace=args.nsp)
         return {
             "ok": True,
@@ -288,16 +299,26 @@ def _emit(args: argparse.Namespace) -> int:
             "rooms": args.room,
             "nsp": args.nsp,
             "nodes": nodes,
+            "sockets": sockets,
         }
 
     def render(result: dict[str, Any]) -> None:
         target = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
+        sockets = result["sockets"]
+        reach = "socket count unknown" if sockets is None else _count(sockets, "socket")
         _say(
-            f"Emitted {args.event!r} with {len(values)} argument(s) to {target} "
-            f"({result['nodes']} nodes listening)."
+            f"Emitted {args.event!r} with {_count(len(values), 'argument')} to {target} "
+            f"({_count(result['nodes'], 'node')} listening, {reach})."
         )
 
-    return _run(args, body, render)
+    result = _query(args, body)
+    _output(args, result, render)
+    if result["sockets"] != 0:
+        return EXIT_OK
+    where = f"room {', '.join(args.room)} of {args.nsp}" if args.room else f"namespace {args.nsp}"
+    why = "no node serves the namespace" if result["nodes"] == 0 else "no socket is in it"
+    say(f"siotools: {where} is empty ({why}), so nobody received {args.event!r}.")
+    return EXIT_NOBODY
 
 
 def _custom(args: argparse.Namespace) -> int:
@@ -312,10 +333,7 @@ def _custom(args: argparse.Namespace) -> int:
         return replies
 
     def render(replies: list[Any]) -> None:
-        rows = [
-            [i + 1, json.dumps(r, ensure_ascii=False, default=_json_default)]
-            for i, r in enumerate(replies)
-        ]
+        rows = [[i + 1, json_text(r)] for i, r in enumerate(replies)]
         _table(f"custom request replies in {args.nsp} ({len(replies)})", ["#", "reply"], rows)
 
     return _run(args, body, render)

@@ -1,8 +1,9 @@
 """``siotools sniff``: watch what a Socket.IO cluster says on Redis, passively.
 
 One line per frame (time, sender uid, namespace, rooms, event, short args), JSON lines
-with ``--json``, or a periodic per-room / per-event rate table with ``--stats``. Ctrl-C
-stops cleanly and prints a summary on stderr.
+with ``--json``, or per-room / per-event rates with ``--stats`` (a live table on a
+terminal, a line per window elsewhere). After a few seconds without a single frame it says
+which prefixes this Redis does carry. Ctrl-C stops cleanly and prints a summary on stderr.
 """
 
 from __future__ import annotations
@@ -18,11 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siotools.exceptions import ConfigurationError
+from siotools.cli.options import ClusterOptions, add_cluster_options, json_text
+from siotools.exceptions import ConfigurationError, SiotoolsError
 
 __all__ = ["register", "run"]
 
-_DEFAULT_URL = "redis://127.0.0.1:6379/0"
+_OPTIONS = ClusterOptions(
+    nsp_default=None, nsp_help="only this namespace", dialect=False, json="one JSON object per line"
+)
+QUIET_AFTER = 5.0
+"""Seconds without a frame before sniff says what this Redis does carry."""
 _KIND_STYLE = {
     "broadcast": "cyan",
     "request": "yellow",
@@ -42,13 +48,10 @@ def register(sub: Any) -> None:
             "with PSUBSCRIBE only (never counted by PUBSUB NUMSUB), or MONITOR with --monitor."
         ),
     )
-    p.add_argument("--url", default=_DEFAULT_URL, help=f"Redis URL (default {_DEFAULT_URL})")
-    p.add_argument("--prefix", default="socket.io", help="the adapters' key (default socket.io)")
-    p.add_argument("--nsp", help="only this namespace")
+    add_cluster_options(p, _OPTIONS)
     p.add_argument("--room", help="only frames targeting this room")
     p.add_argument("--event", help="only this event")
     p.add_argument("--kind", choices=["broadcast", "request", "response"], help="only this kind")
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.add_argument("--count", type=_positive_int, metavar="N", help="stop after N frames")
     p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
     p.add_argument(
@@ -101,9 +104,6 @@ def _positive_float(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Sniff until ``--count``/``--duration`` or Ctrl-C; returns the exit status."""
-    from siotools.transport.endpoint import RedisEndpoint
-
-    RedisEndpoint.from_url(args.url)  # a bad URL is a usage error before anything starts
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
@@ -228,7 +228,7 @@ async def _sniff(args: argparse.Namespace) -> int:
             if not show_lines:
                 continue
             if json_lines:
-                sys.stdout.write(json.dumps(_as_json(f), ensure_ascii=False) + "\n")
+                sys.stdout.write(json_text(_as_json(f)) + "\n")
             else:
                 out.print(_as_text(f))
             if args.count is not None and stats.shown >= args.count:
@@ -236,23 +236,52 @@ async def _sniff(args: argparse.Namespace) -> int:
         if json_lines:
             sys.stdout.flush()
 
+    view: _RateView | None = None
+
     async def table_loop() -> None:
+        nonlocal view
         await ready.wait()
+        view = _RateView(err if json_lines else out, stats, args.interval)
         while True:
             await asyncio.sleep(args.interval)
-            _print_stats(err if json_lines else out, stats, args.interval)
+            view.tick()
+
+    async def quiet_watch() -> None:
+        # Silence usually means a wrong --prefix or the wrong Redis: say what is there.
+        await ready.wait()
+        await asyncio.sleep(QUIET_AFTER)
+        if stats.frames:
+            return
+        from siotools.discovery import discover
+        from siotools.sniffer.live import patterns_for
+
+        own = 0 if args.monitor else len(patterns_for(args.prefix, args.pysocketio))
+        try:
+            found = await discover(args.url, own_patterns=own)
+        except SiotoolsError as exc:
+            found_text = f"could not look at what this Redis carries ({exc})"
+        else:
+            found_text = found.describe()
+        err.print(
+            f"siotools sniff: no frame under prefix {args.prefix!r} in {QUIET_AFTER:g}s; "
+            f"{found_text.rstrip('.')}. Still listening.",
+            markup=False,
+        )
 
     task = asyncio.create_task(consume())
     ticker = asyncio.create_task(table_loop()) if args.stats else None
+    quiet = asyncio.create_task(quiet_watch())
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for t in (task, stopper, ticker):
+        for t in (task, stopper, ticker, quiet):
             if t is not None and not t.done():
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
+        if view is not None:
+            view.stop()
     if task.done() and not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
     if saved is not None:
@@ -325,34 +354,95 @@ def _as_json(f: Any) -> dict[str, Any]:
     }
 
 
-def _print_stats(console: Any, stats: _Stats, interval: float) -> None:
-    from rich.table import Table
+class _RateView:
+    """The ``--stats`` view: a live table on a terminal, one plain line per window elsewhere.
 
-    table = Table(title=f"last {interval:g}s — {stats.frames:,} frames in total", expand=False)
-    table.add_column("room")
-    table.add_column("msg/s", justify="right")
-    table.add_column("total", justify="right")
-    table.add_column("event")
-    table.add_column("msg/s", justify="right")
-    table.add_column("total", justify="right")
-    stats.rooms_total.update(stats.rooms)
-    stats.events_total.update(stats.events)
-    rooms = stats.rooms.most_common(10)
-    events = stats.events.most_common(10)
-    for i in range(max(len(rooms), len(events), 1)):
-        r = rooms[i] if i < len(rooms) else None
-        e = events[i] if i < len(events) else None
-        table.add_row(
-            r[0] if r else "",
-            f"{r[1] / interval:,.1f}" if r else "",
-            f"{stats.rooms_total[r[0]]:,}" if r else "",
-            e[0] if e else "",
-            f"{e[1] / interval:,.1f}" if e else "",
-            f"{stats.events_total[e[0]]:,}" if e else "",
+    Each row shows a room or an event with its rate over the last window ("now") and its
+    count since the start ("total"); the totals include every window, the last partial one
+    too, so the final table agrees with the summary.
+    """
+
+    def __init__(self, console: Any, stats: _Stats, interval: float) -> None:
+        self.console = console
+        self.stats = stats
+        self.interval = interval
+        self.window_started = time.monotonic()
+        self.live: Any = None
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(console=console, auto_refresh=False, transient=False)
+            self.live.start()
+
+    def tick(self) -> None:
+        """Close the current window: fold it into the totals and show it."""
+        stats = self.stats
+        now = time.monotonic()
+        span = max(now - self.window_started, 1e-9)
+        self.window_started = now
+        rooms = stats.rooms.most_common(10)
+        events = stats.events.most_common(10)
+        window = sum(stats.events.values())
+        stats.rooms_total.update(stats.rooms)
+        stats.events_total.update(stats.events)
+        stats.rooms.clear()
+        stats.events.clear()
+        if self.live is not None:
+            self.live.update(self._table(rooms, events, window, span), refresh=True)
+        else:
+            self.console.print(self._line(rooms, events, window, span))
+
+    def stop(self) -> None:
+        """Show the last (partial) window and leave the final table on screen."""
+        self.tick()
+        if self.live is not None:
+            self.live.stop()
+
+    def _heading(self, window: int, span: float) -> str:
+        total = sum(self.stats.events_total.values())
+        elapsed = time.monotonic() - self.stats.started
+        return (
+            f"broadcasts: last {span:.1f}s {window:,} ({window / span:,.1f} msg/s) · "
+            f"total {total:,} in {elapsed:.1f}s · {self.stats.frames:,} frames of every kind"
         )
-    stats.rooms.clear()
-    stats.events.clear()
-    console.print(table)
+
+    def _table(
+        self, rooms: list[tuple[str, int]], events: list[tuple[str, int]], window: int, span: float
+    ) -> Any:
+        from rich.table import Table
+
+        table = Table(title=self._heading(window, span), title_justify="left", expand=False)
+        for name in ("room", "msg/s now", "total", "event", "msg/s now", "total"):
+            table.add_column(name, justify="left" if name in ("room", "event") else "right")
+        # Rows are the busiest of the window; a room quiet now still counts in its total.
+        for i in range(max(len(rooms), len(events), 1)):
+            r = rooms[i] if i < len(rooms) else None
+            e = events[i] if i < len(events) else None
+            table.add_row(
+                r[0] if r else "",
+                f"{r[1] / span:,.1f}" if r else "",
+                f"{self.stats.rooms_total[r[0]]:,}" if r else "",
+                e[0] if e else "",
+                f"{e[1] / span:,.1f}" if e else "",
+                f"{self.stats.events_total[e[0]]:,}" if e else "",
+            )
+        return table
+
+    def _line(
+        self, rooms: list[tuple[str, int]], events: list[tuple[str, int]], window: int, span: float
+    ) -> Any:
+        from rich.text import Text
+
+        def top(kind: str, rows: list[tuple[str, int]], totals: Any) -> str:
+            items = [f"{n} {c / span:,.1f} msg/s (total {totals[n]:,})" for n, c in rows[:5]]
+            return f"{kind}: " + (", ".join(items) or "none")
+
+        stamp = time.strftime("%H:%M:%S")
+        return Text(
+            f"{stamp} {self._heading(window, span)} | "
+            f"{top('room', rooms, self.stats.rooms_total)} | "
+            f"{top('event', events, self.stats.events_total)}"
+        )
 
 
 def _summary(console: Any, stats: _Stats, args: argparse.Namespace, saved: bool) -> None:

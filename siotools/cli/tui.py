@@ -8,19 +8,22 @@ import importlib
 from typing import Any
 
 from siotools._extras import require
+from siotools.cli._base import EXIT_OK, EXIT_USAGE, say
+from siotools.cli.options import ClusterOptions, add_cluster_options, check_seconds, cluster_client
 from siotools.exceptions import ConfigurationError
-from siotools.protocol import Dialect
 
 __all__ = ["register"]
 
-_DIALECTS = {"legacy": Dialect.LEGACY, "legacy-lite": Dialect.LEGACY_LITE}
+_OPTIONS = ClusterOptions(
+    timeout=1.0, nsp_default=None, nsp_help="traffic filter: namespace", json=None
+)
 
 
 def _seconds(text: str) -> float:
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        return check_seconds(text, "--refresh")
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub: Any) -> None:
@@ -28,14 +31,7 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "tui", help="browse a cluster, watch its traffic, join/leave/disconnect sockets"
     )
-    p.add_argument("--url", default="redis://127.0.0.1:6379/0", help="Redis URL")
-    p.add_argument("--prefix", default="socket.io", help="the adapters' key (channel prefix)")
-    p.add_argument(
-        "--dialect",
-        choices=sorted(_DIALECTS),
-        default="legacy",
-        help="socket.io-redis 5.x (legacy) or 4.x (legacy-lite)",
-    )
+    add_cluster_options(p, _OPTIONS)
     p.add_argument(
         "--read-only",
         action="store_true",
@@ -44,10 +40,6 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--refresh", type=_seconds, default=None, metavar="S", help="refresh every S seconds (2)"
     )
-    p.add_argument(
-        "--timeout", type=_seconds, default=1.0, metavar="S", help="cluster request timeout (1)"
-    )
-    p.add_argument("--nsp", help="traffic filter: namespace")
     p.add_argument("--room", help="traffic filter: a room the frame targets")
     p.add_argument("--event", help="traffic filter: event name")
     p.add_argument(
@@ -60,7 +52,6 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the console until it is quit."""
     require("textual", "tui")
-    from siotools.cluster import ClusterClient
 
     # Loaded by name: type checkers cannot follow the siotools.tui -> tui/ mapping.
     app_module: Any = importlib.import_module("siotools.tui.app")
@@ -72,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config.load_settings(
         args.url, args.prefix, read_only=args.read_only, refresh=args.refresh
     )
-    cluster = ClusterClient(
-        args.url, key=args.prefix, requests_timeout=args.timeout, dialect=_DIALECTS[args.dialect]
-    )
+    cluster = cluster_client(args)
     words = [
         f"{name}={value}"
         for name in ("nsp", "room", "event", "kind")
@@ -87,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         traffic=traffic_source.sniffer_source(args.url, args.prefix),
         traffic_cap=args.lines,
         traffic_filter=" ".join(words),
+        discovery=traffic_source.discovery_source(args.url, args.prefix),
     )
 
     async def main() -> None:
@@ -97,4 +87,9 @@ def run(args: argparse.Namespace) -> int:
             await cluster.close()
 
     asyncio.run(main())
-    return 0
+    code = app.return_code or EXIT_OK
+    if code != EXIT_OK:
+        reason = app.exit_reason or "the console stopped on an error"
+        say(f"siotools tui: {reason.rstrip('.')}.")
+        return EXIT_USAGE
+    return EXIT_OK

@@ -60,7 +60,28 @@ class DemoStats:
     reconnects: int = 0
     node_emits: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    last_error: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
+
+    def failed(self, kind: str, exc: BaseException | None = None) -> None:
+        """Count a failed action of ``kind``; ``exc`` is kept to say what it was."""
+        self.errors[kind] += 1
+        if exc is not None:
+            text = " ".join(str(exc).split())
+            name = type(exc).__name__
+            self.last_error[kind] = f"{name}: {text[:80]}" if text else name
+
+    def errors_detail(self) -> str:
+        """``4 (say 3: TimeoutError; connect 1)``: the failures by kind and the last reason."""
+        total = sum(self.errors.values())
+        if not total:
+            return "0"
+        parts = []
+        for kind, n in self.errors.most_common(3):
+            why = self.last_error.get(kind)
+            parts.append(f"{kind} {n}" + (f": {why}" if why else ""))
+        more = "; ..." if len(self.errors) > 3 else ""
+        return f"{total} ({'; '.join(parts)}{more})"
 
     def summary(self, connected: int) -> str:
         """One status line: sockets, action rate, deliveries, churn, remote operations."""
@@ -70,7 +91,7 @@ class DemoStats:
         return (
             f"clients {connected}  actions {total} ({rate:.0f}/s)  delivered {self.received}  "
             f"reconnects {self.reconnects}  remote ops {sum(self.remote_ops.values())}  "
-            f"node emits {self.node_emits}  errors {sum(self.errors.values())}"
+            f"node emits {self.node_emits}  errors {self.errors_detail()}"
         )
 
 
@@ -154,6 +175,16 @@ class DemoCluster:
         return self._given_url
 
     @property
+    def shown_url(self) -> str:
+        """:attr:`redis_url` without its password, if it has one (safe to print)."""
+        url = self.redis_url
+        if "@" not in url:
+            return url
+        from siotools.transport.endpoint import RedisEndpoint
+
+        return RedisEndpoint.from_url(url).url
+
+    @property
     def node_urls(self) -> list[str]:
         """HTTP URLs of every node (the Node node last)."""
         urls = [node.url for node in self.nodes]
@@ -182,7 +213,7 @@ class DemoCluster:
 
     def describe(self) -> list[str]:
         """Human-readable lines saying what runs where."""
-        lines = [f"Redis {self.redis_url}  key {self.key!r}"]
+        lines = [f"Redis {self.shown_url}  key {self.key!r}"]
         for i, node in enumerate(self.nodes):
             lines.append(f"python-socketio node {i + 1}: {node.url}  (AsyncRedisAdapter)")
         if self.node_side is not None:
@@ -191,7 +222,7 @@ class DemoCluster:
                 f"{len(self.node_side.clients)} Node clients)"
             )
         lines.append(
-            f"{self.n_clients} simulated clients on namespaces {', '.join(NAMESPACES)}; "
+            f"{_n(self.n_clients, 'simulated client')} on namespaces {', '.join(NAMESPACES)}; "
             f"{self.rate:g} actions/s, churn {self.churn:.0%}, "
             + (
                 f"a remote operation every {self.remote_interval:g}s"
@@ -223,7 +254,7 @@ class DemoCluster:
         self._running = True
         try:
             await self.start_redis(progress)
-            say(f"starting {self.n_nodes} python-socketio nodes")
+            say(f"starting {_n(self.n_nodes, 'python-socketio node')}")
             for i in range(self.n_nodes):
                 name = f"py-{i + 1}"
                 state = NodeState(name)
@@ -245,7 +276,7 @@ class DemoCluster:
             # One HTTP session for every client; no per-host connection cap, since each
             # websocket holds its connection for its whole life.
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-            say(f"connecting {self.n_clients} clients")
+            say(f"connecting {_n(self.n_clients, 'client')}")
             self.clients = [SimClient(self, i) for i in range(self.n_clients)]
             await self._connect_all()
             if self.node_side is not None:
@@ -294,7 +325,7 @@ class DemoCluster:
         self._redis_ready = True
         if progress is not None:
             verb = "using Redis" if self._given_url else "Redis is ready"
-            progress(f"{verb} at {self.redis_url}")
+            progress(f"{verb} at {self.shown_url}")
         return self.redis_url
 
     async def _connect_all(self) -> None:
@@ -364,7 +395,7 @@ class DemoCluster:
         def done(t: asyncio.Task[Any]) -> None:
             self._tasks.discard(t)
             if not t.cancelled() and t.exception() is not None:
-                self.stats.errors[kind] += 1
+                self.stats.failed(kind, t.exception())
                 log.debug("demo action %s failed: %r", kind, t.exception())
 
         task.add_done_callback(done)
@@ -416,3 +447,8 @@ async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
         await asyncio.wait_for(aw, timeout)
     except Exception as exc:
         log.debug("demo shutdown step failed: %r", exc)
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 client``, ``2 clients``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -276,8 +276,8 @@ class SimClient:
                 auth={"user": self.user},
                 wait_timeout=10,
             )
-        except Exception:
-            stats.errors["connect"] += 1
+        except Exception as exc:
+            stats.failed("connect", exc)
             if self.demo.running and not self._closing:
                 self._busy = True
                 self.demo.spawn(self._recover(), "recover")

@@ -72,6 +72,20 @@ class Dialect(enum.Enum):
     PYSOCKETIO = "pysocketio"
     """python-socketio's own pub/sub manager messages."""
 
+    @property
+    def label(self) -> str:
+        """The dialect as its users know it: the package and version it matches."""
+        return _DIALECT_LABELS[self]
+
+
+_DIALECT_LABELS = {
+    Dialect.LEGACY: "socket.io-redis 5.x",
+    Dialect.LEGACY_LITE: "socket.io-redis 4.x",
+    Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
+    Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
+    Dialect.PYSOCKETIO: "python-socketio",
+}
+
 
 class PacketType(enum.IntEnum):
     """socket.io-parser packet types."""

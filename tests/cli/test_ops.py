@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from siotools.cli.options import json_text
 from siotools.pynode import PythonNode
 from tests.adapter.pyclients import Client
 
@@ -165,3 +166,40 @@ def test_socket_ids_starting_with_a_dash_get_a_hint() -> None:
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1
     assert "goes after '--'" in out.stderr
+
+
+async def test_emit_to_an_empty_room_says_so_with_exit_3(cluster: Cluster) -> None:
+    out = await cluster.run("emit", "news", "1", "--room", "nobody-here")
+    assert out.code == 3, (out.out, out.err)
+    assert "0 sockets" in out.out
+    assert out.err.strip() == (
+        "siotools: room nobody-here of /chat is empty (no socket is in it), "
+        "so nobody received 'news'."
+    )
+    out = await cluster.run("emit", "news", "1", "--room", "nobody-here", "--json")
+    assert out.code == 3 and out.json()["sockets"] == 0  # type: ignore[index]
+    out = await cluster.run("emit", "news", "1", nsp="/nowhere")
+    assert out.code == 3 and "no node serves the namespace" in out.err
+    out = await cluster.run("emit", "news", "1", "--room", "general")
+    assert out.code == 0 and "2 sockets" in out.out, out.err
+
+
+async def test_emit_output_agrees_in_number(cluster: Cluster) -> None:
+    out = await cluster.run("emit", "news", "1", "--room", "python")
+    assert out.code == 0, out.err
+    assert "with 1 argument to" in out.out and "1 socket)" in out.out
+
+
+async def test_json_output_is_strict_json(cluster: Cluster) -> None:
+    """NaN/Infinity are not JSON: refused as arguments, never printed by --json."""
+    for word in ("NaN", "Infinity", '{"a": NaN}', "[-Infinity]"):
+        out = await cluster.run("emit", "news", word, "--json")
+        assert out.code == 2, (word, out.out)
+        assert "is not JSON" in out.err and out.out == ""
+    value = {"load": float("nan"), "peaks": [float("inf"), -float("inf"), 1.5], "n": 1}
+    text = json_text(value)
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in --json")) == {
+        "load": None,
+        "peaks": [None, None, 1.5],
+        "n": 1,
+    }

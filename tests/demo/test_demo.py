@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -131,3 +132,62 @@ def test_command_duration_and_bad_args() -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert out.returncode == 2 and out.stderr.count("\n") == 1
+
+
+def test_errors_say_what_they_were() -> None:
+    """The headless status line used to say "errors 4" and nothing more."""
+    from siotools.demo.cluster import DemoStats
+
+    stats = DemoStats()
+    assert "errors 0" in stats.summary(0)
+    for _ in range(3):
+        stats.failed("remote_join", TimeoutError())
+    stats.failed("connect", ConnectionRefusedError(111, "Connection refused"))
+    assert stats.errors_detail() == (
+        "4 (remote_join 3: TimeoutError; connect 1: ConnectionRefusedError: "
+        "[Errno 111] Connection refused)"
+    )
+    assert "errors 4 (remote_join 3: TimeoutError" in stats.summary(2)
+
+
+def _demo_until_ready(argv: list[str], env: dict[str, str]) -> tuple[Any, str]:
+    import subprocess
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "siotools", "demo", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "Press Ctrl-C" in line:
+            break
+    return proc, "".join(lines)
+
+
+def test_the_hint_prints_a_command_that_works_here() -> None:
+    """Item 2: the hint said "siotools rooms ..." though siotools was not on PATH."""
+    import shlex
+    import subprocess
+
+    bindir = os.path.dirname(sys.executable)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != bindir)
+    env = {**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1"}
+    argv = ["--headless", "--nodes", "1", "--clients", "1", "--rate", "5", "--churn", "0"]
+    proc, text = _demo_until_ready([*argv, "--remote-every", "0"], env)
+    try:
+        # one of each: the grammar agrees with the numbers
+        assert "starting 1 python-socketio node\n" in text
+        assert "connecting 1 client\n" in text and "1 simulated client on" in text
+        rooms = next(line for line in text.splitlines() if " rooms --url " in line)
+        assert "siotools is not on PATH: activate the venv" in text
+        # the printed command runs as printed, from a shell without the venv on PATH
+        out = subprocess.run(
+            shlex.split(rooms.strip()), capture_output=True, text=True, timeout=60, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        assert "rooms of /chat" in out.stdout
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)

@@ -1,0 +1,40 @@
+"""The project metadata builds without a deprecation warning (``make install`` stays quiet)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.timeout(300)
+def test_the_wheel_builds_quietly_and_ships_the_node_peers(tmp_path: Path) -> None:
+    pytest.importorskip("build")
+    # A copy of what the wheel is built from: the build's scratch files stay out of the tree.
+    src = tmp_path / "src"
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", "*.egg-info")
+    for name in ("siotools", "tui"):
+        shutil.copytree(ROOT / name, src / name, ignore=junk)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    dist = tmp_path / "dist"
+    out = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
+        cwd=src, capture_output=True, text=True, timeout=280,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    for warning in ("deprecated", "BuildBackendWarning", "SetuptoolsDeprecationWarning"):
+        assert warning not in text, [line for line in text.splitlines() if warning in line]
+    (wheel,) = dist.glob("siotools-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for peer in ("legacy4", "legacy5", "current"):
+        assert f"siotools/nodepeer/{peer}/package.json" in names
+        assert f"siotools/nodepeer/{peer}/peer.js" in names
+    assert "siotools/tui/app.tcss" in names and "siotools/py.typed" in names
