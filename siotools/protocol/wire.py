@@ -13,15 +13,12 @@ from siotools.protocol.channels import Channel, ChannelGrammar, ChannelKind
 from siotools.protocol.frames import Dialect
 from siotools.protocol.jsjson import js_parse, js_stringify_bytes
 from siotools.protocol.msgpack_codec import (
-    _WIDE_MARK,
     MsgpackFlavor,
-    _ext_hook,
-    _NeedScan,
-    _Reader,
-    _unpackb,
+    check_size,
     is_plain,
     pack,
     pack_plain,
+    unpack_flavored,
 )
 from siotools.protocol.values import UNDEFINED, has_binary
 
@@ -50,13 +47,7 @@ def grammar(prefix: str = F.DEFAULT_PREFIX) -> ChannelGrammar:
     return g
 
 
-def _unpack(payload: bytes) -> tuple[Any, MsgpackFlavor | None]:
-    if _WIDE_MARK in payload:
-        return _Reader(payload).read_all()
-    try:
-        return _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook), None
-    except _NeedScan:
-        return _Reader(payload).read_all()
+_unpack = unpack_flavored
 
 
 # --------------------------------------------------------------------------- decode
@@ -71,6 +62,7 @@ def decode(
     nsps: frozenset[str] | set[str] | None = None,
     allow_pickle: bool = False,
     pysocketio_channel: str = "socketio",
+    max_size: int | None = None,
 ) -> F.Frame:
     """Decode one pub/sub message into a frame.
 
@@ -88,13 +80,21 @@ def decode(
         allow_pickle: Unpickle python-socketio pickle payloads (runs arbitrary code: only
             for trusted Redis servers).
         pysocketio_channel: python-socketio's channel name.
+        max_size: Refuse payloads over this many bytes undecoded (None: no limit).
 
     Returns:
         The frame.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` (a DecodeError).
         DecodeError: for anything that cannot be decoded; no other exception escapes.
     """
+    if max_size is not None and len(payload) > max_size:
+        try:
+            check_size(payload, max_size)
+        except DecodeError as exc:
+            exc.channel = channel
+            raise
     if nsps is None and pysocketio_channel == "socketio" and type(payload) is bytes:
         # Hot path: a cached channel of a known prefix carrying a msgpack array.
         g = _GRAMMARS.get(prefix)
@@ -144,7 +144,7 @@ BroadcastFields = tuple[str, Any, list[Any], list[Any], list[Any], dict[str, Any
 """``(uid, packet nsp, data, rooms, except, flags)``: see :func:`unpack_broadcast`."""
 
 
-def unpack_broadcast(payload: bytes) -> BroadcastFields:
+def unpack_broadcast(payload: bytes, *, max_size: int | None = None) -> BroadcastFields:
     """Hottest path: what a receiving node needs of a classic broadcast, no frame built.
 
     The fields are read the way the Node receivers read them (socket.io-redis 5.x
@@ -154,9 +154,10 @@ def unpack_broadcast(payload: bytes) -> BroadcastFields:
     ``flags`` ``{}`` when absent or of another type.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
         DecodeError: if the payload is not a well-formed broadcast.
     """
-    uid, packet, opts, _ = _unpack_broadcast(payload)
+    uid, packet, opts, _ = _unpack_broadcast(payload, max_size)
     data = packet.get("data")
     rooms = opts.get("rooms")
     except_ = opts.get("except")
@@ -172,18 +173,11 @@ def unpack_broadcast(payload: bytes) -> BroadcastFields:
 
 
 def _unpack_broadcast(
-    payload: bytes,
+    payload: bytes, max_size: int | None = None
 ) -> tuple[str, dict[str, Any], dict[str, Any], MsgpackFlavor | None]:
-    flavor = None
+    check_size(payload, max_size)
     try:
-        # memchr for one byte first: the five-byte search costs more than the check.
-        if 0xCF in payload and _WIDE_MARK in payload:
-            obj, flavor = _Reader(payload).read_all()
-        else:
-            try:
-                obj = _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook)
-            except _NeedScan:
-                obj, flavor = _Reader(payload).read_all()
+        obj, flavor = unpack_flavored(payload)
         uid, packet, opts = obj
     except Exception as exc:
         raise DecodeError(
@@ -200,6 +194,7 @@ def decode_broadcast(
     nsp: str = "/",
     dialect: Dialect | None = None,
     prefix: str = F.DEFAULT_PREFIX,
+    max_size: int | None = None,
 ) -> F.Broadcast:
     """Fast path for the adapter: decode a classic broadcast ``[uid, packet, opts]``.
 
@@ -207,9 +202,10 @@ def decode_broadcast(
     stored in the frame.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
         DecodeError: if the payload is not a well-formed broadcast.
     """
-    uid, packet, opts, flavor = _unpack_broadcast(payload)
+    uid, packet, opts, flavor = _unpack_broadcast(payload, max_size)
     if dialect is None:
         if flavor is not None:
             dialect = _DIALECT_OF_FLAVOR[flavor]
