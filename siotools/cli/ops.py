@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
+from siotools.protocol import safe
 
 __all__ = ["register"]
 
@@ -106,17 +107,12 @@ def _run(
 
     result = asyncio.run(main())
     if args.json:
-        json.dump(result, sys.stdout, ensure_ascii=False, default=_json_default)
-        sys.stdout.write("\n")
+        # Room names and replies are whatever the cluster holds (lone surrogates, bytes that
+        # are not UTF-8, NaN, deep nesting): the safe conversion prints valid JSON for all.
+        sys.stdout.write(safe.dumps(result, binary="hex") + "\n")
     else:
         render(result)
     return 0
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return {"$bin": bytes(value).hex()}
-    return repr(value)
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -154,11 +150,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=safe.text(title), title_justify="left")
     for col in columns:
         table.add_column(col, justify="right" if col in ("sockets", "#") else "left")
     for row in rows:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*(safe.text(str(c)) for c in row))
     Console(soft_wrap=True).print(table)
 
 
@@ -312,10 +308,7 @@ def _custom(args: argparse.Namespace) -> int:
         return replies
 
     def render(replies: list[Any]) -> None:
-        rows = [
-            [i + 1, json.dumps(r, ensure_ascii=False, default=_json_default)]
-            for i, r in enumerate(replies)
-        ]
+        rows = [[i + 1, safe.dumps(r, binary="hex")] for i, r in enumerate(replies)]
         _table(f"custom request replies in {args.nsp} ({len(replies)})", ["#", "reply"], rows)
 
     return _run(args, body, render)

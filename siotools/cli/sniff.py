@@ -134,6 +134,7 @@ class _Stats:
         self.started = time.monotonic()
 
     def add(self, f: Any) -> None:
+        from siotools.protocol.safe import text as safe_text
         from siotools.sniffer.frames import dialect_family, expects_response
 
         self.frames += 1
@@ -148,8 +149,8 @@ class _Stats:
         if row.kind == "broadcast":
             rooms = row.rooms if isinstance(row.rooms, list) and row.rooms else ["<all>"]
             for room in rooms:
-                self.rooms[str(room)] += 1
-            self.events[str(row.event)] += 1
+                self.rooms[safe_text(str(room))] += 1
+            self.events[safe_text(str(row.event))] += 1
         if row.kind == "response" and row.request_id is not None:
             self.pending.pop(_key(row.request_id), None)
         elif expects_response(f.frame):
@@ -228,7 +229,8 @@ async def _sniff(args: argparse.Namespace) -> int:
             if not show_lines:
                 continue
             if json_lines:
-                sys.stdout.write(json.dumps(_as_json(f), ensure_ascii=False) + "\n")
+                sys.stdout.write(json.dumps(_as_json(f), ensure_ascii=False, allow_nan=False))
+                sys.stdout.write("\n")
             else:
                 out.print(_as_text(f))
             if args.count is not None and stats.shown >= args.count:
@@ -272,31 +274,34 @@ def _short(value: Any, width: int = 60) -> str:
 def _as_text(f: Any) -> Any:
     from rich.text import Text
 
+    from siotools.protocol.safe import text as safe
+
     stamp = time.strftime("%H:%M:%S", time.localtime(f.time_ns / 1e9))
     stamp += f".{f.time_ns // 1_000_000 % 1000:03d}"
     if f.frame is None:
         return Text.assemble(
-            (stamp, "dim"), " ", ("undecodable", "bold red"), f" {f.channel} ",
-            (f"{f.size}B ", "dim"), (str(f.error), "red"),
+            (stamp, "dim"), " ", ("undecodable", "bold red"), f" {safe(f.channel)} ",
+            (f"{f.size}B ", "dim"), (safe(str(f.error)), "red"),
         )  # fmt: skip
     row = f.row
     rooms = ",".join(map(str, row.rooms)) if isinstance(row.rooms, list) and row.rooms else "*"
+    rooms = safe(rooms)
     what = row.event if row.event is not None else row.type
     parts: list[Any] = [
         (stamp, "dim"),
         " ",
         (f"{row.kind:<9}", _KIND_STYLE.get(row.kind, "")),
         " ",
-        (str(row.uid or "-"), "magenta"),
+        (safe(str(row.uid or "-")), "magenta"),
         " ",
-        (str(row.nsp), "blue"),
+        (safe(str(row.nsp)), "blue"),
         " ",
         (rooms, "bold"),
         " ",
-        (str(what), "bold cyan"),
+        (safe(str(what)), "bold cyan"),
     ]
     if row.request_id is not None:
-        parts += [" ", (f"#{row.request_id}", "dim")]
+        parts += [" ", (safe(f"#{row.request_id}"), "dim")]
     if row.args is not None and row.args != []:
         parts += [" ", _short(row.args)]
     return Text.assemble(*parts)
@@ -306,23 +311,26 @@ def _as_json(f: Any) -> dict[str, Any]:
     from siotools.sniffer.frames import jsonable
 
     row = f.row
-    return {
-        "time": f.time.isoformat(),
-        "channel": f.channel,
-        "kind": row.kind,
-        "dialect": f.dialect.value if f.dialect is not None else None,
-        "nsp": row.nsp,
-        "rooms": jsonable(row.rooms),
-        "except": jsonable(row.except_),
-        "event": jsonable(row.event),
-        "args": jsonable(row.args),
-        "flags": jsonable(row.flags),
-        "uid": jsonable(row.uid),
-        "request_id": jsonable(row.request_id),
-        "type": row.type,
-        "size": f.size,
-        "error": f.error,
-    }
+    out: dict[str, Any] = jsonable(
+        {
+            "time": f.time.isoformat(),
+            "channel": f.channel,
+            "kind": row.kind,
+            "dialect": f.dialect.value if f.dialect is not None else None,
+            "nsp": row.nsp,
+            "rooms": row.rooms,
+            "except": row.except_,
+            "event": row.event,
+            "args": row.args,
+            "flags": row.flags,
+            "uid": row.uid,
+            "request_id": row.request_id,
+            "type": row.type,
+            "size": f.size,
+            "error": f.error,
+        }
+    )
+    return out
 
 
 def _print_stats(console: Any, stats: _Stats, interval: float) -> None:

@@ -21,7 +21,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from siotools.exceptions import ConfigurationError, DecodeError
-from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode
+from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, safe
 from siotools.sniffer.columns import ANOMALIES, DecodedColumns
 from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Verdict
 from siotools.sniffer.live import LiveSource, gc_relaxed
@@ -536,7 +536,9 @@ class Capture:
             "bytes": self.total_bytes,
             "duration_s": round(dur, 3),
             "rate_per_s": round(n / dur, 1) if dur > 0 else None,
-            "top_channels": [(self.decoder.channel_text(self._channels[c]), k) for c, k in top],
+            "top_channels": [
+                (safe.text(self.decoder.channel_text(self._channels[c])), k) for c, k in top
+            ],
             "reconnects": self.reconnects,
         }
         # Decoding a million frames for a repr would freeze a notebook; only do it when
@@ -544,7 +546,7 @@ class Capture:
         if n <= 200_000 or len(self._cols) >= n:
             ev = self._decoded().event
             counts = collections.Counter(c for c in ev.codes if c >= 0).most_common(5)
-            out["top_events"] = [(ev.values[c], k) for c, k in counts]
+            out["top_events"] = [(safe.printable(ev.values[c]), k) for c, k in counts]
             out["anomalies"] = self.anomalies()
         return out
 

@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from siotools.exceptions import DecodeError
 from siotools.protocol import Broadcast, Dialect
-from siotools.sniffer.frames import describe, dialect_family, expects_response
+from siotools.protocol.safe import printable
+from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
 
 __all__ = ["ANOMALIES", "DecodedColumns", "Interned"]
 
@@ -52,6 +53,15 @@ class Interned:
         """The value of one row."""
         c = self.codes[row]
         return None if c < 0 else self.values[c]
+
+
+def _printable_row(r: Row) -> Row:
+    return r._replace(
+        rooms=printable(r.rooms),
+        except_=printable(r.except_),
+        args=printable(r.args),
+        flags=printable(r.flags),
+    )
 
 
 class DecodedColumns:
@@ -183,7 +193,9 @@ class DecodedColumns:
                     rid_codes(-1)
                     err_codes(-1)
                     continue
-                r = describe(f)
+                # Requests, responses and JSON frames: the only values that can hold lone
+                # surrogates (JSON escapes, channel bytes); shown escaped in the table.
+                r = _printable_row(describe(f))
                 kind_codes(kind_code(r.kind))
                 dia_codes(dia_code(f.dialect.value))
                 nsp_codes(nsp_code(r.nsp))

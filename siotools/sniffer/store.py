@@ -7,8 +7,9 @@ a decoded form, so a capture taken today can be decoded again by a newer siotool
   ``channel`` (binary), ``payload`` (binary), ``sharded`` (bool); the capture's prefix and
   settings in the schema metadata under ``siotools``.
 * ``.jsonl``: one object per message, ``{"t", "t_ns", "channel", "pattern", "data_hex",
-  "sharded"}``; the test vectors' format, so those files load too (a ``null`` pattern
-  there means a sharded message taken from MONITOR).
+  "sharded"}`` (plus ``channel_hex`` when the channel is not UTF-8: ``channel`` then shows
+  the bad bytes as ``\\xff`` escapes); the test vectors' format, so those files load too
+  (a ``null`` pattern there means a sharded message taken from MONITOR).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Final
 
 from siotools._extras import require
 from siotools.exceptions import ConfigurationError
-from siotools.protocol import ChannelGrammar, ChannelKind
+from siotools.protocol import ChannelGrammar, ChannelKind, safe
 from siotools.sniffer.capture import Capture
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher
@@ -31,6 +32,14 @@ __all__ = ["load_capture", "replay", "save_capture"]
 
 FORMAT_VERSION: Final = 1
 _META_KEY: Final = b"siotools"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -60,11 +69,15 @@ def save_capture(cap: Capture, path: str | os.PathLike[str]) -> None:
                 rec = {
                     "t": t / 1e9,
                     "t_ns": t,
-                    "channel": ch.decode("utf-8", "surrogateescape"),
+                    "channel": safe.text(ch.decode("utf-8", "surrogateescape")),
                     "pattern": None if sharded else cap.decoder.pattern(ch),
                     "data_hex": payload.hex(),
                     "sharded": sharded,
                 }
+                if not _is_utf8(ch):
+                    # The readable name above shows the bad bytes as escapes; these are
+                    # the exact bytes, which loading prefers.
+                    rec["channel_hex"] = ch.hex()
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return
     pa = require("pyarrow", "notebook")
@@ -178,7 +191,10 @@ def _load_jsonl(
             try:
                 rec = json.loads(line)
                 t = int(rec["t_ns"]) if "t_ns" in rec else int(float(rec["t"]) * 1e9)
-                ch = str(rec["channel"]).encode("utf-8", "surrogateescape")
+                if "channel_hex" in rec:
+                    ch = bytes.fromhex(rec["channel_hex"])
+                else:
+                    ch = str(rec["channel"]).encode("utf-8", "surrogateescape")
                 payload = bytes.fromhex(rec["data_hex"])
                 sharded = bool(rec.get("sharded", rec.get("pattern", "*") is None))
             except (ValueError, KeyError, TypeError) as exc:

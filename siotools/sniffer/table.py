@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from siotools._extras import require
+from siotools.protocol import safe
 from siotools.sniffer.columns import ANOMALIES, Interned
 
 if TYPE_CHECKING:
@@ -76,14 +77,15 @@ def to_pandas(cap: Capture, *, progress: Progress = None) -> pandas.DataFrame:
     def cat(column: Interned) -> Any:
         codes = np.frombuffer(column.codes, dtype=np.int32, count=n) if n else np.empty(0, "i4")
         try:
-            return pd.Categorical.from_codes(codes, categories=column.values)
+            values = [safe.text(v) if type(v) is str else v for v in column.values]
+            return pd.Categorical.from_codes(codes, categories=values)
         except (TypeError, ValueError):  # values pandas will not take as categories
             return obj([column.value(i) for i in range(n)])
 
     times = np.frombuffer(cap._times, dtype=np.int64, count=n) if n else np.empty(0, np.int64)
     time_col = pd.Series(pd.DatetimeIndex(times.view("datetime64[ns]")).tz_localize("UTC"))
     codes = np.frombuffer(cap._codes, dtype=np.uint32, count=n).astype(np.int32)
-    names = [cap.decoder.channel_text(c) for c in cap._channels]
+    names = [safe.text(cap.decoder.channel_text(c)) for c in cap._channels]
     data: dict[str, Any] = {
         "time": time_col.astype("datetime64[ns, UTC]"),
         "channel": pd.Categorical.from_codes(codes, categories=names),
