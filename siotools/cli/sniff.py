@@ -132,6 +132,7 @@ class _Stats:
         self.unanswered = 0
         self.window_ns = int(window * 1e9)
         self.started = time.monotonic()
+        self.gaps: list[tuple[int, int]] = []
 
     def add(self, f: Any) -> None:
         from siotools.protocol.safe import text as safe_text
@@ -157,6 +158,13 @@ class _Stats:
             self.pending.setdefault(_key(row.request_id), f.time_ns)
         if self.frames % 1024 == 0:
             self.expire(time.time_ns())
+
+    def gap(self, start_ns: int, end_ns: int) -> None:
+        """A reconnect's gap; called again with the same start when its end moves."""
+        if self.gaps and self.gaps[-1][0] == start_ns:
+            self.gaps[-1] = (start_ns, end_ns)
+        else:
+            self.gaps.append((start_ns, end_ns))
 
     def expire(self, now_ns: int) -> None:
         old = [k for k, t in self.pending.items() if now_ns - t > self.window_ns]
@@ -210,6 +218,7 @@ async def _sniff(args: argparse.Namespace) -> int:
             monitor=args.monitor,
             duration=args.duration,
             on_ready=ready.set,
+            on_gap=stats.gap,
         )
         # Filtering here rather than in sniff(): the summary counts every frame seen
         # (an undecodable frame matches no filter but is still worth reporting).
@@ -375,6 +384,16 @@ def _summary(console: Any, stats: _Stats, args: argparse.Namespace, saved: bool)
     )
     if stats.mixed:
         line += " [bold red](two dialect families on one prefix!)[/]"
+    if stats.gaps:
+        missed = sum(b - a for a, b in stats.gaps) / 1e9
+        spans = ", ".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(a / 1e9))}+{(b - a) / 1e9:.3f}s"
+            for a, b in stats.gaps[:5]
+        )
+        line += (
+            f"; [bold yellow]reconnects {len(stats.gaps)}, {missed:.3f}s of traffic missed[/]"
+            f" ({spans})"
+        )
     if saved:
         line += f"; saved to {args.output}"
     console.print(line, markup=True)

@@ -146,7 +146,9 @@ class Capture:
         url: The Redis URL sniffed (password removed), or None.
         started_ns: When the capture started (epoch ns).
         stopped_ns: When it stopped, or None while running.
-        gaps: ``(lost_ns, back_ns)`` of every reconnect: traffic in between was not seen.
+        gaps: ``(start_ns, end_ns)`` of every reconnect: from the last message received before
+            the connection was lost (or Redis kicked the sniffer for a full output buffer)
+            to the first one received after resubscription. Traffic in between was missed.
         response_window: Seconds a request may wait for its first response before it
             counts as unanswered.
         error: The exception that ended a background capture, if any.
@@ -277,6 +279,14 @@ class Capture:
 
         return filtered_sink
 
+    def _gap(self, start_ns: int, end_ns: int) -> None:
+        # A source reports a gap at resubscription, then again when its first message
+        # moves the end: same start, new end.
+        if self.gaps and self.gaps[-1][0] == start_ns:
+            self.gaps[-1] = (start_ns, end_ns)
+        else:
+            self.gaps.append((start_ns, end_ns))
+
     def _limit_reached(self) -> None:
         self._accepting = False
         # Messages still arriving before the connection closes are dropped by truncation.
@@ -306,7 +316,7 @@ class Capture:
             self._make_sink(count, flt),
             pysocketio=self.pysocketio,
             monitor=monitor,
-            on_gap=lambda lost, back: self.gaps.append((lost, back)),
+            on_gap=self._gap,
         )
         self.url = source.endpoint.url
         self.source = "monitor" if monitor else "psubscribe"
@@ -490,13 +500,15 @@ class Capture:
             dialect family differs from the prefix's main one: 5.x and 8.x nodes on one
             prefix crash each other), ``unanswered`` (requests no node answered within
             :attr:`response_window`), ``dialects`` (frames per dialect family), ``gaps``
-            (reconnects, during which traffic was missed).
+            (reconnects, during which traffic was missed), ``gap_s`` (their total span in
+            seconds).
         """
         codes = self._anomaly_codes()
         counts = collections.Counter(codes)
         out: dict[str, Any] = {name: counts.get(i, 0) for i, name in enumerate(ANOMALIES)}
         out["dialects"] = self._cols.families()
         out["gaps"] = len(self.gaps)
+        out["gap_s"] = round(sum(e - s for s, e in self.gaps) / 1e9, 3)
         return out
 
     # ------------------------------------------------------------------ tables
@@ -540,6 +552,10 @@ class Capture:
                 (safe.text(self.decoder.channel_text(self._channels[c])), k) for c, k in top
             ],
             "reconnects": self.reconnects,
+            "gaps": [
+                {"start_ns": a, "end_ns": b, "seconds": round((b - a) / 1e9, 3)}
+                for a, b in self.gaps
+            ],
         }
         # Decoding a million frames for a repr would freeze a notebook; only do it when
         # it is cheap or already done.
@@ -570,6 +586,9 @@ class Capture:
             ("rate", f"{s['rate_per_s']:,} /s" if s["rate_per_s"] else "-"),
             ("reconnects", str(s["reconnects"])),
         ]
+        if s["gaps"]:
+            missed = sum(g["seconds"] for g in s["gaps"])
+            items.append(("gaps", f"{len(s['gaps'])}, {missed:.3f} s missed"))
         an = s.get("anomalies")
         if an is not None:
             items.append(
@@ -722,6 +741,7 @@ async def sniff(
     allow_pickle: bool = False,
     max_queue: int = 1_000_000,
     on_ready: Callable[[], None] | None = None,
+    on_gap: Callable[[int, int], None] | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -741,6 +761,8 @@ async def sniff(
         max_queue: Frames kept while the consumer is slower than the traffic; beyond it the
             oldest are dropped (counted in the log).
         on_ready: Called once the subscription is confirmed.
+        on_gap: Called with ``(start_ns, end_ns)`` of a reconnect's gap: at resubscription,
+            then again when the first message after it moves the end (same start).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -768,7 +790,12 @@ async def sniff(
         wake.set()
 
     source = LiveSource(
-        str(url), prefix, sink, pysocketio=_pysocketio_channel(pysocketio), monitor=monitor
+        str(url),
+        prefix,
+        sink,
+        pysocketio=_pysocketio_channel(pysocketio),
+        monitor=monitor,
+        on_gap=on_gap,
     )
     decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle)
     await source.start()

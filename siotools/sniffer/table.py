@@ -23,7 +23,12 @@ frame          category                  the protocol frame class name
 size           int32                     payload bytes
 error          category                  why decoding failed (else NaN)
 anomaly        category                  undecodable, mixed_dialect, unanswered (else NaN)
+gap_s          float64                   on the first row after a reconnect: the seconds
+                                         missed before it (from the last message before the
+                                         loss to this one), else NaN
 =============  ========================  ===================================================
+
+``df.attrs["gaps"]`` lists the capture's gaps as ``(start, end)`` UTC timestamps.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ COLUMNS: Final = (
     "size",
     "error",
     "anomaly",
+    "gap_s",
 )
 
 
@@ -108,5 +114,15 @@ def to_pandas(cap: Capture, *, progress: Progress = None) -> pandas.DataFrame:
             categories=list(ANOMALIES),
         ),
     }
+    gap_s = np.full(n, np.nan)
+    for start, end in cap.gaps:
+        i = int(np.searchsorted(times, end, side="left"))
+        if i < n:
+            gap_s[i] = (end - start) / 1e9
+    data["gap_s"] = gap_s
     frame = pd.DataFrame(data, columns=list(COLUMNS), copy=False)
+    frame.attrs["gaps"] = [
+        (pd.Timestamp(a, unit="ns", tz="UTC"), pd.Timestamp(b, unit="ns", tz="UTC"))
+        for a, b in cap.gaps
+    ]
     return cast("pandas.DataFrame", frame)
