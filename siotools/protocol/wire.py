@@ -22,7 +22,15 @@ from siotools.protocol.msgpack_codec import (
 )
 from siotools.protocol.values import UNDEFINED, has_binary
 
-__all__ = ["decode", "decode_broadcast", "encode", "encode_broadcast", "grammar", "make_broadcast"]
+__all__ = [
+    "broadcast_parts",
+    "decode",
+    "decode_broadcast",
+    "encode",
+    "encode_broadcast",
+    "grammar",
+    "make_broadcast",
+]
 
 _FLAVOR: Final = {
     Dialect.LEGACY: MsgpackFlavor.NOTEPACK2,
@@ -188,6 +196,39 @@ def _unpack_broadcast(
     return uid, packet, opts, flavor
 
 
+def broadcast_parts(
+    payload: bytes, *, max_size: int | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any], Dialect]:
+    """``(uid, packet, opts, dialect)`` of a classic broadcast, no frame built.
+
+    What :func:`decode_broadcast` reads, for bulk decoders (the sniffer's columns) that
+    need the dialect but not a frame per message.
+
+    Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
+        DecodeError: if the payload is not a well-formed broadcast.
+    """
+    # _unpack_broadcast inlined: the sniffer calls this once per message of a capture.
+    if max_size is not None and len(payload) > max_size:
+        check_size(payload, max_size)
+    try:
+        obj, flavor = unpack_flavored(payload)
+        uid, packet, opts = obj
+    except Exception as exc:
+        raise DecodeError(
+            f"cannot decode broadcast: {type(exc).__name__}: {exc}", payload=payload
+        ) from exc
+    if type(packet) is not dict or type(opts) is not dict or type(uid) is not str:
+        raise DecodeError("broadcast is not [uid, packet, opts]", payload=payload)
+    if flavor is not None:
+        return uid, packet, opts, _DIALECT_OF_FLAVOR[flavor]
+    if len(opts) == 2 or next(iter(opts), None) == "except":
+        # socket.io-redis 5.x writes {rooms, flags} or {except, rooms, flags};
+        # 8.x always writes except, after rooms.
+        return uid, packet, opts, _LEGACY
+    return uid, packet, opts, _CURRENT
+
+
 def decode_broadcast(
     payload: bytes,
     *,
@@ -205,16 +246,10 @@ def decode_broadcast(
         PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
         DecodeError: if the payload is not a well-formed broadcast.
     """
-    uid, packet, opts, flavor = _unpack_broadcast(payload, max_size)
     if dialect is None:
-        if flavor is not None:
-            dialect = _DIALECT_OF_FLAVOR[flavor]
-        elif len(opts) == 2 or next(iter(opts), None) == "except":
-            # socket.io-redis 5.x writes {rooms, flags} or {except, rooms, flags};
-            # 8.x always writes except, after rooms.
-            dialect = _LEGACY
-        else:
-            dialect = _CURRENT
+        uid, packet, opts, dialect = broadcast_parts(payload, max_size=max_size)
+    else:
+        uid, packet, opts, _ = _unpack_broadcast(payload, max_size)
     frame = _new_broadcast(_BC)
     _set_uid(frame, uid)
     _set_packet(frame, packet)
