@@ -54,7 +54,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="also save the raw frames (.parquet needs the notebook extra; .jsonl does not)",
+        help="also save the raw frames (.parquet needs the notebook extra; .jsonl does not; "
+        "a folder, or --rotate, streams rolling parquet files there)",
+    )
+    p.add_argument(
+        "--rotate",
+        metavar="SIZE",
+        help="with --output FOLDER: a new parquet file every SIZE of payloads (default 256MB)",
     )
     p.add_argument("--stats", action="store_true", help="a per-room / per-event rate table")
     p.add_argument(
@@ -104,11 +110,22 @@ def run(args: argparse.Namespace) -> int:
     from siotools.transport.endpoint import RedisEndpoint
 
     RedisEndpoint.from_url(args.url)  # a bad URL is a usage error before anything starts
+    args.folder = bool(args.output) and (
+        args.rotate is not None or Path(args.output).is_dir() or args.output.endswith("/")
+    )
+    if args.rotate is not None:
+        from siotools.sniffer.store import parse_size
+
+        if not args.output:
+            raise ConfigurationError("--rotate needs --output FOLDER (where the files go)")
+        parse_size(args.rotate)
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
             raise ConfigurationError(f"the folder of --output {args.output!r} does not exist")
-        if out.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
+        if args.folder and out.exists() and not out.is_dir():
+            raise ConfigurationError(f"--output {args.output!r} is a file, not a folder")
+        if args.folder or out.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
             from siotools._extras import require
 
             require("pyarrow", "notebook")
@@ -198,6 +215,8 @@ async def _sniff(args: argparse.Namespace) -> int:
     saved = (
         Capture(prefix=args.prefix, pysocketio=args.pysocketio or False) if args.output else None
     )
+    if saved is not None and args.folder:
+        saved.stream_to(args.output, args.rotate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -235,6 +254,8 @@ async def _sniff(args: argparse.Namespace) -> int:
                 saved.append(
                     f.time_ns, f.channel.encode("utf-8", "surrogateescape"), f.payload, f.sharded
                 )
+                if args.folder:
+                    await saved.flush_if_due()
             if not show_lines:
                 continue
             if json_lines:
@@ -268,7 +289,11 @@ async def _sniff(args: argparse.Namespace) -> int:
         raise task.exception()  # type: ignore[misc]
     if saved is not None:
         saved.stopped_ns = time.time_ns()
-        saved.save(args.output)
+        saved.gaps = list(stats.gaps)
+        if args.folder:
+            await saved.close_stream()
+        else:
+            saved.save(args.output)
     _summary(err, stats, args, saved is not None)
     return 0
 

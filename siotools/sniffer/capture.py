@@ -212,6 +212,31 @@ class Capture:
         """Add one raw record (what a source hands over)."""
         self.columns.append(time_ns, channel, payload, sharded)
 
+    def stream_to(self, path: str | os.PathLike[str], rotate: str | int | None = None) -> None:
+        """Stream this capture's records to rolling parquet files in the folder ``path``.
+
+        For captures fed by hand (:meth:`append`): call :meth:`flush_if_due` now and then
+        and :meth:`close_stream` at the end. :func:`start_capture` does this itself with
+        ``path=``.
+
+        Raises:
+            ConfigurationError: ``path`` is a file, its parent is missing, a bad size.
+            MissingExtraError: pyarrow is missing.
+        """
+        self.writer = RotatingWriter(path, self.columns, self.meta, rotate=rotate)
+
+    async def flush_if_due(self) -> None:
+        """Write the records held in memory to a new file if the rotation size is reached."""
+        if self.writer is not None and self.writer.due():
+            await self.writer.flush()
+
+    async def close_stream(self) -> None:
+        """Write the records still in memory and wait until every file is complete."""
+        if self.writer is not None:
+            if self.stopped_ns is None:
+                self.stopped_ns = time.time_ns()
+            await self.writer.close()
+
     def extend(self, records: Iterable[RawRecord]) -> None:
         """Add raw records."""
         self.columns.extend(records)

@@ -252,6 +252,14 @@ class DecodedColumns:
         return flags
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _printable_row(r: Row) -> Row:
     # Requests, responses and JSON frames are the only values that can hold lone
     # surrogates (JSON escapes, channel bytes): shown escaped in the table.
@@ -520,7 +528,9 @@ class ColumnStore:
         if objects is not None:
             rooms_o, except_o = objects["rooms"].append, objects["except"].append
             args_o, flags_o = objects["args"].append, objects["flags"].append
-        dia_cache: dict[Dialect, int] = {}
+        last_dialect: Dialect | None = None
+        last_d = -1
+        utf8 = [_is_utf8(c) for c in channels]
         bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
         bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
         unknown = kind_code("unknown")
@@ -580,9 +590,11 @@ class ColumnStore:
                                 e = ev_code(ev)
                             if u is None:
                                 u = uid_code(uid)
-                            d = dia_cache.get(dialect)
-                            if d is None:
-                                d = dia_cache[dialect] = dia_code(dialect.value)
+                            if dialect is last_dialect:
+                                d = last_d
+                            else:  # Dialect hashes in Python: compare identities instead
+                                d = last_d = dia_code(dialect.value)
+                                last_dialect = dialect
                             ty = bc_binary if packet.get("type") == 5 else bc_event
                             if len(payload) <= _CACHED_SIZE:
                                 if len(cache) >= _CACHE_ROWS:
@@ -637,7 +649,11 @@ class ColumnStore:
                         cols.oversized.append(i)
                     continue
                 if hit is None:
-                    r = _printable_row(describe(f))
+                    r = describe(f)
+                    if not utf8[code] or b"\\u" in payload:
+                        # Only a JSON \u escape or a channel that is not UTF-8 can put a
+                        # lone surrogate in a value: shown escaped in the table.
+                        r = _printable_row(r)
                     req = r.request_id is not None and r.kind != "response" and expects_response(f)
                     resp = r.request_id is not None and r.kind == "response"
                     row = (
