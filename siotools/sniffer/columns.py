@@ -288,6 +288,7 @@ class ColumnStore:
         self._chunks: list[tuple[bytes, array[int]]] = []
         self._tail: list[bytes] = []
         self._nbytes = 0
+        self._tail_counted = self._tail_bytes = 0
         self.decoded = DecodedColumns()
         self._cache: dict[bytes, tuple[Any, ...]] = {}
         self._cache_owner: DecodedColumns | None = None
@@ -357,6 +358,8 @@ class ColumnStore:
         return part
 
     def _seal(self) -> None:
+        if len(self._tail) >= CHUNK:
+            self._tail_counted = self._tail_bytes = 0
         while len(self._tail) >= CHUNK:
             part, self._tail = self._tail[:CHUNK], self._tail[CHUNK:]
             offsets = array("q", [0])
@@ -427,8 +430,14 @@ class ColumnStore:
 
     @property
     def nbytes(self) -> int:
-        """Payload bytes held."""
-        return self._nbytes + sum(map(len, self._tail))
+        """Payload bytes held (counted incrementally: cheap to ask often)."""
+        tail = self._tail
+        if self._tail_counted > len(tail):  # the tail was sealed or replaced
+            self._tail_counted = self._tail_bytes = 0
+        if self._tail_counted < len(tail):
+            self._tail_bytes += sum(map(len, tail[self._tail_counted :]))
+            self._tail_counted = len(tail)
+        return self._nbytes + self._tail_bytes
 
     def truncate(self, n: int) -> None:
         """Keep the first ``n`` rows (decoded columns included)."""
@@ -439,6 +448,7 @@ class ColumnStore:
         del self.channel_codes[n:]
         del self.sharded[n:]
         self._chunks, self._tail, self._nbytes = [], payloads, 0
+        self._tail_counted = self._tail_bytes = 0
         self._seal()
         if len(self.decoded) > n:
             self.decoded = DecodedColumns()
@@ -449,6 +459,7 @@ class ColumnStore:
         self.channel_codes = array("I")
         self.sharded = bytearray()
         self._chunks, self._tail, self._nbytes = [], [], 0
+        self._tail_counted = self._tail_bytes = 0
         self.decoded = DecodedColumns()
 
     # ------------------------------------------------------------------ decoded

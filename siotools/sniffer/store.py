@@ -337,17 +337,14 @@ class RotatingWriter:
         self.files: list[Path] = []
         self.rows = 0
         self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self._checked = 0
         self._due = False
         self._writing: asyncio.Task[None] | None = None
 
     def due(self) -> bool:
-        """Whether the rows in memory reached the rotation size (checked every 4096 rows)."""
-        n = len(self.cols)
-        if n - self._checked >= 4096:
-            self._checked = n
-            if self.cols.nbytes >= self.limit:
-                self._due = True
+        """Whether the rows in memory reached the rotation size (cheap: bytes are counted
+        incrementally)."""
+        if not self._due and self.cols.nbytes >= self.limit:
+            self._due = True
         return self._due
 
     def rotate_soon(self) -> None:
@@ -365,7 +362,6 @@ class RotatingWriter:
             await self._writing  # one file at a time, in order
             self._writing = None
         self._due = False
-        self._checked = 0
         if not len(self.cols):
             return
         part = self.cols.detach()
