@@ -14,6 +14,10 @@ Run: ``python -m bench.bench_sniffer [--n 1000000] [--rows 1000000] [--rate 0]``
    the DataFrame hold per 1M frames. Twice: 1000 distinct messages cycled (repeated
    payloads are decoded once), and every message distinct (a counter in each).
 
+3. Soak (``--soak SECONDS``): a capture streaming to rotated parquet files
+   (``path=``, ``rotate=``) under a paced flood of ``--soak-rate`` msg/s; RSS, records
+   received and files written are printed every 10 s.
+
 Figures are printed, never asserted.
 """
 
@@ -26,6 +30,7 @@ import resource
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from siotools.protocol import Dialect, encode_broadcast
 from siotools.redis_server import RedisServer
@@ -155,27 +160,31 @@ def bench_end_to_end(rows: int, distinct: int | None) -> None:
     import pandas  # noqa: F401 - imported before timing: the import is not the table's cost
 
     cycle = [demo_message(i) for i in range(distinct)] if distinct else None
-    records = [(cycle[i % len(cycle)] if cycle else demo_message(i)) for i in range(rows)]
-    # A distinct bytes object per row, as received from Redis.
-    payloads = [bytes(memoryview(p)) for _, p in records]
+
+    def message(i: int) -> tuple[bytes, bytes]:
+        ch, p = cycle[i % len(cycle)] if cycle else demo_message(i)
+        return ch, bytes(memoryview(p))  # a distinct bytes object per row, as received
+
+    # RSS first, in a fresh process (see main): freed memory is not always returned.
     gc.collect()
+    rss0 = _rss_mb()
+    cap = Capture(prefix="socket.io")
+    t = time.time_ns()
+    for i in range(rows):
+        ch, p = message(i)
+        cap.append(t + i * 1000, ch, p)
+    cap.stopped_ns = t + rows * 1000
+    gc.collect()
+    rss_raw = _rss_mb()
+    # Bare unpackb over the same payloads, in the same run.
     t0 = time.perf_counter()
-    for p in payloads:
+    for p in cap.columns.payloads():
         if p[0] == 0x7B:
             json.loads(p)
         else:
             msgpack.unpackb(p, strict_map_key=False)
     bare = time.perf_counter() - t0
     gc.collect()
-    rss0 = _rss_mb()
-    cap = Capture(prefix="socket.io")
-    t = time.time_ns()
-    for i, (ch, _) in enumerate(records):
-        cap.append(t + i * 1000, ch, payloads[i])
-    del payloads, records
-    cap.stopped_ns = t + rows * 1000
-    gc.collect()
-    rss_raw = _rss_mb()
     t0 = time.perf_counter()
     df = cap.to_pandas()
     e2e = time.perf_counter() - t0
@@ -203,6 +212,64 @@ def bench_end_to_end(rows: int, distinct: int | None) -> None:
     print(f"  to_pandas(time, nsp, event, kind) again: {rows / cat:,.0f} rows/s")
 
 
+async def bench_soak(rate: int, seconds: float, rotate: str, port: int, url: str) -> None:
+    """A long capture to rotated files under a paced flood; RSS printed over time."""
+    import tempfile
+
+    channel, payload = typical_broadcast(5)
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        print("soak: redis-benchmark not found; skipped")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        cap = await start_capture(url, path=folder, rotate=rotate)
+        print(f"soak: {rate:,} msg/s for {seconds:.0f}s, rotating every {rotate} into parquet")
+        start = time.perf_counter()
+        sent = 0
+        last_print = start
+        while time.perf_counter() - start < seconds:
+            tick = time.perf_counter()
+            cmd = [exe, "-p", str(port), "-c", "1", "-P", "100", "-n", str(rate), "-q"]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, "-x", "PUBLISH", channel, stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            await proc.communicate(payload)
+            sent += rate
+            if tick - last_print >= 10:
+                last_print = tick
+                w = cap.writer
+                print(
+                    f"  t={tick - start:5.0f}s RSS {_rss_mb():6.0f} MB, received "
+                    f"{cap.received:,}/{sent:,}, in memory {len(cap):,}, "
+                    f"files {len(w.files) if w else 0}, reconnects {cap.reconnects}",
+                    flush=True,
+                )
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+        await asyncio.sleep(1)
+        cap.stop()
+        await cap.wait()
+        files = list(Path(folder).glob("*.parquet"))
+        size = sum(f.stat().st_size for f in files)
+        print(
+            f"  end: sent {sent:,}, captured {cap.received:,}, {len(files)} files "
+            f"({size / 1e6:,.0f} MB on disk), RSS {_rss_mb():,.0f} MB, gaps {len(cap.gaps)}"
+        )
+
+
+def _e2e_subprocesses(rows: int) -> None:
+    # Each variant in a fresh process, so that RSS deltas are not blurred by memory an
+    # earlier run freed but the allocator kept.
+    import sys
+
+    for variant in ("cycled", "distinct"):
+        subprocess.run(
+            [sys.executable, "-m", "bench.bench_sniffer", "--rows", str(rows),
+             "--e2e-variant", variant],
+            check=False,
+        )  # fmt: skip
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="flood size")
@@ -215,12 +282,22 @@ async def main() -> None:
         help="keep Redis's default pubsub output-buffer limit during the flood",
     )
     ap.add_argument("--skip-capture", action="store_true")
+    ap.add_argument("--soak", type=float, default=0, help="seconds of a rotated soak capture")
+    ap.add_argument("--soak-rate", type=int, default=20_000, help="soak msg/s")
+    ap.add_argument("--soak-rotate", default="16MB", help="soak rotation size")
     ap.add_argument("--skip-table", action="store_true")
     ap.add_argument("--only-e2e", action="store_true", help="only the end-to-end table bench")
+    ap.add_argument("--e2e-variant", choices=["cycled", "distinct"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.soak:
+        with RedisServer() as server:
+            await bench_soak(args.soak_rate, args.soak, args.soak_rotate, server.port, server.url)
+        return
+    if args.e2e_variant:
+        bench_end_to_end(args.rows, 1000 if args.e2e_variant == "cycled" else None)
+        return
     if args.only_e2e:
-        bench_end_to_end(args.rows, 1000)
-        bench_end_to_end(args.rows, None)
+        _e2e_subprocesses(args.rows)
         return
     if not args.skip_capture:
         with RedisServer() as server:
@@ -228,8 +305,7 @@ async def main() -> None:
             if args.rate:
                 await bench_paced(args.rate, args.seconds, server.port, server.url)
     if not args.skip_table:
-        bench_end_to_end(args.rows, 1000)
-        bench_end_to_end(args.rows, None)
+        _e2e_subprocesses(args.rows)
 
 
 if __name__ == "__main__":

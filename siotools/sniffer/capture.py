@@ -27,7 +27,7 @@ from siotools.protocol import ChannelKind, safe
 from siotools.sniffer import store, table
 from siotools.sniffer.columns import ANOMALIES, ColumnStore, DecodedColumns, RawRecord, RowDecoder
 from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Verdict
-from siotools.sniffer.live import LiveSource, gc_relaxed
+from siotools.sniffer.live import LiveSource, gc_paused, gc_relaxed
 from siotools.sniffer.store import CaptureMeta, RotatingWriter
 from siotools.sniffer.table import Where
 
@@ -507,13 +507,10 @@ class Capture:
         if todo <= 0:
             return cols.decoded
         bar = _progress_bar(progress, todo, "decoding")
-        # Interning allocates little, but the decoded values alive while a chunk is worked
-        # on would make the collector re-walk the growing heap over and over.
-        gc_relaxed(True)
         try:
-            cols.decode(on_chunk=bar.update if bar is not None else None)
+            with gc_paused():
+                cols.decode(on_chunk=bar.update if bar is not None else None)
         finally:
-            gc_relaxed(False)
             if bar is not None:
                 bar.close()
         return cols.decoded
@@ -568,19 +565,18 @@ class Capture:
         """
         todo = len(self.columns) - len(self.columns.decoded)
         bar = _progress_bar(progress, todo, "decoding") if todo > 0 else None
-        gc_relaxed(True)
         try:
-            return table.to_pandas(
-                self.columns,
-                self.anomaly_codes,
-                names=[safe.text(self.decoder.channel_text(c)) for c in self.columns.channels],
-                gaps=self.gaps,
-                columns=columns,
-                where=where,
-                on_chunk=bar.update if bar is not None else None,
-            )
+            with gc_paused():
+                return table.to_pandas(
+                    self.columns,
+                    self.anomaly_codes,
+                    names=[safe.text(self.decoder.channel_text(c)) for c in self.columns.channels],
+                    gaps=self.gaps,
+                    columns=columns,
+                    where=where,
+                    on_chunk=bar.update if bar is not None else None,
+                )
         finally:
-            gc_relaxed(False)
             if bar is not None:
                 bar.close()
 

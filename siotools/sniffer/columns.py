@@ -524,6 +524,7 @@ class ColumnStore:
         channels, codes, sharded = self.channels, self.channel_codes, self.sharded
         # What each channel says, by code (rows only refer to channels added before them).
         infos = [dec.info(c) for c in channels]
+        fast = [info.broadcast for info in infos]
         kind_code, kind_codes = cols.kind.code, cols.kind.codes.append
         dia_code, dia_codes = cols.dialect.code, cols.dialect.codes.append
         nsp_code, nsp_codes = cols.nsp.code, cols.nsp.codes.append
@@ -553,7 +554,7 @@ class ColumnStore:
                     on_chunk(CHUNK)
                 have = i < fill
                 code = codes[i]
-                if infos[code].broadcast and not sharded[i]:
+                if fast[code] and not sharded[i]:
                     # Identical payloads (typing, presence, repeated emits) are decoded
                     # once: the row's codes and objects come from the first.
                     hit = cache.get(payload)
@@ -706,5 +707,9 @@ class ColumnStore:
         finally:
             # Every new row appended exactly one size: that is how far the codes reach.
             cols.n = len(cols.size)
+            # The caches only pay within a pass; kept, they would hold up to 64k rows'
+            # decoded objects for as long as the capture lives.
+            cache.clear()
+            frame_cache.clear()
         if on_chunk is not None and done % CHUNK:
             on_chunk(done % CHUNK)
