@@ -828,6 +828,7 @@ async def sniff(
     max_queue: int = 1_000_000,
     on_ready: Callable[[], None] | None = None,
     on_gap: Callable[[int, int], None] | None = None,
+    max_size: int | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -849,6 +850,8 @@ async def sniff(
         on_ready: Called once the subscription is confirmed.
         on_gap: Called with ``(start_ns, end_ns)`` of a reconnect's gap: at resubscription,
             then again when the first message after it moves the end (same start).
+        max_size: Payloads over this many bytes are not decoded (an error frame whose
+            ``error`` says so).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -883,7 +886,7 @@ async def sniff(
         monitor=monitor,
         on_gap=on_gap,
     )
-    decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle)
+    decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
     await source.start()
     if on_ready is not None:
         on_ready()

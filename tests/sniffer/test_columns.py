@@ -76,3 +76,18 @@ def test_identical_payloads_decode_alike() -> None:
         cap.append(i, rec[1], bytes(memoryview(rec[2])))
     df = cap.to_pandas()
     assert list(df["event"]) == ["ev"] * 10 and list(df["args"]) == [[{"n": 0}]] * 10
+
+
+def test_oversized_payloads_are_counted_not_decoded() -> None:
+    cap = Capture(max_size=200)
+    small = records(1)[0]
+    ch, big = encode_broadcast(uid="u", data=["big", "x" * 1000], prefix="socket.io")
+    cap.append(1, small[1], small[2])
+    cap.append(2, ch.encode(), big)
+    an = cap.anomalies()
+    assert an["oversized"] == 1 and an["undecodable"] == 1
+    df = cap.to_pandas(["event", "error", "size"])
+    assert df["event"].iloc[0] == "ev" and str(df["event"].iloc[1]) == "nan"
+    assert "max_size" in str(df["error"].iloc[1]) and df["size"].iloc[1] == len(big)
+    assert cap.columns.payload(1) == big  # kept raw: nothing lost
+    assert "max_size" in str(cap.frame(1).error)
