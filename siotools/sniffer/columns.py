@@ -72,6 +72,8 @@ _UNDECODABLE, _MIXED, _UNANSWERED = 0, 1, 2
 # shared by every row); the cache is dropped whenever it holds this many.
 _CACHED_SIZE: Final = 1024
 _CACHE_ROWS: Final = 65_536
+_PROBES: Final = 4096
+"""After this many look-ups, a cache that found almost nothing is switched off (a pass)."""
 
 RawRecord = tuple[int, bytes, bytes, bool]
 """``(time_ns, channel, payload, sharded)``: one message as received."""
@@ -546,7 +548,8 @@ class ColumnStore:
         bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
         bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
         unknown = kind_code("unknown")
-        done = 0
+        done = probes = 0
+        use_cache = True
         try:
             for i, payload in items:
                 done += 1
@@ -557,7 +560,13 @@ class ColumnStore:
                 if fast[code] and not sharded[i]:
                     # Identical payloads (typing, presence, repeated emits) are decoded
                     # once: the row's codes and objects come from the first.
-                    hit = cache.get(payload)
+                    if use_cache:
+                        hit = cache.get(payload)
+                        probes += 1
+                        if probes == _PROBES and len(cache) > _PROBES * 9 // 10:
+                            use_cache = False  # nearly every payload is new: not worth it
+                    else:
+                        hit = None
                     if hit is not None:
                         if objects is not None:
                             rooms_o(hit[4])
@@ -608,7 +617,7 @@ class ColumnStore:
                                 d = last_d = dia_code(dialect.value)
                                 last_dialect = dialect
                             ty = bc_binary if packet.get("type") == 5 else bc_event
-                            if len(payload) <= _CACHED_SIZE:
+                            if use_cache and len(payload) <= _CACHED_SIZE:
                                 if len(cache) >= _CACHE_ROWS:
                                     cache.clear()
                                 cache[payload] = (e, u, d, ty, rm, ex, args, fl)
