@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from siotools._extras import require
-from siotools.exceptions import ConfigurationError
+from siotools.exceptions import ConfigurationError, SiotoolsError
 from siotools.protocol import safe
 from siotools.sniffer.columns import ColumnStore
 
@@ -358,9 +358,7 @@ class RotatingWriter:
 
     async def flush(self) -> None:
         """Move the rows in memory to a new file (written by a worker thread)."""
-        if self._writing is not None:
-            await self._writing  # one file at a time, in order
-            self._writing = None
+        await self._wait_written()  # one file at a time, in order
         self._due = False
         if not len(self.cols):
             return
@@ -381,10 +379,24 @@ class RotatingWriter:
         tmp.replace(path)  # readers never see half a file
         log.info("capture: wrote %s (%d records)", path, len(part))
 
+    async def _wait_written(self) -> None:
+        task, self._writing = self._writing, None
+        if task is None:
+            return
+        try:
+            await task
+        except OSError as exc:
+            raise SiotoolsError(
+                f"cannot write the capture file {str(self.files[-1])!r}: {exc.strerror or exc}; "
+                "free some space or choose another folder (the files before it are complete)"
+            ) from exc
+
     async def close(self) -> None:
-        """Write what is left and wait for the last file."""
+        """Write what is left and wait for the last file.
+
+        Raises:
+            SiotoolsError: A file could not be written (disk full, permissions).
+        """
         await self.flush()
-        if self._writing is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writing
-            self._writing = None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._wait_written()

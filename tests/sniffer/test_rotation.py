@@ -150,3 +150,20 @@ def test_sniff_cli_output_folder_rotates(redis_url: str, key: str, tmp_path: Pat
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert out.returncode == 2 and "is not a size" in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_a_file_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    from siotools import SiotoolsError
+    from siotools.sniffer import Capture
+
+    folder = tmp_path / "caps"
+    cap = Capture(prefix="k")
+    cap.stream_to(folder, rotate="1KB")
+    folder.rmdir()
+    folder.write_text("not a folder any more")  # the next file cannot be created
+    for i in range(50):
+        ch, p = encode_broadcast(uid="u", data=["ev", "x" * 100], prefix="k")
+        cap.append(i, ch.encode(), p)
+    with pytest.raises(SiotoolsError, match="cannot write the capture file"):
+        await cap.flush_if_due()
+        await cap.close_stream()
