@@ -538,6 +538,8 @@ class ColumnStore:
         err_code, err_codes = cols.error.code, cols.error.codes.append
         size = cols.size.append
         ev_index, uid_index = cols.event.index, cols.uid.index
+        nsp_index, kind_ix = cols.nsp.index, cols.kind.index
+        rid_ix, type_ix = cols.request_id.index, cols.type.index
         nsp_of = [nsp_code(info.nsp) for info in infos]
         if objects is not None:
             rooms_o, except_o = objects["rooms"].append, objects["except"].append
@@ -677,11 +679,28 @@ class ColumnStore:
                         r = _printable_row(r)
                     req = r.request_id is not None and r.kind != "response" and expects_response(f)
                     resp = r.request_id is not None and r.kind == "response"
+                    kind_v, nsp_v, ev_v, uid_v, rid_v, type_v = (
+                        r.kind, r.nsp, r.event, r.uid, r.request_id, r.type
+                    )  # fmt: skip
+                    try:  # dict look-ups first: a method call per column costs more
+                        k_c = kind_ix.get(kind_v)
+                        n_c = nsp_index.get(nsp_v)
+                        e_c = ev_index.get(ev_v)
+                        u_c = uid_index.get(uid_v)
+                        r_c = rid_ix.get(rid_v)
+                        t_c = type_ix.get(type_v)
+                    except TypeError:  # an unhashable value: code() shows it by its repr
+                        k_c = n_c = e_c = u_c = r_c = t_c = None
                     row = (
-                        kind_code(r.kind), dia_code(f.dialect.value), nsp_code(r.nsp),
-                        ev_code(r.event), uid_code(r.uid), type_code(r.type),
-                        fr_code(type(f).__name__), rid_code(r.request_id), req, resp,
-                        r.rooms, r.except_, r.args, r.flags,
+                        kind_code(kind_v) if k_c is None else k_c,
+                        dia_code(f.dialect.value),
+                        nsp_code(nsp_v) if n_c is None else n_c,
+                        ev_code(ev_v) if e_c is None else e_c,
+                        uid_code(uid_v) if u_c is None else u_c,
+                        type_code(type_v) if t_c is None else t_c,
+                        fr_code(type(f).__name__),
+                        rid_code(rid_v) if r_c is None else r_c,
+                        req, resp, r.rooms, r.except_, r.args, r.flags,
                     )  # fmt: skip
                     if len(payload) <= _CACHED_SIZE:
                         per = frame_cache.get(code)
