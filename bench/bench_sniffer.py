@@ -7,9 +7,16 @@ Run: ``python -m bench.bench_sniffer [--n 1000000] [--rows 1000000] [--rate 0]``
    The capture rate is frames / (last receive - first receive). ``--rate R`` paces the
    flood to about R msg/s instead (several redis-benchmark bursts of ``--rps``), to check
    that the sniffer keeps up without being disconnected for its output buffer.
-2. Decode + DataFrame. 1M varied broadcasts and requests are appended to a Capture (no I/O),
-   then the decode step and ``to_pandas()`` on the decoded columns are timed separately;
-   rows/s and the peak RSS growth are printed.
+2. End to end. 1M messages of demo traffic (room broadcasts, requests, responses) are
+   appended to a Capture as a live capture would (no I/O), then ``to_pandas()`` builds the
+   table cold; the rate is printed as a ratio of bare ``msgpack.unpackb`` (``json.loads``
+   for the JSON rows) over the same payloads in the same run, with the RSS the capture and
+   the DataFrame hold per 1M frames. Twice: 1000 distinct messages cycled (repeated
+   payloads are decoded once), and every message distinct (a counter in each).
+
+3. Soak (``--soak SECONDS``): a capture streaming to rotated parquet files
+   (``path=``, ``rotate=``) under a paced flood of ``--soak-rate`` msg/s; RSS, records
+   received and files written are printed every 10 s.
 
 Figures are printed, never asserted.
 """
@@ -23,6 +30,7 @@ import resource
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from siotools.protocol import Dialect, encode_broadcast
 from siotools.redis_server import RedisServer
@@ -75,7 +83,8 @@ async def bench_capture(n: int, port: int, url: str, big_buffer: bool = True) ->
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     got = len(cap)
-    span = (cap._times[got - 1] - cap._times[0]) / 1e9 if got > 1 else float("nan")
+    times = cap.columns.times
+    span = (times[got - 1] - times[0]) / 1e9 if got > 1 else float("nan")
     print(f"capture: payload {len(payload)} B on {channel}")
     print(
         f"  flood (redis-benchmark -c1 -P100): {n:,} PUBLISH in {pub_s:.2f}s = {n / pub_s:,.0f}/s"
@@ -119,48 +128,146 @@ async def bench_paced(rate: int, seconds: float, port: int, url: str) -> None:
     )
 
 
-def bench_table(rows: int) -> None:
-    cap = Capture(prefix="socket.io")
-    # 1000 distinct messages cycled: broadcasts to rooms, namespace-wide emits, requests.
-    samples: list[tuple[bytes, bytes]] = []
-    for i in range(1000):
-        if i % 10 == 9:
-            samples.append(
-                (b"socket.io-request#/#", b'{"uid":"Ab3_xZ","requestId":"r%d","type":1}' % i)
-            )
-            continue
-        ch, p = typical_broadcast(i)
-        samples.append((ch.encode(), p))
-    t = time.time_ns()
-    for i in range(rows):
-        ch, p = samples[i % 1000]
-        # Distinct bytes objects per row, as received from Redis.
-        cap.append(t + i * 1000, ch, bytes(p))
-    cap.stopped_ns = t + rows * 1000
+def _rss_mb() -> float:
+    """Current resident set size (not the peak), in MB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 1e6
+
+
+def demo_message(i: int) -> tuple[bytes, bytes]:
+    """Message ``i`` of typical demo traffic: 80% room broadcasts, 10% requests, 10%
+    responses (a counter makes each one's bytes distinct)."""
+    if i % 10 == 9:
+        return b"socket.io-request#/#", b'{"uid":"Ab3_xZ","requestId":"r%d","type":1}' % i
+    if i % 10 == 8:
+        return (
+            b"socket.io-response#/#Ab3_xZ#",
+            b'{"requestId":"r%d","rooms":["room1","room2"]}' % (i + 1),
+        )
+    ch, p = typical_broadcast(i)
+    return ch.encode(), p
+
+
+def bench_end_to_end(rows: int, distinct: int | None) -> None:
+    """Capture -> DataFrame end to end, as a ratio of bare ``msgpack.unpackb``; RSS held.
+
+    ``distinct``: how many distinct messages are cycled (None: every message distinct).
+    """
+    import json
+
+    import msgpack
     import pandas  # noqa: F401 - imported before timing: the import is not the table's cost
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cycle = [demo_message(i) for i in range(distinct)] if distinct else None
+
+    def message(i: int) -> tuple[bytes, bytes]:
+        ch, p = cycle[i % len(cycle)] if cycle else demo_message(i)
+        return ch, bytes(memoryview(p))  # a distinct bytes object per row, as received
+
+    # RSS first, in a fresh process (see main): freed memory is not always returned.
+    gc.collect()
+    rss0 = _rss_mb()
+    cap = Capture(prefix="socket.io")
+    t = time.time_ns()
+    for i in range(rows):
+        ch, p = message(i)
+        cap.append(t + i * 1000, ch, p)
+    cap.stopped_ns = t + rows * 1000
+    gc.collect()
+    rss_raw = _rss_mb()
+    # Bare unpackb over the same payloads, in the same run.
     t0 = time.perf_counter()
-    cap._decoded()
-    decode_s = time.perf_counter() - t0
+    for _, _, p, _ in cap.raw():
+        if p[0] == 0x7B:
+            json.loads(p)
+        else:
+            msgpack.unpackb(p, strict_map_key=False)
+    bare = time.perf_counter() - t0
+    gc.collect()
     t0 = time.perf_counter()
     df = cap.to_pandas()
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    df = cap.to_pandas()
-    again = time.perf_counter() - t0
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    mem = df.memory_usage(deep=False).sum()
-    print(f"to_pandas of {rows:,} frames ({len(df.columns)} columns, 90% broadcasts):")
+    e2e = time.perf_counter() - t0
+    gc.collect()
+    rss_all = _rss_mb()
+    what = f"{distinct:,} distinct messages cycled" if distinct else "every message distinct"
+    print(f"end to end, {rows:,} frames of demo traffic ({what}):")
+    print(f"  bare msgpack.unpackb (json.loads for the JSON rows): {rows / bare:,.0f} rows/s")
+    print(f"  capture -> to_pandas() cold, all columns: {e2e:.2f}s = {rows / e2e:,.0f} rows/s")
+    print(f"  ratio to bare unpackb: {bare / e2e:.2f}x")
+    per_m = 1e6 / rows
     print(
-        f"  decode (protocol.decode + row fields): {decode_s:.2f}s = {rows / decode_s:,.0f} rows/s"
+        f"  RSS per 1M frames: capture holding raw records {(rss_raw - rss0) * per_m:,.0f} MB,"
+        f" + the DataFrame {(rss_all - rss0) * per_m:,.0f} MB"
     )
-    print(f"  to_pandas on decoded columns: {first:.3f}s = {rows / first:,.0f} rows/s")
-    print(f"  to_pandas again: {again:.3f}s = {rows / again:,.0f} rows/s")
-    cold = decode_s + first
-    print(f"  cold total (decode + table): {cold:.2f}s = {rows / cold:,.0f} rows/s")
-    print(f"  peak RSS growth while decoding and building: {(rss1 - rss0) / 1024:,.0f} MB")
-    print(f"  DataFrame shallow size {mem / 1e6:,.0f} MB")
+    del df
+    gc.collect()
+    print(
+        f"  capture after the DataFrame is dropped (raw + cached columns): "
+        f"{(_rss_mb() - rss0) * per_m:,.0f} MB"
+    )
+    t0 = time.perf_counter()
+    cap.to_pandas(["time", "nsp", "event", "kind"])
+    cat = time.perf_counter() - t0
+    print(f"  to_pandas(time, nsp, event, kind) again: {rows / cat:,.0f} rows/s")
+
+
+async def bench_soak(rate: int, seconds: float, rotate: str, port: int, url: str) -> None:
+    """A long capture to rotated files under a paced flood; RSS printed over time."""
+    import tempfile
+
+    channel, payload = typical_broadcast(5)
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        print("soak: redis-benchmark not found; skipped")
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        cap = await start_capture(url, path=folder, rotate=rotate)
+        print(f"soak: {rate:,} msg/s for {seconds:.0f}s, rotating every {rotate} into parquet")
+        start = time.perf_counter()
+        sent = 0
+        last_print = start
+        while time.perf_counter() - start < seconds:
+            tick = time.perf_counter()
+            cmd = [exe, "-p", str(port), "-c", "1", "-P", "100", "-n", str(rate), "-q"]
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, "-x", "PUBLISH", channel, stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+            )  # fmt: skip
+            await proc.communicate(payload)
+            sent += rate
+            if tick - last_print >= 10:
+                last_print = tick
+                w = cap.writer
+                print(
+                    f"  t={tick - start:5.0f}s RSS {_rss_mb():6.0f} MB, received "
+                    f"{cap.received:,}/{sent:,}, in memory {len(cap):,}, "
+                    f"files {len(w.files) if w else 0}, reconnects {cap.reconnects}",
+                    flush=True,
+                )
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))
+        await asyncio.sleep(1)
+        cap.stop()
+        await cap.wait()
+        files = list(Path(folder).glob("*.parquet"))
+        size = sum(f.stat().st_size for f in files)
+        print(
+            f"  end: sent {sent:,}, captured {cap.received:,}, {len(files)} files "
+            f"({size / 1e6:,.0f} MB on disk), RSS {_rss_mb():,.0f} MB, gaps {len(cap.gaps)}"
+        )
+
+
+def _e2e_subprocesses(rows: int) -> None:
+    # Each variant in a fresh process, so that RSS deltas are not blurred by memory an
+    # earlier run freed but the allocator kept.
+    import sys
+
+    for variant in ("cycled", "distinct"):
+        subprocess.run(
+            [sys.executable, "-m", "bench.bench_sniffer", "--rows", str(rows),
+             "--e2e-variant", variant],
+            check=False,
+        )  # fmt: skip
 
 
 async def main() -> None:
@@ -175,15 +282,30 @@ async def main() -> None:
         help="keep Redis's default pubsub output-buffer limit during the flood",
     )
     ap.add_argument("--skip-capture", action="store_true")
+    ap.add_argument("--soak", type=float, default=0, help="seconds of a rotated soak capture")
+    ap.add_argument("--soak-rate", type=int, default=20_000, help="soak msg/s")
+    ap.add_argument("--soak-rotate", default="16MB", help="soak rotation size")
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--only-e2e", action="store_true", help="only the end-to-end table bench")
+    ap.add_argument("--e2e-variant", choices=["cycled", "distinct"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.soak:
+        with RedisServer() as server:
+            await bench_soak(args.soak_rate, args.soak, args.soak_rotate, server.port, server.url)
+        return
+    if args.e2e_variant:
+        bench_end_to_end(args.rows, 1000 if args.e2e_variant == "cycled" else None)
+        return
+    if args.only_e2e:
+        _e2e_subprocesses(args.rows)
+        return
     if not args.skip_capture:
         with RedisServer() as server:
             await bench_capture(args.n, server.port, server.url, not args.default_buffer)
             if args.rate:
                 await bench_paced(args.rate, args.seconds, server.port, server.url)
     if not args.skip_table:
-        bench_table(args.rows)
+        _e2e_subprocesses(args.rows)
 
 
 if __name__ == "__main__":

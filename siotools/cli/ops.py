@@ -19,6 +19,7 @@ from typing import Any
 from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
 from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
+from siotools.protocol import safe
 
 __all__ = ["register"]
 
@@ -102,6 +103,8 @@ def _query(args: argparse.Namespace, body: Callable[[Any], Awaitable[Any]]) -> A
 
 def _output(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
     if args.json:
+        # Room names and replies are whatever the cluster holds (lone surrogates, bytes that
+        # are not UTF-8, NaN, deep nesting): json_text prints valid JSON for all.
         sys.stdout.write(json_text(result) + "\n")
     else:
         render(result)
@@ -157,11 +160,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=safe.text(title), title_justify="left")
     for col in columns:
         table.add_column(col, justify="right" if col in ("sockets", "#") else "left")
     for row in rows:
-        table.add_row(*(str(c) for c in row))
+        table.add_row(*(safe.text(str(c)) for c in row))
     Console(soft_wrap=True).print(table)
 
 

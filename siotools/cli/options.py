@@ -10,7 +10,6 @@ variable) it came from, with the password of a URL never repeated.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from siotools.exceptions import ConfigurationError
-from siotools.protocol import Dialect
+from siotools.protocol import Dialect, safe
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -283,39 +282,15 @@ def cluster_client(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def json_text(value: Any) -> str:
-    """``value`` as strict JSON for ``--json``: NaN and infinities become null.
+    """``value`` as valid JSON for ``--json``, whatever the cluster holds.
 
-    Python's ``json`` writes ``NaN``/``Infinity``, which no JSON parser reads; Node's
-    ``JSON.stringify`` writes ``null`` for them, and so does this. Binary becomes
-    ``{"$bin": hex}``, anything else unknown its repr.
+    Python's ``json`` writes ``NaN``/``Infinity``, which no JSON parser reads, and fails on
+    lone surrogates or deep nesting; :func:`siotools.protocol.safe.dumps` writes them as
+    ``{"$num": "NaN"}``, escapes and ``{"$deep": n}``, and binary as ``{"$bin": hex}``.
     """
-    return json.dumps(finite(value), ensure_ascii=False, default=_json_default, allow_nan=False)
+    return safe.dumps(value, binary="hex")
 
 
 def finite(value: Any) -> Any:
-    """A copy of ``value`` with every non-finite float replaced by ``None``.
-
-    Walks with a stack of its own, so deep nesting costs memory, not the interpreter's stack.
-    """
-    root = [value]
-    stack: list[tuple[Any, Any]] = [(root, 0)]
-    while stack:
-        container, key = stack.pop()
-        item = container[key]
-        if isinstance(item, float) and not math.isfinite(item):
-            container[key] = None
-        elif isinstance(item, dict):
-            copy = dict(item)
-            container[key] = copy
-            stack.extend((copy, k) for k in copy)
-        elif isinstance(item, list | tuple):
-            items = list(item)
-            container[key] = items
-            stack.extend((items, i) for i in range(len(items)))
-    return root[0]
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return {"$bin": bytes(value).hex()}
-    return repr(value)
+    """``value`` made JSON-able (see :func:`json_text`)."""
+    return safe.jsonable(value, binary="hex")

@@ -57,7 +57,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--output",
         metavar="FILE",
-        help="also save the raw frames (.parquet needs the notebook extra; .jsonl does not)",
+        help="also save the raw frames (.parquet needs the notebook extra; .jsonl does not; "
+        "a folder, or --rotate, streams rolling parquet files there)",
+    )
+    p.add_argument(
+        "--rotate",
+        metavar="SIZE",
+        help="with --output FOLDER: a new parquet file every SIZE of payloads (default 256MB)",
     )
     p.add_argument("--stats", action="store_true", help="a per-room / per-event rate table")
     p.add_argument(
@@ -104,11 +110,22 @@ def _positive_float(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Sniff until ``--count``/``--duration`` or Ctrl-C; returns the exit status."""
+    args.folder = bool(args.output) and (
+        args.rotate is not None or Path(args.output).is_dir() or args.output.endswith("/")
+    )
+    if args.rotate is not None:
+        from siotools.sniffer.store import parse_size
+
+        if not args.output:
+            raise ConfigurationError("--rotate needs --output FOLDER (where the files go)")
+        parse_size(args.rotate)
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
             raise ConfigurationError(f"the folder of --output {args.output!r} does not exist")
-        if out.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
+        if args.folder and out.exists() and not out.is_dir():
+            raise ConfigurationError(f"--output {args.output!r} is a file, not a folder")
+        if args.folder or out.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
             from siotools._extras import require
 
             require("pyarrow", "notebook")
@@ -132,8 +149,10 @@ class _Stats:
         self.unanswered = 0
         self.window_ns = int(window * 1e9)
         self.started = time.monotonic()
+        self.gaps: list[tuple[int, int]] = []
 
     def add(self, f: Any) -> None:
+        from siotools.protocol.safe import text as safe_text
         from siotools.sniffer.frames import dialect_family, expects_response
 
         self.frames += 1
@@ -148,14 +167,21 @@ class _Stats:
         if row.kind == "broadcast":
             rooms = row.rooms if isinstance(row.rooms, list) and row.rooms else ["<all>"]
             for room in rooms:
-                self.rooms[str(room)] += 1
-            self.events[str(row.event)] += 1
+                self.rooms[safe_text(str(room))] += 1
+            self.events[safe_text(str(row.event))] += 1
         if row.kind == "response" and row.request_id is not None:
             self.pending.pop(_key(row.request_id), None)
         elif expects_response(f.frame):
             self.pending.setdefault(_key(row.request_id), f.time_ns)
         if self.frames % 1024 == 0:
             self.expire(time.time_ns())
+
+    def gap(self, start_ns: int, end_ns: int) -> None:
+        """A reconnect's gap; called again with the same start when its end moves."""
+        if self.gaps and self.gaps[-1][0] == start_ns:
+            self.gaps[-1] = (start_ns, end_ns)
+        else:
+            self.gaps.append((start_ns, end_ns))
 
     def expire(self, now_ns: int) -> None:
         old = [k for k, t in self.pending.items() if now_ns - t > self.window_ns]
@@ -189,6 +215,8 @@ async def _sniff(args: argparse.Namespace) -> int:
     saved = (
         Capture(prefix=args.prefix, pysocketio=args.pysocketio or False) if args.output else None
     )
+    if saved is not None and args.folder:
+        saved.stream_to(args.output, args.rotate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -209,6 +237,7 @@ async def _sniff(args: argparse.Namespace) -> int:
             monitor=args.monitor,
             duration=args.duration,
             on_ready=ready.set,
+            on_gap=stats.gap,
         )
         # Filtering here rather than in sniff(): the summary counts every frame seen
         # (an undecodable frame matches no filter but is still worth reporting).
@@ -225,6 +254,8 @@ async def _sniff(args: argparse.Namespace) -> int:
                 saved.append(
                     f.time_ns, f.channel.encode("utf-8", "surrogateescape"), f.payload, f.sharded
                 )
+                if args.folder:
+                    await saved.flush_if_due()
             if not show_lines:
                 continue
             if json_lines:
@@ -286,7 +317,11 @@ async def _sniff(args: argparse.Namespace) -> int:
         raise task.exception()  # type: ignore[misc]
     if saved is not None:
         saved.stopped_ns = time.time_ns()
-        saved.save(args.output)
+        saved.gaps = list(stats.gaps)
+        if args.folder:
+            await saved.close_stream()
+        else:
+            saved.save(args.output)
     _summary(err, stats, args, saved is not None)
     return 0
 
@@ -301,31 +336,34 @@ def _short(value: Any, width: int = 60) -> str:
 def _as_text(f: Any) -> Any:
     from rich.text import Text
 
+    from siotools.protocol.safe import text as safe
+
     stamp = time.strftime("%H:%M:%S", time.localtime(f.time_ns / 1e9))
     stamp += f".{f.time_ns // 1_000_000 % 1000:03d}"
     if f.frame is None:
         return Text.assemble(
-            (stamp, "dim"), " ", ("undecodable", "bold red"), f" {f.channel} ",
-            (f"{f.size}B ", "dim"), (str(f.error), "red"),
+            (stamp, "dim"), " ", ("undecodable", "bold red"), f" {safe(f.channel)} ",
+            (f"{f.size}B ", "dim"), (safe(str(f.error)), "red"),
         )  # fmt: skip
     row = f.row
     rooms = ",".join(map(str, row.rooms)) if isinstance(row.rooms, list) and row.rooms else "*"
+    rooms = safe(rooms)
     what = row.event if row.event is not None else row.type
     parts: list[Any] = [
         (stamp, "dim"),
         " ",
         (f"{row.kind:<9}", _KIND_STYLE.get(row.kind, "")),
         " ",
-        (str(row.uid or "-"), "magenta"),
+        (safe(str(row.uid or "-")), "magenta"),
         " ",
-        (str(row.nsp), "blue"),
+        (safe(str(row.nsp)), "blue"),
         " ",
         (rooms, "bold"),
         " ",
-        (str(what), "bold cyan"),
+        (safe(str(what)), "bold cyan"),
     ]
     if row.request_id is not None:
-        parts += [" ", (f"#{row.request_id}", "dim")]
+        parts += [" ", (safe(f"#{row.request_id}"), "dim")]
     if row.args is not None and row.args != []:
         parts += [" ", _short(row.args)]
     return Text.assemble(*parts)
@@ -335,23 +373,26 @@ def _as_json(f: Any) -> dict[str, Any]:
     from siotools.sniffer.frames import jsonable
 
     row = f.row
-    return {
-        "time": f.time.isoformat(),
-        "channel": f.channel,
-        "kind": row.kind,
-        "dialect": f.dialect.value if f.dialect is not None else None,
-        "nsp": row.nsp,
-        "rooms": jsonable(row.rooms),
-        "except": jsonable(row.except_),
-        "event": jsonable(row.event),
-        "args": jsonable(row.args),
-        "flags": jsonable(row.flags),
-        "uid": jsonable(row.uid),
-        "request_id": jsonable(row.request_id),
-        "type": row.type,
-        "size": f.size,
-        "error": f.error,
-    }
+    out: dict[str, Any] = jsonable(
+        {
+            "time": f.time.isoformat(),
+            "channel": f.channel,
+            "kind": row.kind,
+            "dialect": f.dialect.value if f.dialect is not None else None,
+            "nsp": row.nsp,
+            "rooms": row.rooms,
+            "except": row.except_,
+            "event": row.event,
+            "args": row.args,
+            "flags": row.flags,
+            "uid": row.uid,
+            "request_id": row.request_id,
+            "type": row.type,
+            "size": f.size,
+            "error": f.error,
+        }
+    )
+    return out
 
 
 class _RateView:
@@ -457,6 +498,16 @@ def _summary(console: Any, stats: _Stats, args: argparse.Namespace, saved: bool)
     )
     if stats.mixed:
         line += " [bold red](two dialect families on one prefix!)[/]"
+    if stats.gaps:
+        missed = sum(b - a for a, b in stats.gaps) / 1e9
+        spans = ", ".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(a / 1e9))}+{(b - a) / 1e9:.3f}s"
+            for a, b in stats.gaps[:5]
+        )
+        line += (
+            f"; [bold yellow]reconnects {len(stats.gaps)}, {missed:.3f}s of traffic missed[/]"
+            f" ({spans})"
+        )
     if saved:
         line += f"; saved to {args.output}"
     console.print(line, markup=True)

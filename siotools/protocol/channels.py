@@ -141,8 +141,14 @@ class ChannelGrammar:
         return self.broadcast(nsp).encode()
 
     def room_bytes(self, nsp: str, room: str | int) -> bytes:
-        """:meth:`room` as UTF-8 bytes."""
-        return self.room(nsp, room).encode()
+        """:meth:`room` as UTF-8 bytes (a lone surrogate as U+FFFD, as Node writes it)."""
+        name = self.room(nsp, room)
+        try:
+            return name.encode()
+        except UnicodeEncodeError:
+            # Node's Buffer.from(string) (node-redis channel names) replaces lone
+            # surrogates with U+FFFD; a room a JSON client named "\ud800" must not crash.
+            return name.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
     # ------------------------------------------------------------------ patterns
     def broadcast_pattern(self, nsp: str) -> str:

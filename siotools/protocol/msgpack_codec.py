@@ -1,11 +1,21 @@
 """MessagePack as the Node peers write it: notepack.io 2.x/3.x and msgpack-lite 0.1.26.
 
-Decoding goes through msgpack-python's C unpacker. Its ``ext_hook`` only sees an ext's type
-and data, not the format byte that notepack 2.x uses to tell ``undefined`` (``d4 00``), a
-Date (``d7 00``) and an ArrayBuffer (``c7 len 00``) apart; so when an ext type 0 of an
-ambiguous length, a msgpack-lite ext, or a possibly oversized uint64 shows up, the payload is
-decoded again by a small pure-Python reader that sees every byte. Typical traffic never
-takes that path.
+Decoding always goes through msgpack-python's C unpacker, so its cost never depends on what
+a payload holds. Two things the C unpacker cannot see are resolved without leaving it:
+
+* notepack 2.x tells ``undefined`` (``d4 00``), a Date (``d7 00``) and an ArrayBuffer
+  (``c7 len 00``) apart by the ext's *format byte*, which ``ext_hook`` does not receive;
+* notepack wraps integral doubles >= 2**32 into a uint64 (``cf``); one whose high word is
+  zero must stay a :class:`U64` so that re-encoding gives Node's bytes back.
+
+When a payload may hold either (the byte patterns ``d4 00``..``d8 00`` or
+``cf 00 00 00 00`` occur), every occurrence is rewritten into a private ext the hook can
+recognise (``dX 00`` -> ``dX 7e``; ``cf 00 00 00 00`` -> ``c7 06 7f 00 00``, same length),
+the rewritten payload is decoded, and the result is checked against a plain decode of the
+original: an occurrence that was not a format byte (inside a string, say) changes a value
+and fails the check, and the payload is then read exactly by a small pure-Python reader if
+it is small, or as the plain decode (no :class:`U64` marks, notepack 2.x fixext forms
+assumed) if it is large. Either way the cost stays a few C passes, whatever the bytes.
 
 Encoding reproduces each library's choices (integral floats as ints, never float32, bin for
 bytes, the ext forms of each flavor) so that what Python sends decodes in Node to the same
@@ -23,9 +33,19 @@ from typing import Any, Final
 
 import msgpack
 
+from siotools.exceptions import DecodeError
 from siotools.protocol.values import TYPED_ARRAY_KINDS, U64, UNDEFINED, TypedArray, Undefined
 
-__all__ = ["MsgpackFlavor", "pack", "unpack", "unpack_detect"]
+__all__ = [
+    "EXACT_BELOW",
+    "MsgpackFlavor",
+    "PayloadTooLargeError",
+    "check_size",
+    "pack",
+    "unpack",
+    "unpack_detect",
+    "unpack_flavored",
+]
 
 _EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _KIND_BY_CODE: Final = {code: kind for kind, code in TYPED_ARRAY_KINDS.items()}
@@ -49,27 +69,212 @@ class MsgpackFlavor(enum.Enum):
 
 
 class _NeedScan(Exception):
-    """Raised inside the C unpacker when only the pure reader can decode the payload."""
+    """Raised inside the C unpacker when an ext's format byte matters."""
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code == 0:
-        if len(data) in (1, 2, 4, 8, 16):
-            raise _NeedScan
-        return TypedArray("ArrayBuffer", data)
-    if code in _LITE_CODES:
+    # Exts that name a flavor (or need their format byte) go through _resolve, which keeps
+    # track of the flavor; typical traffic has none.
+    if code == 0 or code in _LITE_CODES:
         raise _NeedScan
     return msgpack.ExtType(code, data)
 
 
 _unpackb = msgpack.unpackb
+_AMBIGUOUS: Final = frozenset((1, 2, 4, 8, 16))
+# Private ext types of the rewritten payload (see the module docstring).
+_FIX0: Final = 0x7E
+_WIDE: Final = 0x7F
+_FIX_MARKS: Final = tuple(bytes((b, 0)) for b in range(0xD4, 0xD9))
+_WIDE_REWRITE: Final = b"\xc7\x06\x7f\x00\x00"
+
+EXACT_BELOW: Final = 4096
+"""Payloads smaller than this that need a format byte are read by the exact reader."""
 
 
-def unpack(payload: bytes) -> Any:
+class PayloadTooLargeError(DecodeError):
+    """A payload is larger than the configured ``max_size``: it was not decoded.
+
+    Attributes:
+        size: The payload's size in bytes.
+        limit: The limit it exceeded.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"payload of {size:,} bytes is over the {limit:,}-byte limit (max_size): dropped "
+            "undecoded; raise max_size if such payloads are expected"
+        )
+        self.size = size
+        self.limit = limit
+
+
+def check_size(payload: bytes, max_size: int | None) -> None:
+    """Raise :class:`PayloadTooLargeError` when ``payload`` is over ``max_size`` bytes."""
+    if max_size is not None and len(payload) > max_size:
+        raise PayloadTooLargeError(len(payload), max_size)
+
+
+class _Same:
+    """Stands for an ambiguous ext 0 in the plain decode: equal to whatever was resolved."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+
+_SAME: Final = _Same()
+
+
+class _Never:
+    """An ext the rewritten decode could not place: equal to nothing (fails the check)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 1
+
+
+_NEVER: Final = _Never()
+
+
+def _lite_ext(code: int, data: bytes) -> Any:
+    if code == _LITE_DATE:
+        ms = unpack(data)
+        if type(ms) not in (int, float, U64):
+            raise ValueError("msgpack-lite Date ext does not hold a number")
+        return _from_ms(ms)
+    return TypedArray(_KIND_BY_CODE[code], data)
+
+
+def _plain_hook(code: int, data: bytes) -> Any:
+    # The original payload, format bytes unknown: ambiguous ext 0 compare equal to anything.
+    if code == 0:
+        return _SAME if len(data) in _AMBIGUOUS else TypedArray("ArrayBuffer", data)
+    if code in _LITE_CODES:
+        return _lite_ext(code, data)
+    return msgpack.ExtType(code, data)
+
+
+def _guess_hook(code: int, data: bytes) -> Any:
+    # Large payloads the rewrite could not settle: notepack 2.x's fixext forms assumed.
+    if code == 0:
+        n = len(data)
+        if n == 1:
+            return UNDEFINED
+        if n == 8:
+            hi, lo = struct.unpack(">iI", data)
+            return _from_ms(hi * 0x100000000 + lo)
+        return TypedArray("ArrayBuffer", data) if n not in _AMBIGUOUS else msgpack.ExtType(0, data)
+    if code in _LITE_CODES:
+        return _lite_ext(code, data)
+    return msgpack.ExtType(code, data)
+
+
+class _Resolver:
+    """The ext hook of a rewritten payload; remembers which flavor the exts point to."""
+
+    __slots__ = ("flavor",)
+
+    def __init__(self) -> None:
+        self.flavor: MsgpackFlavor | None = None
+
+    def __call__(self, code: int, data: bytes) -> Any:
+        n = len(data)
+        if code == 0:  # every fixext 0 was rewritten: this is an ext8/16/32 ArrayBuffer
+            self.flavor = MsgpackFlavor.NOTEPACK2
+            return TypedArray("ArrayBuffer", data)
+        if code == _FIX0:
+            if n == 1:
+                self.flavor = MsgpackFlavor.NOTEPACK2
+                return UNDEFINED
+            if n == 8:
+                self.flavor = MsgpackFlavor.NOTEPACK2
+                hi, lo = struct.unpack(">iI", data)
+                return _from_ms(hi * 0x100000000 + lo)
+            return msgpack.ExtType(0, data) if n in _AMBIGUOUS else _NEVER
+        if code == _WIDE:
+            if n == 6 and data[:2] == b"\x00\x00":
+                return U64(int.from_bytes(data[2:], "big"))
+            return _NEVER
+        if code in _LITE_CODES:
+            self.flavor = MsgpackFlavor.MSGPACK_LITE
+            return _lite_ext(code, data)
+        return msgpack.ExtType(code, data)
+
+
+def _rewritten(payload: bytes) -> bytes:
+    out = payload
+    if 0xCF in out:
+        out = out.replace(_WIDE_MARK, _WIDE_REWRITE)
+    for mark in _FIX_MARKS:
+        if mark in out:
+            out = out.replace(mark, bytes((mark[0], _FIX0)))
+    return out
+
+
+def _resolve(payload: bytes, exact_below: int) -> tuple[Any, MsgpackFlavor | None]:
+    if len(payload) < exact_below:
+        return _Reader(payload).read_all()
+    resolver = _Resolver()
+    value = _unpackb(_rewritten(payload), strict_map_key=False, timestamp=3, ext_hook=resolver)
+    try:
+        plain = _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_plain_hook)
+        same = bool(plain == value)
+    except Exception:
+        same = False
+    if same:
+        return value, resolver.flavor
+    # Some pattern was not a format byte (or a NaN defeats the comparison): a plain read.
+    return _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_guess_hook), None
+
+
+def unpack_flavored(
+    payload: bytes, *, max_size: int | None = None, exact_below: int = EXACT_BELOW
+) -> tuple[Any, MsgpackFlavor | None]:
+    """Decode one msgpack value of any Node flavor, and say which flavor its exts point to.
+
+    The cost is that of msgpack-python's C unpacker (one pass, a few when the payload holds
+    the byte patterns of notepack's ambiguous forms), never that of a Python loop per value.
+
+    Args:
+        payload: The complete payload; trailing bytes are an error, as in notepack.
+        max_size: Refuse payloads larger than this many bytes (None: no limit).
+        exact_below: Payloads smaller than this that hold an ambiguous form are read by the
+            exact pure-Python reader (cheap at that size).
+
+    Returns:
+        ``(value, flavor)``; ``flavor`` is None when nothing in the payload is specific to
+        one flavor. See :func:`unpack` for the values.
+
+    Raises:
+        PayloadTooLargeError: The payload is over ``max_size``.
+        ValueError: (or another exception of msgpack) if the payload is malformed.
+    """
+    if max_size is not None and len(payload) > max_size:
+        raise PayloadTooLargeError(len(payload), max_size)
+    # memchr for one byte first: the five-byte search costs more than the check.
+    if 0xCF in payload and _WIDE_MARK in payload:
+        return _resolve(payload, exact_below)
+    try:
+        return _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook), None
+    except _NeedScan:
+        return _resolve(payload, exact_below)
+
+
+def unpack(payload: bytes, *, max_size: int | None = None) -> Any:
     """Decode one msgpack value written by any of the Node flavors.
 
     Args:
         payload: The complete payload; trailing bytes are an error, as in notepack.
+        max_size: Refuse payloads larger than this many bytes (None: no limit).
 
     Returns:
         The value: dict, list, str, int (:class:`U64` for a wrapped uint64), float, bool,
@@ -77,18 +282,18 @@ def unpack(payload: bytes) -> Any:
         ``msgpack.ExtType`` for exts no flavor defines.
 
     Raises:
+        PayloadTooLargeError: The payload is over ``max_size``.
         ValueError: (or another exception of msgpack) if the payload is malformed.
     """
-    if _WIDE_MARK in payload:
-        return _Reader(payload).read_all()[0]
-    try:
-        return _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook)
-    except _NeedScan:
-        return _Reader(payload).read_all()[0]
+    return unpack_flavored(payload, max_size=max_size)[0]
 
 
 def unpack_detect(payload: bytes) -> tuple[Any, MsgpackFlavor | None]:
     """Decode like :func:`unpack` and say which flavor the exts found point to.
+
+    Exact (it reads every format byte, so notepack 2.x's ext forms are told apart even in a
+    payload the rewrite check cannot settle); a pure-Python pass, for tools and tests, not
+    for traffic: use :func:`unpack_flavored` there.
 
     Returns:
         ``(value, flavor)``; ``flavor`` is None when nothing in the payload is specific to

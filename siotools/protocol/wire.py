@@ -13,19 +13,24 @@ from siotools.protocol.channels import Channel, ChannelGrammar, ChannelKind
 from siotools.protocol.frames import Dialect
 from siotools.protocol.jsjson import js_parse, js_stringify_bytes
 from siotools.protocol.msgpack_codec import (
-    _WIDE_MARK,
     MsgpackFlavor,
-    _ext_hook,
-    _NeedScan,
-    _Reader,
-    _unpackb,
+    check_size,
     is_plain,
     pack,
     pack_plain,
+    unpack_flavored,
 )
 from siotools.protocol.values import UNDEFINED, has_binary
 
-__all__ = ["decode", "decode_broadcast", "encode", "encode_broadcast", "grammar", "make_broadcast"]
+__all__ = [
+    "broadcast_parts",
+    "decode",
+    "decode_broadcast",
+    "encode",
+    "encode_broadcast",
+    "grammar",
+    "make_broadcast",
+]
 
 _FLAVOR: Final = {
     Dialect.LEGACY: MsgpackFlavor.NOTEPACK2,
@@ -50,13 +55,7 @@ def grammar(prefix: str = F.DEFAULT_PREFIX) -> ChannelGrammar:
     return g
 
 
-def _unpack(payload: bytes) -> tuple[Any, MsgpackFlavor | None]:
-    if _WIDE_MARK in payload:
-        return _Reader(payload).read_all()
-    try:
-        return _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook), None
-    except _NeedScan:
-        return _Reader(payload).read_all()
+_unpack = unpack_flavored
 
 
 # --------------------------------------------------------------------------- decode
@@ -71,6 +70,7 @@ def decode(
     nsps: frozenset[str] | set[str] | None = None,
     allow_pickle: bool = False,
     pysocketio_channel: str = "socketio",
+    max_size: int | None = None,
 ) -> F.Frame:
     """Decode one pub/sub message into a frame.
 
@@ -88,13 +88,21 @@ def decode(
         allow_pickle: Unpickle python-socketio pickle payloads (runs arbitrary code: only
             for trusted Redis servers).
         pysocketio_channel: python-socketio's channel name.
+        max_size: Refuse payloads over this many bytes undecoded (None: no limit).
 
     Returns:
         The frame.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` (a DecodeError).
         DecodeError: for anything that cannot be decoded; no other exception escapes.
     """
+    if max_size is not None and len(payload) > max_size:
+        try:
+            check_size(payload, max_size)
+        except DecodeError as exc:
+            exc.channel = channel
+            raise
     if nsps is None and pysocketio_channel == "socketio" and type(payload) is bytes:
         # Hot path: a cached channel of a known prefix carrying a msgpack array.
         g = _GRAMMARS.get(prefix)
@@ -144,7 +152,7 @@ BroadcastFields = tuple[str, Any, list[Any], list[Any], list[Any], dict[str, Any
 """``(uid, packet nsp, data, rooms, except, flags)``: see :func:`unpack_broadcast`."""
 
 
-def unpack_broadcast(payload: bytes) -> BroadcastFields:
+def unpack_broadcast(payload: bytes, *, max_size: int | None = None) -> BroadcastFields:
     """Hottest path: what a receiving node needs of a classic broadcast, no frame built.
 
     The fields are read the way the Node receivers read them (socket.io-redis 5.x
@@ -154,9 +162,10 @@ def unpack_broadcast(payload: bytes) -> BroadcastFields:
     ``flags`` ``{}`` when absent or of another type.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
         DecodeError: if the payload is not a well-formed broadcast.
     """
-    uid, packet, opts, _ = _unpack_broadcast(payload)
+    uid, packet, opts, _ = _unpack_broadcast(payload, max_size)
     data = packet.get("data")
     rooms = opts.get("rooms")
     except_ = opts.get("except")
@@ -172,18 +181,11 @@ def unpack_broadcast(payload: bytes) -> BroadcastFields:
 
 
 def _unpack_broadcast(
-    payload: bytes,
+    payload: bytes, max_size: int | None = None
 ) -> tuple[str, dict[str, Any], dict[str, Any], MsgpackFlavor | None]:
-    flavor = None
+    check_size(payload, max_size)
     try:
-        # memchr for one byte first: the five-byte search costs more than the check.
-        if 0xCF in payload and _WIDE_MARK in payload:
-            obj, flavor = _Reader(payload).read_all()
-        else:
-            try:
-                obj = _unpackb(payload, strict_map_key=False, timestamp=3, ext_hook=_ext_hook)
-            except _NeedScan:
-                obj, flavor = _Reader(payload).read_all()
+        obj, flavor = unpack_flavored(payload)
         uid, packet, opts = obj
     except Exception as exc:
         raise DecodeError(
@@ -194,12 +196,46 @@ def _unpack_broadcast(
     return uid, packet, opts, flavor
 
 
+def broadcast_parts(
+    payload: bytes, *, max_size: int | None = None
+) -> tuple[str, dict[str, Any], dict[str, Any], Dialect]:
+    """``(uid, packet, opts, dialect)`` of a classic broadcast, no frame built.
+
+    What :func:`decode_broadcast` reads, for bulk decoders (the sniffer's columns) that
+    need the dialect but not a frame per message.
+
+    Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
+        DecodeError: if the payload is not a well-formed broadcast.
+    """
+    # _unpack_broadcast inlined: the sniffer calls this once per message of a capture.
+    if max_size is not None and len(payload) > max_size:
+        check_size(payload, max_size)
+    try:
+        obj, flavor = unpack_flavored(payload)
+        uid, packet, opts = obj
+    except Exception as exc:
+        raise DecodeError(
+            f"cannot decode broadcast: {type(exc).__name__}: {exc}", payload=payload
+        ) from exc
+    if type(packet) is not dict or type(opts) is not dict or type(uid) is not str:
+        raise DecodeError("broadcast is not [uid, packet, opts]", payload=payload)
+    if flavor is not None:
+        return uid, packet, opts, _DIALECT_OF_FLAVOR[flavor]
+    if len(opts) == 2 or next(iter(opts), None) == "except":
+        # socket.io-redis 5.x writes {rooms, flags} or {except, rooms, flags};
+        # 8.x always writes except, after rooms.
+        return uid, packet, opts, _LEGACY
+    return uid, packet, opts, _CURRENT
+
+
 def decode_broadcast(
     payload: bytes,
     *,
     nsp: str = "/",
     dialect: Dialect | None = None,
     prefix: str = F.DEFAULT_PREFIX,
+    max_size: int | None = None,
 ) -> F.Broadcast:
     """Fast path for the adapter: decode a classic broadcast ``[uid, packet, opts]``.
 
@@ -207,18 +243,13 @@ def decode_broadcast(
     stored in the frame.
 
     Raises:
+        PayloadTooLargeError: the payload is over ``max_size`` bytes (a DecodeError).
         DecodeError: if the payload is not a well-formed broadcast.
     """
-    uid, packet, opts, flavor = _unpack_broadcast(payload)
     if dialect is None:
-        if flavor is not None:
-            dialect = _DIALECT_OF_FLAVOR[flavor]
-        elif len(opts) == 2 or next(iter(opts), None) == "except":
-            # socket.io-redis 5.x writes {rooms, flags} or {except, rooms, flags};
-            # 8.x always writes except, after rooms.
-            dialect = _LEGACY
-        else:
-            dialect = _CURRENT
+        uid, packet, opts, dialect = broadcast_parts(payload, max_size=max_size)
+    else:
+        uid, packet, opts, _ = _unpack_broadcast(payload, max_size)
     frame = _new_broadcast(_BC)
     _set_uid(frame, uid)
     _set_packet(frame, packet)

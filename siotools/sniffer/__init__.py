@@ -11,19 +11,32 @@ waiting for exactly the nodes they expect), or ``MONITOR`` when asked, to see sh
     cap = await siotools.capture(url, duration=10)       # or start_capture(...) + cap.stop()
     df = cap.to_pandas()                                 # one row per message
     cap.save("traffic.parquet"); cap = siotools.load_capture("traffic.parquet")
+    cap = await siotools.capture(url, duration=3600, path="caps/", rotate="256MB")
+    caps = siotools.load_capture("caps/")                # lazy: a CaptureSet
+    df = caps.to_pandas(["time", "event"], where={"nsp": "/chat"})
     await siotools.replay(cap, staging_url, prefix="staging")
 
 Nothing here imports pandas until :meth:`Capture.to_pandas` or a parquet file is used.
 """
 
-from siotools.sniffer.capture import Capture, capture, sniff, start_capture
+from siotools.sniffer.capture import (
+    Capture,
+    CaptureSet,
+    capture,
+    load_capture,
+    sniff,
+    start_capture,
+)
+from siotools.sniffer.columns import ColumnStore
 from siotools.sniffer.frames import SniffedFrame, SniffFilter, describe, jsonable
 from siotools.sniffer.live import MONITOR_WARNING
-from siotools.sniffer.store import load_capture, replay
+from siotools.sniffer.replay import replay
 
 __all__ = [
     "MONITOR_WARNING",
     "Capture",
+    "CaptureSet",
+    "ColumnStore",
     "SniffFilter",
     "SniffedFrame",
     "capture",

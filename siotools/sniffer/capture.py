@@ -12,29 +12,40 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import html
 import logging
+import os
 import time
 from array import array
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
-from itertools import repeat
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from siotools.exceptions import ConfigurationError, DecodeError
-from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode
-from siotools.sniffer.columns import ANOMALIES, DecodedColumns
+from siotools.protocol import ChannelKind, safe
+from siotools.sniffer import store, table
+from siotools.sniffer.columns import ANOMALIES, ColumnStore, DecodedColumns, RawRecord, RowDecoder
 from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Verdict
-from siotools.sniffer.live import LiveSource, gc_relaxed
+from siotools.sniffer.live import LiveSource, gc_paused, gc_relaxed
+from siotools.sniffer.store import CaptureMeta, RotatingWriter
+from siotools.sniffer.table import Where
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Capture", "Decoder", "RawRecord", "capture", "sniff", "start_capture"]
+__all__ = [
+    "Capture",
+    "CaptureSet",
+    "Decoder",
+    "RawRecord",
+    "capture",
+    "load_capture",
+    "sniff",
+    "start_capture",
+]
 
 log = logging.getLogger("siotools.sniffer")
-
-RawRecord = tuple[int, bytes, bytes, bool]
-"""``(time_ns, channel, payload, sharded)``: one message as received."""
 
 Progress = Literal["auto", "text"] | None
 
@@ -66,6 +77,7 @@ class Decoder:
         prefix: The adapters' key.
         pysocketio: python-socketio's channel name, or None.
         allow_pickle: Unpickle python-socketio < 5.14 payloads (trusted servers only).
+        max_size: Payloads over this many bytes are not decoded (an error frame, counted).
     """
 
     def __init__(
@@ -73,11 +85,13 @@ class Decoder:
         prefix: str = DEFAULT_PREFIX,
         pysocketio: str | None = None,
         allow_pickle: bool = False,
+        max_size: int | None = None,
     ) -> None:
         self.prefix = prefix
         self.pysocketio = pysocketio
         self.allow_pickle = allow_pickle
-        self.grammar = ChannelGrammar(prefix, pysocketio_channel=pysocketio or "socketio")
+        self.rows = RowDecoder(prefix, pysocketio, allow_pickle, max_size)
+        self.grammar = self.rows.grammar
         self._text: dict[bytes, str] = {}
 
     def channel_text(self, channel: bytes) -> str:
@@ -89,14 +103,7 @@ class Decoder:
 
     def decode(self, channel: bytes, payload: bytes, sharded: bool) -> Any:
         """The decoded frame. Raises DecodeError only."""
-        return decode(
-            channel,
-            payload,
-            prefix=self.prefix,
-            dialect=Dialect.SHARDED if sharded else None,
-            allow_pickle=self.allow_pickle,
-            pysocketio_channel=self.pysocketio or "socketio",
-        )
+        return self.rows.decode(channel, payload, sharded)
 
     def frame(self, time_ns: int, channel: bytes, payload: bytes, sharded: bool) -> SniffedFrame:
         """Decode one record; undecodable payloads give a frame with ``error`` set."""
@@ -137,8 +144,10 @@ class Decoder:
 class Capture:
     """Sniffed traffic of one prefix: live (while capturing) or finished, or loaded.
 
-    Build one with :func:`capture`, :func:`start_capture` or :func:`load_capture`. Frames
-    are decoded on first access and cached.
+    Build one with :func:`capture`, :func:`start_capture` or :func:`load_capture`. The
+    records live in :attr:`columns` (a :class:`~siotools.sniffer.columns.ColumnStore`, whose
+    schema its module documents); frames are decoded on demand (:meth:`frame`,
+    :attr:`frames`), tables straight from the columns (:meth:`to_pandas`).
 
     Attributes:
         prefix: The adapters' key the traffic belongs to.
@@ -146,9 +155,13 @@ class Capture:
         url: The Redis URL sniffed (password removed), or None.
         started_ns: When the capture started (epoch ns).
         stopped_ns: When it stopped, or None while running.
-        gaps: ``(lost_ns, back_ns)`` of every reconnect: traffic in between was not seen.
+        gaps: ``(start_ns, end_ns)`` of every reconnect: from the last message received before
+            the connection was lost (or Redis kicked the sniffer for a full output buffer)
+            to the first one received after resubscription. Traffic in between was missed.
         response_window: Seconds a request may wait for its first response before it
             counts as unanswered.
+        columns: The column store holding the records.
+        writer: Where a long capture streams its rotated files (None when in memory).
         error: The exception that ended a background capture, if any.
     """
 
@@ -161,90 +174,98 @@ class Capture:
         source: str = "file",
         url: str | None = None,
         response_window: float = DEFAULT_RESPONSE_WINDOW,
+        max_size: int | None = None,
     ) -> None:
         self.prefix = prefix or DEFAULT_PREFIX
         self.pysocketio = _pysocketio_channel(pysocketio)
         self.source = source
         self.url = url
         self.response_window = response_window
-        self.decoder = Decoder(self.prefix, self.pysocketio, allow_pickle)
+        self.decoder = Decoder(self.prefix, self.pysocketio, allow_pickle, max_size)
+        self.columns = ColumnStore(self.decoder.rows)
         self.started_ns = time.time_ns()
         self.stopped_ns: int | None = None
         self.gaps: list[tuple[int, int]] = []
         self.error: BaseException | None = None
-        self._times = array("q")
-        self._codes = array("I")
-        self._payloads: list[bytes] = []
-        self._sharded = bytearray()
-        self._channels: list[bytes] = []
-        self._index: dict[bytes, int] = {}
+        self.writer: RotatingWriter | None = None
         self._frames: list[SniffedFrame] = []
-        self._cols = DecodedColumns()
         self._source: LiveSource | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
+        self._count: int | None = None
         self._accepting = True
 
-    # ------------------------------------------------------------------ storing
-    def _channel_code(self, channel: bytes) -> int:
-        code = self._index.get(channel)
-        if code is None:
-            code = self._index[channel] = len(self._channels)
-            self._channels.append(channel)
-        return code
+    def meta(self) -> CaptureMeta:
+        """What the files store about this capture besides its records."""
+        return CaptureMeta(
+            prefix=self.prefix,
+            pysocketio=self.pysocketio,
+            source=self.source,
+            url=self.url,
+            started_ns=self.started_ns,
+            stopped_ns=self.stopped_ns,
+            gaps=list(self.gaps),
+        )
 
+    # ------------------------------------------------------------------ storing
     def append(self, time_ns: int, channel: bytes, payload: bytes, sharded: bool = False) -> None:
         """Add one raw record (what a source hands over)."""
-        self._times.append(time_ns)
-        self._codes.append(self._channel_code(channel))
-        self._payloads.append(payload)
-        self._sharded.append(sharded)
+        self.columns.append(time_ns, channel, payload, sharded)
+
+    def stream_to(self, path: str | os.PathLike[str], rotate: str | int | None = None) -> None:
+        """Stream this capture's records to rolling parquet files in the folder ``path``.
+
+        For captures fed by hand (:meth:`append`): call :meth:`flush_if_due` now and then
+        and :meth:`close_stream` at the end. :func:`start_capture` does this itself with
+        ``path=``.
+
+        Raises:
+            ConfigurationError: ``path`` is a file, its parent is missing, a bad size.
+            MissingExtraError: pyarrow is missing.
+        """
+        self.writer = RotatingWriter(path, self.columns, self.meta, rotate=rotate)
+
+    async def flush_if_due(self) -> None:
+        """Write the records held in memory to a new file if the rotation size is reached."""
+        if self.writer is not None and self.writer.due():
+            await self.writer.flush()
+
+    async def close_stream(self) -> None:
+        """Write the records still in memory and wait until every file is complete."""
+        if self.writer is not None:
+            if self.stopped_ns is None:
+                self.stopped_ns = time.time_ns()
+            await self.writer.close()
 
     def extend(self, records: Iterable[RawRecord]) -> None:
         """Add raw records."""
-        for t, ch, payload, sharded in records:
-            self.append(t, ch, payload, sharded)
+        self.columns.extend(records)
 
     def _make_sink(
         self, count: int | None, flt: FrameFilter | None
     ) -> Callable[[int, list[list[bytes]], bool], None]:
-        # The hot loop at 150k msgs/s: one call per socket read, locals only, two appends
-        # per message, no decoding unless a filter needs the payload.
-        index = self._index
-        new_code = self._channel_code
-        t_extend = self._times.extend
-        s_extend = self._sharded.extend
-        c_append = self._codes.append
-        p_append = self._payloads.append
-        payloads = self._payloads
         limit = count if count is not None else -1
         full = self._limit_reached
+        writer = self.writer
 
         if flt is None:
+            batch_sink = self.columns.batch_sink()
 
             def sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
                 if not self._accepting:
                     return
-                for reply in batch:
-                    channel = reply[2]
-                    code = index.get(channel)
-                    if code is None:
-                        code = new_code(channel)
-                    c_append(code)
-                    p_append(reply[3])
-                k = len(batch)
-                t_extend(repeat(t, k))
-                s_extend(b"\x01" * k if sharded else bytes(k))
-                if limit > 0 and len(payloads) >= limit:
+                n = batch_sink(t, batch, sharded)
+                if limit > 0 and n >= limit:
                     full()
+                if writer is not None and writer.due():
+                    writer.rotate_soon()
 
             return sink
 
         decoder = self.decoder
         verdicts: dict[tuple[bytes, bool], _Verdict] = {}
         structured = flt if isinstance(flt, SniffFilter) else None
-        t_append = self._times.append
-        s_append = self._sharded.append
+        append = self.columns.append
 
         def keep(t: int, channel: bytes, payload: bytes, sharded: bool) -> bool:
             if structured is not None:
@@ -265,17 +286,21 @@ class Capture:
                 channel, payload = reply[2], reply[3]
                 if not keep(t, channel, payload, sharded):
                     continue
-                code = index.get(channel)
-                if code is None:
-                    code = new_code(channel)
-                t_append(t)
-                c_append(code)
-                p_append(payload)
-                s_append(sharded)
-                if len(payloads) == limit:
+                append(t, channel, payload, sharded)
+                if self.writer is None and len(self.columns) == limit:
                     full()
+            if writer is not None and writer.due():
+                writer.rotate_soon()
 
         return filtered_sink
+
+    def _gap(self, start_ns: int, end_ns: int) -> None:
+        # A source reports a gap at resubscription, then again when its first message
+        # moves the end: same start, new end.
+        if self.gaps and self.gaps[-1][0] == start_ns:
+            self.gaps[-1] = (start_ns, end_ns)
+        else:
+            self.gaps.append((start_ns, end_ns))
 
     def _limit_reached(self) -> None:
         self._accepting = False
@@ -293,20 +318,27 @@ class Capture:
         count: int | None,
         flt: FrameFilter | None,
         progress: Progress,
+        path: str | os.PathLike[str] | None = None,
+        rotate: str | int | None = None,
     ) -> None:
         if count is not None and count <= 0:
             raise ConfigurationError("count must be a positive number of frames")
         if duration is not None and duration <= 0:
             raise ConfigurationError("duration must be a positive number of seconds")
+        if path is not None:
+            self.writer = RotatingWriter(path, self.columns, self.meta, rotate=rotate)
+            count = None if count is None else count  # counted per file set: see _truncate
+        elif rotate is not None:
+            raise ConfigurationError("rotate= needs path= (the folder the files go to)")
         self._count = count
         self._stop = asyncio.Event()
         source = LiveSource(
             url,
             self.prefix,
-            self._make_sink(count, flt),
+            self._make_sink(count if self.writer is None else None, flt),
             pysocketio=self.pysocketio,
             monitor=monitor,
-            on_gap=lambda lost, back: self.gaps.append((lost, back)),
+            on_gap=self._gap,
         )
         self.url = source.endpoint.url
         self.source = "monitor" if monitor else "psubscribe"
@@ -325,17 +357,22 @@ class Capture:
         assert self._stop is not None
         bar = _progress_bar(progress, self._count, "frames")
         deadline = None if duration is None else time.monotonic() + duration
+        writer = self.writer
         try:
             while not self._stop.is_set():
-                wait = 0.25 if bar is not None else 3600.0
+                wait = 0.25 if bar is not None or writer is not None else 3600.0
                 if deadline is not None:
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), wait)
+                if writer is not None:
+                    await writer.flush_if_due()
+                    if self._count is not None and writer.rows + len(self.columns) >= self._count:
+                        break
                 if bar is not None:
-                    bar.update(len(self._payloads) - bar.n)
+                    bar.update(self.received - bar.n)
         finally:
             self._accepting = False
             with contextlib.suppress(Exception):
@@ -343,15 +380,24 @@ class Capture:
             self._truncate()
             self.stopped_ns = time.time_ns()
             gc_relaxed(False)
+            if writer is not None:
+                await writer.close()
             if bar is not None:
-                bar.update(len(self._payloads) - bar.n)
+                bar.update(self.received - bar.n)
                 bar.close()
 
+    @property
+    def received(self) -> int:
+        """Records kept so far (those already written to rotated files included)."""
+        return len(self.columns) + (self.writer.rows if self.writer is not None else 0)
+
     def _truncate(self) -> None:
-        count = getattr(self, "_count", None)
-        if count is not None and len(self._payloads) > count:
-            del self._times[count:], self._codes[count:], self._payloads[count:]
-            del self._sharded[count:]
+        count = self._count
+        if count is None:
+            return
+        written = self.writer.rows if self.writer is not None else 0
+        if written + len(self.columns) > count:
+            self.columns.truncate(max(0, count - written))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -400,134 +446,159 @@ class Capture:
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
-        return len(self._payloads)
+        return len(self.columns)
 
     def raw(self) -> Iterator[RawRecord]:
         """Every record as received: ``(time_ns, channel, payload, sharded)``."""
-        channels = self._channels
-        n = len(self._payloads)
-        for i in range(n):
-            yield (
-                self._times[i],
-                channels[self._codes[i]],
-                self._payloads[i],
-                bool(self._sharded[i]),
-            )
+        return self.columns.records()
+
+    def frame(self, index: int) -> SniffedFrame:
+        """Row ``index`` decoded into a typed frame (not cached; see :attr:`frames`)."""
+        n = len(self.columns)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"capture has {n} frames, no frame {index}")
+        if index < len(self._frames):
+            return self._frames[index]
+        return self.decoder.frame(*self.columns.record(index))
 
     @property
     def frames(self) -> list[SniffedFrame]:
-        """Every frame, decoded (decoding is done once and cached; the list grows live)."""
+        """Every frame, decoded (decoded once and cached; the list grows live).
+
+        One object per message: for millions of messages prefer :meth:`to_pandas` or
+        :meth:`frame`.
+        """
         frames = self._frames
-        n = len(self._payloads)
+        n = len(self.columns)
         if len(frames) < n:
             dec = self.decoder.frame
-            times, codes, payloads, sharded = (
-                self._times,
-                self._codes,
-                self._payloads,
-                self._sharded,
-            )
-            channels = self._channels
-            for i in range(len(frames), n):
-                frames.append(dec(times[i], channels[codes[i]], payloads[i], bool(sharded[i])))
+            frames.extend(dec(*r) for r in self.columns.records(len(frames), n))
         return frames
 
     def __iter__(self) -> Iterator[SniffedFrame]:
-        return iter(self.frames)
+        dec = self.decoder.frame
+        for r in self.columns.records():
+            yield dec(*r)
 
     def __getitem__(self, index: int) -> SniffedFrame:
-        return self.frames[index]
+        return self.frame(index)
 
     @property
     def duration(self) -> float:
         """Seconds from start to stop (to now while running)."""
         end = self.stopped_ns if self.stopped_ns is not None else time.time_ns()
-        if self.source == "file" and len(self._times):
-            return (self._times[-1] - self._times[0]) / 1e9
+        times = self.columns.times
+        if self.source == "file" and len(times):
+            return (times[-1] - times[0]) / 1e9
         return max(0.0, (end - self.started_ns) / 1e9)
 
     @property
     def total_bytes(self) -> int:
         """Payload bytes captured."""
-        return sum(map(len, self._payloads))
+        return self.columns.nbytes
 
     # ------------------------------------------------------------------ decoded rows
-    def _decoded(self, progress: Progress = None) -> DecodedColumns:
+    def decoded(self, progress: Progress = None) -> DecodedColumns:
         """The decoded columns, after decoding whatever arrived since the last call."""
-        cols = self._cols
-        n = len(self._payloads)
-        if len(cols) < n:
-            bar = _progress_bar(progress, n - len(cols), "decoding")
-            # Decoding allocates several containers per row that all survive; with the
-            # default thresholds the collector re-walks the growing heap over and over.
-            gc_relaxed(True)
-            try:
-                cols.extend(
-                    self.decoder.decode,
-                    self._channels,
-                    self._codes,
-                    self._payloads,
-                    self._sharded,
-                    n,
-                    bar.update if bar is not None else None,
-                )
-            finally:
-                gc_relaxed(False)
+        cols = self.columns
+        todo = len(cols) - len(cols.decoded)
+        if todo <= 0:
+            return cols.decoded
+        bar = _progress_bar(progress, todo, "decoding")
+        try:
+            with gc_paused():
+                cols.decode(on_chunk=bar.update if bar is not None else None)
+        finally:
             if bar is not None:
                 bar.close()
-        return cols
+        return cols.decoded
 
-    def _anomaly_codes(self) -> array[int]:
-        cols = self._decoded()
+    def anomaly_codes(self) -> array[int]:
+        """One code per row: -1 none, else an index into ``ANOMALIES``."""
+        cols = self.decoded()
         end = self.stopped_ns if self.stopped_ns is not None else time.time_ns()
-        return cols.anomalies(self._times, int(self.response_window * 1e9), end)
+        return cols.anomalies(self.columns.times, int(self.response_window * 1e9), end)
 
     def anomalies(self) -> dict[str, Any]:
         """Counters of what looks wrong, computed over the whole capture.
 
         Returns:
-            ``undecodable`` (payloads that did not decode), ``mixed_dialect`` (frames whose
+            ``undecodable`` (payloads that did not decode), ``oversized`` (payloads over
+            ``max_size``, not decoded; part of undecodable), ``mixed_dialect`` (frames whose
             dialect family differs from the prefix's main one: 5.x and 8.x nodes on one
             prefix crash each other), ``unanswered`` (requests no node answered within
             :attr:`response_window`), ``dialects`` (frames per dialect family), ``gaps``
-            (reconnects, during which traffic was missed).
+            (reconnects, during which traffic was missed), ``gap_s`` (their total span in
+            seconds).
         """
-        codes = self._anomaly_codes()
+        codes = self.anomaly_codes()
         counts = collections.Counter(codes)
         out: dict[str, Any] = {name: counts.get(i, 0) for i, name in enumerate(ANOMALIES)}
-        out["dialects"] = self._cols.families()
+        out["oversized"] = len(self.columns.decoded.oversized)
+        out["dialects"] = self.columns.decoded.families()
         out["gaps"] = len(self.gaps)
+        out["gap_s"] = round(sum(e - s for s, e in self.gaps) / 1e9, 3)
         return out
 
     # ------------------------------------------------------------------ tables
-    def to_pandas(self, *, progress: Progress = None) -> pd.DataFrame:
+    def to_pandas(
+        self,
+        columns: Iterable[str] | None = None,
+        *,
+        where: Where | None = None,
+        progress: Progress = None,
+    ) -> pd.DataFrame:
         """One row per message; see :mod:`siotools.sniffer.table` for the columns.
 
         Args:
+            columns: Only these columns (default: all); the object columns (``rooms``,
+                ``except``, ``args``, ``flags``) are decoded only when asked for.
+            where: Only rows matching, e.g. ``{"nsp": "/chat", "event": ["a", "b"],
+                "since": t0, "until": t1}`` (see :data:`siotools.sniffer.table.Where`).
             progress: ``"auto"`` (tqdm.auto), ``"text"`` or None: a bar while decoding.
 
         Raises:
             MissingExtraError: pandas is not installed (``pip install 'siotools[notebook]'``).
+            ConfigurationError: An unknown column or filter.
         """
-        from siotools.sniffer.table import to_pandas
+        todo = len(self.columns) - len(self.columns.decoded)
+        bar = _progress_bar(progress, todo, "decoding") if todo > 0 else None
+        try:
+            with gc_paused():
+                return table.to_pandas(
+                    self.columns,
+                    self.anomaly_codes,
+                    names=[safe.text(self.decoder.channel_text(c)) for c in self.columns.channels],
+                    gaps=self.gaps,
+                    columns=columns,
+                    where=where,
+                    on_chunk=bar.update if bar is not None else None,
+                )
+        finally:
+            if bar is not None:
+                bar.close()
 
-        return to_pandas(self, progress=progress)
-
-    def save(self, path: str | Any) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Save the raw capture (parquet, or JSON lines when the name ends in ``.jsonl``).
 
-        The raw bytes are kept, so a newer siotools can decode the file again.
+        The raw bytes are kept, so a newer siotools can decode the file again; parquet files
+        also hold the decoded categorical columns, for readers such as DuckDB or polars.
         """
-        from siotools.sniffer.store import save_capture
-
-        save_capture(self, path)
+        if self.writer is not None:
+            raise ConfigurationError(
+                f"this capture streams to {str(self.writer.folder)!r}; load that folder instead"
+            )
+        store.save_capture(self.columns, self.meta(), path)
 
     # ------------------------------------------------------------------ display
     def summary(self) -> dict[str, Any]:
-        """Counts for display: frames, bytes, rate, top channels, anomalies."""
+        """Counts for display: frames, bytes, rate, top channels, anomalies, gaps."""
         n = len(self)
         dur = self.duration
-        top = collections.Counter(self._codes).most_common(5)
+        top = collections.Counter(self.columns.channel_codes).most_common(5)
+        channels = self.columns.channels
         out: dict[str, Any] = {
             "status": "running" if self.running else "done",
             "prefix": self.prefix,
@@ -536,15 +607,24 @@ class Capture:
             "bytes": self.total_bytes,
             "duration_s": round(dur, 3),
             "rate_per_s": round(n / dur, 1) if dur > 0 else None,
-            "top_channels": [(self.decoder.channel_text(self._channels[c]), k) for c, k in top],
+            "top_channels": [
+                (safe.text(self.decoder.channel_text(channels[c])), k) for c, k in top
+            ],
             "reconnects": self.reconnects,
+            "gaps": [
+                {"start_ns": a, "end_ns": b, "seconds": round((b - a) / 1e9, 3)}
+                for a, b in self.gaps
+            ],
         }
+        if self.writer is not None:
+            out["written_rows"] = self.writer.rows
+            out["files"] = len(self.writer.files)
         # Decoding a million frames for a repr would freeze a notebook; only do it when
         # it is cheap or already done.
-        if n <= 200_000 or len(self._cols) >= n:
-            ev = self._decoded().event
+        if n <= 200_000 or len(self.columns.decoded) >= n:
+            ev = self.decoded().event
             counts = collections.Counter(c for c in ev.codes if c >= 0).most_common(5)
-            out["top_events"] = [(ev.values[c], k) for c, k in counts]
+            out["top_events"] = [(safe.printable(ev.values[c]), k) for c, k in counts]
             out["anomalies"] = self.anomalies()
         return out
 
@@ -568,6 +648,9 @@ class Capture:
             ("rate", f"{s['rate_per_s']:,} /s" if s["rate_per_s"] else "-"),
             ("reconnects", str(s["reconnects"])),
         ]
+        if s["gaps"]:
+            missed = sum(g["seconds"] for g in s["gaps"])
+            items.append(("gaps", f"{len(s['gaps'])}, {missed:.3f} s missed"))
         an = s.get("anomalies")
         if an is not None:
             items.append(
@@ -625,6 +708,9 @@ async def start_capture(
     allow_pickle: bool = False,
     response_window: float = DEFAULT_RESPONSE_WINDOW,
     progress: Progress = None,
+    path: str | os.PathLike[str] | None = None,
+    rotate: str | int | None = None,
+    max_size: int | None = None,
 ) -> Capture:
     """Start capturing in the background; returns once Redis confirmed the subscription.
 
@@ -645,19 +731,34 @@ async def start_capture(
         allow_pickle: Unpickle python-socketio < 5.14 payloads when decoding.
         response_window: Seconds before an unanswered request is flagged.
         progress: ``"auto"``/``"text"``: a frame counter while capturing.
+        path: A folder: stream the records to rolling parquet files there while capturing
+            (memory stays bounded); open them with ``load_capture(path)``.
+        rotate: With ``path``: start a new file every this many raw payload bytes
+            (``"256MB"``, the default; ``"1GB"``, a byte count).
+        max_size: Payloads over this many bytes are kept raw but not decoded (counted in
+            ``anomalies()["oversized"]``).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
         ConfigurationError: Bad URL or arguments.
+        MissingExtraError: ``path`` needs pyarrow (the notebook extra).
     """
     cap = Capture(
         prefix=prefix,
         pysocketio=pysocketio,
         allow_pickle=allow_pickle,
         response_window=response_window,
+        max_size=max_size,
     )
     await cap._start(
-        url, monitor=monitor, duration=duration, count=count, flt=filter, progress=progress
+        url,
+        monitor=monitor,
+        duration=duration,
+        count=count,
+        flt=filter,
+        progress=progress,
+        path=path,
+        rotate=rotate,
     )
     return cap
 
@@ -674,6 +775,9 @@ async def capture(
     allow_pickle: bool = False,
     response_window: float = DEFAULT_RESPONSE_WINDOW,
     progress: Progress = None,
+    path: str | os.PathLike[str] | None = None,
+    rotate: str | int | None = None,
+    max_size: int | None = None,
 ) -> Capture:
     """Capture until ``duration`` seconds passed or ``count`` frames arrived.
 
@@ -699,6 +803,9 @@ async def capture(
         allow_pickle=allow_pickle,
         response_window=response_window,
         progress=progress,
+        path=path,
+        rotate=rotate,
+        max_size=max_size,
     )
     try:
         return await cap.wait()
@@ -720,6 +827,8 @@ async def sniff(
     allow_pickle: bool = False,
     max_queue: int = 1_000_000,
     on_ready: Callable[[], None] | None = None,
+    on_gap: Callable[[int, int], None] | None = None,
+    max_size: int | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -739,12 +848,16 @@ async def sniff(
         max_queue: Frames kept while the consumer is slower than the traffic; beyond it the
             oldest are dropped (counted in the log).
         on_ready: Called once the subscription is confirmed.
+        on_gap: Called with ``(start_ns, end_ns)`` of a reconnect's gap: at resubscription,
+            then again when the first message after it moves the end (same start).
+        max_size: Payloads over this many bytes are not decoded (an error frame whose
+            ``error`` says so).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
         ConfigurationError: Bad URL or arguments.
     """
-    if isinstance(url, Capture) or (
+    if isinstance(url, (Capture, CaptureSet)) or (
         url is not None and not (isinstance(url, str) and "://" in url)
     ):
         async for f in _sniff_offline(url, prefix, filter, count, pysocketio, allow_pickle):
@@ -766,9 +879,14 @@ async def sniff(
         wake.set()
 
     source = LiveSource(
-        str(url), prefix, sink, pysocketio=_pysocketio_channel(pysocketio), monitor=monitor
+        str(url),
+        prefix,
+        sink,
+        pysocketio=_pysocketio_channel(pysocketio),
+        monitor=monitor,
+        on_gap=on_gap,
     )
-    decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle)
+    decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
     await source.start()
     if on_ready is not None:
         on_ready()
@@ -809,17 +927,222 @@ async def _sniff_offline(
     pysocketio: bool | str,
     allow_pickle: bool,
 ) -> AsyncGenerator[SniffedFrame, None]:
-    if isinstance(src, Capture):
-        cap = src
+    if isinstance(src, (Capture, CaptureSet)):
+        cap: Capture | CaptureSet = src
     else:
-        from siotools.sniffer.store import load_capture
-
         cap = load_capture(src, prefix=prefix, pysocketio=pysocketio, allow_pickle=allow_pickle)
     seen = 0
-    for f in cap.frames:
+    for f in cap:
         if flt is not None and not flt(f):
             continue
         yield f
         seen += 1
         if count is not None and seen >= count:
             return
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_capture(
+    path: str | os.PathLike[str],
+    *,
+    prefix: str | None = None,
+    pysocketio: bool | str | None = None,
+    allow_pickle: bool = False,
+) -> Any:
+    """Open a saved capture: a file (:meth:`Capture.save`, a ``.jsonl`` test vector file)
+    or a folder of rotated files (``capture(..., path=folder)``).
+
+    Args:
+        path: The file or folder.
+        prefix: The adapters' key to decode with (default: the one saved in the file,
+            ``socket.io`` for files without one).
+        pysocketio: python-socketio's channel (default: as saved).
+        allow_pickle: Unpickle python-socketio < 5.14 payloads when decoding.
+
+    Returns:
+        A :class:`Capture` for a file (read whole), a :class:`CaptureSet` for a folder
+        (read lazily: ``to_pandas(columns=..., where=...)`` reads only what is asked).
+
+    Raises:
+        ConfigurationError: Nothing there, or not a capture.
+        MissingExtraError: pyarrow is missing (parquet only).
+    """
+    p = Path(path)
+    if p.is_dir():
+        return CaptureSet(p, prefix=prefix, pysocketio=pysocketio, allow_pickle=allow_pickle)
+    if not p.is_file():
+        raise ConfigurationError(f"no capture file or folder at {str(p)!r}")
+    if store.is_jsonl(p):
+        cap = Capture(
+            prefix=prefix or DEFAULT_PREFIX,
+            pysocketio=pysocketio or False,
+            allow_pickle=allow_pickle,
+            source="file",
+        )
+        store.read_jsonl(p, cap.columns)
+        times = cap.columns.times
+        if len(times):
+            cap.started_ns, cap.stopped_ns = times[0], times[-1]
+        return cap
+    probe = ColumnStore(RowDecoder(DEFAULT_PREFIX))
+    meta = store.read_parquet(p, probe)
+    cap = Capture(
+        prefix=prefix or meta.prefix,
+        pysocketio=(meta.pysocketio or False) if pysocketio is None else pysocketio,
+        allow_pickle=allow_pickle,
+        source="file",
+        url=meta.url,
+    )
+    _adopt(cap, probe, meta)
+    return cap
+
+
+def _adopt(cap: Capture, cols: ColumnStore, meta: store.CaptureMeta) -> None:
+    """Give ``cap`` the records read into ``cols`` (decoded with ``cap``'s decoder)."""
+    cols.decoder = cap.decoder.rows
+    cols.decoded = DecodedColumns()
+    cap.columns = cols
+    cap.gaps = list(meta.gaps)
+    times = cols.times
+    cap.started_ns = meta.started_ns or (times[0] if len(times) else 0)
+    cap.stopped_ns = meta.stopped_ns or (times[-1] if len(times) else cap.started_ns)
+
+
+_STORED: Final = frozenset(store.FILE_COLUMNS) - {"payload", "sharded"}
+
+
+class CaptureSet:
+    """A folder of rotated capture files, opened lazily as one pyarrow dataset.
+
+    Nothing is read until asked: :meth:`to_pandas` pushes ``where`` (time, namespace,
+    event, kind...) down to the files and reads only the columns asked for; the columns
+    stored decoded (see :mod:`siotools.sniffer.store`) are not decoded again, the object
+    columns are decoded from the selected rows' payloads.
+
+    Attributes:
+        folder: The folder.
+        files: Its capture files, in order.
+        prefix: The adapters' key (as saved, unless overridden).
+        pysocketio: python-socketio's channel, or None.
+        gaps: The gaps recorded by the capture that wrote the files.
+        dataset: The ``pyarrow.dataset.Dataset`` (for direct use).
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        prefix: str | None = None,
+        pysocketio: bool | str | None = None,
+        allow_pickle: bool = False,
+    ) -> None:
+        from siotools._extras import require
+
+        ds = require("pyarrow.dataset", "notebook")
+        pq = require("pyarrow.parquet", "notebook")
+        self.folder = Path(folder)
+        self.files = sorted(self.folder.glob("*.parquet"))
+        if not self.files:
+            raise ConfigurationError(f"no capture files (*.parquet) in {str(self.folder)!r}")
+        metas = []
+        for f in self.files:
+            try:
+                raw = (pq.read_schema(f).metadata or {}).get(b"siotools")
+            except Exception as exc:
+                raise ConfigurationError(f"{str(f)!r} is not a parquet capture: {exc}") from exc
+            metas.append(store.CaptureMeta.from_json(raw))
+        meta = metas[-1]
+        self.meta = meta
+        self.prefix = prefix or meta.prefix
+        self.pysocketio = _pysocketio_channel(
+            (meta.pysocketio or False) if pysocketio is None else pysocketio
+        )
+        self.allow_pickle = allow_pickle
+        self.gaps = sorted({g for m in metas for g in m.gaps})
+        self.dataset = ds.dataset([str(f) for f in self.files], format="parquet")
+        self.decoder = Decoder(self.prefix, self.pysocketio, allow_pickle)
+
+    def __len__(self) -> int:
+        return int(self.dataset.count_rows())
+
+    def __repr__(self) -> str:
+        return f"<CaptureSet {self.prefix!r}: {len(self.files)} files in {str(self.folder)!r}>"
+
+    def _filter(self, where: table.Where | None) -> Any:
+        from siotools._extras import require
+
+        pa = require("pyarrow", "notebook")
+        pc = require("pyarrow.compute", "notebook")
+        expr = None
+        ts = pa.timestamp("ns", tz="UTC")
+        for k, v in table.check_where(where).items():
+            if k == "since":
+                e = pc.field("time") >= pa.scalar(v, type=ts)
+            elif k == "until":
+                e = pc.field("time") < pa.scalar(v, type=ts)
+            elif k == "channel":
+                chans = [c if isinstance(c, bytes) else str(c).encode("utf-8", "surrogateescape")
+                         for c in v]  # fmt: skip
+                e = pc.field("channel").isin(pa.array(chans, type=pa.binary()))
+            else:
+                e = pc.field(k).isin(pa.array([str(x) for x in v], type=pa.string()))
+            expr = e if expr is None else expr & e
+        return expr
+
+    def load(self, where: table.Where | None = None) -> Capture:
+        """The selected rows as an in-memory :class:`Capture` (raw columns read only)."""
+        t = self.dataset.to_table(
+            columns=["time", "channel", "payload", "sharded"], filter=self._filter(where)
+        )
+        cap = Capture(
+            prefix=self.prefix,
+            pysocketio=self.pysocketio or False,
+            allow_pickle=self.allow_pickle,
+            source="file",
+            url=self.meta.url,
+        )
+        store.add_arrow(t, cap.columns)
+        _adopt(cap, cap.columns, dataclasses.replace(self.meta, gaps=list(self.gaps)))
+        return cap
+
+    def to_pandas(
+        self, columns: Iterable[str] | None = None, *, where: table.Where | None = None
+    ) -> pd.DataFrame:
+        """The selected rows and columns as a DataFrame (see :mod:`siotools.sniffer.table`).
+
+        Columns stored decoded in the files (time, channel, kind, dialect, nsp, event,
+        uid, request_id, type, frame, size, error) are read as they are; asking for
+        ``rooms``/``except``/``args``/``flags``/``anomaly``/``gap_s`` decodes the selected
+        rows' payloads (anomalies are then judged within the selection).
+
+        Raises:
+            ConfigurationError: An unknown column or filter.
+        """
+        wanted = table.check_columns(columns)
+        if not set(wanted) <= _STORED:
+            return self.load(where).to_pandas(wanted)
+        t = self.dataset.to_table(columns=wanted, filter=self._filter(where))
+        df = t.to_pandas()
+        if "channel" in df:
+            cats = df["channel"].cat.categories
+            df["channel"] = df["channel"].cat.rename_categories(
+                [safe.text(bytes(c).decode("utf-8", "surrogateescape")) for c in cats]
+            )
+        out: pd.DataFrame = df[wanted]
+        return out
+
+    def raw(self) -> Iterator[RawRecord]:
+        """Every record as received, file by file."""
+        for batch in self.dataset.to_batches(columns=["time", "channel", "payload", "sharded"]):
+            times = batch.column(0).cast("int64").to_pylist()
+            chans = batch.column(1).to_pylist()
+            payloads = batch.column(2).to_pylist()
+            sharded = batch.column(3).to_pylist()
+            yield from zip(times, chans, payloads, map(bool, sharded), strict=True)
+
+    def __iter__(self) -> Iterator[SniffedFrame]:
+        dec = self.decoder.frame
+        for r in self.raw():
+            yield dec(*r)

@@ -1,33 +1,86 @@
-"""Decoded columns of a capture, filled incrementally, and the anomaly flags over them.
+"""The capture's column store: raw records and their decoded columns, one documented schema.
 
-Low-cardinality fields (kind, dialect, namespace, event, uid, type, frame class) are
-interned while decoding: each row stores a small integer code and the distinct values are
-kept once. ``to_pandas`` then builds its categoricals straight from the codes, with no
-per-row hashing in pandas; that is what makes the DataFrame step cheap once decoded.
+:class:`ColumnStore` is what a :class:`~siotools.sniffer.Capture` holds, what the files of
+:mod:`siotools.sniffer.store` hold, and what :mod:`siotools.sniffer.table` turns into a
+DataFrame. Its schema, row ``i`` being the ``i``-th message received:
+
+Raw columns (always present, what was on the wire; files keep exactly these):
+
+=============  ===================  ======================================================
+column         storage              content
+=============  ===================  ======================================================
+time           ``array('q')``       receive time, epoch nanoseconds (MONITOR: server time)
+channel        ``array('I')`` code  index into :attr:`ColumnStore.channels` (bytes)
+payload        chunked bytes        the payload bytes (:meth:`ColumnStore.payload`)
+sharded        ``bytearray``        1 for SPUBLISH traffic (seen through MONITOR only)
+=============  ===================  ======================================================
+
+Decoded columns (:class:`DecodedColumns`, filled on demand and cached): categorical ones as
+int32 codes into a list of distinct values (``-1`` is missing) -- ``kind``, ``dialect``,
+``nsp``, ``event``, ``uid``, ``type``, ``frame``, ``request_id``, ``error`` -- and ``size``
+(int32). The object columns ``rooms``, ``except``, ``args``, ``flags`` are not kept: they
+are what makes a million decoded messages cost most of a gigabyte, so they are decoded from
+the payloads again whenever a table asks for them (:meth:`ColumnStore.objects`).
+
+Payloads are kept in chunks of :data:`CHUNK` rows joined into one ``bytes`` with an offset
+array (a separate ``bytes`` object per message costs 33 bytes of header and an allocation);
+the newest rows sit in a plain list until a chunk is full, so appending stays a list append.
 """
 
 from __future__ import annotations
 
 import collections
-import importlib.util
 from array import array
-from collections.abc import Callable, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, repeat
+from typing import Any, Final, NamedTuple
 
 from siotools.exceptions import DecodeError
-from siotools.protocol import Broadcast, Dialect
-from siotools.sniffer.frames import describe, dialect_family, expects_response
+from siotools.protocol import (
+    ChannelGrammar,
+    ChannelKind,
+    Dialect,
+    decode,
+)
+from siotools.protocol.msgpack_codec import PayloadTooLargeError
+from siotools.protocol.safe import printable
+from siotools.protocol.wire import broadcast_parts
+from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
 
-__all__ = ["ANOMALIES", "DecodedColumns", "Interned"]
+__all__ = [
+    "ANOMALIES",
+    "CHUNK",
+    "OBJECT_COLUMNS",
+    "ColumnStore",
+    "DecodedColumns",
+    "Interned",
+    "RawRecord",
+    "RowDecoder",
+]
 
 ANOMALIES: Final = ("undecodable", "mixed_dialect", "unanswered")
 """Categories of the ``anomaly`` column, in code order."""
 
+OBJECT_COLUMNS: Final = ("rooms", "except", "args", "flags")
+"""Decoded columns that hold Python objects (decoded again when asked, never kept)."""
+
+CHUNK: Final = 65_536
+"""Rows per payload chunk."""
+
 _UNDECODABLE, _MIXED, _UNANSWERED = 0, 1, 2
+# Identical broadcast payloads up to this size are decoded once (their codes and objects
+# shared by every row); the cache is dropped whenever it holds this many.
+_CACHED_SIZE: Final = 1024
+_CACHE_ROWS: Final = 65_536
+_PROBES: Final = 4096
+"""After this many look-ups, a cache that found almost nothing is switched off (a pass)."""
+
+RawRecord = tuple[int, bytes, bytes, bool]
+"""``(time_ns, channel, payload, sharded)``: one message as received."""
 
 
 class Interned:
-    """One categorical column being built: codes per row, each distinct value once."""
+    """One categorical column: an int32 code per row, each distinct value once."""
 
     __slots__ = ("codes", "index", "values")
 
@@ -53,9 +106,64 @@ class Interned:
         c = self.codes[row]
         return None if c < 0 else self.values[c]
 
+    def take(self, n: int) -> None:
+        """Keep the first ``n`` rows."""
+        del self.codes[n:]
+
+
+class _ChannelInfo(NamedTuple):
+    broadcast: bool  # a classic broadcast / room channel: the msgpack fast path applies
+    nsp: str
+
+
+class RowDecoder:
+    """Decodes payloads of one prefix into row fields, as :func:`describe` flattens frames.
+
+    Args:
+        prefix: The adapters' key.
+        pysocketio: python-socketio's channel name, or None.
+        allow_pickle: Unpickle python-socketio < 5.14 payloads (trusted servers only).
+        max_size: Payloads over this many bytes are not decoded (counted as oversized).
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        pysocketio: str | None = None,
+        allow_pickle: bool = False,
+        max_size: int | None = None,
+    ) -> None:
+        self.prefix = prefix
+        self.pysocketio = pysocketio or "socketio"
+        self.allow_pickle = allow_pickle
+        self.max_size = max_size
+        self.grammar = ChannelGrammar(prefix, pysocketio_channel=self.pysocketio)
+        self._info: dict[bytes, _ChannelInfo] = {}
+
+    def decode(self, channel: bytes, payload: bytes, sharded: bool) -> Any:
+        """The decoded frame. Raises DecodeError only."""
+        return decode(
+            channel,
+            payload,
+            prefix=self.prefix,
+            dialect=Dialect.SHARDED if sharded else None,
+            allow_pickle=self.allow_pickle,
+            pysocketio_channel=self.pysocketio,
+            max_size=self.max_size,
+        )
+
+    def info(self, channel: bytes) -> _ChannelInfo:
+        """What the channel alone says (cached per channel)."""
+        got = self._info.get(channel)
+        if got is None:
+            ch = self.grammar.parse(channel)
+            fast = ch.kind in (ChannelKind.BROADCAST, ChannelKind.ROOM)
+            got = self._info[channel] = _ChannelInfo(fast, ch.nsp or "/")
+        return got
+
 
 class DecodedColumns:
-    """The decoded form of a capture's first ``len(self)`` records, column by column."""
+    """The cached decoded columns of a store's first ``len(self)`` rows (see the module)."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -68,174 +176,26 @@ class DecodedColumns:
         self.frame = Interned()
         self.request_id = Interned()
         self.error = Interned()
-        self.rooms: list[Any] = []
-        self.except_: list[Any] = []
-        self.args: list[Any] = []
-        self.flags: list[Any] = []
         self.size = array("i")
-        # The object columns again as numpy object arrays, one per decoded chunk: the
-        # conversion costs as much as building the DataFrame, so it is paid while decoding
-        # (a small share there) and to_pandas only concatenates. Only when numpy is around.
-        self.arrays: dict[str, list[Any]] | None = (
-            {"rooms": [], "except": [], "args": [], "flags": []}
-            if importlib.util.find_spec("numpy") is not None
-            else None
-        )
-        self._anomaly_key: tuple[int, int, int] | None = None
-        self._anomaly_codes: array[int] | None = None
         self.errors: list[int] = []
+        """Rows that did not decode."""
+        self.oversized: list[int] = []
+        """Rows over the decoder's ``max_size`` (not decoded; also in :attr:`errors`)."""
         self.requests: list[int] = []
         """Rows of requests some node must answer."""
         self.responses: list[int] = []
         """Rows of responses carrying a request id."""
+        self._anomaly_key: tuple[int, int, int] | None = None
+        self._anomaly_codes: array[int] | None = None
 
     def __len__(self) -> int:
         return self.n
 
-    def extend(
-        self,
-        decode: Callable[[bytes, bytes, bool], Any],
-        channels: Sequence[bytes],
-        codes: Sequence[int],
-        payloads: Sequence[bytes],
-        sharded: Sequence[int],
-        stop: int,
-        on_chunk: Callable[[int], None] | None = None,
-    ) -> None:
-        """Decode records ``len(self)`` .. ``stop`` and append them."""
-        kind_code, kind_codes = self.kind.code, self.kind.codes.append
-        dia_code, dia_codes = self.dialect.code, self.dialect.codes.append
-        nsp_code, nsp_codes = self.nsp.code, self.nsp.codes.append
-        ev_code, ev_codes = self.event.code, self.event.codes.append
-        uid_code, uid_codes = self.uid.code, self.uid.codes.append
-        type_code, type_codes = self.type.code, self.type.codes.append
-        fr_code, fr_codes = self.frame.code, self.frame.codes.append
-        rooms, except_, args = self.rooms.append, self.except_.append, self.args.append
-        flags, size = self.flags.append, self.size.append
-        rid_code, rid_codes = self.request_id.code, self.request_id.codes.append
-        err_code, err_codes = self.error.code, self.error.codes.append
-        ev_index, uid_index, nsp_index = self.event.index, self.uid.index, self.nsp.index
-        dia_cache: dict[Any, int] = {}
-        bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
-        bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
-        step = 50_000
-        start = self.n
-        for chunk in range(start, stop, step):
-            end = min(stop, chunk + step)
-            for i in range(chunk, end):
-                payload = payloads[i]
-                size(len(payload))
-                try:
-                    f = decode(channels[codes[i]], payload, bool(sharded[i]))
-                except DecodeError as exc:
-                    kind_codes(kind_code("unknown"))
-                    dia_codes(-1)
-                    nsp_codes(-1)
-                    ev_codes(-1)
-                    uid_codes(-1)
-                    type_codes(-1)
-                    fr_codes(-1)
-                    rooms(None)
-                    except_(None)
-                    args(None)
-                    flags(None)
-                    rid_codes(-1)
-                    err_codes(err_code(str(exc)))
-                    self.errors.append(i)
-                    continue
-                if type(f) is Broadcast:
-                    # Inline form of describe() for the bulk of any capture; the same
-                    # semantics as the Broadcast properties, without ~10 calls per row.
-                    packet, opts = f.packet, f.opts
-                    data = packet.get("data")
-                    if type(data) is not list:
-                        data = []
-                    ev = data[0] if data else None
-                    rm = opts.get("rooms")
-                    ex = opts.get("except")
-                    fl = opts.get("flags")
-                    try:
-                        e = ev_index.get(ev)
-                        u = uid_index.get(f.uid)
-                        ns = nsp_index.get(f.nsp)
-                    except TypeError:
-                        e = u = ns = None  # unhashable: the slow path below
-                    if e is None:
-                        e = ev_code(ev)
-                    if u is None:
-                        u = uid_code(f.uid)
-                    if ns is None:
-                        ns = nsp_code(f.nsp)
-                    d = dia_cache.get(f.dialect)
-                    if d is None:
-                        d = dia_cache[f.dialect] = dia_code(f.dialect.value)
-                    kind_codes(bc_kind)
-                    dia_codes(d)
-                    nsp_codes(ns)
-                    ev_codes(e)
-                    uid_codes(u)
-                    type_codes(bc_binary if packet.get("type") == 5 else bc_event)
-                    fr_codes(bc_frame)
-                    rooms(rm if type(rm) is list else [])
-                    except_(ex if type(ex) is list else [])
-                    args(data[1:])
-                    flags(fl if type(fl) is dict else {})
-                    rid_codes(-1)
-                    err_codes(-1)
-                    continue
-                r = describe(f)
-                kind_codes(kind_code(r.kind))
-                dia_codes(dia_code(f.dialect.value))
-                nsp_codes(nsp_code(r.nsp))
-                ev_codes(ev_code(r.event))
-                uid_codes(uid_code(r.uid))
-                type_codes(type_code(r.type))
-                fr_codes(fr_code(type(f).__name__))
-                rooms(r.rooms)
-                except_(r.except_)
-                args(r.args)
-                flags(r.flags)
-                rid_codes(rid_code(r.request_id))
-                err_codes(-1)
-                if r.request_id is not None:
-                    if r.kind == "response":
-                        self.responses.append(i)
-                    elif expects_response(f):
-                        self.requests.append(i)
-            self.n = end
-            if self.arrays is not None:
-                self._convert(chunk, end)
-            if on_chunk is not None:
-                on_chunk(end - chunk)
-
-    def _convert(self, start: int, end: int) -> None:
-        import numpy as np
-
-        assert self.arrays is not None
-        k = end - start
-        for name, values in (
-            ("rooms", self.rooms),
-            ("except", self.except_),
-            ("args", self.args),
-            ("flags", self.flags),
-        ):
-            # fromiter never tries to make a 2-D array out of equal-length lists.
-            self.arrays[name].append(np.fromiter(values[start:end], dtype=object, count=k))
-
-    def object_array(self, name: str) -> Any:
-        """A numpy object array of an object column (``rooms``, ``except``, ``args``, ``flags``)."""
-        import numpy as np
-
-        if self.arrays is not None:
-            chunks = self.arrays[name]
-            if len(chunks) > 1:
-                # Concatenate once and keep the result: the next call is free.
-                chunks[:] = [np.concatenate(chunks)]
-            return chunks[0] if chunks else np.empty(0, dtype=object)
-        values = {"rooms": self.rooms, "except": self.except_, "args": self.args}.get(
-            name, self.flags
-        )
-        return np.fromiter(values, dtype=object, count=self.n)
+    def categorical(self, name: str) -> Interned:
+        """The categorical column ``name`` (``kind``, ``dialect``, ``nsp``...)."""
+        col = getattr(self, name)
+        assert isinstance(col, Interned)
+        return col
 
     def families(self) -> dict[str, int]:
         """Frames per dialect family (``legacy``, ``current``, ``sharded``)."""
@@ -248,7 +208,7 @@ class DecodedColumns:
                 out[fam] = out.get(fam, 0) + count
         return out
 
-    def anomalies(self, times: Sequence[int], window_ns: int, end_ns: int) -> array[int]:
+    def anomalies(self, times: array[int], window_ns: int, end_ns: int) -> array[int]:
         """One code per row: -1 none, else an index into :data:`ANOMALIES`.
 
         Args:
@@ -292,3 +252,492 @@ class DecodedColumns:
             flags[i] = _UNDECODABLE
         self._anomaly_key, self._anomaly_codes = key, flags
         return flags
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _printable_row(r: Row) -> Row:
+    # Requests, responses and JSON frames are the only values that can hold lone
+    # surrogates (JSON escapes, channel bytes): shown escaped in the table.
+    return r._replace(
+        rooms=printable(r.rooms),
+        except_=printable(r.except_),
+        args=printable(r.args),
+        flags=printable(r.flags),
+    )
+
+
+class ColumnStore:
+    """Raw records in columns plus their cached decoded columns (schema: see the module).
+
+    Args:
+        decoder: Decodes the payloads (its prefix is the store's).
+    """
+
+    def __init__(self, decoder: RowDecoder) -> None:
+        self.decoder = decoder
+        self.times = array("q")
+        self.channel_codes = array("I")
+        self.channels: list[bytes] = []
+        self.channel_index: dict[bytes, int] = {}
+        self.sharded = bytearray()
+        self._chunks: list[tuple[bytes, array[int]]] = []
+        self._tail: list[bytes] = []
+        self._nbytes = 0
+        self._tail_counted = self._tail_bytes = 0
+        self.decoded = DecodedColumns()
+        self._cache: dict[bytes, tuple[Any, ...]] = {}
+        self._cache_owner: DecodedColumns | None = None
+        self._frame_cache: dict[int, dict[bytes, tuple[Any, ...]]] = {}
+
+    # ------------------------------------------------------------------ raw
+    def __len__(self) -> int:
+        return len(self._chunks) * CHUNK + len(self._tail)
+
+    def channel_code(self, channel: bytes) -> int:
+        """The code of ``channel``, adding it when new."""
+        code = self.channel_index.get(channel)
+        if code is None:
+            code = self.channel_index[channel] = len(self.channels)
+            self.channels.append(channel)
+        return code
+
+    def append(self, time_ns: int, channel: bytes, payload: bytes, sharded: bool = False) -> None:
+        """Add one raw record."""
+        self.times.append(time_ns)
+        self.channel_codes.append(self.channel_code(channel))
+        self.sharded.append(sharded)
+        self._tail.append(payload)
+        if len(self._tail) >= CHUNK:
+            self._seal()
+
+    def batch_sink(self) -> Callable[[int, list[list[bytes]], bool], int]:
+        """A fast appender of ``[kind, pattern, channel, payload]`` replies; returns len.
+
+        The hot loop at 150k msgs/s: one call per socket read, locals only, two list
+        appends per message. The arrays are looked up per call, so the sink stays valid
+        across :meth:`detach`.
+        """
+        index = self.channel_index
+        new_code = self.channel_code
+
+        def sink(t: int, batch: list[list[bytes]], sharded: bool) -> int:
+            tail = self._tail
+            p_append = tail.append
+            c_append = self.channel_codes.append
+            for reply in batch:
+                channel = reply[2]
+                code = index.get(channel)
+                if code is None:
+                    code = new_code(channel)
+                c_append(code)
+                p_append(reply[3])
+            k = len(batch)
+            self.times.extend(repeat(t, k))
+            self.sharded.extend(b"\x01" * k if sharded else bytes(k))
+            if len(tail) >= CHUNK:
+                self._seal()
+            return len(self._chunks) * CHUNK + len(self._tail)
+
+        return sink
+
+    def detach(self) -> ColumnStore:
+        """Move every row into a new store (returned) and keep none; channel codes stay
+        valid in both (the new store gets a copy of the channel table)."""
+        part = ColumnStore(self.decoder)
+        part.times, part.channel_codes, part.sharded = self.times, self.channel_codes, self.sharded
+        part._chunks, part._tail, part._nbytes = self._chunks, self._tail, self._nbytes
+        part.channels = list(self.channels)
+        part.channel_index = dict(self.channel_index)
+        part.decoded = self.decoded
+        self.clear()
+        return part
+
+    def _seal(self) -> None:
+        if len(self._tail) >= CHUNK:
+            self._tail_counted = self._tail_bytes = 0
+        while len(self._tail) >= CHUNK:
+            part, self._tail = self._tail[:CHUNK], self._tail[CHUNK:]
+            offsets = array("q", [0])
+            offsets.extend(accumulate(map(len, part)))
+            self._chunks.append((b"".join(part), offsets))
+            self._nbytes += offsets[-1]
+
+    def payload(self, i: int) -> bytes:
+        """The payload of row ``i``."""
+        c, j = divmod(i, CHUNK)
+        if c < len(self._chunks):
+            data, offs = self._chunks[c]
+            return data[offs[j] : offs[j + 1]]
+        return self._tail[j]
+
+    def payloads(self, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The payloads of rows ``start`` .. ``stop``, in order."""
+        n = len(self)
+        stop = n if stop is None else min(stop, n)
+        i = start
+        while i < stop:
+            c, j = divmod(i, CHUNK)
+            if c < len(self._chunks):
+                data, offs = self._chunks[c]
+                end = min(stop - c * CHUNK, CHUNK)
+                for k in range(j, end):
+                    yield data[offs[k] : offs[k + 1]]
+                i = c * CHUNK + end
+            else:
+                yield from self._tail[j : stop - c * CHUNK]
+                i = stop
+
+    def record(self, i: int) -> RawRecord:
+        """Row ``i`` as received."""
+        return (
+            self.times[i],
+            self.channels[self.channel_codes[i]],
+            self.payload(i),
+            bool(self.sharded[i]),
+        )
+
+    def records(self, start: int = 0, stop: int | None = None) -> Iterator[RawRecord]:
+        """Rows ``start`` .. ``stop`` as received."""
+        times, codes, channels, sharded = (
+            self.times,
+            self.channel_codes,
+            self.channels,
+            self.sharded,
+        )
+        for i, p in enumerate(self.payloads(start, stop), start):
+            yield times[i], channels[codes[i]], p, bool(sharded[i])
+
+    def extend_columns(
+        self, times: bytes, channel_codes: bytes, payloads: list[bytes], sharded: bytes
+    ) -> None:
+        """Add rows given as column buffers (int64 times, uint32 codes of this store's
+        channel table, one payload per row, one sharded byte per row)."""
+        self.times.frombytes(times)
+        self.channel_codes.frombytes(channel_codes)
+        self.sharded.extend(sharded)
+        self._tail.extend(payloads)
+        self._seal()
+
+    def extend(self, records: Iterable[RawRecord]) -> None:
+        """Add raw records."""
+        for t, ch, p, sh in records:
+            self.append(t, ch, p, sh)
+
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes held (counted incrementally: cheap to ask often)."""
+        tail = self._tail
+        if self._tail_counted > len(tail):  # the tail was sealed or replaced
+            self._tail_counted = self._tail_bytes = 0
+        if self._tail_counted < len(tail):
+            self._tail_bytes += sum(map(len, tail[self._tail_counted :]))
+            self._tail_counted = len(tail)
+        return self._nbytes + self._tail_bytes
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` rows (decoded columns included)."""
+        if n >= len(self):
+            return
+        payloads = list(self.payloads(0, n))
+        del self.times[n:]
+        del self.channel_codes[n:]
+        del self.sharded[n:]
+        self._chunks, self._tail, self._nbytes = [], payloads, 0
+        self._tail_counted = self._tail_bytes = 0
+        self._seal()
+        if len(self.decoded) > n:
+            self.decoded = DecodedColumns()
+
+    def clear(self) -> None:
+        """Drop every row (the channel table stays: codes remain valid)."""
+        self.times = array("q")
+        self.channel_codes = array("I")
+        self.sharded = bytearray()
+        self._chunks, self._tail, self._nbytes = [], [], 0
+        self._tail_counted = self._tail_bytes = 0
+        self.decoded = DecodedColumns()
+
+    # ------------------------------------------------------------------ decoded
+    def decode(
+        self, stop: int | None = None, on_chunk: Callable[[int], None] | None = None
+    ) -> DecodedColumns:
+        """Decode rows up to ``stop`` (default: all) into the cached columns."""
+        n = len(self) if stop is None else stop
+        if len(self.decoded) < n:
+            self._decode(len(self.decoded), n, None, on_chunk)
+        return self.decoded
+
+    def objects(
+        self, start: int = 0, stop: int | None = None, on_chunk: Callable[[int], None] | None = None
+    ) -> dict[str, list[Any]]:
+        """The object columns (:data:`OBJECT_COLUMNS`) of rows ``start`` .. ``stop``,
+        decoded from the payloads now (and the cached columns filled on the way)."""
+        n = len(self) if stop is None else stop
+        out: dict[str, list[Any]] = {name: [] for name in OBJECT_COLUMNS}
+        self._decode(start, n, out, on_chunk)
+        return out
+
+    def objects_at(self, rows: Iterable[int]) -> dict[str, list[Any]]:
+        """The object columns of the given (decoded) rows, in the order given."""
+        out: dict[str, list[Any]] = {name: [] for name in OBJECT_COLUMNS}
+        n = len(self.decoded)
+        payload = self.payload
+        self._decode_items(((i, payload(i)) for i in rows if i < n), n, out, None)
+        return out
+
+    def _decode(
+        self,
+        start: int,
+        stop: int,
+        objects: dict[str, list[Any]] | None,
+        on_chunk: Callable[[int], None] | None,
+    ) -> None:
+        # Rows below decoded.n already have their codes: only objects are wanted there.
+        fill = self.decoded.n
+        if start > fill:
+            self._decode(fill, start, None, None)
+            fill = start
+        self._decode_items(enumerate(self.payloads(start, stop), start), fill, objects, on_chunk)
+
+    def _decode_items(
+        self,
+        items: Iterable[tuple[int, bytes]],
+        fill: int,
+        objects: dict[str, list[Any]] | None,
+        on_chunk: Callable[[int], None] | None,
+    ) -> None:
+        cols = self.decoded
+        if self._cache_owner is not cols:
+            # Cached codes are codes of one DecodedColumns: a new one starts a new cache.
+            self._cache, self._cache_owner = {}, cols
+            self._frame_cache = {}
+        cache = self._cache
+        frame_cache = self._frame_cache
+        dec = self.decoder
+        decode_frame = dec.decode
+        max_size = dec.max_size
+        channels, codes, sharded = self.channels, self.channel_codes, self.sharded
+        # What each channel says, by code (rows only refer to channels added before them).
+        infos = [dec.info(c) for c in channels]
+        fast = [info.broadcast for info in infos]
+        kind_code, kind_codes = cols.kind.code, cols.kind.codes.append
+        dia_code, dia_codes = cols.dialect.code, cols.dialect.codes.append
+        nsp_code, nsp_codes = cols.nsp.code, cols.nsp.codes.append
+        ev_code, ev_codes = cols.event.code, cols.event.codes.append
+        uid_code, uid_codes = cols.uid.code, cols.uid.codes.append
+        type_code, type_codes = cols.type.code, cols.type.codes.append
+        fr_code, fr_codes = cols.frame.code, cols.frame.codes.append
+        rid_code, rid_codes = cols.request_id.code, cols.request_id.codes.append
+        err_code, err_codes = cols.error.code, cols.error.codes.append
+        size = cols.size.append
+        ev_index, uid_index = cols.event.index, cols.uid.index
+        nsp_index, kind_ix = cols.nsp.index, cols.kind.index
+        rid_ix, type_ix = cols.request_id.index, cols.type.index
+        nsp_of = [nsp_code(info.nsp) for info in infos]
+        if objects is not None:
+            rooms_o, except_o = objects["rooms"].append, objects["except"].append
+            args_o, flags_o = objects["args"].append, objects["flags"].append
+        last_dialect: Dialect | None = None
+        last_d = -1
+        utf8 = [_is_utf8(c) for c in channels]
+        bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
+        bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
+        unknown = kind_code("unknown")
+        done = probes = 0
+        use_cache = True
+        try:
+            for i, payload in items:
+                done += 1
+                if on_chunk is not None and done % CHUNK == 0:
+                    on_chunk(CHUNK)
+                have = i < fill
+                code = codes[i]
+                if fast[code] and not sharded[i]:
+                    # Identical payloads (typing, presence, repeated emits) are decoded
+                    # once: the row's codes and objects come from the first.
+                    if use_cache:
+                        hit = cache.get(payload)
+                        probes += 1
+                        if probes == _PROBES and len(cache) > _PROBES * 9 // 10:
+                            use_cache = False  # nearly every payload is new: not worth it
+                    else:
+                        hit = None
+                    if hit is not None:
+                        if objects is not None:
+                            rooms_o(hit[4])
+                            except_o(hit[5])
+                            args_o(hit[6])
+                            flags_o(hit[7])
+                        if not have:
+                            size(len(payload))
+                            kind_codes(bc_kind)
+                            dia_codes(hit[2])
+                            nsp_codes(nsp_of[code])
+                            ev_codes(hit[0])
+                            uid_codes(hit[1])
+                            type_codes(hit[3])
+                            fr_codes(bc_frame)
+                            rid_codes(-1)
+                            err_codes(-1)
+                        continue
+                    if payload and payload[0] & 0xF0 == 0x90:
+                        # The bulk of any capture: a classic broadcast, read without a
+                        # frame (the same fields as Broadcast's properties and describe()).
+                        try:
+                            uid, packet, opts, dialect = broadcast_parts(payload, max_size=max_size)
+                        except DecodeError as exc:
+                            f_err: DecodeError | None = exc
+                        else:
+                            data = packet.get("data")
+                            if type(data) is not list:
+                                data = []
+                            rm, ex, fl = opts.get("rooms"), opts.get("except"), opts.get("flags")
+                            rm = rm if type(rm) is list else []
+                            ex = ex if type(ex) is list else []
+                            fl = fl if type(fl) is dict else {}
+                            args = data[1:]
+                            ev = data[0] if data else None
+                            try:
+                                e = ev_index.get(ev)
+                                u = uid_index.get(uid)
+                            except TypeError:
+                                e = u = None  # unhashable: the slow path below
+                            if e is None:
+                                e = ev_code(ev)
+                            if u is None:
+                                u = uid_code(uid)
+                            if dialect is last_dialect:
+                                d = last_d
+                            else:  # Dialect hashes in Python: compare identities instead
+                                d = last_d = dia_code(dialect.value)
+                                last_dialect = dialect
+                            ty = bc_binary if packet.get("type") == 5 else bc_event
+                            if use_cache and len(payload) <= _CACHED_SIZE:
+                                if len(cache) >= _CACHE_ROWS:
+                                    cache.clear()
+                                cache[payload] = (e, u, d, ty, rm, ex, args, fl)
+                            if objects is not None:
+                                rooms_o(rm)
+                                except_o(ex)
+                                args_o(args)
+                                flags_o(fl)
+                            if have:
+                                continue
+                            size(len(payload))
+                            kind_codes(bc_kind)
+                            dia_codes(d)
+                            nsp_codes(nsp_of[code])
+                            ev_codes(e)
+                            uid_codes(u)
+                            type_codes(ty)
+                            fr_codes(bc_frame)
+                            rid_codes(-1)
+                            err_codes(-1)
+                            continue
+                    else:
+                        f_err = None
+                else:
+                    f_err = None
+                per = frame_cache.get(code)
+                hit = per.get(payload) if per is not None and f_err is None else None
+                if hit is None and f_err is None:
+                    try:
+                        f = decode_frame(channels[code], payload, bool(sharded[i]))
+                    except DecodeError as exc:
+                        f_err = exc
+                if f_err is not None:
+                    if objects is not None:
+                        rooms_o(None)
+                        except_o(None)
+                        args_o(None)
+                        flags_o(None)
+                    if have:
+                        continue
+                    size(len(payload))
+                    kind_codes(unknown)
+                    for append in (dia_codes, nsp_codes, ev_codes, uid_codes, type_codes):
+                        append(-1)
+                    fr_codes(-1)
+                    rid_codes(-1)
+                    err_codes(err_code(str(f_err)))
+                    cols.errors.append(i)
+                    if isinstance(f_err, PayloadTooLargeError):
+                        cols.oversized.append(i)
+                    continue
+                if hit is None:
+                    r = describe(f)
+                    if not utf8[code] or b"\\u" in payload:
+                        # Only a JSON \u escape or a channel that is not UTF-8 can put a
+                        # lone surrogate in a value: shown escaped in the table.
+                        r = _printable_row(r)
+                    req = r.request_id is not None and r.kind != "response" and expects_response(f)
+                    resp = r.request_id is not None and r.kind == "response"
+                    kind_v, nsp_v, ev_v, uid_v, rid_v, type_v = (
+                        r.kind, r.nsp, r.event, r.uid, r.request_id, r.type
+                    )  # fmt: skip
+                    try:  # dict look-ups first: a method call per column costs more
+                        k_c = kind_ix.get(kind_v)
+                        n_c = nsp_index.get(nsp_v)
+                        e_c = ev_index.get(ev_v)
+                        u_c = uid_index.get(uid_v)
+                        r_c = rid_ix.get(rid_v)
+                        t_c = type_ix.get(type_v)
+                    except TypeError:  # an unhashable value: code() shows it by its repr
+                        k_c = n_c = e_c = u_c = r_c = t_c = None
+                    row = (
+                        kind_code(kind_v) if k_c is None else k_c,
+                        dia_code(f.dialect.value),
+                        nsp_code(nsp_v) if n_c is None else n_c,
+                        ev_code(ev_v) if e_c is None else e_c,
+                        uid_code(uid_v) if u_c is None else u_c,
+                        type_code(type_v) if t_c is None else t_c,
+                        fr_code(type(f).__name__),
+                        rid_code(rid_v) if r_c is None else r_c,
+                        req, resp, r.rooms, r.except_, r.args, r.flags,
+                    )  # fmt: skip
+                    if len(payload) <= _CACHED_SIZE:
+                        per = frame_cache.get(code)
+                        if per is None:
+                            per = frame_cache[code] = {}
+                        if len(per) >= _CACHE_ROWS:
+                            per.clear()
+                        per[payload] = row
+                else:
+                    row = hit
+                if objects is not None:
+                    rooms_o(row[10])
+                    except_o(row[11])
+                    args_o(row[12])
+                    flags_o(row[13])
+                if have:
+                    continue
+                size(len(payload))
+                kind_codes(row[0])
+                dia_codes(row[1])
+                nsp_codes(row[2])
+                ev_codes(row[3])
+                uid_codes(row[4])
+                type_codes(row[5])
+                fr_codes(row[6])
+                rid_codes(row[7])
+                err_codes(-1)
+                if row[8]:
+                    cols.requests.append(i)
+                elif row[9]:
+                    cols.responses.append(i)
+        finally:
+            # Every new row appended exactly one size: that is how far the codes reach.
+            cols.n = len(cols.size)
+            # The caches only pay within a pass; kept, they would hold up to 64k rows'
+            # decoded objects for as long as the capture lives.
+            cache.clear()
+            frame_cache.clear()
+        if on_chunk is not None and done % CHUNK:
+            on_chunk(done % CHUNK)

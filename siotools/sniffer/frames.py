@@ -8,7 +8,6 @@ filters and :meth:`Capture.to_pandas` share.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import enum
 from collections.abc import Callable
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from siotools.protocol import (
-    U64,
     AllRoomsRequest,
     Broadcast,
     BroadcastAckRequest,
@@ -50,8 +48,7 @@ from siotools.protocol import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
-    TypedArray,
-    Undefined,
+    safe,
 )
 
 __all__ = [
@@ -475,31 +472,11 @@ FrameFilter = SniffFilter | Callable[[SniffedFrame], bool]
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-serialisable rendering of a decoded value.
+    """A JSON-serialisable, printable rendering of a decoded value.
 
     Binary becomes ``{"$bin": base64}``, a Date an ISO string, ``undefined`` null, typed
-    arrays ``{"$typed": kind, "$bin": base64}``; tuples become lists, enums their value.
+    arrays ``{"$typed": kind, "$bin": base64}``, ``NaN`` ``{"$num": "NaN"}``; tuples become
+    lists, enums their value; strings have surrogates and control characters escaped and
+    nesting is cut at :data:`siotools.protocol.safe.MAX_DEPTH` (see that module).
     """
-    if value is None or type(value) in (str, bool, float):
-        return value
-    if isinstance(value, U64):
-        return int(value)
-    if type(value) is int:
-        return value
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bin": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, Undefined):
-        return None
-    if isinstance(value, TypedArray):
-        return {"$typed": value.kind, "$bin": base64.b64encode(value.data).decode("ascii")}
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, int):
-        return int(value)
-    return repr(value)
+    return safe.jsonable(value)

@@ -1,272 +1,402 @@
-"""Saving, loading and replaying captures.
+"""Capture files: one parquet or JSON-lines file, or a folder of rotated parquet files.
 
-Files keep the raw records (receive time, channel bytes, payload bytes, sharded flag), never
-a decoded form, so a capture taken today can be decoded again by a newer siotools.
+Files keep the raw records (receive time, channel bytes, payload bytes, sharded flag), so a
+capture taken today can be decoded again by a newer siotools; parquet files also carry the
+decoded categorical columns, so that a dataset can be filtered without decoding and other
+tools can query it directly.
 
-* ``.parquet`` (needs the ``notebook`` extra): columns ``time`` (timestamp[ns, UTC]),
-  ``channel`` (binary), ``payload`` (binary), ``sharded`` (bool); the capture's prefix and
-  settings in the schema metadata under ``siotools``.
+* ``.parquet`` (needs the ``notebook`` extra), :data:`FILE_SCHEMA`: ``time``
+  (timestamp[ns, UTC]), ``channel`` (dictionary of binary), ``payload`` (binary),
+  ``sharded`` (bool), then ``kind``, ``dialect``, ``nsp``, ``event``, ``uid``,
+  ``request_id``, ``type``, ``frame``, ``error`` (dictionary of string, null when missing;
+  non-string values as their printable text) and ``size`` (int32). The capture's prefix and
+  settings are in the schema metadata under ``siotools`` (:class:`CaptureMeta`).
 * ``.jsonl``: one object per message, ``{"t", "t_ns", "channel", "pattern", "data_hex",
-  "sharded"}``; the test vectors' format, so those files load too (a ``null`` pattern
-  there means a sharded message taken from MONITOR).
+  "sharded"}`` (plus ``channel_hex`` when the channel is not UTF-8: ``channel`` then shows
+  the bad bytes as ``\\xff`` escapes); the test vectors' format, so those files load too
+  (a ``null`` pattern there means a sharded message taken from MONITOR).
+* A folder written by a long capture (``capture(..., path="caps/", rotate="256MB")``):
+  ``capture-<start>-<n>.parquet`` files of the schema above, one per rotation. Any parquet
+  reader sees them as one dataset, e.g. DuckDB
+  ``SELECT nsp, event, count(*) FROM 'caps/*.parquet' GROUP BY ALL`` or polars
+  ``pl.scan_parquet("caps/*.parquet").group_by("event").len()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import logging
 import os
+import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from siotools._extras import require
-from siotools.exceptions import ConfigurationError
-from siotools.protocol import ChannelGrammar, ChannelKind
-from siotools.sniffer.capture import Capture
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher
+from siotools.exceptions import ConfigurationError, SiotoolsError
+from siotools.protocol import safe
+from siotools.sniffer.columns import ColumnStore
 
-__all__ = ["load_capture", "replay", "save_capture"]
+__all__ = [
+    "FILE_COLUMNS",
+    "FORMAT_VERSION",
+    "CaptureMeta",
+    "RotatingWriter",
+    "arrow_table",
+    "is_jsonl",
+    "parse_size",
+    "read_jsonl",
+    "read_parquet",
+    "save_capture",
+]
 
-FORMAT_VERSION: Final = 1
+log = logging.getLogger("siotools.sniffer")
+
+FORMAT_VERSION: Final = 2
 _META_KEY: Final = b"siotools"
+_DECODED: Final = (
+    "kind", "dialect", "nsp", "event", "uid", "request_id", "type", "frame", "error",
+)  # fmt: skip
+FILE_COLUMNS: Final = ("time", "channel", "payload", "sharded", *_DECODED, "size")
+"""Columns of a parquet capture file, in order."""
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
 
 
-def _is_jsonl(path: Path) -> bool:
+def parse_size(value: str | int) -> int:
+    """``"256MB"`` / ``"1.5GB"`` / ``"500k"`` / ``1000000`` as bytes (k, M, G: powers of 1024).
+
+    Raises:
+        ConfigurationError: Not a size.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    else:
+        m = _SIZE.match(str(value))
+        if m is None:
+            raise ConfigurationError(f"{value!r} is not a size (say 256MB, 1GB or a byte count)")
+        n = int(float(m.group(1)) * 1024 ** " kmgt".index((m.group(2) or " ").lower()))
+    if n <= 0:
+        raise ConfigurationError(f"a rotation size must be more than 0 bytes, not {value!r}")
+    return n
+
+
+@dataclasses.dataclass
+class CaptureMeta:
+    """What a capture file stores besides its records.
+
+    Attributes:
+        prefix: The adapters' key.
+        pysocketio: python-socketio's channel, or None.
+        source: ``psubscribe``, ``monitor`` or ``file``.
+        url: The Redis URL (password removed), or None.
+        started_ns: When the capture started.
+        stopped_ns: When it stopped (None while running).
+        gaps: ``(start_ns, end_ns)`` of every reconnect so far.
+    """
+
+    prefix: str = "socket.io"
+    pysocketio: str | None = None
+    source: str = "file"
+    url: str | None = None
+    started_ns: int = 0
+    stopped_ns: int | None = None
+    gaps: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        """The metadata as stored in a file."""
+        d = dataclasses.asdict(self)
+        d["format"] = FORMAT_VERSION
+        return json.dumps(d).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | None) -> CaptureMeta:
+        """Metadata read from a file (defaults for what is missing)."""
+        d: dict[str, Any] = json.loads(raw) if raw else {}
+        return cls(
+            prefix=d.get("prefix") or "socket.io",
+            pysocketio=d.get("pysocketio") or None,
+            source=d.get("source") or "file",
+            url=d.get("url"),
+            started_ns=int(d.get("started_ns") or 0),
+            stopped_ns=d.get("stopped_ns"),
+            gaps=[(int(g[0]), int(g[1])) for g in d.get("gaps", [])],
+        )
+
+
+def is_jsonl(path: Path) -> bool:
+    """Whether ``path`` names a JSON-lines capture."""
     return path.suffix.lower() in (".jsonl", ".ndjson", ".json")
 
 
-def save_capture(cap: Capture, path: str | os.PathLike[str]) -> None:
-    """Write ``cap``'s raw records to ``path`` (parquet, or JSON lines for ``.jsonl``).
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def save_capture(cols: ColumnStore, meta: CaptureMeta, path: str | os.PathLike[str]) -> None:
+    """Write ``cols``' records to ``path`` (parquet, or JSON lines for ``.jsonl``).
 
     Raises:
         MissingExtraError: pyarrow is missing (parquet only).
     """
     p = Path(path)
-    meta = {
-        "format": FORMAT_VERSION,
-        "prefix": cap.prefix,
-        "pysocketio": cap.pysocketio,
-        "source": cap.source,
-        "url": cap.url,
-        "started_ns": cap.started_ns,
-        "stopped_ns": cap.stopped_ns,
-        "gaps": cap.gaps,
-    }
-    if _is_jsonl(p):
+    if is_jsonl(p):
+        grammar = cols.decoder.grammar
+        pats = grammar.sniffer_patterns()
         with p.open("w", encoding="utf-8") as out:
-            for t, ch, payload, sharded in cap.raw():
+            for t, ch, payload, sharded in cols.records():
                 rec = {
                     "t": t / 1e9,
                     "t_ns": t,
-                    "channel": ch.decode("utf-8", "surrogateescape"),
-                    "pattern": None if sharded else cap.decoder.pattern(ch),
+                    "channel": safe.text(ch.decode("utf-8", "surrogateescape")),
+                    "pattern": None if sharded else _pattern(grammar, pats, ch),
                     "data_hex": payload.hex(),
                     "sharded": sharded,
                 }
+                if not _is_utf8(ch):
+                    # The readable name above shows the bad bytes as escapes; these are
+                    # the exact bytes, which loading prefers.
+                    rec["channel_hex"] = ch.hex()
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return
-    pa = require("pyarrow", "notebook")
     pq = require("pyarrow.parquet", "notebook")
+    pq.write_table(arrow_table(cols, meta), p, compression="zstd")
+
+
+def _pattern(grammar: Any, pats: Sequence[str], channel: bytes) -> str | None:
+    from siotools.protocol import ChannelKind
+
+    kind = grammar.parse(channel).kind
+    if kind in (ChannelKind.BROADCAST, ChannelKind.ROOM):
+        return pats[0]
+    if kind is ChannelKind.REQUEST:
+        return pats[1]
+    if kind in (ChannelKind.RESPONSE, ChannelKind.RESPONSE_UID):
+        return pats[2]
+    return grammar.pysocketio_channel if kind is ChannelKind.PYSOCKETIO else None
+
+
+def arrow_table(cols: ColumnStore, meta: CaptureMeta) -> Any:
+    """The pyarrow table of a store's records (decoded first), schema :data:`FILE_COLUMNS`."""
+    pa = require("pyarrow", "notebook")
     import numpy as np
 
-    n = len(cap)
-    times = np.frombuffer(cap._times, dtype=np.int64, count=n) if n else np.empty(0, np.int64)
-    channels = pa.DictionaryArray.from_arrays(
-        pa.array(np.frombuffer(cap._codes, dtype=np.uint32, count=n).astype(np.int32)),
-        pa.array(cap._channels, type=pa.binary()),
-    )
-    table = pa.table(
-        {
-            "time": pa.array(times, type=pa.timestamp("ns", tz="UTC")),
-            "channel": channels,
-            "payload": pa.array(cap._payloads[:n], type=pa.binary()),
-            "sharded": pa.array(np.frombuffer(bytes(cap._sharded[:n]), dtype=np.bool_)),
-        }
-    )
-    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
-    pq.write_table(table, p, compression="zstd")
+    dec = cols.decode()
+    n = len(cols)
+    times = np.frombuffer(cols.times, dtype=np.int64, count=n) if n else np.empty(0, np.int64)
+    codes = np.frombuffer(cols.channel_codes, dtype=np.uint32, count=n).astype(np.int32)
+    data: dict[str, Any] = {
+        "time": pa.array(times, type=pa.timestamp("ns", tz="UTC")),
+        "channel": pa.DictionaryArray.from_arrays(
+            pa.array(codes, type=pa.int32()), pa.array(cols.channels, type=pa.binary())
+        ),
+        "payload": pa.array(list(cols.payloads()), type=pa.binary()),
+        "sharded": pa.array(np.frombuffer(bytes(cols.sharded[:n]), dtype=np.bool_)),
+    }
+    for name in _DECODED:
+        col = dec.categorical(name)
+        idx = np.frombuffer(col.codes, dtype=np.int32, count=n) if n else np.empty(0, "i4")
+        values = [safe.text(v if type(v) is str else str(v)) for v in col.values]
+        data[name] = pa.DictionaryArray.from_arrays(
+            pa.array(idx, type=pa.int32(), mask=idx < 0), pa.array(values, type=pa.string())
+        )
+    size = np.frombuffer(dec.size, dtype=np.int32, count=n) if n else np.empty(0, "i4")
+    data["size"] = pa.array(size, type=pa.int32())
+    table = pa.table(data)
+    return table.replace_schema_metadata({_META_KEY: meta.to_json()})
 
 
-def load_capture(
-    path: str | os.PathLike[str],
-    *,
-    prefix: str | None = None,
-    pysocketio: bool | str | None = None,
-    allow_pickle: bool = False,
-) -> Capture:
-    """Read a capture saved by :meth:`Capture.save` (or a ``.jsonl`` test vector file).
-
-    Args:
-        path: The file.
-        prefix: The adapters' key to decode with (default: the one saved in the file,
-            ``socket.io`` for files without one).
-        pysocketio: python-socketio's channel (default: as saved).
-        allow_pickle: Unpickle python-socketio < 5.14 payloads when decoding.
+def read_parquet(path: Path, into: ColumnStore) -> CaptureMeta:
+    """Append the records of one parquet capture file to ``into``; returns its metadata.
 
     Raises:
-        ConfigurationError: The file does not exist or is not a capture.
-        MissingExtraError: pyarrow is missing (parquet only).
+        ConfigurationError: Not a capture file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigurationError(f"no capture file at {str(p)!r}")
-    if _is_jsonl(p):
-        return _load_jsonl(p, prefix, pysocketio, allow_pickle)
     pq = require("pyarrow.parquet", "notebook")
     try:
-        table = pq.read_table(p)
+        table = pq.read_table(path, columns=None)
     except Exception as exc:
-        raise ConfigurationError(f"{str(p)!r} is not a parquet capture: {exc}") from exc
-    raw_meta = (table.schema.metadata or {}).get(_META_KEY)
-    meta: dict[str, Any] = json.loads(raw_meta) if raw_meta else {}
-    if not {"time", "channel", "payload"} <= set(table.column_names):
-        raise ConfigurationError(f"{str(p)!r} is not a siotools capture (missing columns)")
-    cap = Capture(
-        prefix=prefix or meta.get("prefix") or "socket.io",
-        pysocketio=meta.get("pysocketio") or False if pysocketio is None else pysocketio,
-        allow_pickle=allow_pickle,
-        source="file",
-        url=meta.get("url"),
-    )
-    cap.gaps = [(int(g[0]), int(g[1])) for g in meta.get("gaps", [])]
+        raise ConfigurationError(f"{str(path)!r} is not a parquet capture: {exc}") from exc
+    meta = CaptureMeta.from_json((table.schema.metadata or {}).get(_META_KEY))
+    add_arrow(table, into)
+    return meta
+
+
+def add_arrow(table: Any, into: ColumnStore) -> None:
+    """Append the raw columns of a pyarrow table (file schema) to ``into``.
+
+    Raises:
+        ConfigurationError: The table lacks the raw columns.
+    """
+    pa = require("pyarrow", "notebook")
     import numpy as np
 
-    times = table.column("time").cast(_int64(table)).to_numpy()
+    if not {"time", "channel", "payload"} <= set(table.column_names):
+        raise ConfigurationError("not a siotools capture (missing time/channel/payload columns)")
+    n = table.num_rows
+    if n == 0:
+        return
+    times = table.column("time").cast(pa.int64()).to_numpy()
     channel_col = table.column("channel").combine_chunks()
-    if hasattr(channel_col, "dictionary"):
-        channels = channel_col.dictionary.to_pylist()
-        codes = channel_col.indices.to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(channel_col.type):
+        names = channel_col.dictionary.to_pylist()
+        local = channel_col.indices.to_numpy(zero_copy_only=False)
     else:
         values = channel_col.to_pylist()
-        channels = list(dict.fromkeys(values))
-        index = {c: i for i, c in enumerate(channels)}
-        codes = np.array([index[c] for c in values], dtype=np.uint32)
-    cap._channels = list(channels)
-    cap._index = {c: i for i, c in enumerate(cap._channels)}
-    cap._times.frombytes(np.ascontiguousarray(times, dtype=np.int64).tobytes())
-    cap._codes.frombytes(np.ascontiguousarray(codes, dtype=np.uint32).tobytes())
-    cap._payloads = table.column("payload").to_pylist()
+        names = list(dict.fromkeys(values))
+        pos = {c: i for i, c in enumerate(names)}
+        local = np.array([pos[c] for c in values], dtype=np.int64)
+    remap = np.array([into.channel_code(c) for c in names], dtype=np.uint32)
+    codes = remap[local] if len(names) else np.empty(0, np.uint32)
     if "sharded" in table.column_names:
         sharded = table.column("sharded").to_numpy(zero_copy_only=False)
-        cap._sharded = bytearray(np.asarray(sharded, dtype=np.uint8).tobytes())
     else:
-        cap._sharded = bytearray(len(cap._payloads))
-    cap.started_ns = int(meta.get("started_ns") or (times[0] if len(times) else 0))
-    cap.stopped_ns = meta.get("stopped_ns") or (int(times[-1]) if len(times) else cap.started_ns)
-    return cap
-
-
-def _int64(table: Any) -> Any:
-    return require("pyarrow", "notebook").int64()
-
-
-def _load_jsonl(
-    p: Path, prefix: str | None, pysocketio: bool | str | None, allow_pickle: bool
-) -> Capture:
-    cap = Capture(
-        prefix=prefix or "socket.io",
-        pysocketio=pysocketio or False,
-        allow_pickle=allow_pickle,
-        source="file",
+        sharded = np.zeros(n, dtype=bool)
+    payloads = table.column("payload").to_pylist()
+    into.extend_columns(
+        np.ascontiguousarray(times, dtype=np.int64).tobytes(),
+        np.ascontiguousarray(codes, dtype=np.uint32).tobytes(),
+        payloads,
+        np.asarray(sharded, dtype=np.uint8).tobytes(),
     )
-    with p.open(encoding="utf-8") as lines:
+
+
+def read_jsonl(path: Path, into: ColumnStore) -> None:
+    """Append the records of a JSON-lines capture to ``into``.
+
+    Raises:
+        ConfigurationError: A line is not a capture record.
+    """
+    with path.open(encoding="utf-8") as lines:
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
                 t = int(rec["t_ns"]) if "t_ns" in rec else int(float(rec["t"]) * 1e9)
-                ch = str(rec["channel"]).encode("utf-8", "surrogateescape")
+                if "channel_hex" in rec:
+                    ch = bytes.fromhex(rec["channel_hex"])
+                else:
+                    ch = str(rec["channel"]).encode("utf-8", "surrogateescape")
                 payload = bytes.fromhex(rec["data_hex"])
                 sharded = bool(rec.get("sharded", rec.get("pattern", "*") is None))
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigurationError(
-                    f"{str(p)!r} line {lineno} is not a capture record"
+                    f"{str(path)!r} line {lineno} is not a capture record"
                 ) from exc
-            cap.append(t, ch, payload, sharded)
-    if len(cap):
-        cap.started_ns = cap._times[0]
-        cap.stopped_ns = cap._times[-1]
-    return cap
+            into.append(t, ch, payload, sharded)
 
 
-def rewrite_channel(channel: bytes, source: ChannelGrammar, target: ChannelGrammar) -> bytes | None:
-    """The same channel under another prefix (None when it is not one of ``source``'s)."""
-    ch = source.parse(channel)
-    nsp = ch.nsp or "/"
-    kind = ch.kind
-    if kind is ChannelKind.BROADCAST:
-        return target.broadcast(nsp).encode()
-    if kind is ChannelKind.ROOM:
-        return target.room(nsp, ch.room or "").encode("utf-8", "surrogateescape")
-    if kind is ChannelKind.REQUEST:
-        return target.request(nsp).encode()
-    if kind is ChannelKind.RESPONSE:
-        return target.response(nsp).encode()
-    if kind is ChannelKind.RESPONSE_UID:
-        return target.response_for(nsp, ch.uid or "").encode()
-    if kind is ChannelKind.PYSOCKETIO:
-        return channel  # python-socketio's channel is not prefixed
-    return None
+# --------------------------------------------------------------------------- rotation
 
 
-async def replay(
-    cap: Capture,
-    url: str,
-    prefix: str | None = None,
-    *,
-    speed: float | None = None,
-) -> int:
-    """Publish a capture's messages again, into ``prefix`` on the Redis at ``url``.
+class RotatingWriter:
+    """Streams a live capture's records to rolling parquet files in a folder.
 
-    Meant for a staging Redis: channels are rewritten from the capture's prefix to
-    ``prefix`` (payloads do not carry the prefix), sharded messages are SPUBLISHed.
+    The capture's sink asks :meth:`due` after each batch (cheap); the capture's control loop
+    calls :meth:`flush_if_due`, which moves the rows held in memory into a file written by a
+    worker thread, so memory stays bounded by about one rotation's worth of payloads.
 
     Args:
-        cap: The capture.
-        url: The target Redis.
-        prefix: The target key (default: the capture's own).
-        speed: None publishes as fast as Redis takes it; 1.0 keeps the recorded pacing,
-            2.0 twice as fast.
+        folder: Where the files go (created if missing).
+        cols: The live capture's column store.
+        meta: Returns the capture's metadata (stored in every file).
+        rotate: Rotation size in raw payload bytes (``"256MB"``...; default 256MB).
 
-    Returns:
-        How many messages were published.
-
-    Raises:
-        RedisUnavailableError: The target Redis cannot be reached.
+    Attributes:
+        files: The files written so far.
+        rows: Records written so far.
     """
-    if speed is not None and speed <= 0:
-        raise ConfigurationError("speed must be positive (or None for as fast as possible)")
-    source = ChannelGrammar(cap.prefix, pysocketio_channel=cap.pysocketio or "socketio")
-    target = ChannelGrammar(prefix or cap.prefix, pysocketio_channel=cap.pysocketio or "socketio")
-    pub = Publisher(RedisEndpoint.from_url(url), name="siotools-replay")
-    await pub.start()
-    rewritten: dict[bytes, bytes | None] = {}
-    sent = 0
-    t0: int | None = None
-    wall0 = time.monotonic()
-    try:
-        for t, ch, payload, sharded in cap.raw():
-            if ch not in rewritten:
-                rewritten[ch] = rewrite_channel(ch, source, target)
-            out = rewritten[ch]
-            if out is None:
-                continue
-            if speed is not None:
-                t0 = t if t0 is None else t0
-                delay = (t - t0) / 1e9 / speed - (time.monotonic() - wall0)
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if sharded:
-                await pub.execute(b"SPUBLISH", out, payload)
-            else:
-                pub.publish(out, payload)
-            sent += 1
-            if sent % 1000 == 0:
-                await pub.wait_writable()
-        await pub.flush()
-    finally:
-        await pub.close()
-    return sent
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        cols: ColumnStore,
+        meta: Callable[[], CaptureMeta],
+        *,
+        rotate: str | int | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ConfigurationError(f"{str(self.folder)!r} is a file, not a folder for captures")
+        if not self.folder.parent.is_dir():
+            raise ConfigurationError(f"the folder of {str(self.folder)!r} does not exist")
+        require("pyarrow", "notebook")
+        self.folder.mkdir(exist_ok=True)
+        self.limit = parse_size(rotate if rotate is not None else "256MB")
+        self.cols = cols
+        self.meta = meta
+        self.files: list[Path] = []
+        self.rows = 0
+        self._stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        self._due = False
+        self._writing: asyncio.Task[None] | None = None
+
+    def due(self) -> bool:
+        """Whether the rows in memory reached the rotation size (cheap: bytes are counted
+        incrementally)."""
+        if not self._due and self.cols.nbytes >= self.limit:
+            self._due = True
+        return self._due
+
+    def rotate_soon(self) -> None:
+        """Mark a rotation as due (the control loop writes it)."""
+        self._due = True
+
+    async def flush_if_due(self) -> None:
+        """Write the rows held in memory to a new file if a rotation is due."""
+        if self._due:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Move the rows in memory to a new file (written by a worker thread)."""
+        await self._wait_written()  # one file at a time, in order
+        self._due = False
+        if not len(self.cols):
+            return
+        part = self.cols.detach()
+        path = self.folder / f"capture-{self._stamp}-{len(self.files):05d}.parquet"
+        self.files.append(path)
+        self.rows += len(part)
+        meta = self.meta()
+        # Decoding and compressing a rotation takes seconds: off the loop, so the capture
+        # keeps reading (and Redis does not kick it for a full output buffer).
+        self._writing = asyncio.create_task(asyncio.to_thread(self._write, part, meta, path))
+
+    @staticmethod
+    def _write(part: ColumnStore, meta: CaptureMeta, path: Path) -> None:
+        pq = require("pyarrow.parquet", "notebook")
+        tmp = path.with_suffix(".parquet.tmp")
+        pq.write_table(arrow_table(part, meta), tmp, compression="zstd")
+        tmp.replace(path)  # readers never see half a file
+        log.info("capture: wrote %s (%d records)", path, len(part))
+
+    async def _wait_written(self) -> None:
+        task, self._writing = self._writing, None
+        if task is None:
+            return
+        try:
+            await task
+        except OSError as exc:
+            raise SiotoolsError(
+                f"cannot write the capture file {str(self.files[-1])!r}: {exc.strerror or exc}; "
+                "free some space or choose another folder (the files before it are complete)"
+            ) from exc
+
+    async def close(self) -> None:
+        """Write what is left and wait for the last file.
+
+        Raises:
+            SiotoolsError: A file could not be written (disk full, permissions).
+        """
+        await self.flush()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._wait_written()

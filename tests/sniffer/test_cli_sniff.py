@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from siotools.protocol import encode_broadcast
 from siotools.sniffer import load_capture
+from tests.sniffer.poison import poison
 
 SIOTOOLS = [sys.executable, "-m", "siotools"]
 
@@ -126,3 +129,56 @@ async def test_stats_table(redis_url: str, key: str) -> None:
     assert proc.returncode == 0, stderr
     text = stdout.decode()
     assert "room" in text and "event" in text and "r3" in text and "msg/s" in text
+
+
+async def _start_strict(*args: str) -> asyncio.subprocess.Process:
+    # A strict UTF-8 stdout and stderr: what a pipe into a strict consumer gives.
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    return await asyncio.create_subprocess_exec(
+        *SIOTOOLS,
+        "sniff",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("mode", ["text", "json"])
+async def test_poison_frames_do_not_kill_the_sniffer(
+    redis_url: str, key: str, mode: str, tmp_path: Path
+) -> None:
+    """Deep nesting, lone surrogates, non-UTF-8 rooms and channels, NaN: every frame is
+    shown, stdout stays valid UTF-8, the saved capture keeps the raw bytes."""
+    r = aioredis.from_url(redis_url)
+    before = int(await r.execute_command("PUBSUB", "NUMPAT"))
+    frames = poison(key)
+    out_file = tmp_path / "poison.jsonl"
+    extra = ["--json"] if mode == "json" else []
+    proc = await _start_strict(
+        "--url", redis_url, "--prefix", key, "--count", str(len(frames)),
+        "--output", str(out_file), *extra,
+    )  # fmt: skip
+    await _wait_subscribed(r, before)
+    for ch, payload in frames:
+        await r.publish(ch, payload)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    await r.aclose()
+    assert proc.returncode == 0, stderr.decode("utf-8", "replace")[-2000:]
+    assert b"Traceback" not in stderr
+    text = stdout.decode("utf-8")  # strict: raises on anything that is not UTF-8
+    lines = text.splitlines()
+    assert len(lines) == len(frames), text
+    if mode == "json":
+        rows = [json.loads(line) for line in lines]
+        assert rows[1]["rooms"] == ["\\ud800", "ok"]
+        assert rows[2]["channel"] == f"{key}#/#\\xff#"
+        assert rows[3]["rooms"] == ["\\xff"]
+        assert rows[4]["args"] == [{"$num": "NaN"}]
+        assert "$deep" in json.dumps(rows[0]["args"])
+    else:
+        assert "\\ud800" in lines[1] and "\\xff" in lines[2] and "\\xff" in lines[3]
+    cap = load_capture(out_file, prefix=key)
+    assert [(f.channel.encode("utf-8", "surrogateescape"), f.payload) for f in cap.frames] == [
+        (ch, p) for ch, p in frames
+    ]
