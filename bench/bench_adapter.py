@@ -339,11 +339,18 @@ async def one_client(
     async def received() -> int:
         return int((await cluster.client_stats())["count"])
 
-    b_cpu = cluster.b.cpu()
-    start = time.time()
-    emit = await cluster.emit(args.n, 0)
-    out["emit_per_s"] = args.n / emit["flushed_s"]
-    count, _ = await wait_count(received, args.n)
+    if args.warmup:
+        # Node's JIT: a cold process runs the first 20k emits at a third of its later rate;
+        # production nodes are warm, so every implementation gets the same warm-up.
+        await cluster.emit(args.warmup, 0)
+        await wait_count(received, args.warmup)
+        await cluster.reset_client()
+    async with Spy(cluster, "one"):
+        b_cpu = cluster.b.cpu()
+        start = time.time()
+        emit = await cluster.emit(args.n, 0)
+        out["emit_per_s"] = args.n / emit["flushed_s"]
+        count, _ = await wait_count(received, args.n)
     stats = await cluster.client_stats()
     out["delivered"] = count
     out["delivered_per_s"] = count / max(1e-9, stats["last"] - start) if count else 0.0
@@ -390,11 +397,16 @@ async def fan_out(cluster: Cluster, args: argparse.Namespace, out: dict[str, Any
     async def count() -> int:
         return int((await fan.call("stats"))["count"])
 
+    if args.warmup:
+        warm = max(1, args.warmup // 1000)
+        await cluster.emit(warm, 0, room="fan")
+        await wait_count(count, warm * args.fan_clients)
     await fan.call("reset", sample=0)
     cpu0 = {name: p.cpu() for name, p in (("a", cluster.a), ("b", cluster.b), ("cl", fan))}
-    start = time.time()
-    await cluster.emit(args.fanout, 0, room="fan")
-    got, _ = await wait_count(count, target)
+    async with Spy(cluster, "fanout"):
+        start = time.time()
+        await cluster.emit(args.fanout, 0, room="fan")
+        got, _ = await wait_count(count, target)
     stats = await fan.call("stats")
     wall = max(1e-9, stats["last"] - start)
     out["fanout"] = got
@@ -406,6 +418,46 @@ async def fan_out(cluster: Cluster, args: argparse.Namespace, out: dict[str, Any
     if got:
         out["fan_us_per_delivery"] = 1e6 * (used["a"] + used["b"]) / got
     out["fan_open"] = stats["open"]
+
+
+class Spy:
+    """``py-spy record`` on node B for one case, when ``BENCH_PYSPY=DIR`` is set.
+
+    Writes ``DIR/<row>-<case>.txt`` (collapsed stacks); ``python -m bench.profile_summary``
+    turns them into shares of the time.
+    """
+
+    def __init__(self, cluster: Cluster, case: str) -> None:
+        folder = os.environ.get("BENCH_PYSPY")
+        self.path = Path(folder) / f"{cluster.impl.name}-{case}.txt" if folder else None
+        self.pid = cluster.b.pid if cluster.impl.python else None
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> Spy:
+        if self.path is not None and self.pid is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            spy = Path(sys.executable).with_name("py-spy")
+            self.proc = await asyncio.create_subprocess_exec(
+                str(spy),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(self.path),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await asyncio.sleep(0.5)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            await self.proc.wait()
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -462,7 +514,8 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
         return fmt_ratio([ratio(r.get(num, {}).get(col), r.get(den, {}).get(col)) for r in rounds])
 
     print("\nratios (per round, then median and range):")
-    node4, node2, pysio = "node4", "node2", "pysio"
+    node4, node2 = "node4", "node2"
+    pysio = next((n for n in names if n.startswith("pysio")), "pysio")
     for name in names:
         if not name.startswith("siotools"):
             continue
@@ -487,9 +540,9 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
         p99 = [r[name].get("p99_ms") for r in rounds if r[name].get("p99_ms")]
         if p99:
             print(f"    paced p99 {statistics.median(p99):.2f} ms (max {max(p99):.2f})")
-    if "pysio" in names and "node4" in names:
-        print(f"  pysio delivered / node4   {ratios(pysio, node4, 'delivered_per_s')}")
-        print(f"  pysio fan-out   / node4   {ratios(pysio, node4, 'fanout_per_s')}")
+    if pysio in names and "node4" in names:
+        print(f"  {pysio} delivered / node4   {ratios(pysio, node4, 'delivered_per_s')}")
+        print(f"  {pysio} fan-out   / node4   {ratios(pysio, node4, 'fanout_per_s')}")
     if "node2" in names and "node4" in names:
         print(f"  node2 delivered / node4   {ratios(node2, node4, 'delivered_per_s')}")
 
@@ -500,6 +553,7 @@ async def main() -> None:
     p.add_argument("--n", type=int, default=20_000, help="messages in the emit loop (0: skip)")
     p.add_argument("--paced", type=int, default=3_000, help="messages paced at 1k/s")
     p.add_argument("--flood", type=int, default=100_000, help="messages flooded to B")
+    p.add_argument("--warmup", type=int, default=10_000, help="emits before measuring")
     p.add_argument("--fanout", type=int, default=100, help="broadcasts to the room (0: skip)")
     p.add_argument("--fan-clients", type=int, default=1000, help="clients in the room")
     p.add_argument("--impls", default=",".join(DEFAULT_ROWS), help="comma-separated rows")

@@ -13,13 +13,15 @@ It relies on these python-engineio / python-socketio internals, each pinned by
 ``tests/test_delivery.py``: ``AsyncServer.eio.sockets`` (Engine.IO sid -> socket),
 ``AsyncSocket.queue`` (an unbounded ``asyncio.Queue`` its writer drains), ``.closed``,
 ``.last_ping``, ``server.ping_timeout``, ``engineio.packet.Packet.encode_cache`` (the
-writer calls ``encode()`` per packet and that returns the cache), and the manager's
-``pending_disconnect``.
+writer calls ``encode()`` per packet and that returns the cache), the manager's
+``pending_disconnect``, and ``socketio.packet.Packet(..., binary=False)`` skipping the
+binary scan (whose stdlib JSON encoding then fails on bytes with ``TypeError``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -54,6 +56,12 @@ class LocalDelivery:
         self.server = server
         self._sockets: dict[str, Any] = eio.sockets
         self._eio = eio
+        # The binary=False shortcut is exact only for python-socketio's own Packet with the
+        # stdlib JSON encoder (AsyncServer(json=...) or a msgpack packet class may differ).
+        self._plain_json = (
+            server.packet_class is sio_packet.Packet
+            and getattr(server.packet_class.json, "dumps", None) is json.dumps
+        )
         self.delivered = 0
         self.volatile_dropped = 0
 
@@ -62,8 +70,18 @@ class LocalDelivery:
 
         One text packet, or a text packet and one per binary attachment.
         """
-        pkt = self.server.packet_class(sio_packet.EVENT, namespace=nsp, data=data)
-        encoded = pkt.encode()
+        packet_class = self.server.packet_class
+        encoded: Any = None
+        if self._plain_json:
+            # Packet(binary=False) skips python-socketio's data_is_binary walk of the whole
+            # payload; the stdlib encoder it then uses raises TypeError on bytes, which is
+            # the binary case: that one goes the usual way, attachments and all.
+            try:
+                encoded = packet_class(sio_packet.EVENT, data, nsp, binary=False).encode()
+            except TypeError:
+                encoded = None
+        if encoded is None:
+            encoded = packet_class(sio_packet.EVENT, namespace=nsp, data=data).encode()
         if not isinstance(encoded, list):
             encoded = [encoded]
         out = []
