@@ -14,8 +14,9 @@ It relies on these python-engineio / python-socketio internals, each pinned by
 ``AsyncSocket.queue`` (an unbounded ``asyncio.Queue`` its writer drains), ``.closed``,
 ``.last_ping``, ``server.ping_timeout``, ``engineio.packet.Packet.encode_cache`` (the
 writer calls ``encode()`` per packet and that returns the cache), the manager's
-``pending_disconnect``, and ``socketio.packet.Packet(..., binary=False)`` skipping the
-binary scan (whose stdlib JSON encoding then fails on bytes with ``TypeError``).
+``pending_disconnect``, and python-socketio's text encoding of an EVENT being its
+data-less packet followed by ``json.dumps(data, separators=(",", ":"))`` (stdlib JSON, which
+fails on bytes with ``TypeError``: the binary case, left to python-socketio).
 """
 
 from __future__ import annotations
@@ -56,12 +57,14 @@ class LocalDelivery:
         self.server = server
         self._sockets: dict[str, Any] = eio.sockets
         self._eio = eio
-        # The binary=False shortcut is exact only for python-socketio's own Packet with the
-        # stdlib JSON encoder (AsyncServer(json=...) or a msgpack packet class may differ).
+        # The JSON shortcut is exact only for python-socketio's own Packet with the stdlib
+        # JSON module (AsyncServer(json=...) or a msgpack packet class may differ).
         self._plain_json = (
             server.packet_class is sio_packet.Packet
             and getattr(server.packet_class.json, "dumps", None) is json.dumps
         )
+        self._json = json.JSONEncoder(separators=(",", ":")).encode
+        self._heads: dict[str, str] = {}
         self.delivered = 0
         self.volatile_dropped = 0
 
@@ -73,11 +76,16 @@ class LocalDelivery:
         packet_class = self.server.packet_class
         encoded: Any = None
         if self._plain_json:
-            # Packet(binary=False) skips python-socketio's data_is_binary walk of the whole
-            # payload; the stdlib encoder it then uses raises TypeError on bytes, which is
-            # the binary case: that one goes the usual way, attachments and all.
+            # python-socketio's Packet walks the whole payload looking for bytes, then calls
+            # json.dumps(data, separators=(",", ":")), which builds a new JSONEncoder each
+            # time. Here: its own header for this namespace (the packet without data), then
+            # the same encoder, built once. The encoder raises TypeError on bytes: that is
+            # the binary case, which goes python-socketio's way, attachments and all.
+            head = self._heads.get(nsp)
+            if head is None:
+                head = self._heads[nsp] = packet_class(sio_packet.EVENT, None, nsp).encode()
             try:
-                encoded = packet_class(sio_packet.EVENT, data, nsp, binary=False).encode()
+                encoded = head + self._json(data)
             except TypeError:
                 encoded = None
         if encoded is None:
