@@ -22,7 +22,15 @@ from siotools.adapter import AsyncRedisAdapter
 from siotools.exceptions import ConfigurationError
 from siotools.redis_server import free_port
 
-__all__ = ["DEFAULT_STACK", "STACKS", "HttpServer", "PythonNode", "Stack", "async_mode"]
+__all__ = [
+    "DEFAULT_STACK",
+    "STACKS",
+    "HttpServer",
+    "PythonNode",
+    "Stack",
+    "async_mode",
+    "without_ws_compression",
+]
 
 Stack = Literal["aiohttp", "uvicorn-websockets", "uvicorn-websockets-sansio", "uvicorn-wsproto"]
 
@@ -100,7 +108,7 @@ class HttpServer:
 
     async def _start_aiohttp(self) -> None:
         web = require("aiohttp.web", "server")
-        middlewares = [] if self.ws_compression else [_no_ws_extensions(web)]
+        middlewares = [] if self.ws_compression else [without_ws_compression()]
         app = web.Application(middlewares=middlewares)
         self.sio.attach(app)
         runner = web.AppRunner(app, handle_signals=False)
@@ -142,23 +150,25 @@ class HttpServer:
         self._stop = stop
 
 
-def _no_ws_extensions(web: Any) -> Any:
-    """An aiohttp middleware that hides the client's websocket extension offer.
+def without_ws_compression() -> Any:
+    """Return an aiohttp middleware that turns permessage-deflate off for python-socketio.
 
     python-engineio's aiohttp driver makes ``WebSocketResponse(max_msg_size=...)`` with
-    aiohttp's default ``compress=True`` and has no option for it; without an offer the
-    handshake negotiates no permessage-deflate.
+    aiohttp's default ``compress=True`` and has no option for it; the middleware hides the
+    client's ``Sec-WebSocket-Extensions`` offer, so the handshake negotiates no extension.
+    Use it as ``web.Application(middlewares=[without_ws_compression()])``.
     """
+    web = require("aiohttp.web", "server")
 
     @web.middleware  # type: ignore[untyped-decorator]
-    async def no_ws_extensions(request: Any, handler: Any) -> Any:
+    async def no_ws_compression(request: Any, handler: Any) -> Any:
         if _WS_EXTENSIONS in request.headers:
             headers = request.headers.copy()
             del headers[_WS_EXTENSIONS]
             request = request.clone(headers=headers)
         return await handler(request)
 
-    return no_ws_extensions
+    return no_ws_compression
 
 
 class PythonNode:
