@@ -513,9 +513,6 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
     def ratios(num: str, den: str, col: str) -> str:
         return fmt_ratio([ratio(r.get(num, {}).get(col), r.get(den, {}).get(col)) for r in rounds])
 
-    def cpu_ratios(num: str, den: str, col: str) -> str:
-        return ratios(num, den, col)
-
     print("\nratios (per round, then median and range):")
     node4, node2 = "node4", "node2"
     pysio = next((n for n in names if n.startswith("pysio")), "pysio")
@@ -543,9 +540,9 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
         # CPU time per message (Node's over ours: > 1 means siotools needs less CPU);
         # steadier than the rates when the machine is shared.
         print(
-            f"    CPU/msg at B, node4/this {cpu_ratios(node4, name, 'b_us_per_msg')}"
+            f"    CPU/msg at B, node4/this {ratios(node4, name, 'b_us_per_msg')}"
             f"   fan-out CPU/delivery (A+B), node4/this "
-            f"{cpu_ratios(node4, name, 'fan_us_per_delivery')}"
+            f"{ratios(node4, name, 'fan_us_per_delivery')}"
         )
         p99 = [r[name].get("p99_ms") for r in rounds if r[name].get("p99_ms")]
         if p99:
