@@ -1,7 +1,7 @@
 """A Python server node of the adapter benchmark, driven over stdin.
 
 Run as ``python -m bench._pynode --impl siotools|pysio --redis URL --key K [--stack S]
-[--ws-compression] [--dialect legacy|current] [--delivery]``. It prints one JSON line
+[--ws-compression] [--dialect legacy|current] [--delivery] [--uvloop]``. It prints one JSON line
 ``{"ready": ...}`` and then answers one JSON command per line with one JSON line, so the
 benchmark's measured traffic never crosses this channel message by message.
 
@@ -187,4 +187,11 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        # the event loop is the host application's choice; measured as an option
+        import uvloop
+
+        sys.argv.remove("--uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

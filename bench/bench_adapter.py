@@ -14,7 +14,8 @@ Redis, in the same run, one after the other (and round after round with ``--roun
 
 A Python implementation may name its server stack after ``@`` (``siotools@uvicorn-wsproto``,
 one of ``siotools.pynode.STACKS``; ``+z`` accepts permessage-deflate, as aiohttp and uvicorn
-do by default). Without one it runs on ``siotools.pynode.DEFAULT_STACK``, uncompressed.
+do by default; ``+uv`` runs the node on uvloop's event loop). Without one it runs on
+``siotools.pynode.DEFAULT_STACK``, uncompressed, on asyncio's own loop.
 
 Cases, one websocket client on B in room ``r`` (Node's socket.io-client: 4.8 for the
 Engine.IO 4 servers, 2.5 for socket.io 2):
@@ -171,9 +172,13 @@ class Impl:
 
     def __init__(self, spec: str, dialect: str) -> None:
         self.spec = spec
-        base, _, stack = spec.partition("@")
-        self.compress = stack.endswith("+z")
-        self.stack = stack.removesuffix("+z") or DEFAULT_STACK
+        base, _, stack_spec = spec.partition("@")
+        stack, *options = stack_spec.split("+")
+        self.compress = "z" in options
+        self.uvloop = "uv" in options
+        if set(options) - {"z", "uv"}:
+            raise SystemExit(f"unknown stack option in {spec!r}: +z (deflate), +uv (uvloop)")
+        self.stack = stack or DEFAULT_STACK
         self.base = base
         self.dialect = dialect
         if base not in IMPLS:
@@ -209,6 +214,8 @@ class Cluster:
             args += ["--dialect", impl.dialect]
             if impl.compress:
                 args.append("--ws-compression")
+            if impl.uvloop:
+                args.append("--uvloop")
             if impl.base == "siotools+delivery":
                 args.append("--delivery")
             argv = [sys.executable, "-m", "bench._pynode", *args]
