@@ -133,6 +133,21 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
             await mgr._publisher.flush()
         return {"loop_s": looped, "flushed_s": time.perf_counter() - start}
 
+    async def emit_ack(n: int, room: str, timeout: float = 10.0) -> dict[str, Any]:
+        # broadcasts with acknowledgements across nodes: the 8.x dialect's emit_with_ack
+        emit_with_ack = getattr(mgr, "emit_with_ack", None)
+        if emit_with_ack is None:
+            return {"error": "this adapter has no emit_with_ack (the 8.x dialect has)"}
+        start = time.perf_counter()
+        acks = 0
+        try:
+            for i in range(n):
+                data = {"i": i, "t": time.time()}
+                acks += len(await emit_with_ack("m", data, to=room, timeout=timeout))
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"s": time.perf_counter() - start, "acks": acks}
+
     def stats() -> dict[str, Any]:
         if args.impl == "siotools":
             return {"count": mgr.stats["decoded"]}
@@ -144,7 +159,14 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
         if args.impl == "siotools":
             await mgr.close()
 
-    return {"port": port, "emit": emit, "stats": stats, "cpu": cpu_s, "close": close}
+    return {
+        "port": port,
+        "emit": emit,
+        "emit_ack": emit_ack,
+        "stats": stats,
+        "cpu": cpu_s,
+        "close": close,
+    }
 
 
 async def main() -> None:

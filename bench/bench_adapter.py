@@ -28,12 +28,18 @@ Engine.IO 4 servers, 2.5 for socket.io 2):
 * **latency**: A paced at 1k msg/s; p50/p99 from the emit to the client's receipt.
 * **receive**: a separate process floods Redis with broadcasts to rooms B does not have,
   on the namespace channel (so B must decode each one); B's decode rate.
+* **B cap**: the same flood, to room ``r``: what B delivers to its client per second when
+  A's emitter is not the limit, and B's CPU time per message (**B cap us**).
 
 and the **fan-out**: 1,000 clients in room ``fan``, half on A and half on B; A emits
 ``--fanout`` broadcasts to ``fan``; recipient deliveries per second (every client's count,
 from the start of A's loop to the last arrival). The fan-out clients are raw websockets in
 one Node process (``bench/benchnode.js``, handshake by hand, no parser); its CPU share of
-the wall time is printed so a saturated client shows.
+the wall time is printed so a saturated client shows. **ack rounds**: A sends ``--acks``
+broadcasts with acknowledgements to that room, one after the other, each awaited until all
+1,000 clients answered (round trips per second; only Node 4.8 and a siotools dialect whose
+adapter has ``emit_with_ack``, i.e. 8.x: socket.io-redis 5.x and python-socketio's manager
+cannot carry acks across nodes).
 
 Figures are ratios measured in the same round; the machine is shared, so the spread over
 the rounds is printed too.
@@ -61,8 +67,16 @@ from siotools.pynode import DEFAULT_STACK, STACKS
 from siotools.redis_server import RedisServer
 
 IMPLS = ("pysio", "siotools", "siotools+delivery", "node2", "node4")
-# python-socketio as it ships (aiohttp, which accepts permessage-deflate) is the baseline row.
-DEFAULT_ROWS = ("pysio@aiohttp+z", "siotools", "siotools+delivery", "node2", "node4")
+# python-socketio as it ships (aiohttp, which accepts permessage-deflate) is the baseline row;
+# siotools@aiohttp+z is the adapter on that stack, siotools the adapter on pynode's default.
+DEFAULT_ROWS = (
+    "pysio@aiohttp+z",
+    "siotools@aiohttp+z",
+    "siotools",
+    "siotools+delivery",
+    "node2",
+    "node4",
+)
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent / "siotools" / "nodepeer"
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -286,8 +300,8 @@ async def wait_count(
         await asyncio.sleep(0.05)
 
 
-def flood_payload(impl: Impl, key: str) -> tuple[str, str]:
-    rooms = ["nobody", "nobody-else"]
+def flood_payload(impl: Impl, key: str, rooms: list[str] | None = None) -> tuple[str, str]:
+    rooms = rooms or ["nobody", "nobody-else"]
     if impl.base == "pysio":
         message = {
             "method": "emit",
@@ -330,6 +344,8 @@ async def run_impl(
             await one_client(cluster, impl, redis, key, args, out)
         if args.fanout:
             await fan_out(cluster, args, out)
+        if args.acks:
+            await acks(cluster, args, out)
     finally:
         await cluster.stop()
     return out
@@ -393,6 +409,31 @@ async def one_client(
     await flood.wait()
     out["receive"] = got
     out["receive_per_s"] = got / (t_end - t0)
+
+    # B's own delivery capacity: the flood goes to room r, so A's emitter is out of the way
+    await cluster.reset_client()
+    channel, payload_hex = flood_payload(impl, key, ["r"])
+    cpu0 = cluster.b.cpu(), cluster.cl.cpu()
+    t0 = time.perf_counter()
+    flood = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench._flood",
+        str(redis.port),
+        channel,
+        payload_hex,
+        str(args.flood),
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    got, t_end = await wait_count(received, args.flood)
+    await flood.wait()
+    stats = await cluster.client_stats()
+    wall = max(1e-9, stats["last"] - (time.time() - (time.perf_counter() - t0)))
+    out["flood_delivered"] = got
+    if got:
+        out["flood_delivered_per_s"] = got / wall
+        out["flood_b_us_per_msg"] = 1e6 * (cluster.b.cpu() - cpu0[0]) / got
+        out["flood_client_cpu_share"] = round((cluster.cl.cpu() - cpu0[1]) / wall, 2)
 
 
 async def fan_out(cluster: Cluster, args: argparse.Namespace, out: dict[str, Any]) -> None:
@@ -467,6 +508,25 @@ class Spy:
             await self.proc.wait()
 
 
+async def acks(cluster: Cluster, args: argparse.Namespace, out: dict[str, Any]) -> None:
+    """Broadcasts with acknowledgements to the fan-out room, one after the other."""
+    if cluster.fan is None:
+        await cluster.connect_fan(args.fan_clients)
+    if cluster.impl.base in ("node2", "pysio"):
+        return  # socket.io-redis 5.x / python-socketio's manager cannot carry acks
+    cmd = "bench_emit_ack" if cluster.impl.base == "node4" else "emit_ack"
+    try:
+        result = await cluster.a.call(cmd, n=args.acks, room="fan", timeout=10)
+    except RuntimeError as exc:
+        result = {"error": str(exc)}
+    if "error" in result:
+        out["acks_error"] = result["error"]
+        return
+    out["ack_rounds_per_s"] = args.acks / result["s"]
+    out["acks_per_s"] = result["acks"] / result["s"]
+    out["acks_complete"] = result["acks"] == args.acks * args.fan_clients
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
@@ -484,10 +544,13 @@ COLS = (
     ("delivered_per_s", "deliv/s", 0),
     ("b_us_per_msg", "B us/msg", 1),
     ("receive_per_s", "recv/s", 0),
+    ("flood_delivered_per_s", "B cap/s", 0),
+    ("flood_b_us_per_msg", "B cap us", 1),
     ("p50_ms", "p50 ms", 2),
     ("p99_ms", "p99 ms", 2),
     ("fanout_per_s", "fan deliv/s", 0),
     ("fan_us_per_delivery", "fan us/dlv", 1),
+    ("ack_rounds_per_s", "ack rnd/s", 1),
 )
 
 
@@ -510,6 +573,26 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
             vals = [row[col] for row in rows if col in row]
             cells.append(f"{statistics.median(vals):>12.{digits}f}" if vals else f"{'-':>12}")
         print(f"{name:34}" + "".join(cells))
+    print("\nclient CPU share during the flood to r (1.0 = a saturated client), per round:")
+    for name in names:
+        shares = [r[name].get("flood_client_cpu_share") for r in rounds]
+        if any(v is not None for v in shares):
+            print(f"  {name:32} " + "  ".join(f"{v:.2f}" for v in shares if v is not None))
+    incomplete = [
+        f"{name} round {i + 1}: {what} {r[name].get(what)} of {want}"
+        for i, r in enumerate(rounds)
+        for name in names
+        for what, want in (
+            ("delivered", args.n),
+            ("fanout", args.fanout * args.fan_clients),
+            ("flood_delivered", args.flood),
+        )
+        if what in r[name] and r[name][what] < want
+    ]
+    if incomplete:
+        print("\nINCOMPLETE (messages lost or a node down; those rates are not comparable):")
+        for line in incomplete:
+            print("  " + line)
     fan_rows = [(n, [r[n].get("fan_cpu_share") for r in rounds]) for n in names]
     print("\nfan-out CPU share of the wall time (A / B / the 1,000 clients' process), per round:")
     for name, shares in fan_rows:
@@ -551,6 +634,14 @@ def report(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) ->
             f"   fan-out CPU/delivery (A+B), node4/this "
             f"{ratios(node4, name, 'fan_us_per_delivery')}"
         )
+        print(
+            f"    B capacity (flood to r) / node4 {ratios(name, node4, 'flood_delivered_per_s')}"
+            f"   its CPU/msg, node4/this {ratios(node4, name, 'flood_b_us_per_msg')}"
+        )
+        print(f"    ack rounds / node4      {ratios(name, node4, 'ack_rounds_per_s')}")
+        ack_errors = {r[name]["acks_error"] for r in rounds if "acks_error" in r[name]}
+        if ack_errors:
+            print(f"      (no ack rounds: {sorted(ack_errors)[0][:90]})")
         p99 = [r[name].get("p99_ms") for r in rounds if r[name].get("p99_ms")]
         if p99:
             print(f"    paced p99 {statistics.median(p99):.2f} ms (max {max(p99):.2f})")
@@ -569,6 +660,7 @@ async def main() -> None:
     p.add_argument("--flood", type=int, default=100_000, help="messages flooded to B")
     p.add_argument("--warmup", type=int, default=10_000, help="emits before measuring")
     p.add_argument("--fanout", type=int, default=100, help="broadcasts to the room (0: skip)")
+    p.add_argument("--acks", type=int, default=20, help="broadcasts with ack to the room (0: skip)")
     p.add_argument("--fan-clients", type=int, default=1000, help="clients in the room")
     p.add_argument("--impls", default=",".join(DEFAULT_ROWS), help="comma-separated rows")
     p.add_argument(

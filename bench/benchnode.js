@@ -76,6 +76,17 @@ async function server() {
       await pub.ping(); // every PUBLISH before it has been answered
       return { loop_s: looped, flushed_s: Number(process.hrtime.bigint() - start) / 1e9 };
     },
+    // {room, n, timeout}: n broadcasts with acknowledgements, one after the other, each
+    // awaited until every client of the room (on every node) has answered
+    bench_emit_ack: async (m) => {
+      const start = process.hrtime.bigint();
+      let acks = 0;
+      for (let i = 0; i < m.n; i++) {
+        const responses = await io.timeout(m.timeout || 10000).to(m.room).emitWithAck('m', { i, t: nowS() });
+        acks += responses.length;
+      }
+      return { s: Number(process.hrtime.bigint() - start) / 1e9, acks };
+    },
     // Count the broadcasts this node's adapter decoded from Redis: RedisAdapter.onmessage
     // (redis-adapter 8.3 dist/index.js) decodes, then calls socket.io-adapter's
     // Adapter.prototype.broadcast for remote packets only.
@@ -140,7 +151,12 @@ function clients() {
       ws.on('message', (raw, isBinary) => {
         const data = isBinary ? '' : raw.toString();
         if (state === 2) {
-          if (data.charCodeAt(0) === 52 && data.charCodeAt(1) === 50) return count(data); // "42"
+          if (data.charCodeAt(0) === 52 && data.charCodeAt(1) === 50) {
+            // "42": an event; "42<id>[...]" asks for an ack, answered with no arguments
+            const c = data.charCodeAt(2);
+            if (c >= 48 && c <= 57) ws.send('43' + data.slice(2, data.indexOf('[')) + '[]');
+            return count(data);
+          }
           if (data === '2') return ws.send('3'); // Engine.IO 4: the server pings
           if (data !== '3') counter.bad++;
           return;
