@@ -413,20 +413,21 @@ async def one_client(
     # B's own delivery capacity: the flood goes to room r, so A's emitter is out of the way
     await cluster.reset_client()
     channel, payload_hex = flood_payload(impl, key, ["r"])
-    cpu0 = cluster.b.cpu(), cluster.cl.cpu()
-    t0 = time.perf_counter()
-    flood = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench._flood",
-        str(redis.port),
-        channel,
-        payload_hex,
-        str(args.flood),
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    got, t_end = await wait_count(received, args.flood)
-    await flood.wait()
+    async with Spy(cluster, "cap"):
+        cpu0 = cluster.b.cpu(), cluster.cl.cpu()
+        t0 = time.perf_counter()
+        flood = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench._flood",
+            str(redis.port),
+            channel,
+            payload_hex,
+            str(args.flood),
+            stdout=asyncio.subprocess.DEVNULL,
+        )
+        got, t_end = await wait_count(received, args.flood)
+        await flood.wait()
     stats = await cluster.client_stats()
     wall = max(1e-9, stats["last"] - (time.time() - (time.perf_counter() - t0)))
     out["flood_delivered"] = got
