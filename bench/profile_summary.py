@@ -21,7 +21,7 @@ def _fn(func: str, file: str) -> str:
 
 
 STAGES = (
-    ("Redis read + reply parse (siotools/transport)", r"\(siotools/transport/"),
+    ("subscriber read (siotools/transport; includes route + decode)", r"\(siotools/transport/"),
     ("adapter: route + decode (_on_batch)", _fn("_on_batch", "siotools/adapter")),
     ("adapter: deliver loop (_deliver_loop)", _fn("_deliver_loop", "siotools/adapter")),
     ("  recipients + sends (_deliver_local)", _fn("_deliver_local", "")),
