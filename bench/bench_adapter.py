@@ -44,8 +44,10 @@ cannot carry acks across nodes).
 Figures are ratios measured in the same round; the machine is shared, so the spread over
 the rounds is printed too.
 
-Run: ``python -m bench.bench_adapter [--rounds 3] [--n 20000] [--paced 3000]
-[--flood 100000] [--fanout 100] [--impls pysio,siotools,...] [--dialect legacy]``.
+Run: ``python -m bench.bench_adapter [--rounds 3] [--n 20000] [--warmup 10000]
+[--paced 3000] [--flood 100000] [--fanout 100] [--acks 20] [--impls ROW,...]
+[--dialect legacy|legacy-lite|current] [--json FILE]``; ``BENCH_PYSPY=DIR`` also records a
+py-spy profile of node B per case (``python -m bench.profile_summary DIR/*.txt``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -200,7 +203,7 @@ class Impl:
         if self.stack not in STACKS:
             raise SystemExit(f"unknown stack {self.stack!r}; choose from {', '.join(STACKS)}")
         self.python = base in ("pysio", "siotools", "siotools+delivery")
-        self.name = spec if base == "pysio" or dialect == "legacy" else f"{spec}[{dialect}]"
+        self.name = spec
         if base.startswith("siotools") and dialect != "legacy":
             self.name = base + f"[{dialect}]" + spec[len(base) :]
 
@@ -332,7 +335,8 @@ def flood_payload(impl: Impl, key: str, rooms: list[str] | None = None) -> tuple
 async def run_impl(
     impl: Impl, redis: RedisServer, args: argparse.Namespace, round_no: int
 ) -> dict[str, Any]:
-    key = f"bench-{round_no}-{impl.name}"
+    # a key of letters only: the adapters PSUBSCRIBE key#nsp#*, where [ ] ? * are glob syntax
+    key = f"bench-{round_no}-" + re.sub(r"[^A-Za-z0-9]+", "-", impl.name)
     out: dict[str, Any] = {"impl": impl.name}
     try:
         cluster = await Cluster().start(impl, redis, key)
