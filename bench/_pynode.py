@@ -1,60 +1,91 @@
-"""A Python process of the adapter benchmark: a server node or a client, driven over stdin.
+"""A Python server node of the adapter benchmark, driven over stdin.
 
-Run as ``python -m bench._pynode server --impl siotools|pysio --redis URL --key K`` or
-``python -m bench._pynode client --url http://127.0.0.1:PORT --room r``. It prints one JSON
-line ``{"ready": ...}`` and then answers one JSON command per line with one JSON line, so
-the benchmark's measured traffic never crosses this channel message by message.
+Run as ``python -m bench._pynode --impl siotools|pysio --redis URL --key K [--stack S]
+[--ws-compression] [--dialect legacy|current] [--delivery] [--uvloop]``. It prints one JSON line
+``{"ready": ...}`` and then answers one JSON command per line with one JSON line, so the
+benchmark's measured traffic never crosses this channel message by message.
+
+``--delivery`` runs siotools with :class:`siotools.delivery.LocalDelivery` wired into a
+benchmark-local subclass of the adapter (the change the adapter itself is to make).
+``--profile FILE`` writes a cProfile of the process (its whole life) to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import os
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import socketio
-from aiohttp import web
 
 from siotools import AsyncRedisAdapter
+from siotools.delivery import LocalDelivery
+from siotools.protocol import Dialect
+from siotools.pynode import HttpServer, async_mode
 from siotools.redis_server import free_port
 
 
-class Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.first = 0.0
-        self.last = 0.0
-        self.latencies: list[float] = []
+class DeliveringAdapter(AsyncRedisAdapter):  # type: ignore[misc]
+    """The adapter with its local sends handed to :class:`LocalDelivery` (benchmark only).
 
-    def hit(self, sent_at: float | None = None) -> None:
-        now = time.time()
-        if not self.count:
-            self.first = now
-        self.count += 1
-        self.last = now
-        if sent_at is not None:
-            self.latencies.append(now - sent_at)
+    ``_deliver_local`` is the adapter's own recipient selection, unchanged; only the last
+    lines (one ``_send_eio_packet`` per recipient) become ``LocalDelivery.deliver``.
+    """
 
-    def stats(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "first": self.first,
-            "last": self.last,
-            "latencies": self.latencies,
-        }
+    _delivery: LocalDelivery | None = None
+
+    async def _deliver_local(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: list[Any],
+        except_: Iterable[Any],
+        *,
+        volatile: bool = False,
+    ) -> None:
+        ns_rooms = self.rooms.get(nsp)
+        if not ns_rooms:
+            return
+        skip = set(except_)
+        if rooms:
+            targets: dict[str, str] = {}
+            for room in rooms:
+                members = ns_rooms.get(room)
+                if members:
+                    for sid, eio_sid in members.items():
+                        if sid not in skip and sid not in targets:
+                            targets[sid] = eio_sid
+            recipients = list(targets.items())
+        else:
+            recipients = [(s, e) for s, e in ns_rooms.get(None, {}).items() if s not in skip]
+        if not recipients:
+            return
+        # --- the change: three lines in the adapter ---
+        if self._delivery is None:
+            self._delivery = LocalDelivery(self.server)
+        await self._delivery.deliver(nsp, data, recipients, volatile)
+
+
+def cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 async def server(args: argparse.Namespace) -> dict[str, Any]:
     if args.impl == "siotools":
-        mgr: Any = AsyncRedisAdapter(args.redis, key=args.key)
+        cls = DeliveringAdapter if args.delivery else AsyncRedisAdapter
+        mgr: Any = cls(args.redis, key=args.key, dialect=Dialect(args.dialect))
     else:
         mgr = socketio.AsyncRedisManager(args.redis, channel=args.key)
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=mgr)
-    app = web.Application()
-    sio.attach(app)
+    sio = socketio.AsyncServer(
+        async_mode=async_mode(args.stack), client_manager=mgr, transports=["websocket"]
+    )
 
     @sio.on("join")  # type: ignore[misc]
     async def join(sid: str, rooms: str | list[str]) -> list[str]:
@@ -62,7 +93,7 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
             await sio.enter_room(sid, room)
         return list(sio.rooms(sid))
 
-    decoded = Counter()
+    decoded = 0
     if args.impl == "siotools":
         await mgr.start()
     else:
@@ -70,7 +101,8 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
         original = mgr._handle_emit
 
         async def counting(message: dict[str, Any]) -> None:
-            decoded.hit()
+            nonlocal decoded
+            decoded += 1
             await original(message)
 
         mgr._handle_emit = counting
@@ -79,9 +111,8 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
         sio.manager_initialized = True
         mgr.initialize()
     port = free_port()
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    http = HttpServer(sio, port=port, stack=args.stack, ws_compression=args.ws_compression)
+    await http.start()
 
     async def emit(n: int, rate: float, room: str) -> dict[str, Any]:
         start = time.perf_counter()
@@ -102,59 +133,87 @@ async def server(args: argparse.Namespace) -> dict[str, Any]:
             await mgr._publisher.flush()
         return {"loop_s": looped, "flushed_s": time.perf_counter() - start}
 
+    async def emit_ack(n: int, room: str, timeout: float = 10.0) -> dict[str, Any]:
+        # broadcasts with acknowledgements across nodes: the 8.x dialect's emit_with_ack
+        emit_with_ack = getattr(mgr, "emit_with_ack", None)
+        if emit_with_ack is None:
+            return {"error": "this adapter has no emit_with_ack (the 8.x dialect has)"}
+        start = time.perf_counter()
+        acks = 0
+        try:
+            for i in range(n):
+                data = {"i": i, "t": time.time()}
+                acks += len(await emit_with_ack("m", data, to=room, timeout=timeout))
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"s": time.perf_counter() - start, "acks": acks}
+
     def stats() -> dict[str, Any]:
         if args.impl == "siotools":
             return {"count": mgr.stats["decoded"]}
-        return {"count": decoded.count}
+        return {"count": decoded}
 
-    return {"port": port, "emit": emit, "stats": stats, "runner": runner, "mgr": mgr}
+    async def close() -> None:
+        await sio.shutdown()
+        await http.stop()
+        if args.impl == "siotools":
+            await mgr.close()
 
-
-async def client(args: argparse.Namespace) -> dict[str, Any]:
-    sio = socketio.AsyncClient(reconnection=False)
-    counter = Counter()
-
-    @sio.on("m")  # type: ignore[misc]
-    async def on_m(data: dict[str, Any]) -> None:
-        counter.hit(data.get("t") if isinstance(data, dict) else None)
-
-    await sio.connect(args.url, transports=["websocket"])
-    if args.room:
-        await sio.call("join", args.room, timeout=10)
-
-    def reset() -> dict[str, Any]:
-        counter.__init__()  # type: ignore[misc]
-        return {}
-
-    return {"stats": counter.stats, "reset": reset, "close": sio.disconnect}
+    return {
+        "port": port,
+        "emit": emit,
+        "emit_ack": emit_ack,
+        "stats": stats,
+        "cpu": cpu_s,
+        "close": close,
+    }
 
 
 async def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("role", choices=["server", "client"])
-    p.add_argument("--impl", default="siotools")
-    p.add_argument("--redis")
+    p.add_argument("--impl", default="siotools", choices=["siotools", "pysio"])
+    p.add_argument("--redis", required=True)
     p.add_argument("--key", default="socket.io")
-    p.add_argument("--url")
-    p.add_argument("--room")
+    p.add_argument("--stack", default="aiohttp")
+    p.add_argument("--ws-compression", action="store_true")
+    p.add_argument("--dialect", default="legacy")
+    p.add_argument("--delivery", action="store_true")
+    p.add_argument("--profile")
     args = p.parse_args()
-    ctx = await (server(args) if args.role == "server" else client(args))
-    print(json.dumps({"ready": {"port": ctx.get("port")}}), flush=True)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        ctx = await server(args)
+    except Exception as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return
+    print(json.dumps({"ready": {"port": ctx["port"], "pid": os.getpid()}}), flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
         cmd = json.loads(line)
         name = cmd.pop("cmd")
+        cmd.pop("id", None)
         if name == "quit":
-            if "close" in ctx:
-                await ctx["close"]()
+            await ctx["close"]()
             break
         result = ctx[name](**cmd)
         if asyncio.iscoroutine(result):
             result = await result
         print(json.dumps(result), flush=True)
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if "--uvloop" in sys.argv:
+        # the event loop is the host application's choice; measured as an option
+        import uvloop
+
+        sys.argv.remove("--uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -17,7 +17,7 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import hiredis
 
@@ -73,8 +73,9 @@ class RespConnection(asyncio.Protocol):
     # asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCPTransport is not an asyncio.Transport subclass, but it has the same
+        # methods (uvicorn runs on uvloop whenever it is installed).
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
