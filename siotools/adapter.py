@@ -31,9 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from typing import Any, Literal
 
 import socketio
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
+from siotools.delivery import LocalDelivery
 from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import (
     Action,
@@ -201,6 +200,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         publish_on_specific_response_channel: 8.x: answer on the requester's own response
             channel (RA ``publishOnSpecificResponseChannel``).
         parser: 8.x: ``"msgpack"`` (notepack 3) or ``"json"`` for broadcasts.
+        max_payload: Messages over this many bytes are dropped undecoded and counted as
+            ``oversized`` (reported once to the error callbacks); None: no limit.
         namespaces: Namespaces to join the cluster in at start, in addition to ``/`` and
             the server's registered ones; others are joined when a client connects.
         custom_hook: This node's answer to ``custom_request`` (see :data:`CustomHook`).
@@ -224,6 +225,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
         publish_on_specific_response_channel: bool = False,
         parser: Literal["msgpack", "json"] = "msgpack",
+        max_payload: int | None = 64 * 2**20,
         namespaces: Iterable[str] = (),
         custom_hook: CustomHook | None = None,
         logger: Any = None,
@@ -237,6 +239,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             with_channel_multiplexing=with_channel_multiplexing,
             publish_on_specific_response_channel=publish_on_specific_response_channel,
             parser=parser,
+            max_payload=max_payload,
         )
         if requests_timeout is None:
             requests_timeout = self.wire.default_timeout
@@ -266,6 +269,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._counts: collections.Counter[str] = collections.Counter()
         self._warned: set[str] = set()
         self._connected_at: dict[str, float] = {}
+        self._delivery: LocalDelivery | None = None
         # The per-message counter is a plain int: a Counter update costs as much as a
         # quarter of the rest of the receive path.
         self._published = 0
@@ -312,6 +316,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             return self.core.decoded
         if name == "published":
             return self._published
+        if name == "volatile_dropped":
+            return 0 if self._delivery is None else self._delivery.volatile_dropped
         return self._counts[name]
 
     @property
@@ -796,31 +802,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             recipients = [(s, e) for s, e in ns_rooms.get(None, {}).items() if s not in skip]
         if not recipients:
             return
-        server = self.server
-        pkt = server.packet_class(sio_packet.EVENT, namespace=nsp, data=data)
-        encoded = pkt.encode()
-        if not isinstance(encoded, list):
-            encoded = [encoded]
-        eio_pkts = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in encoded]
-        pending = self.pending_disconnect.get(nsp, ())
-        for sid, eio_sid in recipients:
-            if pending and sid in pending:
-                continue
-            if volatile and self._busy(eio_sid):
-                self._counts["volatile_dropped"] += 1
-                continue
-            for p in eio_pkts:
-                await server._send_eio_packet(eio_sid, p)
-        self._counts["delivered"] += len(recipients)
-
-    def _busy(self, eio_sid: str) -> bool:
-        # python-engineio keeps each socket's outgoing packets in an asyncio queue that
-        # its writer task drains; packets still queued mean the transport is not writable.
-        try:
-            queue = self.server.eio._get_socket(eio_sid).queue
-        except Exception:
-            return False
-        return bool(queue.qsize())
+        delivery = self._delivery
+        if delivery is None or delivery.server is not self.server:
+            delivery = self._delivery = LocalDelivery(self.server)
+        # One encode per broadcast, queued straight onto each socket's Engine.IO queue.
+        self._counts["delivered"] += await delivery.deliver(nsp, data, recipients, volatile)
 
     def _enter_local(self, sid: str, nsp: str, room: Any) -> None:
         if not self._is_local(sid, nsp) or room is None:

@@ -6,6 +6,7 @@ all of them. The tree says whose fault an error is::
     SiotoolsError
     ├── ProtocolError                 bytes on the wire (a peer's fault)
     │   ├── DecodeError               a payload or channel that cannot be decoded
+    │   │   └── PayloadTooLargeError  a payload over the configured size limit, not decoded
     │   └── EncodeError               a value the wire protocol cannot carry (the caller's)
     ├── ConfigurationError            wrong arguments or options (the caller's fault)
     ├── MissingExtraError             an optional dependency is not installed
@@ -30,6 +31,7 @@ __all__ = [
     "EncodeError",
     "MissingExtraError",
     "NodePeerError",
+    "PayloadTooLargeError",
     "ProtocolError",
     "RedisLaunchError",
     "RedisUnavailableError",
@@ -65,6 +67,23 @@ class DecodeError(ProtocolError):
         super().__init__(message)
         self.channel = channel
         self.payload = payload
+
+
+class PayloadTooLargeError(DecodeError):
+    """A payload is larger than the configured ``max_size``: it was not decoded.
+
+    Attributes:
+        size: The payload's size in bytes.
+        limit: The limit it exceeded.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"payload of {size:,} bytes is over the {limit:,}-byte limit (max_size): dropped "
+            "undecoded; raise max_size if such payloads are expected"
+        )
+        self.size = size
+        self.limit = limit
 
 
 class EncodeError(ProtocolError):

@@ -30,8 +30,9 @@ from siotools.dialects.base import (
     Route,
     Subscriptions,
     WireDialect,
+    oversized,
 )
-from siotools.exceptions import DecodeError
+from siotools.exceptions import DecodeError, PayloadTooLargeError
 from siotools.protocol import ChannelKind
 
 __all__ = ["NodeCore"]
@@ -144,6 +145,8 @@ class NodeCore:
             return _NOTHING
         try:
             uid, packet_nsp, data, rooms, except_, flags = self.dialect.read_broadcast(payload)
+        except PayloadTooLargeError as exc:
+            return (oversized(exc),)
         except DecodeError as exc:
             exc.channel = channel
             return (Malformed(exc),)

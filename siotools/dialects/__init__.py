@@ -67,6 +67,7 @@ def make_dialect(
     with_channel_multiplexing: bool = True,
     publish_on_specific_response_channel: bool = False,
     parser: Literal["msgpack", "json"] = "msgpack",
+    max_payload: int | None = None,
     **_ignored: Any,
 ) -> WireDialect:
     """The dialect object for ``dialect``; options of other dialects are ignored.
@@ -75,15 +76,22 @@ def make_dialect(
         ConfigurationError: An unknown dialect or option value.
     """
     d = resolve_dialect(dialect)
+    wire: WireDialect
     if d is Dialect.CURRENT:
-        return CurrentDialect(
+        wire = CurrentDialect(
             prefix,
             publish_on_specific_response_channel=publish_on_specific_response_channel,
             parser=parser,
         )
-    return LegacyDialect(
-        prefix,
-        flavor=d,
-        subscription_mode=subscription_mode,
-        with_channel_multiplexing=with_channel_multiplexing,
-    )
+    else:
+        wire = LegacyDialect(
+            prefix,
+            flavor=d,
+            subscription_mode=subscription_mode,
+            with_channel_multiplexing=with_channel_multiplexing,
+        )
+    if max_payload is not None:
+        if max_payload <= 0:
+            raise ConfigurationError("max_payload must be a positive number of bytes")
+        wire.max_payload = max_payload
+    return wire

@@ -20,8 +20,8 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from siotools.exceptions import DecodeError, UnsupportedOperation
-from siotools.protocol import ChannelGrammar, Dialect, unpack_broadcast
+from siotools.exceptions import DecodeError, PayloadTooLargeError, UnsupportedOperation
+from siotools.protocol import ChannelGrammar, Dialect, Frame, decode, unpack_broadcast
 from siotools.protocol.wire import BroadcastFields
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Settle",
     "Subscriptions",
     "WireDialect",
+    "oversized",
     "select_sids",
     "valid_room",
     "valid_rooms",
@@ -366,6 +367,12 @@ def select_sids(
     return list(seen)
 
 
+def oversized(exc: PayloadTooLargeError) -> Ignored:
+    """The action for a payload over the size limit: dropped undecoded, counted, reported
+    once (the limit is the operator's to raise)."""
+    return Ignored("oversized", warning=str(exc))
+
+
 def unsupported(dialect: WireDialect, what: str, instead: str) -> UnsupportedOperation:
     """The error for an operation ``dialect`` cannot express, with a pointer."""
     return UnsupportedOperation(f"{dialect.label} cannot {what}; {instead}")
@@ -387,6 +394,8 @@ class WireDialect(ABC):
     default_timeout: float = 5.0
     reserved_events: frozenset[str] = frozenset()
     """Event names an emitter of this dialect refuses."""
+    max_payload: int | None = None
+    """Payloads over this many bytes are dropped undecoded (``oversized``); None: no limit."""
 
     def __init__(self, prefix: str = "socket.io") -> None:
         self.prefix = prefix or "socket.io"
@@ -432,7 +441,17 @@ class WireDialect(ABC):
         Raises:
             DecodeError: the payload is not a broadcast.
         """
-        return unpack_broadcast(payload)
+        return unpack_broadcast(payload, max_size=self.max_payload)
+
+    def decode(self, channel: bytes, payload: bytes) -> Frame | list[Action]:
+        """A request or response of this prefix as a frame, or the actions for a payload
+        that cannot be one (malformed, or over :attr:`max_payload`)."""
+        try:
+            return decode(channel, payload, prefix=self.prefix, max_size=self.max_payload)
+        except PayloadTooLargeError as exc:
+            return [oversized(exc)]
+        except DecodeError as exc:
+            return [Malformed(exc)]
 
     @abstractmethod
     def broadcast(

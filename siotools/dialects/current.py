@@ -63,7 +63,6 @@ from siotools.protocol import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
-    decode,
     encode,
     encode_broadcast,
     js_parse,
@@ -301,10 +300,9 @@ class CurrentDialect(WireDialect):
         return frame.uid if self.publish_on_specific_response_channel else None
 
     def on_request(self, uid: str, channel: bytes, payload: bytes, view: LocalView) -> list[Action]:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            return [Malformed(exc)]
+        frame = self.decode(channel, payload)
+        if isinstance(frame, list):
+            return frame
         if not isinstance(frame, _CurrentRequest):
             return [
                 Ignored(
@@ -460,10 +458,9 @@ class CurrentDialect(WireDialect):
         return [Leave(nsp, (sid,), (room,)), reply]
 
     def on_response(self, channel: bytes, payload: bytes) -> list[Action]:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            return [Malformed(exc)]
+        frame = self.decode(channel, payload)
+        if isinstance(frame, list):
+            return frame
         if isinstance(frame, BroadcastClientCountResponse):
             # More acks to wait for, then the count itself is one reply (so the request
             # cannot complete before every node's count arrived).

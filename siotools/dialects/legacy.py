@@ -55,7 +55,6 @@ from siotools.protocol import (
     LegacyRemoteJoinRequest,
     LegacyRemoteLeaveRequest,
     LegacyRoomsResponse,
-    decode,
     encode,
     encode_broadcast,
 )
@@ -231,11 +230,10 @@ class LegacyDialect(WireDialect):
     # ------------------------------------------------------------------ answering
 
     def on_request(self, uid: str, channel: bytes, payload: bytes, view: LocalView) -> list[Action]:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            # socket.io-redis 5.x emits 'error' for a request it cannot JSON.parse.
-            return [Malformed(exc)]
+        # socket.io-redis 5.x emits 'error' for a request it cannot JSON.parse.
+        frame = self.decode(channel, payload)
+        if isinstance(frame, list):
+            return frame
         problem = _invalid(frame)
         if problem is not None:
             return [Malformed(DecodeError(problem, channel=channel, payload=payload))]
@@ -309,10 +307,9 @@ class LegacyDialect(WireDialect):
                 ]
 
     def on_response(self, channel: bytes, payload: bytes) -> list[Action]:
-        try:
-            frame = decode(channel, payload, prefix=self.prefix)
-        except DecodeError as exc:
-            return [Malformed(exc)]
+        frame = self.decode(channel, payload)
+        if isinstance(frame, list):
+            return frame
         if isinstance(frame, LegacyResponse):
             return [Reply(frame.request_id, frame)]
         return [Ignored("responses_ignored")]

@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import msgpack
 
-from siotools.exceptions import DecodeError
+from siotools.exceptions import PayloadTooLargeError
 from siotools.protocol.values import TYPED_ARRAY_KINDS, U64, UNDEFINED, TypedArray, Undefined
 
 __all__ = [
@@ -90,23 +90,6 @@ _WIDE_REWRITE: Final = b"\xc7\x06\x7f\x00\x00"
 
 EXACT_BELOW: Final = 4096
 """Payloads smaller than this that need a format byte are read by the exact reader."""
-
-
-class PayloadTooLargeError(DecodeError):
-    """A payload is larger than the configured ``max_size``: it was not decoded.
-
-    Attributes:
-        size: The payload's size in bytes.
-        limit: The limit it exceeded.
-    """
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"payload of {size:,} bytes is over the {limit:,}-byte limit (max_size): dropped "
-            "undecoded; raise max_size if such payloads are expected"
-        )
-        self.size = size
-        self.limit = limit
 
 
 def check_size(payload: bytes, max_size: int | None) -> None:

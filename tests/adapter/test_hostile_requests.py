@@ -98,3 +98,30 @@ async def test_malformed_8x_request_is_counted_not_acted_on(
         assert node.adapter.is_connected(sid, "/")
         assert await node.adapter.clients() == [sid]
         await client.close()
+
+
+async def test_a_payload_over_the_limit_is_dropped_with_a_count(redis_url: str, key: str) -> None:
+    from siotools import PayloadTooLargeError
+    from siotools.protocol import encode_broadcast
+
+    async with PythonNode(redis_url, key=key, max_payload=4096) as node:
+        client = await Client().connect(node.url)
+        errors: list[BaseException] = []
+        node.adapter.on_error(errors.append)
+        big = encode_broadcast(uid="other", data=["big", "x" * 10_000], prefix=key)
+        small = encode_broadcast(uid="other", data=["small", 1], prefix=key)
+        async with aioredis.Redis.from_url(redis_url) as r:
+            for _ in range(3):
+                await r.publish(*big)
+            await r.publish(
+                f"{key}-request#/#", b'{"requestid":"x","type":5,"data":"' + b"y" * 5000 + b'"}'
+            )
+            await r.publish(*small)
+        assert await client.wait_event("small") == [[1]]
+        assert node.adapter.stats["oversized"] == 4
+        assert node.adapter.stats["malformed"] == 0
+        # reported once (the limit is the operator's to raise), with the sizes
+        assert len(errors) == 1 and "4,096-byte limit" in str(errors[0])
+        assert not isinstance(errors[0], PayloadTooLargeError)  # a warning, the node goes on
+        assert await client.no_event("big", 0.05)
+        await client.close()
