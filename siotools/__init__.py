@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from siotools.emitter import Emitter
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
+    from siotools.sync_adapter import RedisAdapter
     from siotools.sniffer import (
         Capture,
         SniffedFrame,
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "RemoteSocket": "siotools.dialects.base",
     "Emitter": "siotools.emitter",
     "RedisServer": "siotools.redis_server",
+    "RedisAdapter": "siotools.sync_adapter",
     "Capture": "siotools.sniffer",
     "SniffedFrame": "siotools.sniffer",
     "capture": "siotools.sniffer",
@@ -72,6 +74,7 @@ __all__ = [
     "MissingExtraError",
     "NodePeerError",
     "ProtocolError",
+    "RedisAdapter",
     "RedisLaunchError",
     "RedisServer",
     "RedisUnavailableError",

@@ -66,6 +66,8 @@ __all__ = [
     "emit_args",
     "handshake_of",
     "js_to_py",
+    "new_uid",
+    "timed_out",
 ]
 
 CustomHook = Callable[[Any], Any]
@@ -83,6 +85,11 @@ ACK_TIMEOUT = 60.0
 
 # python-socketio's BaseManager: its basic_* helpers are what the Admin UI patches.
 _BASE = socketio.base_manager.BaseManager
+
+
+def new_uid() -> str:
+    """A node id as the Node adapters make them (6 random alphanumerics)."""
+    return "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
 
 
 def _default_hook(data: Any) -> Any:
@@ -299,7 +306,7 @@ class NodeShell:
             RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
         )
         self.grammar = self.wire.grammar
-        self.uid = "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
+        self.uid = new_uid()
         self.requests_timeout = float(requests_timeout)
         self.dialect = self.wire.dialect
         # The options as given (the dialect object applies those of its dialect).
