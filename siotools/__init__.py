@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from siotools.emitter import Emitter
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
-    from siotools.sync_adapter import RedisAdapter
     from siotools.sniffer import (
         Capture,
         SniffedFrame,
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
         sniff,
         start_capture,
     )
+    from siotools.sync_adapter import RedisAdapter
 
 # Public name -> module that defines it; loaded on first attribute access.
 _LAZY: dict[str, str] = {
