@@ -47,7 +47,6 @@ from siotools.shell import (
     NodeShell,
     ServerSideEmitHandler,
     emit_args,
-    js_to_py,
     timed_out,
 )
 
@@ -246,13 +245,7 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
                 continue
             d = inbox.popleft()
             try:
-                await self._deliver_local(
-                    d.nsp,
-                    js_to_py(d.data),
-                    d.rooms,
-                    d.except_,
-                    volatile=bool(d.flags.get("volatile")),
-                )
+                await self._deliver_local(**self._delivery(d))
             except Exception as exc:
                 self._error(exc)
 
@@ -454,7 +447,10 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Make every matching socket of the cluster join ``room_or_rooms``."""
-        await self._run(namespace, self._join_plan(room_or_rooms, rooms, except_rooms, namespace))
+        await self._run(
+            namespace,
+            self._bulk_plan("sockets_join", room_or_rooms, rooms, except_rooms, namespace),
+        )
 
     async def sockets_leave(
         self,
@@ -465,7 +461,10 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Make every matching socket of the cluster leave ``room_or_rooms``."""
-        await self._run(namespace, self._leave_plan(room_or_rooms, rooms, except_rooms, namespace))
+        await self._run(
+            namespace,
+            self._bulk_plan("sockets_leave", room_or_rooms, rooms, except_rooms, namespace),
+        )
 
     async def disconnect_sockets(
         self,
@@ -476,7 +475,9 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Disconnect every matching socket of the cluster (``close``: their connections)."""
-        await self._run(namespace, self._disconnect_plan(close, rooms, except_rooms, namespace))
+        await self._run(
+            namespace, self._bulk_plan("disconnect_sockets", close, rooms, except_rooms, namespace)
+        )
 
     async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
         """Send ``event`` to the other server nodes (socket.io 4 ``serverSideEmit``)."""

@@ -747,6 +747,17 @@ class NodeShell:
         self._counts["delivered"] += len(recipients)
         return out, eio_pkts
 
+    @staticmethod
+    def _delivery(d: Deliver) -> dict[str, Any]:
+        """The :meth:`_deliver_local` arguments of a broadcast from another node."""
+        return {
+            "nsp": d.nsp,
+            "data": js_to_py(d.data),
+            "rooms": d.rooms,
+            "except_": d.except_,
+            "volatile": bool(d.flags.get("volatile")),
+        }
+
     def _busy(self, eio_sid: str) -> bool:
         # python-engineio keeps each socket's outgoing packets in a queue that its writer
         # drains; packets still queued mean the transport is not writable.
@@ -819,31 +830,20 @@ class NodeShell:
     ) -> Plan[list[RemoteSocket]]:
         return self.wire.fetch_sockets(namespace, self.uid, rooms, except_, mine)
 
-    def _join_plan(
+    def _bulk_plan(
         self,
-        room_or_rooms: Any,
+        op: Literal["sockets_join", "sockets_leave", "disconnect_sockets"],
+        arg: Any,
         rooms: Iterable[Any] | None,
         except_: Iterable[Any] | None,
         ns: str,
     ) -> Plan[Any]:
-        targets = list(rooms or ()), list(except_ or ())
-        return self.wire.sockets_join(ns, self.uid, *targets, as_list(room_or_rooms))
-
-    def _leave_plan(
-        self,
-        room_or_rooms: Any,
-        rooms: Iterable[Any] | None,
-        except_: Iterable[Any] | None,
-        ns: str,
-    ) -> Plan[Any]:
-        targets = list(rooms or ()), list(except_ or ())
-        return self.wire.sockets_leave(ns, self.uid, *targets, as_list(room_or_rooms))
-
-    def _disconnect_plan(
-        self, close: bool, rooms: Iterable[Any] | None, except_: Iterable[Any] | None, ns: str
-    ) -> Plan[Any]:
-        targets = list(rooms or ()), list(except_ or ())
-        return self.wire.disconnect_sockets(ns, self.uid, *targets, close)
+        """``socketsJoin``/``socketsLeave`` (``arg``: the rooms) or ``disconnectSockets``
+        (``arg``: close) for the sockets of ``rooms`` minus ``except_``."""
+        if op != "disconnect_sockets":
+            arg = as_list(arg)
+        make: Callable[..., Plan[Any]] = getattr(self.wire, op)
+        return make(ns, self.uid, list(rooms or ()), list(except_ or ()), arg)
 
     def _sse_plan(self, event: str, args: tuple[Any, ...], ns: str, ack: bool) -> Plan[Any]:
         return self.wire.server_side_emit(ns, self.uid, [event, *args], ack=ack)

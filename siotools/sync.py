@@ -107,6 +107,18 @@ class _Shell:
             return chained
         return self._wrap(attr)
 
+    def __enter__(self) -> Any:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._method(self._twin(), name)
+
     def close(self) -> None:
         """Close the connections and stop the loop thread (idempotent)."""
         with self._lock:
@@ -127,18 +139,6 @@ class ClusterClient(_Shell):
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         super().__init__("siotools-cluster-client", lambda: _cluster.ClusterClient(url, **options))
 
-    def __enter__(self) -> ClusterClient:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._method(self._twin(), name)
-
 
 class Emitter(_Shell):
     """Blocking :class:`siotools.Emitter` (same arguments; ``to``/``of``/``except_``
@@ -146,18 +146,6 @@ class Emitter(_Shell):
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> None:
         super().__init__("siotools-emitter", lambda: _emitter.Emitter(url, **options))
-
-    def __enter__(self) -> Emitter:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self._method(self._twin(), name)
 
 
 class BroadcastTarget:

@@ -42,22 +42,13 @@ from typing import Any
 
 import socketio
 
-from siotools.dialects.base import (
-    Action,
-    CallHook,
-    Deliver,
-    DeliverWithAck,
-    Disconnect,
-    FetchLocal,
-    RemoteSocket,
-    Settle,
-    Subscriptions,
-)
+from siotools.dialects import base as seam
+from siotools.dialects.base import RemoteSocket, Subscriptions
 from siotools.exceptions import ConfigurationError, RequestTimeout, SocketNotFound
 from siotools.loop_thread import LoopThread
 from siotools.node import NodeCore
 from siotools.requester import Requester
-from siotools.shell import ACK_TIMEOUT, NodeShell, emit_args, js_to_py, new_uid, timed_out
+from siotools.shell import ACK_TIMEOUT, NodeShell, emit_args, new_uid, timed_out
 
 __all__ = ["RedisAdapter", "cooperative_problem"]
 
@@ -301,47 +292,41 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ carrying out
 
-    def _queue_delivery(self, action: Deliver) -> None:
+    def _queue_delivery(self, action: seam.Deliver) -> None:
         # On the loop: python-engineio's send only queues the packet for the socket.
         try:
-            self._deliver_local(
-                action.nsp,
-                js_to_py(action.data),
-                action.rooms,
-                action.except_,
-                volatile=bool(action.flags.get("volatile")),
-            )
+            self._deliver_local(**self._delivery(action))
         except Exception as exc:
             self._error(exc)
 
-    def _later(self, actions: list[Action]) -> None:
+    def _later(self, actions: list[seam.Action]) -> None:
         self._background(self._carry_out, actions)
 
-    def _carry_out(self, actions: list[Action]) -> None:
+    def _carry_out(self, actions: list[seam.Action]) -> None:
         try:
             for action in actions:
                 self._act(action)
         except Exception as exc:
             self._error(exc)
 
-    def _act(self, action: Action) -> None:
+    def _act(self, action: seam.Action) -> None:
         if self._act_now(action):
             pass
-        elif isinstance(action, Disconnect):
+        elif isinstance(action, seam.Disconnect):
             for sid in action.sids:
                 if self.is_connected(sid, action.nsp):
                     self._disconnect_local(sid, action.nsp, action.close)
-        elif isinstance(action, Settle):
+        elif isinstance(action, seam.Settle):
             self._settle()
-        elif isinstance(action, CallHook):
+        elif isinstance(action, seam.CallHook):
             calls = self._hook_calls(action)
             if calls:
                 answers = [fn(*args) for fn, args in calls]
                 self._hook_answer(action, answers[0])
-        elif isinstance(action, FetchLocal):
+        elif isinstance(action, seam.FetchLocal):
             found = action.respond([self.describe(sid, action.nsp) for sid in action.sids])
             self._publish_raw(found.channel, found.payload)
-        elif isinstance(action, DeliverWithAck):
+        elif isinstance(action, seam.DeliverWithAck):
             targets, event, args, callback = self._ack_fanout(action)
             for sid in targets:
                 super().emit(event, args, action.nsp, room=sid, callback=callback)
@@ -355,9 +340,10 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         *,
         volatile: bool = False,
     ) -> None:
-        """Queue ``[event, *args]`` for this node's sockets of ``rooms``."""
-        targets, packets = self._recipients(nsp, data, rooms, except_, volatile=volatile)
+        """Queue ``[event, *args]`` for this node's sockets of ``rooms`` (every socket
+        when empty)."""
         server = self.server
+        targets, packets = self._recipients(nsp, data, rooms, except_, volatile=volatile)
         for eio_sid in targets:
             for packet in packets:
                 server._send_eio_packet(eio_sid, packet)
@@ -507,7 +493,10 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Blocking :meth:`AsyncRedisAdapter.sockets_join`."""
-        self._run(namespace, self._join_plan(room_or_rooms, rooms, except_rooms, namespace))
+        self._run(
+            namespace,
+            self._bulk_plan("sockets_join", room_or_rooms, rooms, except_rooms, namespace),
+        )
 
     def sockets_leave(
         self,
@@ -518,7 +507,10 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Blocking :meth:`AsyncRedisAdapter.sockets_leave`."""
-        self._run(namespace, self._leave_plan(room_or_rooms, rooms, except_rooms, namespace))
+        self._run(
+            namespace,
+            self._bulk_plan("sockets_leave", room_or_rooms, rooms, except_rooms, namespace),
+        )
 
     def disconnect_sockets(
         self,
@@ -529,7 +521,9 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Blocking :meth:`AsyncRedisAdapter.disconnect_sockets`."""
-        self._run(namespace, self._disconnect_plan(close, rooms, except_rooms, namespace))
+        self._run(
+            namespace, self._bulk_plan("disconnect_sockets", close, rooms, except_rooms, namespace)
+        )
 
     def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
         """Blocking :meth:`AsyncRedisAdapter.server_side_emit`."""
