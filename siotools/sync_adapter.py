@@ -185,12 +185,15 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
             RedisUnavailableError: Redis cannot be reached.
         """
         self._check_fork()
-        if self._started:
-            return
-        self._closed = False
-        fut = self._begin()
-        if fut is not None:
+        fut = self._starting
+        if fut is None or not fut.done() or fut.exception() is not None or not self._started:
+            # Waits for a join in flight too: its subscriptions are made after _started.
+            self._closed = False
+            fut = self._begin()
+        if fut is not None and not fut.done():
             fut.result()
+        elif fut is not None and fut.exception() is not None:
+            raise fut.exception()  # type: ignore[misc]
 
     def close(self) -> None:
         """Leave the cluster: unsubscribe, cancel pending requests, close the connections,
@@ -201,7 +204,10 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
                 self._bridge.run(self._leave, timeout=10)
         self._bridge.stop()
         self._started = False
-        self._starting = None
+        # A later start() joins again on fresh connections.
+        self.core = NodeCore(self.wire, self.uid)
+        self._pending_subs = []
+        self._make_transport()
 
     async def _leave(self) -> None:
         self._flush()

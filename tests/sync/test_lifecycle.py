@@ -152,3 +152,14 @@ def test_the_interpreter_exits_cleanly_without_close(redis_url: str) -> None:
     assert done.stdout.strip() == "1"
     assert done.stderr == ""
     assert _numsub(redis_url, f"{key}-request#/#") == 0
+
+
+def test_start_after_close_joins_again(redis_url: str, key: str) -> None:
+    adapter = RedisAdapter(redis_url, key=key, dialect="current")
+    socketio.Server(async_mode="threading", client_manager=adapter)
+    adapter.start()
+    adapter.close()
+    assert _numsub(redis_url, f"{key}-request#/#") == 0
+    adapter.start()
+    assert adapter.server_count() == 1
+    adapter.close()
