@@ -72,6 +72,9 @@ async def test_sync_and_async_nodes_share_a_cluster(redis_url: str, dialect: str
             a.on_server_side_emit("sse")(lambda *args: ["sync", *args])
             replies = await async_node.adapter.server_side_emit_with_ack("sse", 7)
             assert replies == [["sync", 7]]
+            # python-socketio's call() for a socket of another node: a broadcast with acks.
+            ack = await asyncio.to_thread(sync_node.sio.call, "hey", 5, to=a_sid, timeout=5)
+            assert ack == {"ack": "hey"}
             await asyncio.to_thread(a.sockets_join, "all-in", rooms=[])
             await _until(lambda: "all-in" in async_node.adapter.rooms_of(a_sid, "/"))
         else:
@@ -105,3 +108,35 @@ def test_a_cooperative_mode_without_monkey_patching_is_refused_at_construction(
 def test_the_async_adapter_is_still_an_async_manager() -> None:
     assert isinstance(AsyncRedisAdapter("redis://127.0.0.1:1"), socketio.AsyncManager)
     assert isinstance(RedisAdapter("redis://127.0.0.1:1"), socketio.Manager)
+
+
+def test_an_unreachable_redis_is_one_clear_error(key: str) -> None:
+    from siotools import RedisUnavailableError
+
+    adapter = RedisAdapter("redis://127.0.0.1:1", key=key)
+    reported: list[BaseException] = []
+    adapter.on_error(reported.append)
+    socketio.Server(async_mode="threading", client_manager=adapter)
+    with pytest.raises(RedisUnavailableError) as info:
+        adapter.server_count()
+    assert "127.0.0.1:1" in str(info.value) and "\n" not in str(info.value)
+    adapter.close()
+
+
+def test_a_blocking_call_from_the_loop_thread_says_it_would_wait_for_itself() -> None:
+    from siotools.loop_thread import LoopThread
+
+    bridge = LoopThread("siotools-test-loop")
+
+    async def inside() -> str:
+        try:
+            bridge.run(inside)
+        except RuntimeError as exc:
+            return str(exc)
+        return "no error"
+
+    try:
+        assert "would wait for itself" in bridge.run(inside)
+    finally:
+        bridge.stop()
+    assert not bridge.running
