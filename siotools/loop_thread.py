@@ -9,6 +9,10 @@ is an OS thread. Under eventlet or gevent with monkey-patching it is a green thr
 loop's ``select`` is the cooperative one, and waiting for a result parks only the calling
 green thread, so nothing blocks the hub and no lock is shared between OS threads.
 
+asyncio allows one running loop per OS thread, and green threads share one: in a
+monkey-patched process every shell therefore shares one loop (:meth:`LoopThread.for_process`),
+which runs until the process ends.
+
 A forked child does not inherit the parent's thread: the first use in the child starts a
 loop of its own (the parent's loop and its connections are left alone, never closed
 from the child, so the parent's Redis connections stay the parent's).
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -29,6 +34,19 @@ T = TypeVar("T")
 
 # Loops of a parent process, kept so that a child never finalises (closes) them.
 _INHERITED: list[asyncio.AbstractEventLoop] = []
+
+
+def cooperative() -> bool:
+    """Whether ``threading`` makes green threads here (eventlet or gevent monkey-patching)."""
+    eventlet = sys.modules.get("eventlet.patcher")
+    if eventlet is not None and eventlet.is_monkey_patched("thread"):
+        return True
+    gevent = sys.modules.get("gevent.monkey")
+    return gevent is not None and bool(gevent.is_module_patched("threading"))
+
+
+_SHARED: LoopThread | None = None
+_SHARED_LOCK = threading.Lock()
 
 
 async def _call(factory: Callable[[], Awaitable[T]]) -> T:
@@ -42,12 +60,26 @@ class LoopThread:
         name: The thread's name.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, shared: bool = False) -> None:
         self.name = name
+        self.shared = shared
+        """A process-wide loop: :meth:`stop` leaves it running for the other shells."""
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+
+    @classmethod
+    def for_process(cls, name: str) -> LoopThread:
+        """A loop thread of its own, or the process-wide one when threads are green
+        (:func:`cooperative`): a second asyncio loop cannot run there."""
+        global _SHARED
+        if not cooperative():
+            return cls(name)
+        with _SHARED_LOCK:
+            if _SHARED is None:
+                _SHARED = cls("siotools-loop", shared=True)
+            return _SHARED
 
     @property
     def running(self) -> bool:
@@ -117,7 +149,10 @@ class LoopThread:
             self.loop().call_soon_threadsafe(fn, *args)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and wait for its thread (a parent's loop is only forgotten)."""
+        """Stop the loop and wait for its thread (a parent's loop is only forgotten; the
+        process-wide loop keeps running)."""
+        if self.shared and self._pid == os.getpid():
+            return
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None

@@ -47,7 +47,7 @@ class _Shell:
         self._name = name
         self._make = make
         self._lock = threading.Lock()
-        self._bridge = LoopThread(name)
+        self._bridge = LoopThread.for_process(name)
         self._inner: Any = None
         self._connected = False
         self._pid = os.getpid()
@@ -63,7 +63,8 @@ class _Shell:
             if self._pid != os.getpid():
                 # A forked child: the parent's loop and connections stay the parent's.
                 self._bridge.stop()
-                self._bridge, self._inner, self._pid = LoopThread(self._name), None, os.getpid()
+                self._bridge = LoopThread.for_process(self._name)
+                self._inner, self._pid = None, os.getpid()
                 self._connected = False
             if self._inner is None:
                 self._inner = self._make()

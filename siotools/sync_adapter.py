@@ -114,7 +114,7 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
 
     def _make_transport(self) -> None:
         super()._make_transport()
-        self._bridge = LoopThread(f"siotools-adapter-{self.uid}")
+        self._bridge = LoopThread.for_process(f"siotools-adapter-{self.uid}")
         self._outbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._flush_pending = False
         self._unsettled = False
