@@ -82,3 +82,37 @@ def test_the_context_managers_connect_and_close(redis_url: str) -> None:
     with Emitter(redis_url, key=key, dialect="current") as emitter:
         emitter.of("/chat").to("a", "b").except_("c").volatile.emit("x", 1)
         assert emitter.of("/chat").sockets_join("r") == 0  # no node heard it
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_worker_emits_on_connections_of_its_own(redis_url: str) -> None:
+    import os
+
+    import redis
+
+    key = f"fork-{uuid.uuid4().hex[:8]}"
+    emitter = Emitter(redis_url, key=key, dialect="current")
+    with redis.Redis.from_url(redis_url) as r, r.pubsub() as sub:
+        sub.psubscribe(f"{key}#*")
+        assert sub.get_message(timeout=5) is not None  # the psubscribe confirmation
+        emitter.emit("parent", 1)
+        pid = os.fork()
+        if pid == 0:  # a prefork worker: the parent's loop thread does not exist here
+            code = 1
+            try:
+                emitter.emit("child", 2)
+                emitter.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        emitter.emit("parent-again", 3)  # the parent's connection still works
+        got = []
+        while len(got) < 3:
+            message = sub.get_message(timeout=5)
+            assert message is not None, got
+            if message["type"] == "pmessage":
+                got.append(message["data"])
+    assert sum(b"child" in m for m in got) == 1 and sum(b"parent-again" in m for m in got) == 1
+    emitter.close()
