@@ -21,6 +21,7 @@ BENCHES = [
     ("bench.bench_exporter", []),
     ("bench.bench_tui", []),
     ("bench.bench_cluster", []),
+    ("bench.bench_sync", []),
 ]
 
 

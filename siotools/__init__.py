@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         sniff,
         start_capture,
     )
+    from siotools.sync_adapter import RedisAdapter
 
 # Public name -> module that defines it; loaded on first attribute access.
 _LAZY: dict[str, str] = {
@@ -55,6 +56,7 @@ _LAZY: dict[str, str] = {
     "Report": "siotools.health",
     "doctor": "siotools.health",
     "RedisServer": "siotools.redis_server",
+    "RedisAdapter": "siotools.sync_adapter",
     "Capture": "siotools.sniffer",
     "SniffedFrame": "siotools.sniffer",
     "capture": "siotools.sniffer",
@@ -77,6 +79,7 @@ __all__ = [
     "NodePeerError",
     "PayloadTooLargeError",
     "ProtocolError",
+    "RedisAdapter",
     "RedisLaunchError",
     "RedisServer",
     "RedisUnavailableError",

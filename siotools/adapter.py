@@ -3,7 +3,8 @@
 A thin asyncio shell over the pure node core (:class:`~siotools.node.NodeCore`) and a wire
 dialect object (:mod:`siotools.dialects`): socket.io-redis 4.x/5.x (``dialect="legacy"``,
 ``"legacy-lite"``) or @socket.io/redis-adapter 8.x classic (``dialect="current"``). Python
-and Node servers can therefore share one cluster.
+and Node servers can therefore share one cluster. What it shares with the synchronous
+:class:`~siotools.RedisAdapter` lives in :class:`~siotools.shell.NodeShell`.
 
 Example::
 
@@ -20,313 +21,55 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as _dt
 import inspect
 import logging
-import secrets
-import string
-import time
-import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import socketio
 
 from siotools.delivery import LocalDelivery
-from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import (
     Action,
-    AddExpected,
     CallHook,
     Deliver,
     DeliverWithAck,
     Disconnect,
     FetchLocal,
-    Ignored,
-    Join,
-    Leave,
-    Malformed,
-    Publish,
     RemoteSocket,
-    Reply,
     Settle,
-    Subscriptions,
-    select_sids,
 )
-from siotools.dialects.detect import conflict, detect_with
-from siotools.exceptions import (
-    ConfigurationError,
-    RequestTimeout,
-    SiotoolsError,
-    SocketNotFound,
-    UnsupportedOperation,
-)
-from siotools.node import NodeCore
-from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
+from siotools.exceptions import RequestTimeout, SocketNotFound
 from siotools.requester import Requester
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import LinkEvent, Publisher, Subscriber, settle
-from siotools.transport.requests import RequestEngine
+from siotools.shell import (
+    ACK_TIMEOUT,
+    CustomHook,
+    ErrorCallback,
+    NodeShell,
+    ServerSideEmitHandler,
+    emit_args,
+    timed_out,
+)
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback", "ServerSideEmitHandler"]
 
 log = logging.getLogger("siotools.adapter")
 
-CustomHook = Callable[[Any], Any]
-"""``hook(data) -> reply`` (sync or async): this node's answer to ``custom_request``."""
 
-ErrorCallback = Callable[[BaseException], Any]
-"""Called with every error the adapter meets (the Node adapter's ``'error'`` event)."""
-
-ServerSideEmitHandler = Callable[..., Any]
-"""``handler(*args) -> ack`` (sync or async) for a ``server_side_emit`` event."""
-
-_UID_ALPHABET = string.ascii_letters + string.digits
-_ACK_TIMEOUT = 60.0  # python-socketio's call() default, for callbacks to remote sockets
-
-
-def _default_hook(data: Any) -> Any:
-    # socket.io-redis: `this.customHook = function(data, cb){ cb(null); }`
-    return None
-
-
-def _js_to_py(value: Any) -> Any:
-    """Map the JS-only values a Node node may send onto what python-socketio can encode."""
-    t = type(value)
-    if t is str or t is int or t is float or t is bool or value is None or t is bytes:
-        return value
-    if t is list:
-        return [_js_to_py(v) for v in value]
-    if t is dict:
-        # JSON.stringify drops undefined-valued keys, as a Node receiver's parser would.
-        return {k: _js_to_py(v) for k, v in value.items() if v is not UNDEFINED}
-    if isinstance(value, Undefined):
-        return None
-    if isinstance(value, _dt.datetime):
-        # Date.prototype.toJSON: ISO 8601 with milliseconds and a Z.
-        return value.astimezone(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, TypedArray):
-        return value.data
-    if isinstance(value, U64):
-        return int(value)
-    return value
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return list(value)
-    return [value]
-
-
-def _args(data: Any) -> list[Any]:
-    # python-socketio: a tuple is several arguments, anything else one (None: none).
-    if isinstance(data, tuple):
-        return list(data)
-    if data is None:
-        return []
-    return [data]
-
-
-def handshake_of(environ: Mapping[str, Any] | None, connected_at: float | None) -> dict[str, Any]:
-    """A socket.io 4 ``socket.handshake`` built from the WSGI/ASGI environ python-socketio
-    keeps for a connection (``auth`` is not kept by python-socketio: always ``{}``)."""
-    environ = environ or {}
-    headers = {
-        key[5:].lower().replace("_", "-"): value
-        for key, value in environ.items()
-        if key.startswith("HTTP_") and isinstance(value, str)
-    }
-    query_string = environ.get("QUERY_STRING") or ""
-    query = {k: v[0] for k, v in urllib.parse.parse_qs(query_string).items()}
-    issued = int((connected_at or time.time()) * 1000)
-    path = environ.get("PATH_INFO") or "/socket.io/"
-    return {
-        "headers": headers,
-        "time": _dt.datetime.fromtimestamp(issued / 1000, _dt.UTC).strftime(
-            "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"
-        ),
-        "address": environ.get("REMOTE_ADDR") or "",
-        "xdomain": "HTTP_ORIGIN" in environ,
-        "secure": environ.get("wsgi.url_scheme") == "https",
-        "issued": issued,
-        "url": path + ("?" + query_string if query_string else ""),
-        "query": query,
-        "auth": {},
-    }
-
-
-class _Stats(Mapping[str, int]):
-    """A live, read-only view of an adapter's counters."""
-
-    def __init__(self, adapter: AsyncRedisAdapter) -> None:
-        self._adapter = adapter
-
-    def __getitem__(self, name: str) -> int:
-        return self._adapter.counter(name)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict.fromkeys(("received", "decoded", "published", *self._adapter.counters)))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
-
-
-class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
-    """A python-socketio ``client_manager`` that is a node of a Socket.IO Redis cluster.
-
-    Args:
-        url: Redis URL (``redis://host:port/db``, ``rediss://``, ``unix://``).
-        host: Redis host, when no URL is given.
-        port: Redis port, when no URL is given.
-        key: The channel prefix shared by the cluster (``socket.io`` by default).
-        pub_client: A ``redis.asyncio.Redis`` whose settings (address, password, TLS) the
-            adapter's publishing connection uses.
-        sub_client: The same for the subscribing connection.
-        dialect: What the cluster speaks: ``"legacy"`` (socket.io-redis 5.x, notepack 2;
-            the default), ``"legacy-lite"`` (4.x, msgpack-lite) or ``"current"``
-            (@socket.io/redis-adapter 8.x classic); a :class:`~siotools.Dialect` works too.
-        requests_timeout: Seconds to wait for the other nodes' answers (default: 1.0 for
-            4.x/5.x as in socket.io-redis 4.x, 5.0 for 8.x as in RA 8.3).
-        with_channel_multiplexing: 4.x/5.x: publish single-room broadcasts on the room's
-            channel and SUBSCRIBE to the channel of every room with a local member
-            (socket.io-redis 4.x default). ``False`` publishes everything on ``key#nsp#``.
-        subscription_mode: 4.x/5.x: ``"subscribe"`` (4.x: SUBSCRIBE ``key#nsp#`` plus the
-            room channels) or ``"psubscribe"`` (5.x: PSUBSCRIBE ``key#nsp#*``).
-        publish_on_specific_response_channel: 8.x: answer on the requester's own response
-            channel (RA ``publishOnSpecificResponseChannel``).
-        parser: 8.x: ``"msgpack"`` (notepack 3) or ``"json"`` for broadcasts.
-        max_payload: Messages over this many bytes are dropped undecoded and counted as
-            ``oversized`` (reported once to the error callbacks); None: no limit.
-        namespaces: Namespaces to join the cluster in at start, in addition to ``/`` and
-            the server's registered ones; others are joined when a client connects.
-        custom_hook: This node's answer to ``custom_request`` (see :data:`CustomHook`).
-        logger: A logger for the manager (python-socketio's own convention).
-    """
+class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
+    """A python-socketio ``AsyncServer`` ``client_manager`` that is a node of a Socket.IO
+    Redis cluster (options: :class:`~siotools.shell.NodeShell`)."""
 
     name = "siotools-redis"
 
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        host: str | None = None,
-        port: int | None = None,
-        key: str = "socket.io",
-        pub_client: Any = None,
-        sub_client: Any = None,
-        dialect: Dialect | str = Dialect.LEGACY,
-        requests_timeout: float | None = None,
-        with_channel_multiplexing: bool = True,
-        subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
-        publish_on_specific_response_channel: bool = False,
-        parser: Literal["msgpack", "json"] = "msgpack",
-        max_payload: int | None = 64 * 2**20,
-        namespaces: Iterable[str] = (),
-        custom_hook: CustomHook | None = None,
-        logger: Any = None,
-    ) -> None:
-        super().__init__()
-        self.prefix = key or "socket.io"  # socket.io-redis: `prefix = opts.key || 'socket.io'`
-        self.wire = make_dialect(
-            resolve_dialect(dialect),
-            self.prefix,
-            subscription_mode=subscription_mode,
-            with_channel_multiplexing=with_channel_multiplexing,
-            publish_on_specific_response_channel=publish_on_specific_response_channel,
-            parser=parser,
-            max_payload=max_payload,
-        )
-        if requests_timeout is None:
-            requests_timeout = self.wire.default_timeout
-        if not requests_timeout > 0 or requests_timeout == float("inf"):
-            raise ConfigurationError("requests_timeout must be a positive number of seconds")
-        self._pub_client = pub_client
-        self._sub_client = sub_client
-        self._made_clients: list[Any] = []  # made by the properties: closed by close()
-        self._pub_endpoint = self._endpoint(url, host, port, pub_client)
-        self._sub_endpoint = (
-            RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
-        )
-        self.grammar = self.wire.grammar
-        self.uid = "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
-        self.requests_timeout = float(requests_timeout)
-        self.dialect = self.wire.dialect
-        # The options as given (the dialect object applies those of its dialect).
-        self.with_channel_multiplexing = with_channel_multiplexing
-        self.subscription_mode = subscription_mode
-        self.publish_on_specific_response_channel = publish_on_specific_response_channel
-        self.custom_hook: CustomHook = custom_hook or _default_hook
-        self.logger = logger
-        self.core = NodeCore(self.wire, self.uid)
-        self._extra_namespaces = list(namespaces)
-        self._error_callbacks: list[ErrorCallback] = []
-        self._handlers: dict[tuple[str, str], list[ServerSideEmitHandler]] = {}
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._warned: set[str] = set()
-        self._connected_at: dict[str, float] = {}
-        self._delivery: LocalDelivery | None = None
-        # The per-message counter is a plain int: a Counter update costs as much as a
-        # quarter of the rest of the receive path.
-        self._published = 0
-        self._stats = _Stats(self)
-        self._engine = RequestEngine()
-        self._publisher = Publisher(
-            self._pub_endpoint, name=f"{self.uid}-pub", on_error=self._error
-        )
-        self._subscriber = Subscriber(
-            self._sub_endpoint,
-            on_batch=self._on_batch,
-            name=f"{self.uid}-sub",
-            on_error=self._error,
-            on_event=self._link_event,
-        )
-        self._requester = Requester(
-            self._publisher, self._engine, timeout=self.requests_timeout, counted=True
-        )
-        self._pending_subs: list[asyncio.Future[None]] = []
+    def _make_transport(self) -> None:
+        super()._make_transport()
         self._inbox: collections.deque[Deliver] = collections.deque()
         self._wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._deliverer: asyncio.Task[None] | None = None
-        self._started = False
         self._starting: asyncio.Task[None] | None = None
-        self._closed = False
-
-    @property
-    def pending_requests(self) -> int:
-        """Cluster requests of this node still waiting for answers (RA's
-        ``adapter.requests.size`` plus ``ackRequests.size``)."""
-        return len(self._engine)
-
-    @property
-    def counters(self) -> list[str]:
-        """The names of the counters incremented so far (see :attr:`stats`)."""
-        return list(self._counts)
-
-    def counter(self, name: str) -> int:
-        """One counter's value (0 when never incremented)."""
-        if name == "received":
-            return self.core.received
-        if name == "decoded":
-            return self.core.decoded
-        if name == "published":
-            return self._published
-        if name == "volatile_dropped":
-            return 0 if self._delivery is None else self._delivery.volatile_dropped
-        return self._counts[name]
-
-    @property
-    def stats(self) -> Mapping[str, int]:
-        """Live counters: ``received``, ``decoded``, ``published``, ``delivered``,
-        ``malformed``, ``ignored``, ``errors``, ``subscription_lost``,
-        ``subscription_restored``, ``subscription_gap_ms``... (0 for a counter never
-        incremented)."""
-        return self._stats
+        self._local_delivery: LocalDelivery | None = None
 
     @property
     def pub_client(self) -> Any:
@@ -336,22 +79,16 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         The adapter itself publishes and subscribes on lean connections of its own, opened
         with these settings (address, credentials, TLS).
         """
-        if self._pub_client is None:
-            import redis.asyncio as aioredis
+        import redis.asyncio as aioredis
 
-            self._pub_client = aioredis.Redis(**self._pub_endpoint.redis_py_kwargs())
-            self._made_clients.append(self._pub_client)
-        return self._pub_client
+        return self._client("pub", aioredis.Redis)
 
     @property
     def sub_client(self) -> Any:
         """The ``redis.asyncio.Redis`` for the subscribing side (see :attr:`pub_client`)."""
-        if self._sub_client is None:
-            import redis.asyncio as aioredis
+        import redis.asyncio as aioredis
 
-            self._sub_client = aioredis.Redis(**self._sub_endpoint.redis_py_kwargs())
-            self._made_clients.append(self._sub_client)
-        return self._sub_client
+        return self._client("sub", aioredis.Redis)
 
     def attach(self, app: Any) -> None:
         """Start and close the adapter with an aiohttp ``web.Application``.
@@ -363,19 +100,6 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """
         app.on_startup.append(self.start)
         app.on_cleanup.append(self.close)
-
-    @staticmethod
-    def _endpoint(
-        url: str | None, host: str | None, port: int | None, client: Any
-    ) -> RedisEndpoint:
-        if client is not None:
-            return RedisEndpoint.from_client(client)
-        if url is not None:
-            if host is not None or port is not None:
-                raise ConfigurationError("pass either a Redis URL or host/port, not both")
-            return RedisEndpoint.from_url(url)
-        # An explicit port 0 is an error (RedisEndpoint says so), not the default port.
-        return RedisEndpoint(host=host or "127.0.0.1", port=6379 if port is None else port)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -419,51 +143,12 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             await asyncio.shield(self._starting)
             if self._started:
                 return
-        self._closed = False
-        await self._publisher.start()
-        await self._subscriber.start()
-        self._started = True
+        await self._join_cluster()
+
+    def _on_started(self) -> None:
         self._deliverer = asyncio.get_running_loop().create_task(
             self._deliver_loop(), name=f"siotools-adapter-{self.uid}-deliver"
         )
-        for nsp in self._initial_namespaces():
-            self._join_namespace(nsp)
-        self._subscribe_rooms()
-        await self._settle_subscriptions()
-        await self._check_generations()
-        self._get_logger().info(
-            "siotools adapter %s joined the cluster at %s (key %r)",
-            self.uid,
-            self._pub_endpoint.url,
-            self.prefix,
-        )
-
-    async def _check_generations(self) -> None:
-        # Another adapter generation on this prefix misreads our requests and we theirs:
-        # say so at once (passively: PUBSUB CHANNELS, nothing is published). An ACL user
-        # without +pubsub|channels skips the check; it is advice, not a duty.
-        try:
-            found = await detect_with(self._publisher, self.prefix)
-        except SiotoolsError as exc:
-            self._get_logger().info(
-                "siotools adapter %s: generation check skipped: %s", self.uid, exc
-            )
-            return
-        warning = conflict(found, self.dialect)
-        if warning is not None:
-            self._error(ConfigurationError(warning))
-
-    def _initial_namespaces(self) -> list[str]:
-        names = ["/", *self._extra_namespaces]
-        server = self.server
-        if server is not None:
-            handlers = getattr(server, "handlers", {}) or {}
-            names.extend(handlers)
-            names.extend(getattr(server, "namespace_handlers", {}) or {})
-            configured = getattr(server, "namespaces", None)
-            if isinstance(configured, list):
-                names.extend(configured)
-        return [n for n in dict.fromkeys(names) if isinstance(n, str) and n != "*"]
 
     async def close(self, *_: Any) -> None:
         """Leave the cluster: unsubscribe, cancel pending requests, close the connections.
@@ -477,7 +162,6 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._starting
         self._starting = None
-        self._engine.cancel_all()
         tasks = [t for t in (self._deliverer, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -486,43 +170,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 await task
         self._deliverer = None
         self._tasks.clear()
-        await self._subscriber.close()
-        await self._publisher.close()
-        while self._made_clients:
-            await self._made_clients.pop().aclose()
-        self._started = False
-
-    # ------------------------------------------------------------------ errors
-
-    def on_error(self, callback: ErrorCallback) -> ErrorCallback:
-        """Register a callback for errors (Redis, malformed frames); usable as a decorator."""
-        self._error_callbacks.append(callback)
-        return callback
-
-    def _error(self, exc: BaseException) -> None:
-        self._counts["errors"] += 1
-        if not self._error_callbacks:
-            self._get_logger().warning("siotools adapter %s: %s", self.uid, exc)
-        for callback in self._error_callbacks:
-            try:
-                result = callback(exc)
-                if inspect.isawaitable(result):
-                    self._spawn(result)
-            except Exception:
-                self._get_logger().exception("error callback failed")
-
-    def _link_event(self, event: LinkEvent) -> None:
-        # The loss itself reaches the error callbacks from the transport ("Lost the
-        # connection ... reconnecting"); here it is counted, and so is the way back.
-        self._counts[f"subscription_{event.kind}"] += 1
-        if event.kind == "restored":
-            self._counts["subscription_gap_ms"] += round((event.gap or 0.0) * 1000)
-            self._get_logger().warning(
-                "siotools adapter %s resubscribed at %s after a %.3fs gap",
-                self.uid,
-                event.url,
-                event.gap or 0.0,
-            )
+        await self._close_transport()
 
     def _spawn(self, awaitable: Awaitable[Any]) -> None:
         async def run() -> None:
@@ -532,145 +180,25 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ------------------------------------------------------------------ subscriptions
-
-    def _join_namespace(self, nsp: str) -> None:
-        subs = self.core.join_namespace(nsp)
-        if subs is not None:
-            self._subscribe(subs)
-
-    def _subscribe(self, subs: Subscriptions) -> None:
-        sub = self._subscriber
-        if subs.patterns:
-            self._track(sub.psubscribe_nowait(list(subs.patterns)))
-        if subs.channels:
-            self._track(sub.subscribe_nowait(list(subs.channels)))
-
-    def _track(self, fut: asyncio.Future[None] | None) -> None:
-        if fut is not None:
-            self._pending_subs.append(fut)
-
-    async def _settle_subscriptions(self) -> None:
-        """Wait until Redis confirmed the subscriptions made so far."""
-        pending, self._pending_subs = self._pending_subs, []
-        for fut in pending:
-            # A refused (P)SUBSCRIBE raises SubscriptionRefused (a deaf node must not start).
-            await settle(fut)
-
-    def _subscribe_rooms(self) -> None:
-        # Rooms that got members before the start (sockets connect before the loop ran).
-        for nsp, rooms in self.rooms.items():
-            self._join_namespace(nsp)
-            for room in rooms:
-                if room is not None:
-                    self._room_added(nsp, room)
-
-    def _room_added(self, nsp: str, room: Any) -> None:
-        channel = self.core.room_added(nsp, room)
-        if channel is not None:
-            self._track(self._subscriber.subscribe_nowait([channel]))
-
-    def basic_enter_room(
-        self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
-    ) -> None:
-        """Add a local socket to a room (and SUBSCRIBE to the room's channel if the dialect
-        listens per room and the room is new here)."""
-        ns_rooms = self.rooms.get(namespace)
-        new_room = room is not None and (ns_rooms is None or room not in ns_rooms)
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if self._started:
-            if namespace not in self.core.namespaces:
-                self._join_namespace(namespace)
-            if new_room:
-                self._room_added(namespace, room)
-
-    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        """Remove a local socket from a room (UNSUBSCRIBE when the room empties here)."""
-        super().basic_leave_room(sid, namespace, room)
-        if room is not None and self._started and room not in self.rooms.get(namespace, {}):
-            channel = self.core.room_removed(namespace, room)
-            if channel is not None:
-                self._subscriber.unsubscribe_nowait([channel])
-
-    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        """Forget a disconnected socket (python-socketio hook)."""
-        self._connected_at.pop(sid, None)
-        super().basic_disconnect(sid, namespace, **kwargs)
-
-    # ------------------------------------------------------------------ local view
-
-    def namespace_rooms(self, nsp: str) -> Mapping[Any, Mapping[str, Any]] | None:
-        """``room -> {sid: eio_sid}`` of a namespace (the node core's view of this node)."""
-        rooms: Mapping[Any, Mapping[str, Any]] | None = self.rooms.get(nsp)
-        return rooms
-
-    def rooms_of(self, sid: str, nsp: str) -> list[Any]:
-        """The rooms of a local socket, its own id room first (Node's ``Object.keys``)."""
-        rooms: list[Any] = self.get_rooms(sid, nsp)
-        if sid in rooms:
-            rooms.remove(sid)
-        return [sid, *rooms]
-
-    def _is_local(self, sid: Any, nsp: str) -> bool:
-        members = self.rooms.get(nsp, {}).get(None)
-        return members is not None and sid in members
+    # ------------------------------------------------------------------ local sockets
 
     async def describe(self, sid: str, nsp: str) -> RemoteSocket:
         """A local socket as ``fetch_sockets`` reports it: rooms, session data, handshake."""
-        server = self.server
-        eio_sid = self.eio_sid_from_sid(sid, nsp)
-        environ = server.environ.get(eio_sid) if server is not None else None
         data: Any = None
         with contextlib.suppress(Exception):  # a socket that left meanwhile has no session
-            data = await server.get_session(sid, namespace=nsp)
-        return RemoteSocket(
-            id=sid,
-            rooms=tuple(self.rooms_of(sid, nsp)),
-            data=data,
-            handshake=handshake_of(environ, self._connected_at.get(sid)),
-            nsp=nsp,
-        )
+            data = await self.server.get_session(sid, namespace=nsp)
+        return self._remote_socket(sid, nsp, data)
 
-    # ------------------------------------------------------------------ receiving
+    # ------------------------------------------------------------------ carrying out
 
-    def _on_batch(self, now: int, batch: list[list[bytes]]) -> None:
-        """Handle the messages of one socket read, in order."""
-        receive = self.core.receive
-        for reply in batch:
-            try:
-                if len(reply) == 3:  # [b"message", channel, payload]
-                    actions = receive(reply[1], reply[2], None, self)
-                else:  # [b"pmessage", pattern, channel, payload]
-                    actions = receive(reply[2], reply[3], reply[1], self)
-                if actions:
-                    self._perform(actions)
-            except Exception as exc:  # one bad message must not cost the rest of the batch
-                self._error(exc)
+    def _queue_delivery(self, action: Deliver) -> None:
+        self._inbox.append(action)
+        self._wakeup.set()
 
-    def _perform(self, actions: Sequence[Action]) -> None:
-        """Carry out what the core said; what needs awaiting runs in one task, in order."""
-        later: list[Action] = []
-        for action in actions:
-            if isinstance(action, Deliver):
-                self._inbox.append(action)
-                self._wakeup.set()
-            elif isinstance(action, Malformed):
-                self._counts["malformed"] += 1
-                self._error(action.error)
-            elif isinstance(action, Ignored):
-                self._counts[action.reason] += 1
-                if action.warning is not None and action.reason not in self._warned:
-                    self._warned.add(action.reason)
-                    self._error(ConfigurationError(action.warning))
-            elif isinstance(action, (Reply, AddExpected)):
-                if not self._requester.take([action]) and isinstance(action, Reply):
-                    self._counts["responses_ignored"] += 1
-            else:
-                later.append(action)
-        if later:
-            task = asyncio.get_running_loop().create_task(self._carry_out(later))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _later(self, actions: list[Action]) -> None:
+        task = asyncio.get_running_loop().create_task(self._carry_out(actions))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _carry_out(self, actions: list[Action]) -> None:
         try:
@@ -680,18 +208,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             self._error(exc)
 
     async def _act(self, action: Action) -> None:
+        if self._act_now(action):
+            return
         match action:
-            case Publish(channel=channel, payload=payload):
-                self._publisher.publish(channel, payload)
-            case Join(nsp=nsp, sids=sids, rooms=rooms):
-                for sid in sids:
-                    for room in rooms:
-                        self._enter_local(sid, nsp, room)
-            case Leave(nsp=nsp, sids=sids, rooms=rooms):
-                for sid in sids:
-                    for room in rooms:
-                        if self._is_local(sid, nsp) and room is not None and room != sid:
-                            self.basic_leave_room(sid, nsp, room)
             case Disconnect(nsp=nsp, sids=sids, close=close):
                 for sid in sids:
                     if self.is_connected(sid, nsp):
@@ -701,47 +220,22 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             case CallHook():
                 await self._call_hook(action)
             case FetchLocal(nsp=nsp, sids=sids, respond=respond):
-                sockets = [await self.describe(sid, nsp) for sid in sids]
-                out = respond(sockets)
+                out = respond([await self.describe(sid, nsp) for sid in sids])
                 self._publisher.publish(out.channel, out.payload)
             case DeliverWithAck():
-                await self._deliver_with_ack(action)
+                targets, event, args, callback = self._ack_fanout(action)
+                for sid in targets:
+                    await super().emit(event, args, action.nsp, room=sid, callback=callback)
 
     async def _call_hook(self, action: CallHook) -> None:
-        if action.kind == "custom_request":
-            value = self.custom_hook(action.args[0])
-        else:
-            event, *args = action.args
-            handlers = self._handlers.get((action.nsp, event))
-            if not handlers:
-                return  # Node: a server without a listener never answers (RA #431)
-            value = None
-            for i, handler in enumerate(handlers):
-                result = handler(*_js_to_py(args))
-                if inspect.isawaitable(result):
-                    result = await result
-                if i == 0:
-                    value = result
-        if inspect.isawaitable(value):
-            value = await value
-        if action.respond is not None:
-            out = action.respond(value)
-            if out is not None:
-                self._publisher.publish(out.channel, out.payload)
-
-    async def _deliver_with_ack(self, action: DeliverWithAck) -> None:
-        sids = select_sids(self, action.nsp, action.rooms, action.except_)
-        count = action.on_count(len(sids))
-        self._publisher.publish(count.channel, count.payload)
-        event, *args = _js_to_py(action.data)
-        publisher = self._publisher
-
-        def callback(*ack: Any) -> None:
-            out = action.on_ack(ack[0] if ack else None)
-            publisher.publish(out.channel, out.payload)
-
-        for sid in sids:
-            await super().emit(event, tuple(args), action.nsp, room=sid, callback=callback)
+        calls = self._hook_calls(action)
+        if not calls:
+            return
+        results = []
+        for fn, args in calls:
+            result = fn(*args)
+            results.append(await result if inspect.isawaitable(result) else result)
+        self._hook_answer(action, results[0])
 
     async def _deliver_loop(self) -> None:
         inbox = self._inbox
@@ -753,13 +247,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 continue
             d = inbox.popleft()
             try:
-                await self._deliver_local(
-                    d.nsp,
-                    _js_to_py(d.data),
-                    d.rooms,
-                    d.except_,
-                    volatile=bool(d.flags.get("volatile")),
-                )
+                await self._deliver_local(**self._delivery(d))
             except Exception as exc:
                 self._error(exc)
 
@@ -772,72 +260,37 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         *,
         volatile: bool = False,
     ) -> None:
-        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty).
-
-        ``except_`` names rooms (a socket id is a room, so 4.x/5.x socket ids work too).
-        ``volatile`` drops the message for a socket whose transport still has packets
-        waiting, as Node's volatile flag does for a transport that is not writable.
-        """
-        ns_rooms = self.rooms.get(nsp)
-        if not ns_rooms:
-            return
-        # socket.io-adapter broadcast(): union of the named rooms' sockets, skipping the
-        # except rooms' members and sockets that are not connected yet.
-        skip: set[Any] = set()
-        for name in except_:
-            skip.add(name)
-            members = ns_rooms.get(name)
-            if members:
-                skip.update(members)
-        if rooms:
-            targets: dict[str, str] = {}
-            for room in rooms:
-                members = ns_rooms.get(room)
-                if members:
-                    for sid, eio_sid in members.items():
-                        if sid not in skip and sid not in targets:
-                            targets[sid] = eio_sid
-            recipients = list(targets.items())
-        else:
-            recipients = [(s, e) for s, e in ns_rooms.get(None, {}).items() if s not in skip]
+        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty)."""
+        recipients = self._targets(nsp, rooms, except_)
         if not recipients:
             return
-        delivery = self._delivery
+        delivery = self._local_delivery
         if delivery is None or delivery.server is not self.server:
-            delivery = self._delivery = LocalDelivery(self.server)
+            delivery = self._local_delivery = LocalDelivery(self.server)
         # One encode per broadcast, queued straight onto each socket's Engine.IO queue.
         self._counts["delivered"] += await delivery.deliver(nsp, data, recipients, volatile)
 
-    def _enter_local(self, sid: str, nsp: str, room: Any) -> None:
-        if not self._is_local(sid, nsp) or room is None:
-            return
-        try:
-            self.basic_enter_room(sid, nsp, room)
-        except ValueError as exc:
-            # python-socketio refuses to put a socket in another socket's id room.
-            self._error(exc)
+    def counter(self, name: str) -> int:
+        """One counter's value (0 when never incremented)."""
+        value = super().counter(name)
+        if name == "volatile_dropped" and self._local_delivery is not None:
+            value += self._local_delivery.volatile_dropped
+        return value
 
     async def _disconnect_local(self, sid: str, nsp: str, close: bool) -> None:
-        server = self.server
-        if close:
-            eio_sid = self.eio_sid_from_sid(sid, nsp)
-            await server.disconnect(sid, namespace=nsp, ignore_queue=True)
-            if eio_sid is not None:
-                # socket.disconnect(true) closes the whole Engine.IO connection.
-                with contextlib.suppress(Exception):
-                    await server.eio.disconnect(eio_sid)
-        else:
-            await server.disconnect(sid, namespace=nsp, ignore_queue=True)
+        eio_sid = self.eio_sid_from_sid(sid, nsp) if close else None
+        await self.server.disconnect(sid, namespace=nsp, ignore_queue=True)
+        if eio_sid is not None:
+            # socket.disconnect(true) closes the whole Engine.IO connection.
+            with contextlib.suppress(Exception):
+                await self.server.eio.disconnect(eio_sid)
 
     # ------------------------------------------------------------------ python-socketio API
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         """Register a connecting socket (joins the namespace in the cluster if new)."""
-        if namespace not in self.core.namespaces and self._started:
-            self._join_namespace(namespace)
-        sid = await super().pre_connect(eio_sid, namespace)
-        if sid is not None:
-            self._connected_at[sid] = time.time()
+        self._connecting(namespace)
+        sid = self._connected(await super().pre_connect(eio_sid, namespace))
         await self._settle_subscriptions()
         return sid
 
@@ -861,38 +314,23 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             UnsupportedOperation: A callback (ack) for sockets on other nodes where the
                 dialect cannot carry acknowledgements (socket.io-redis 4.x/5.x).
         """
-        room = to if to is not None else room
-        args = _args(data)
-        rooms = _as_list(room)
-        skips = _as_list(skip_sid)
-        if callback is not None:
-            if len(rooms) == 1 and self._is_local(rooms[0], namespace):
-                await super().emit(
-                    event, data, namespace, room=rooms[0], skip_sid=skip_sid, callback=callback
-                )
-                return
-            if not self.wire.capabilities.acks_across_nodes:
-                raise UnsupportedOperation(
-                    f"{self.wire.label} cannot carry acknowledgements across nodes; a "
-                    "callback is only possible for a socket connected to this node"
-                )
-            self._spawn(self._remote_callback(event, args, namespace, rooms, skips, callback))
-            return
-        flags: dict[str, Any] = {}
-        if kwargs:
-            for flag in ("volatile", "compress", "local"):
-                if kwargs.get(flag) is not None:
-                    flags[flag] = kwargs[flag]
-        local_only = bool(kwargs.get("ignore_queue")) or bool(flags.get("local"))
-        # A socket id is unique in the cluster: a broadcast to one local socket needs no
-        # other node (Node publishes it anyway; every other node drops it unread).
-        single_local = len(rooms) == 1 and self._is_local(rooms[0], namespace)
-        if not local_only and not single_local:
-            await self._publish_broadcast(namespace, [event, *args], rooms, skips, flags)
-        if self.rooms.get(namespace):
-            await self._deliver_local(
-                namespace, [event, *args], rooms, skips, volatile=bool(flags.get("volatile"))
+        r = self._route_emit(data, namespace, room, skip_sid, callback, to, kwargs)
+        if r.ack == "local":
+            await super().emit(
+                event, data, namespace, room=r.rooms[0], skip_sid=skip_sid, callback=callback
             )
+        elif r.ack == "remote":
+            self._spawn(self._remote_callback(event, r.args, namespace, r.rooms, r.skips, callback))
+        else:
+            if r.publish:
+                await self._publish_broadcast(
+                    namespace, [event, *r.args], r.rooms, r.skips, r.flags
+                )
+            if self.rooms.get(namespace):
+                volatile = bool(r.flags.get("volatile"))
+                await self._deliver_local(
+                    namespace, [event, *r.args], r.rooms, r.skips, volatile=volatile
+                )
 
     async def _remote_callback(
         self,
@@ -912,12 +350,12 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 to=rooms or None,
                 skip_sid=skips or None,
                 namespace=nsp,
-                timeout=_ACK_TIMEOUT,
+                timeout=ACK_TIMEOUT,
             )
         except RequestTimeout as exc:
             acks = list(exc.partial or [])
         for ack in acks:
-            result = callback(*_args(ack))
+            result = callback(*emit_args(ack))
             if inspect.isawaitable(result):
                 await result
 
@@ -926,9 +364,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
     ) -> None:
         if not self._started:
             await self.start()
-        out = self.wire.broadcast(self.uid, nsp, data, rooms, except_, flags)
-        self._publisher.publish(out.channel, out.payload)
-        self._published += 1
+        self._broadcast_now(nsp, data, rooms, except_, flags)
         if self._publisher.congested:
             await self._publisher.wait_writable()
 
@@ -951,21 +387,18 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     async def close_room(self, room: Any, namespace: str) -> None:
         """Remove every socket of the cluster from ``room``."""
-        remote = [
-            sid
-            for sid in await self.clients([room], namespace=namespace)
-            if not self._is_local(sid, namespace)
-        ]
+        members = await self.clients([room], namespace=namespace)
+        remote = [sid for sid in members if not self._is_local(sid, namespace)]
         self.basic_close_room(room, namespace)
         results = await asyncio.gather(
             *(self.remote_leave(sid, room, namespace=namespace) for sid in remote),
             return_exceptions=True,
         )
         for result in results:
-            if isinstance(result, (RequestTimeout, SocketNotFound)):
-                # the socket left or disconnected meanwhile: nothing to remove
-                continue
-            if isinstance(result, BaseException):
+            # RequestTimeout/SocketNotFound: the socket left meanwhile, nothing to remove.
+            if isinstance(result, BaseException) and not isinstance(
+                result, (RequestTimeout, SocketNotFound)
+            ):
                 raise result
 
     async def can_disconnect(self, sid: str, namespace: str) -> bool:
@@ -989,8 +422,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._join_namespace(namespace)
         await self._settle_subscriptions()
 
-    def _local_ids(self, nsp: str, rooms: Sequence[Any], except_: Sequence[Any] = ()) -> list[str]:
-        return select_sids(self, nsp, rooms, except_)
+    async def _run(self, namespace: str, plan: Any, requester: Requester | None = None) -> Any:
+        await self._ready(namespace)
+        return await (requester or self._requester).run(plan)
 
     async def fetch_sockets(
         self,
@@ -1007,15 +441,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
         rooms_l, except_l = list(rooms or ()), list(except_rooms or ())
-        mine = [
-            await self.describe(s, namespace) for s in self._local_ids(namespace, rooms_l, except_l)
-        ]
+        sids = self._local_ids(namespace, rooms_l, except_l)
+        mine = [await self.describe(s, namespace) for s in sids]
         if local:
             return mine
-        await self._ready(namespace)
-        return await self._requester.run(
-            self.wire.fetch_sockets(namespace, self.uid, rooms_l, except_l, mine)
+        result: list[RemoteSocket] = await self._run(
+            namespace, self._fetch_plan(rooms_l, except_l, namespace, mine)
         )
+        return result
 
     async def sockets_join(
         self,
@@ -1026,15 +459,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Make every matching socket of the cluster join ``room_or_rooms``."""
-        await self._ready(namespace)
-        await self._requester.run(
-            self.wire.sockets_join(
-                namespace,
-                self.uid,
-                list(rooms or ()),
-                list(except_rooms or ()),
-                _as_list(room_or_rooms),
-            )
+        await self._run(
+            namespace,
+            self._bulk_plan("sockets_join", room_or_rooms, rooms, except_rooms, namespace),
         )
 
     async def sockets_leave(
@@ -1046,15 +473,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Make every matching socket of the cluster leave ``room_or_rooms``."""
-        await self._ready(namespace)
-        await self._requester.run(
-            self.wire.sockets_leave(
-                namespace,
-                self.uid,
-                list(rooms or ()),
-                list(except_rooms or ()),
-                _as_list(room_or_rooms),
-            )
+        await self._run(
+            namespace,
+            self._bulk_plan("sockets_leave", room_or_rooms, rooms, except_rooms, namespace),
         )
 
     async def disconnect_sockets(
@@ -1066,31 +487,13 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         namespace: str = "/",
     ) -> None:
         """Disconnect every matching socket of the cluster (``close``: their connections)."""
-        await self._ready(namespace)
-        await self._requester.run(
-            self.wire.disconnect_sockets(
-                namespace, self.uid, list(rooms or ()), list(except_rooms or ()), close
-            )
+        await self._run(
+            namespace, self._bulk_plan("disconnect_sockets", close, rooms, except_rooms, namespace)
         )
-
-    def on_server_side_emit(
-        self, event: str, namespace: str = "/"
-    ) -> Callable[[ServerSideEmitHandler], ServerSideEmitHandler]:
-        """Register a handler for ``server_side_emit(event, ...)`` from other nodes; its
-        return value (sync or async) is the ack. Usable as a decorator."""
-
-        def register(handler: ServerSideEmitHandler) -> ServerSideEmitHandler:
-            self._handlers.setdefault((namespace, event), []).append(handler)
-            return handler
-
-        return register
 
     async def server_side_emit(self, event: str, *args: Any, namespace: str = "/") -> None:
         """Send ``event`` to the other server nodes (socket.io 4 ``serverSideEmit``)."""
-        await self._ready(namespace)
-        await self._requester.run(
-            self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=False)
-        )
+        await self._run(namespace, self._sse_plan(event, args, namespace, False))
 
     async def server_side_emit_with_ack(
         self, event: str, *args: Any, namespace: str = "/", timeout: float | None = None
@@ -1100,14 +503,11 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         Raises:
             RequestTimeout: Not every node answered (``partial``: the replies so far).
         """
-        await self._ready(namespace)
-        plan = self.wire.server_side_emit(namespace, self.uid, [event, *args], ack=True)
-        if timeout is None:
-            result: list[Any] = await self._requester.run(plan)
-            return result
-        return list(
-            await Requester(self._publisher, self._engine, timeout=timeout, counted=True).run(plan)
-        )
+        requester = None
+        if timeout is not None:
+            requester = Requester(self._publisher, self._engine, timeout=timeout, counted=True)
+        plan = self._sse_plan(event, args, namespace, True)
+        return list(await self._run(namespace, plan, requester))
 
     async def emit_with_ack(
         self,
@@ -1126,14 +526,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             RequestTimeout: ``operation has timed out``; ``partial`` holds the acks so far.
             UnsupportedOperation: The dialect cannot carry acknowledgements (4.x/5.x).
         """
-        args = _args(data)
-        rooms, skips = _as_list(to), _as_list(skip_sid)
-        plan = self.wire.emit_with_ack(
-            namespace, self.uid, [event, *args], rooms, skips, {}, timeout
-        )
+        plan, args, sids = self._ack_plan(event, data, to, skip_sid, namespace, timeout)
         await self._ready(namespace)
         local_acks: list[Any] = []
-        sids = select_sids(self, namespace, rooms, skips)
         done = asyncio.get_running_loop().create_future()
 
         def callback(*ack: Any) -> None:
@@ -1142,7 +537,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                 done.set_result(None)
 
         for sid in sids:
-            await super().emit(event, tuple(args), namespace, room=sid, callback=callback)
+            await super().emit(event, args, namespace, room=sid, callback=callback)
         if not sids:
             done.set_result(None)
         remote_task = asyncio.ensure_future(self._requester.run(plan))
@@ -1156,11 +551,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                     partial = await remote_task
                 except RequestTimeout as late:
                     partial = late.partial or []
-            raise RequestTimeout(
-                "operation has timed out",
-                partial=[*local_acks, *(partial or [])],
-                answered=len(local_acks) + len(partial or []),
-            ) from None
+            raise timed_out(local_acks, partial) from None
         return [*local_acks, *remote]
 
     async def clients(
@@ -1171,11 +562,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
-        rooms_l = list(rooms or ())
         await self._ready(namespace)
-        return await self._requester.run(
-            self.wire.clients(namespace, self.uid, rooms_l, self._local_ids(namespace, rooms_l))
-        )
+        result: list[str] = await self._requester.run(self._clients_plan(rooms, namespace))
+        return result
 
     async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
         """Every room of every node, socket-id rooms included (as the Node adapters report).
@@ -1184,8 +573,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
         await self._ready(namespace)
-        local = [r for r in self.rooms.get(namespace, {}) if r is not None]
-        return await self._requester.run(self.wire.all_rooms(namespace, self.uid, local))
+        result: list[Any] = await self._requester.run(self._all_rooms_plan(namespace))
+        return result
 
     async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[Any]:
         """The rooms of socket ``sid``, wherever it is connected (its own id room first).
@@ -1196,8 +585,10 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """
         if self._is_local(sid, namespace):
             return self.rooms_of(sid, namespace)
-        await self._ready(namespace)
-        return await self._requester.run(self.wire.client_rooms(namespace, self.uid, sid))
+        result: list[Any] = await self._run(
+            namespace, self.wire.client_rooms(namespace, self.uid, sid)
+        )
+        return result
 
     async def remote_join(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` join ``room`` on whichever node it is connected to.
@@ -1209,9 +600,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if self.is_connected(sid, namespace):
             self._enter_local(sid, namespace, room)
             await self._settle_subscriptions()
-            return
-        await self._ready(namespace)
-        await self._requester.run(self.wire.remote_join(namespace, self.uid, sid, room))
+        else:
+            await self._run(namespace, self.wire.remote_join(namespace, self.uid, sid, room))
 
     async def remote_leave(self, sid: str, room: Any, *, namespace: str = "/") -> None:
         """Make socket ``sid`` leave ``room`` on whichever node it is connected to.
@@ -1222,9 +612,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """
         if self.is_connected(sid, namespace):
             self.basic_leave_room(sid, namespace, room)
-            return
-        await self._ready(namespace)
-        await self._requester.run(self.wire.remote_leave(namespace, self.uid, sid, room))
+        else:
+            await self._run(namespace, self.wire.remote_leave(namespace, self.uid, sid, room))
 
     async def remote_disconnect(
         self, sid: str, close: bool = False, *, namespace: str = "/"
@@ -1237,9 +626,9 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         """
         if self.is_connected(sid, namespace):
             await self._disconnect_local(sid, namespace, close)
-            return
-        await self._ready(namespace)
-        await self._requester.run(self.wire.remote_disconnect(namespace, self.uid, sid, close))
+        else:
+            plan = self.wire.remote_disconnect(namespace, self.uid, sid, close)
+            await self._run(namespace, plan)
 
     async def custom_request(self, data: Any, *, namespace: str = "/") -> list[Any]:
         """Ask every node's ``custom_hook`` (this one's too); replies in arrival order.
@@ -1249,12 +638,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             UnsupportedOperation: 8.x has no customRequest (use
                 :meth:`server_side_emit_with_ack`).
         """
-        await self._ready(namespace)
-        return await self._requester.run(self.wire.custom_request(namespace, self.uid, data))
+        result: list[Any] = await self._run(
+            namespace, self.wire.custom_request(namespace, self.uid, data)
+        )
+        return result
 
     async def server_count(self, *, namespace: str = "/") -> int:
         """How many nodes (this one included) serve ``namespace`` in the cluster."""
-        await self._ready(namespace)
-        return await self._requester.run(self.wire.server_count(namespace))
+        result: int = await self._run(namespace, self.wire.server_count(namespace))
+        return result
 
     node_count = server_count

@@ -5,17 +5,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from tests.interop.harness import CONFIGS, DIRECTIONS, Client, Cluster
+from tests.interop.harness import ADAPTERS, CONFIGS, DIRECTIONS, Client, Cluster
 
-CLUSTER_PARAMS = [
-    pytest.param((config, direction), id=f"{config.id}-{direction}")
-    for config in CONFIGS
-    for direction in DIRECTIONS
-]
+
+def cluster_params(configs: list[Any]) -> list[Any]:
+    """Every config x direction x Python adapter kind (ids of the async kind unchanged)."""
+    return [
+        pytest.param(
+            (config, direction, adapter),
+            id=f"{config.id}-{direction}" + ("" if adapter == "async" else f"-{adapter}"),
+        )
+        for adapter in ADAPTERS
+        for config in configs
+        for direction in DIRECTIONS
+    ]
+
+
+CLUSTER_PARAMS = cluster_params(CONFIGS)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module", params=CLUSTER_PARAMS)
@@ -23,11 +34,11 @@ async def cluster(
     request: pytest.FixtureRequest, redis_url: str, node_install: object
 ) -> AsyncIterator[Cluster]:
     """A 3-node cluster shared by the tests of a module; nodes serve ``/t0`` .. ``/tN``."""
-    config, direction = request.param
+    config, direction, adapter = request.param
     if direction != "python":
         node_install(config.flavor)  # type: ignore[operator]
     key = f"sio-{uuid.uuid4().hex[:8]}"
-    cl = Cluster(config, direction, redis_url, key)
+    cl = Cluster(config, direction, redis_url, key, adapter)
     try:
         await cl.start()
         yield cl

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,7 @@ from siotools.exceptions import NodePeerError
 from siotools.nodepeer import UNDEFINED, NodePeer
 from siotools.protocol import Dialect
 from siotools.pynode import PythonNode
+from siotools.sync_pynode import SyncPythonNode
 
 NAMESPACES = 40
 # Short, as "socket not found" is a timeout; every request that completes does so early.
@@ -68,6 +71,8 @@ CONFIGS = [
     ),
 ]
 DIRECTIONS = ["py-asks", "node-asks", "python"]
+# The Python nodes' adapter: AsyncRedisAdapter (aiohttp) or RedisAdapter (threading, WSGI).
+ADAPTERS = ["async", "sync"]
 
 # @socket.io/redis-adapter 8.3.0 classic, as RA's own test matrix runs it: default, with
 # the specific response channel, and with a JSON parser.
@@ -296,10 +301,11 @@ class Server:
 class PyServer(Server):
     kind = "py"
 
-    def __init__(self, node: PythonNode, name: str) -> None:
+    def __init__(self, node: PythonNode | SyncPythonNode, name: str) -> None:
         self.node = node
         self.name = name
-        self.adapter = node.adapter
+        self.sync = isinstance(node, SyncPythonNode)
+        self.adapter: Any = node.adapter
         self.url = node.url
         node.adapter.custom_hook = lambda data: {"node": name, "echo": data}
         self.errors: list[BaseException] = []
@@ -315,43 +321,71 @@ class PyServer(Server):
 
     def _sse_handler(self, nsp: str, event: str) -> Any:
         # As the Node peers' handlers: record, and answer {node, event, args} in reply mode.
-        async def handler(*args: Any) -> Any:
+        def record(args: tuple[Any, ...]) -> Any:
             self.sse_received.append((nsp, event, list(args)))
-            if self.sse_mode == "silent":
-                await asyncio.sleep(3600)
             return {"node": self.name, "event": event, "args": list(args)}
 
-        return handler
+        async def handler(*args: Any) -> Any:
+            answer = record(args)
+            if self.sse_mode == "silent":
+                await asyncio.sleep(3600)
+            return answer
+
+        def sync_handler(*args: Any) -> Any:
+            answer = record(args)
+            if self.sse_mode == "silent":
+                time.sleep(3600)  # a daemon background thread: it dies with the process
+            return answer
+
+        return sync_handler if self.sync else handler
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call a server or adapter method: awaited (async node) or in a thread (sync)."""
+        if self.sync:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        result = fn(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
 
     async def op(self, name: str, nsp: str, **p: Any) -> Any:
         a = self.adapter
         rooms, except_ = p.get("rooms") or None, p.get("except_") or None
         try:
             if name == "fetch_sockets":
-                found = await a.fetch_sockets(
-                    rooms=rooms, except_rooms=except_, namespace=nsp, local=p.get("local", False)
+                found = await self.call(
+                    a.fetch_sockets,
+                    rooms=rooms,
+                    except_rooms=except_,
+                    namespace=nsp,
+                    local=p.get("local", False),
                 )
                 return [{"id": s.id, "rooms": sorted(s.rooms), "data": s.data} for s in found]
             if name == "sockets_join":
-                return await a.sockets_join(
-                    p["join"], rooms=rooms, except_rooms=except_, namespace=nsp
+                return await self.call(
+                    a.sockets_join, p["join"], rooms=rooms, except_rooms=except_, namespace=nsp
                 )
             if name == "sockets_leave":
-                return await a.sockets_leave(
-                    p["leave"], rooms=rooms, except_rooms=except_, namespace=nsp
+                return await self.call(
+                    a.sockets_leave, p["leave"], rooms=rooms, except_rooms=except_, namespace=nsp
                 )
             if name == "disconnect_sockets":
-                return await a.disconnect_sockets(
-                    close=p.get("close", False), rooms=rooms, except_rooms=except_, namespace=nsp
+                return await self.call(
+                    a.disconnect_sockets,
+                    close=p.get("close", False),
+                    rooms=rooms,
+                    except_rooms=except_,
+                    namespace=nsp,
                 )
             if name == "server_side_emit":
                 if p.get("ack"):
-                    return await a.server_side_emit_with_ack(
-                        p["event"], *p.get("args", []), namespace=nsp
+                    return await self.call(
+                        a.server_side_emit_with_ack, p["event"], *p.get("args", []), namespace=nsp
                     )
-                return await a.server_side_emit(p["event"], *p.get("args", []), namespace=nsp)
+                return await self.call(
+                    a.server_side_emit, p["event"], *p.get("args", []), namespace=nsp
+                )
             if name == "emit_with_ack":
-                return await a.emit_with_ack(
+                return await self.call(
+                    a.emit_with_ack,
                     p["event"],
                     tuple(p.get("args", [])),
                     to=rooms,
@@ -359,9 +393,9 @@ class PyServer(Server):
                     timeout=p.get("timeout", 2.0),
                 )
             if name == "all_rooms":
-                return await a.all_rooms(namespace=nsp)
+                return await self.call(a.all_rooms, namespace=nsp)
             if name == "server_count":
-                return await a.server_count(namespace=nsp)
+                return await self.call(a.server_count, namespace=nsp)
         except RequestTimeout as exc:
             raise Timeout(str(exc), exc.partial) from exc
         raise ValueError(name)
@@ -373,21 +407,31 @@ class PyServer(Server):
         self, nsp: str, event: str, args: list[Any], rooms: list[str] = (), local: bool = False
     ) -> None:
         # io.local.emit is python-socketio's ignore_queue: deliver here, publish nothing.
-        await self.node.sio.emit(
-            event, tuple(args), to=list(rooms) or None, namespace=nsp, ignore_queue=local
+        await self.call(
+            self.node.sio.emit,
+            event,
+            tuple(args),
+            to=list(rooms) or None,
+            namespace=nsp,
+            ignore_queue=local,
         )
 
     async def socket_broadcast(
         self, nsp: str, sid: str, event: str, args: list[Any], rooms: list[str] = ()
     ) -> None:
-        await self.node.sio.emit(
-            event, tuple(args), to=list(rooms) or None, skip_sid=sid, namespace=nsp
+        await self.call(
+            self.node.sio.emit,
+            event,
+            tuple(args),
+            to=list(rooms) or None,
+            skip_sid=sid,
+            namespace=nsp,
         )
 
     async def request(self, op: str, nsp: str, *args: Any) -> Any:
         method = getattr(self.adapter, op)
         try:
-            return await method(*args, namespace=nsp)
+            return await self.call(method, *args, namespace=nsp)
         except RequestTimeout as exc:
             raise Timeout(str(exc), exc.partial) from exc
 
@@ -508,13 +552,16 @@ class NodeServer(Server):
 class Cluster:
     """Three nodes ``a`` (acts), ``b``, ``c`` on one Redis and key."""
 
-    def __init__(self, config: Config, direction: str, redis_url: str, key: str) -> None:
+    def __init__(
+        self, config: Config, direction: str, redis_url: str, key: str, adapter: str = "async"
+    ) -> None:
         self.config = config
         self.direction = direction
+        self.adapter = adapter
         self.redis_url = redis_url
         self.key = key
         self.nodes: list[Server] = []
-        self.py_nodes: list[PythonNode] = []
+        self.py_nodes: list[PythonNode | SyncPythonNode] = []
         self.peers: list[NodePeer] = []
         self.client_peer: NodePeer | None = None
         self._nsps = iter(NSPS[1:])
@@ -544,17 +591,26 @@ class Cluster:
                 async def connect(sid: str, environ: Any, auth: Any = None, nsp: str = nsp) -> None:
                     await sio.save_session(sid, {"node": name}, namespace=nsp)
 
-                sio.on("connect", connect, namespace=nsp)
+                def sync_connect(sid: str, environ: Any, auth: Any = None, nsp: str = nsp) -> None:
+                    sio.save_session(sid, {"node": name}, namespace=nsp)
 
-        node = PythonNode(
-            self.redis_url,
-            key=self.key,
-            namespaces=NSPS,
-            requests_timeout=REQUESTS_TIMEOUT,
-            setup=setup,
+                sio.on(
+                    "connect", sync_connect if self.adapter == "sync" else connect, namespace=nsp
+                )
+
+        options: dict[str, Any] = {
+            "key": self.key,
+            "namespaces": NSPS,
+            "requests_timeout": REQUESTS_TIMEOUT,
+            "setup": setup,
             **self.config.py_opts,
-        )
-        await node.start()
+        }
+        node: PythonNode | SyncPythonNode
+        if self.adapter == "sync":
+            node = SyncPythonNode(self.redis_url, **options)
+            await asyncio.to_thread(node.start)
+        else:
+            node = await PythonNode(self.redis_url, **options).start()
         self.py_nodes.append(node)
         return PyServer(node, name)
 
@@ -607,6 +663,9 @@ class Cluster:
 
     async def stop(self) -> None:
         for node in self.py_nodes:
-            await node.stop()
+            if isinstance(node, SyncPythonNode):
+                await asyncio.to_thread(node.stop)
+            else:
+                await node.stop()
         for peer in reversed(self.peers):
             await peer.stop()

@@ -19,10 +19,9 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as redis
 
-from tests.interop.conftest import Ctx
+from tests.interop.conftest import Ctx, cluster_params
 from tests.interop.harness import (
     CURRENT_CONFIGS,
-    DIRECTIONS,
     Cluster,
     PyClient,
     PyServer,
@@ -31,11 +30,7 @@ from tests.interop.harness import (
 
 pytestmark = [pytest.mark.node, pytest.mark.asyncio(loop_scope="module")]
 
-PARAMS = [
-    pytest.param((config, direction), id=f"{config.id}-{direction}")
-    for config in CURRENT_CONFIGS
-    for direction in DIRECTIONS
-]
+PARAMS = cluster_params(CURRENT_CONFIGS)
 
 # RA test/index.ts "broadcasts to all clients": 1, "2", Buffer.from([3, 4]); the custom
 # (JSON) parser test (test/custom-parser.ts) sends 1, "2", [3]: JSON carries no Buffer.
@@ -51,10 +46,10 @@ def binary_ok(ctx: Ctx) -> bool:
 async def cluster(
     request: pytest.FixtureRequest, redis_url: str, node_install: object
 ) -> AsyncIterator[Cluster]:
-    config, direction = request.param
+    config, direction, adapter = request.param
     if direction != "python":
         node_install(config.flavor)  # type: ignore[operator]
-    cl = Cluster(config, direction, redis_url, f"sio-{uuid.uuid4().hex[:8]}")
+    cl = Cluster(config, direction, redis_url, f"sio-{uuid.uuid4().hex[:8]}", adapter)
     try:
         await cl.start()
         yield cl
@@ -127,7 +122,7 @@ async def test_broadcasts_to_all_clients_except_in_room(ctx: Ctx) -> None:
     # socket.io 4 io.except("room1").emit(...); python-socketio's skip_sid names rooms on
     # an 8.x node (a socket id is a room).
     if isinstance(a, PyServer):
-        await a.node.sio.emit("except", (), skip_sid="room1", namespace=ctx.nsp)
+        await a.call(a.node.sio.emit, "except", (), skip_sid="room1", namespace=ctx.nsp)
     else:
         await a.peer.call("nsp_emit", nsp=ctx.nsp, except_=["room1"], event="except", args=[])  # type: ignore[attr-defined]
     await sentinel(ctx)
@@ -350,7 +345,7 @@ async def test_broadcasts_to_a_numeric_room(ctx: Ctx) -> None:
     cl = ctx.cluster
     b = cl.b
     if isinstance(b, PyServer):
-        await b.adapter.enter_room(ctx.b.sid, ctx.nsp, 123)
+        await b.call(b.adapter.enter_room, ctx.b.sid, ctx.nsp, 123)
     else:
         await b.peer.call("socket_join", nsp=ctx.nsp, sid=ctx.b.sid, room=123)  # type: ignore[attr-defined]
     await cl.settle()

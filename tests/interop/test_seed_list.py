@@ -222,18 +222,18 @@ async def test_python_server_api_on_sockets_of_other_nodes(ctx: Ctx) -> None:
     cl = ctx.cluster
     if not isinstance(cl.a, PyServer):
         pytest.skip("A is a Node node: python-socketio's API is not involved")
-    sio, nsp = cl.a.node.sio, ctx.nsp
-    await sio.enter_room(ctx.b.sid, "vip", namespace=nsp)
-    await sio.enter_room(ctx.c.sid, "vip", namespace=nsp)
+    a, sio, nsp = cl.a, cl.a.node.sio, ctx.nsp
+    await a.call(sio.enter_room, ctx.b.sid, "vip", namespace=nsp)
+    await a.call(sio.enter_room, ctx.c.sid, "vip", namespace=nsp)
     assert sorted(await cl.a.request("clients", nsp, ["vip"])) == sorted([ctx.b.sid, ctx.c.sid])
-    await sio.emit("vip", "only", to="vip", namespace=nsp)
+    await a.call(sio.emit, "vip", "only", to="vip", namespace=nsp)
     assert await ctx.b.wait_event("vip") == ["only"]
     assert await ctx.c.wait_event("vip") == ["only"]
-    await sio.leave_room(ctx.c.sid, "vip", namespace=nsp)
+    await a.call(sio.leave_room, ctx.c.sid, "vip", namespace=nsp)
     assert await cl.a.request("clients", nsp, ["vip"]) == [ctx.b.sid]
-    await sio.close_room("vip", namespace=nsp)
+    await a.call(sio.close_room, "vip", namespace=nsp)
     assert await cl.a.request("clients", nsp, ["vip"]) == []
-    await sio.disconnect(ctx.c.sid, namespace=nsp)
+    await a.call(sio.disconnect, ctx.c.sid, namespace=nsp)
     assert await ctx.c.wait_disconnected() == "io server disconnect"
 
 
