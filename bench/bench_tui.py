@@ -33,6 +33,7 @@ from siotools.tui.app import SiotoolsApp
 from siotools.tui.sockets import SocketsScreen
 from textual import events
 
+from siotools.dialects.base import RemoteSocket
 from siotools.protocol import Dialect
 
 TARGET_MS = 100.0
@@ -104,6 +105,16 @@ class FakeCluster:
 
     async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]:
         return [sid, *dict.fromkeys(self.rooms_of.get(sid, []))]
+
+    async def fetch_sockets(
+        self, *, rooms: Any = None, except_rooms: Any = None, namespace: str = "/"
+    ) -> list[RemoteSocket]:
+        sids = list(rooms or self.rooms_of)
+        return [
+            RemoteSocket(id=s, rooms=tuple(await self.client_rooms(s)), nsp=namespace)
+            for s in sids
+            if s in self.rooms_of
+        ]
 
     async def remote_join(self, sid: str, room: str, *, namespace: str = "/") -> None:
         raise NotImplementedError

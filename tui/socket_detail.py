@@ -10,7 +10,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Static
 
+from siotools.dialects.base import RemoteSocket
 from siotools.exceptions import RequestTimeout
+from siotools.protocol import safe
 
 from .actions import disconnect_flow, emit_flow, join_flow, leave_flow
 from .base import ClusterScreen, Rows
@@ -19,6 +21,11 @@ from .filter_bar import FilterBar
 from .table import Column
 
 __all__ = ["SocketScreen"]
+
+
+def json_line(value: Any) -> str:
+    """A value on one line, as JSON that survives any decoded value."""
+    return safe.dumps(value, binary="hex")
 
 
 class SocketScreen(ClusterScreen):
@@ -37,7 +44,9 @@ class SocketScreen(ClusterScreen):
         self.sid = sid
         self.gone = False
         self.fetched: tuple[str, list[str]] | None = None
-        """``(sid, rooms)`` of the last ``client_rooms`` answer this screen got."""
+        """``(sid, rooms)`` of the last ``fetch_sockets`` answer this screen got."""
+        self.socket: RemoteSocket | None = None
+        """The socket as ``fetch_sockets`` reported it (``data``/handshake on 8.x)."""
 
     def crumbs(self) -> list[str]:
         return ["Namespaces", self.namespace, "socket", self.sid]
@@ -62,6 +71,7 @@ class SocketScreen(ClusterScreen):
         self.sid = sid
         self.gone = False
         self.fetched = None
+        self.socket = None
         self.shortfall = None
         self.problem = None
         self.note = ""
@@ -88,6 +98,27 @@ class SocketScreen(ClusterScreen):
         )
         if self.gone:
             text.append("  GONE: no node has this socket", "bold red")
+        socket = self.socket
+        if socket is not None and not self.gone:
+            # socket.data and the handshake travel on 8.x only (4.x/5.x: rooms).
+            if socket.data is not None:
+                text.append("\ndata ")
+                text.append(safe.text(json_line(socket.data)), "bold")
+            hs = socket.handshake or {}
+            if hs:
+                headers = hs.get("headers") if isinstance(hs.get("headers"), dict) else {}
+                parts = [
+                    ("address", hs.get("address")),
+                    ("url", hs.get("url")),
+                    ("user-agent", (headers or {}).get("user-agent")),
+                    ("query", json_line(hs.get("query")) if hs.get("query") else None),
+                    ("auth", json_line(hs.get("auth")) if hs.get("auth") else None),
+                ]
+                text.append("\nhandshake")
+                for name, value in parts:
+                    if value:
+                        text.append(f"  {name} ")
+                        text.append(safe.text(str(value)), "bold")
         self.query_one("#detail", Static).update(text)
 
     def order_key(self, key: str) -> Any:
@@ -112,12 +143,18 @@ class SocketScreen(ClusterScreen):
 
     async def fetch(self) -> Rows:
         try:
-            rooms = await self.cluster.client_rooms(self.sid, namespace=self.namespace)
+            found = await self.cluster.fetch_sockets(rooms=[self.sid], namespace=self.namespace)
         except RequestTimeout:
+            found = []
+        socket = next((s for s in found if s.id == self.sid), None)
+        if socket is None:
             self.gone = True
+            self.socket = None
             self._describe()
             return {}
+        rooms = [self.sid, *(r for r in socket.rooms if r != self.sid)]
         self.gone = False
+        self.socket = socket
         self.fetched = (self.sid, list(rooms))
         self._describe()
         return self.rows_of(rooms)

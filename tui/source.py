@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from siotools.dialects.base import RemoteSocket
 from siotools.exceptions import RedisUnavailableError, RequestTimeout
 from siotools.protocol import Dialect
 
@@ -63,6 +64,14 @@ class ClusterAPI(Protocol):
     ) -> dict[str, list[str]]: ...
 
     async def client_rooms(self, sid: str, *, namespace: str = "/") -> list[str]: ...
+
+    async def fetch_sockets(
+        self,
+        *,
+        rooms: Iterable[Any] | None = None,
+        except_rooms: Iterable[Any] | None = None,
+        namespace: str = "/",
+    ) -> list[RemoteSocket]: ...
 
     async def remote_join(self, sid: str, room: str, *, namespace: str = "/") -> None: ...
 

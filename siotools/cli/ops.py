@@ -18,7 +18,7 @@ from typing import Any
 
 from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
 from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
-from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout
+from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout, SocketNotFound
 from siotools.protocol import safe
 
 __all__ = ["register"]
@@ -46,6 +46,22 @@ def register(sub: Any) -> None:
     p = add("clients", "list the socket ids of a namespace (or of some rooms)", _clients)
     p.add_argument(
         "--room", action="append", default=[], metavar="ROOM", help="only sockets in ROOM"
+    )
+    p = add(
+        "sockets",
+        "list the sockets of a namespace with their rooms and data (fetchSockets)",
+        _sockets,
+    )
+    p.add_argument(
+        "--room", action="append", default=[], metavar="ROOM", help="only sockets in ROOM"
+    )
+    p.add_argument(
+        "--except",
+        dest="except_rooms",
+        action="append",
+        default=[],
+        metavar="ROOM",
+        help="leave out the sockets in ROOM",
     )
     p = add("client-rooms", "list the rooms of one socket", _client_rooms)
     p.add_argument("sid", metavar="SID")
@@ -150,9 +166,10 @@ def _count(n: int, word: str) -> str:
 
 
 def _no_socket(args: argparse.Namespace) -> RequestError:
+    # 4.x/5.x: nobody answers for an unknown socket (a timeout); 8.x: fetchSockets says so.
     return RequestError(
         f"No node has socket {args.sid} in namespace {args.nsp} "
-        f"(no answer within {args.timeout:g}s)"
+        f"(none answered for it within {args.timeout:g}s)"
     )
 
 
@@ -181,20 +198,11 @@ def _rooms(args: argparse.Namespace) -> int:
     async def body(cluster: Any) -> list[dict[str, Any]]:
         await _require_nodes(cluster, args.nsp)
         try:
-            rooms = await cluster.rooms(namespace=args.nsp)
+            # One fetchSockets on 8.x; one clients request per room on 4.x/5.x.
+            members = await cluster.room_members(namespace=args.nsp, concurrency=8)
         except RequestTimeout as exc:
-            raise _partial(exc, args, "allRooms") from None
-        limit = asyncio.Semaphore(8)
-
-        async def count(room: str) -> int:
-            async with limit:
-                return len(await cluster.clients([room], namespace=args.nsp))
-
-        try:
-            counts = await asyncio.gather(*(count(r) for r in rooms))
-        except RequestTimeout as exc:
-            raise _partial(exc, args, "clients") from None
-        rows = [{"room": r, "sockets": n} for r, n in zip(rooms, counts, strict=True)]
+            raise _partial(exc, args, "room members") from None
+        rows = [{"room": r, "sockets": len(sids)} for r, sids in members.items()]
         return sorted(rows, key=lambda row: (-row["sockets"], row["room"]))
 
     def render(rows: list[dict[str, Any]]) -> None:
@@ -223,12 +231,48 @@ def _clients(args: argparse.Namespace) -> int:
     return _run(args, body, render)
 
 
+def _sockets(args: argparse.Namespace) -> int:
+    async def body(cluster: Any) -> list[dict[str, Any]]:
+        await _require_nodes(cluster, args.nsp)
+        try:
+            found = await cluster.fetch_sockets(
+                rooms=args.room, except_rooms=args.except_rooms, namespace=args.nsp
+            )
+        except RequestTimeout as exc:
+            raise _partial(exc, args, "fetchSockets") from None
+        rows = [
+            {
+                "id": s.id,
+                "rooms": [r for r in s.rooms if r != s.id],
+                "data": s.data,
+                "handshake": s.handshake,
+            }
+            for s in found
+        ]
+        return sorted(rows, key=lambda row: str(row["id"]))
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        where = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
+        # socket.data and the handshake travel on 8.x only (4.x/5.x: ids and rooms).
+        with_data = any(r["data"] is not None for r in rows)
+        columns = ["sid", "rooms", *(["data"] if with_data else [])]
+        table = []
+        for r in rows:
+            line = [r["id"], ", ".join(str(x) for x in r["rooms"])]
+            if with_data:
+                line.append(json_text(r["data"]))
+            table.append(line)
+        _table(f"sockets in {where} ({len(rows)})", columns, table)
+
+    return _run(args, body, render)
+
+
 def _client_rooms(args: argparse.Namespace) -> int:
     async def body(cluster: Any) -> list[str]:
         await _require_nodes(cluster, args.nsp)
         try:
             rooms: list[str] = await cluster.client_rooms(args.sid, namespace=args.nsp)
-        except RequestTimeout:
+        except (RequestTimeout, SocketNotFound):
             raise _no_socket(args) from None
         return rooms
 
@@ -248,7 +292,7 @@ def _remote(args: argparse.Namespace, op: str) -> int:
                 await cluster.remote_leave(args.sid, args.room, namespace=args.nsp)
             else:
                 await cluster.remote_disconnect(args.sid, args.close, namespace=args.nsp)
-        except RequestTimeout:
+        except (RequestTimeout, SocketNotFound):
             raise _no_socket(args) from None
         result: dict[str, Any] = {"ok": True, "op": op, "sid": args.sid, "nsp": args.nsp}
         if op in ("join", "leave"):

@@ -342,3 +342,54 @@ async def test_a_forced_wrong_dialect_says_what_the_cluster_speaks(
     async with ClusterClient(redis_url, key=key, dialect="legacy", requests_timeout=0.5) as c:
         with pytest.raises(RequestTimeout, match=r"speaks @socket\.io/redis-adapter 8\.x, not"):
             await c.clients(namespace="/chat")
+
+
+async def siotools_cli(*argv: str) -> tuple[int, str, str]:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "siotools", *argv,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_operates_an_8x_cluster(
+    node_cluster: tuple[NodePeer, NodePeer, NodePeer, dict[str, str]], redis_url: str, key: str
+) -> None:
+    """What a new user tried first: rooms, clients, sockets, leave (which disconnected the
+    socket when a 5.x request reached an 8.x node), custom-request, emit."""
+    import json
+
+    a, b, cl, sids = node_cluster
+    common = ["--url", redis_url, "--prefix", key, "--nsp", "/chat", "--timeout", "3"]
+    code, out, err = await siotools_cli("rooms", *common, "--json")
+    assert code == 0, err
+    assert json.loads(out) == [{"room": "vip", "sockets": 1}]
+    code, out, err = await siotools_cli("clients", *common, "--json")
+    assert code == 0 and sorted(json.loads(out)) == sorted(sids.values()), err
+    code, out, err = await siotools_cli("sockets", *common, "--json", "--room", "vip")
+    assert code == 0, err
+    (b1,) = json.loads(out)
+    assert (b1["id"], b1["rooms"], b1["data"]) == (sids["b1"], ["vip"], {"name": "b1", "node": "B"})
+    code, out, err = await siotools_cli("sockets", *common)
+    assert code == 0 and "data" in out and sids["a1"] in out, err
+    code, out, err = await siotools_cli("leave", *common, "--", sids["b1"], "vip")
+    assert code == 0 and "left room vip" in out, err
+    code, out, err = await siotools_cli("clients", *common, "--json", "--room", "vip")
+    assert json.loads(out) == []
+    code, out, err = await siotools_cli("clients", *common, "--json")
+    assert sids["b1"] in json.loads(out)  # left the room, still connected
+    assert not [e for e in cl.events if e["name"] == "client_disconnect"]
+    code, out, err = await siotools_cli("leave", *common, "--", "nobody", "vip")
+    assert code == 1 and "No node has socket nobody" in err
+    code, out, err = await siotools_cli("custom-request", *common, '{"x": 1}')
+    assert code == 2 and "server_side_emit_with_ack" in err and err.count("\n") == 1, err
+    code, out, err = await siotools_cli("emit", *common, "news", '"hi"')
+    assert code == 0, err
+    ev = await cl.wait_event(name="client_recv", client="a1", event="news")
+    assert ev["args"] == ["hi"]
+    for peer in (a, b, cl):
+        assert not [e for e in peer.events if e["name"] in ("uncaught_exception", "adapter_error")]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from siotools.dialects.base import RemoteSocket
 from siotools.exceptions import RequestTimeout
 from siotools.protocol import Dialect
 
@@ -72,6 +73,21 @@ class FakeCluster:
         if sid not in sockets:
             raise RequestTimeout("timeout reached while waiting for clientRooms response")
         return [sid, *sockets[sid]]
+
+    async def fetch_sockets(
+        self,
+        *,
+        rooms: Any = None,
+        except_rooms: Any = None,
+        namespace: str = "/",
+    ) -> list[RemoteSocket]:
+        sockets = self.data.get(namespace, {})
+        wanted = set(rooms or ())
+        return [
+            RemoteSocket(id=sid, rooms=(sid, *r), nsp=namespace)
+            for sid, r in sockets.items()
+            if not wanted or wanted & {sid, *r}
+        ]
 
     async def remote_join(self, sid: str, room: str, *, namespace: str = "/") -> None:
         self.data[namespace][sid].append(room)
