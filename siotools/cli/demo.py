@@ -53,9 +53,21 @@ def register(sub: Any) -> None:
         help="seconds between remote operations (joins, kicks, ...); 0 for none (default 2)",
     )
     p.add_argument(
+        "--dialect",
+        choices=["current", "legacy", "legacy-lite"],
+        default="current",
+        help=(
+            "what the cluster speaks: current (socket.io 4 + @socket.io/redis-adapter 8.x, "
+            "the default), legacy (socket.io 2 + socket.io-redis 5.x), legacy-lite (4.x)"
+        ),
+    )
+    p.add_argument(
         "--node-peer",
         action="store_true",
-        help="add a real Node socket.io 2.x node (needs node and npm; mixed cluster)",
+        help=(
+            "add a real Node node of the dialect (socket.io 4.8 + redis-adapter 8.3, or "
+            "socket.io 2.5 + socket.io-redis 5.4; needs node and npm)"
+        ),
     )
     p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
     p.add_argument(
@@ -100,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         clients=args.clients,
         rate=args.rate,
         node_peer=args.node_peer,
+        dialect=args.dialect,
         redis_url=args.redis,
         key=args.key,
         churn=args.churn,

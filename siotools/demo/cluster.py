@@ -100,7 +100,7 @@ class DemoCluster:
 
     Starts (in :meth:`start`) a private Redis unless ``redis_url`` is given, ``nodes``
     :class:`~siotools.pynode.PythonNode` servers with the siotools adapter, optionally a
-    real Node socket.io 2.x + socket.io-redis 5.4 node, and ``clients`` python-socketio
+    real Node node of the same generation, and ``clients`` python-socketio
     clients spread over the nodes. The clients connect to ``/`` and ``/chat``, join and leave
     rooms (some busy, some quiet), chat, type, react, whisper, upload binary files and
     reconnect; a cluster client does occasional remote operations (joins, leaves, kicks,
@@ -111,6 +111,9 @@ class DemoCluster:
         clients: How many simulated clients.
         rate: Client actions per second, over all clients.
         node_peer: Add a Node node from the interop harness (needs Node and npm).
+        dialect: What the cluster speaks (``"current"``: socket.io 4 +
+            @socket.io/redis-adapter 8.x; ``"legacy"``: socket.io 2 + socket.io-redis 5.x;
+            ``"legacy-lite"``: 4.x); the Node node is of the same generation.
         redis_url: Use this Redis instead of starting one.
         key: The cluster's channel prefix.
         churn: Fraction of client actions that are a disconnect followed by a reconnect.
@@ -125,6 +128,7 @@ class DemoCluster:
         clients: int = 200,
         rate: float = 50.0,
         node_peer: bool = False,
+        dialect: str = "current",
         redis_url: str | None = None,
         key: str = "socket.io",
         churn: float = 0.02,
@@ -143,6 +147,9 @@ class DemoCluster:
         self.n_clients = clients
         self.rate = float(rate)
         self.with_node_peer = node_peer
+        from siotools.dialects import resolve_dialect
+
+        self.dialect = resolve_dialect(dialect)
         self.key = key
         self.churn = churn
         self.remote_interval = remote_interval
@@ -218,7 +225,7 @@ class DemoCluster:
             lines.append(f"python-socketio node {i + 1}: {node.url}  (AsyncRedisAdapter)")
         if self.node_side is not None:
             lines.append(
-                f"Node node: {self.node_side.url}  (socket.io 2.5.1 + socket.io-redis 5.4.0, "
+                f"Node node: {self.node_side.url}  ({self.node_side.versions}, "
                 f"{len(self.node_side.clients)} Node clients)"
             )
         lines.append(
@@ -265,13 +272,18 @@ class DemoCluster:
                     setup=functools.partial(install_handlers, state=state),
                     custom_hook=state.custom_hook,
                     requests_timeout=2.0,
+                    dialect=self.dialect,
                 )
+                # 8.x has no customRequest: the same answer through serverSideEmit.
+                node.adapter.on_server_side_emit("stats")(state.custom_hook)
                 self.nodes.append(node)
                 await node.start()
             if self.with_node_peer:
                 say("starting the Node node (first run installs its npm packages)")
                 self.node_side = await NodeSide.start(self)
-            self._cluster = ClusterClient(self.redis_url, key=self.key, requests_timeout=2.0)
+            self._cluster = ClusterClient(
+                self.redis_url, key=self.key, requests_timeout=2.0, dialect=self.dialect
+            )
             await self._cluster.connect()
             # One HTTP session for every client; no per-host connection cap, since each
             # websocket holds its connection for its whole life.

@@ -456,7 +456,11 @@ async def _all_rooms(demo: DemoCluster, cluster: ClusterClient) -> None:
 
 
 async def _custom(demo: DemoCluster, cluster: ClusterClient) -> None:
-    await cluster.custom_request({"op": "stats"}, namespace="/")
+    # Every node's statistics: socket.io-redis customRequest, or 8.x serverSideEmit with acks.
+    if cluster.wire.capabilities.custom_request:
+        await cluster.custom_request({"op": "stats"}, namespace="/")
+    else:
+        await cluster.server_side_emit_with_ack("stats", {"op": "stats"}, namespace="/")
 
 
 async def _client_rooms(demo: DemoCluster, cluster: ClusterClient) -> None:
@@ -507,11 +511,19 @@ def remote_operation(rng: random.Random) -> tuple[str, RemoteOp]:
 # ---------------------------------------------------------------------- the Node node
 
 
-class NodeSide:
-    """The Node socket.io 2.x node of a mixed cluster, its clients and its broadcasts.
+_VERSIONS = {
+    "current": "socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0",
+    "legacy5": "socket.io 2.5.1 + socket.io-redis 5.4.0",
+    "legacy4": "socket.io 1.7.4 + socket.io-redis 4.0.1",
+}
 
-    socket.io 2.x speaks Engine.IO 3, which python-socketio clients do not, so its clients
-    are Node clients inside the peer process.
+
+class NodeSide:
+    """The Node node of a mixed cluster (socket.io 4.8 + @socket.io/redis-adapter 8.3, or
+    socket.io 2.5 + socket.io-redis 5.4), its clients and its broadcasts.
+
+    Its clients are Node clients inside the peer process (socket.io 2.x speaks Engine.IO 3,
+    which python-socketio clients do not).
     """
 
     def __init__(self, demo: DemoCluster, peer: NodePeer) -> None:
@@ -522,10 +534,10 @@ class NodeSide:
     @classmethod
     async def start(cls, demo: DemoCluster) -> NodeSide:
         """Start the Node node on the demo's Redis and key."""
-        from siotools.nodepeer import NodePeer
+        from siotools.nodepeer import NodePeer, flavor_for
 
         peer = await NodePeer.start(
-            "legacy5",
+            flavor_for(demo.dialect),
             name="node-1",
             port=0,
             redis_url=demo.redis_url,
@@ -540,6 +552,11 @@ class NodeSide:
     def url(self) -> str:
         """The Node node's HTTP URL."""
         return self.peer.url
+
+    @property
+    def versions(self) -> str:
+        """What the Node node runs, as its users know it."""
+        return _VERSIONS.get(self.peer.flavor, self.peer.flavor)
 
     async def connect_clients(self) -> None:
         """Connect a few Node clients to ``/chat`` and put them in rooms."""

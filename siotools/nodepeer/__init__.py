@@ -50,6 +50,7 @@ __all__ = [
     "NodePeer",
     "cache_root",
     "ensure_installed",
+    "flavor_for",
     "from_wire",
     "to_wire",
 ]
@@ -120,6 +121,23 @@ def from_wire(value: Any) -> Any:
                 return UNDEFINED
         return {k: from_wire(x) for k, x in value.items()}
     return value
+
+
+_FLAVOR_OF: dict[str, str] = {"legacy": "legacy5", "legacy-lite": "legacy4", "current": "current"}
+
+
+def flavor_for(dialect: Any) -> str:
+    """The Node flavour whose nodes speak ``dialect`` (a :class:`~siotools.Dialect` or its
+    value).
+
+    Raises:
+        NodePeerError: No Node flavour speaks it.
+    """
+    value = getattr(dialect, "value", dialect)
+    try:
+        return _FLAVOR_OF[str(value)]
+    except KeyError:
+        raise NodePeerError(f"no Node peer flavour speaks dialect {value!r}") from None
 
 
 def cache_root() -> Path:
