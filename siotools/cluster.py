@@ -100,6 +100,7 @@ class ClusterClient:
         self._requester: Requester | None = None
         self._emitter: Emitter | None = None
         self._connected = False
+        self._provisional = False
         if self._asked is not None:
             self._use(self._asked)
 
@@ -152,9 +153,14 @@ class ClusterClient:
             await self._publisher.start()
             await self._subscriber.start()
             self._connected = True
-        if self._wire is None:
-            found = self.detection = await detect_with(self._publisher, self.prefix)
-            self._use(choose(found))
+        if self._wire is None or self._provisional:
+            found = await detect_with(self._publisher, self.prefix)
+            if self._wire is None or found.dialects:
+                self.detection = found
+                self._use(choose(found))
+                # Nobody there yet: speak the default meanwhile (every request answers
+                # empty), and look again at the next operation.
+                self._provisional = not found.dialects
         return self
 
     async def close(self) -> None:

@@ -545,6 +545,8 @@ class NodeSide:
             nsps=NAMESPACES,
             requests_timeout_ms=2000,
             startup_timeout=300.0,  # the first run installs the npm packages
+            # 8.x nodes answer the demo's "stats" serverSideEmit (4.x/5.x ignore the option).
+            sse_events="sse,sse-ack,stats",
         )
         return cls(demo, peer)
 

@@ -85,15 +85,22 @@ def test_bad_arguments() -> None:
 
 
 @pytest.mark.node
-async def test_mixed_cluster_with_node_peer(node_available: None, redis_url: str, key: str) -> None:
+@pytest.mark.parametrize("dialect", ["current", "legacy"])
+async def test_mixed_cluster_with_node_peer(
+    node_available: None, redis_url: str, key: str, dialect: str
+) -> None:
     demo = DemoCluster(
         nodes=1, clients=16, rate=30, redis_url=redis_url, key=key, node_peer=True,
-        remote_interval=0.5,
+        remote_interval=0.5, dialect=dialect,
     )  # fmt: skip
     async with demo, ClusterClient(redis_url, key=key) as cluster:
+        assert cluster.dialect is not None and cluster.dialect.value == dialect
         assert await cluster.node_count("/chat") == 2
         await until(lambda: demo.stats.node_emits >= 2)
-        replies = await cluster.custom_request({"q": 1}, namespace="/")
+        if dialect == "legacy":
+            replies = await cluster.custom_request({"q": 1}, namespace="/")
+        else:
+            replies = await cluster.server_side_emit_with_ack("stats", {"q": 1}, namespace="/")
         assert len(replies) == 2
         assert len(demo.node_urls) == 2
 
