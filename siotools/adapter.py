@@ -23,8 +23,6 @@ import contextlib
 import datetime as _dt
 import inspect
 import logging
-import secrets
-import string
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,6 +44,7 @@ from siotools.dialects.base import (
     Ignored,
     Join,
     Leave,
+    Local,
     Malformed,
     Publish,
     RemoteSocket,
@@ -63,9 +62,9 @@ from siotools.exceptions import (
 )
 from siotools.node import NodeCore
 from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
-from siotools.requester import Requester
+from siotools.requester import Requester, Transport, publish
+from siotools.transport.cluster_pubsub import ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback", "ServerSideEmitHandler"]
@@ -81,7 +80,6 @@ ErrorCallback = Callable[[BaseException], Any]
 ServerSideEmitHandler = Callable[..., Any]
 """``handler(*args) -> ack`` (sync or async) for a ``server_side_emit`` event."""
 
-_UID_ALPHABET = string.ascii_letters + string.digits
 _ACK_TIMEOUT = 60.0  # python-socketio's call() default, for callbacks to remote sockets
 
 
@@ -188,14 +186,21 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             adapter's publishing connection uses.
         sub_client: The same for the subscribing connection.
         dialect: What the cluster speaks: ``"legacy"`` (socket.io-redis 5.x, notepack 2;
-            the default), ``"legacy-lite"`` (4.x, msgpack-lite) or ``"current"``
-            (@socket.io/redis-adapter 8.x classic); a :class:`~siotools.Dialect` works too.
+            the default), ``"legacy-lite"`` (4.x, msgpack-lite), ``"current"``
+            (@socket.io/redis-adapter 8.x classic) or ``"sharded"`` (8.x
+            ``createShardedAdapter``, Redis 7 sharded pub/sub); a :class:`~siotools.Dialect`
+            works too.
+        cluster: ``True``: ``url`` names one node of a Redis Cluster (as ``?cluster=true``
+            in the URL does); the topology is discovered from it. The sharded dialect
+            always uses the cluster transport (a standalone Redis 7 is one master).
         requests_timeout: Seconds to wait for the other nodes' answers (default: 1.0 for
             4.x/5.x as in socket.io-redis 4.x, 5.0 for 8.x as in RA 8.3).
         with_channel_multiplexing: 4.x/5.x: publish single-room broadcasts on the room's
             channel and SUBSCRIBE to the channel of every room with a local member
             (socket.io-redis 4.x default). ``False`` publishes everything on ``key#nsp#``.
-        subscription_mode: 4.x/5.x: ``"subscribe"`` (4.x: SUBSCRIBE ``key#nsp#`` plus the
+        subscription_mode: sharded: ``"dynamic"`` (default), ``"static"`` or
+            ``"dynamic-private"`` (RA ``subscriptionMode``).
+            4.x/5.x: ``"subscribe"`` (4.x: SUBSCRIBE ``key#nsp#`` plus the
             room channels) or ``"psubscribe"`` (5.x: PSUBSCRIBE ``key#nsp#*``).
         publish_on_specific_response_channel: 8.x: answer on the requester's own response
             channel (RA ``publishOnSpecificResponseChannel``).
@@ -220,12 +225,13 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         dialect: Dialect | str = Dialect.LEGACY,
         requests_timeout: float | None = None,
         with_channel_multiplexing: bool = True,
-        subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
+        subscription_mode: str | None = None,
         publish_on_specific_response_channel: bool = False,
         parser: Literal["msgpack", "json"] = "msgpack",
         namespaces: Iterable[str] = (),
         custom_hook: CustomHook | None = None,
         logger: Any = None,
+        cluster: bool | None = None,
     ) -> None:
         super().__init__()
         self.prefix = key or "socket.io"  # socket.io-redis: `prefix = opts.key || 'socket.io'`
@@ -244,12 +250,13 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._pub_client = pub_client
         self._sub_client = sub_client
         self._made_clients: list[Any] = []  # made by the properties: closed by close()
-        self._pub_endpoint = self._endpoint(url, host, port, pub_client)
+        self._transport = self._endpoint(url, host, port, pub_client, cluster)
+        self._pub_endpoint = self._transport.endpoint
         self._sub_endpoint = (
             RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
         )
         self.grammar = self.wire.grammar
-        self.uid = "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
+        self.uid = self.wire.new_uid()
         self.requests_timeout = float(requests_timeout)
         self.dialect = self.wire.dialect
         # The options as given (the dialect object applies those of its dialect).
@@ -270,17 +277,22 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self._published = 0
         self._stats = _Stats(self)
         self._engine = RequestEngine()
-        self._publisher = Publisher(
-            self._pub_endpoint, name=f"{self.uid}-pub", on_error=self._error
+        # One Redis, or a Redis Cluster (asked for, or needed by sharded pub/sub).
+        self._publisher = self._transport.publisher(
+            self.wire, name=f"{self.uid}-pub", on_error=self._error
         )
-        self._subscriber = Subscriber(
-            self._sub_endpoint,
-            on_batch=self._on_batch,
-            name=f"{self.uid}-sub",
-            on_error=self._error,
+        sub_transport = self._transport
+        if sub_client is not None and not self._transport.uses_cluster(self.wire):
+            sub_transport = Transport(None, sub_client, False)
+        self._subscriber = sub_transport.subscriber(
+            self.wire, on_batch=self._on_batch, name=f"{self.uid}-sub", on_error=self._error
         )
         self._requester = Requester(
-            self._publisher, self._engine, timeout=self.requests_timeout, counted=True
+            self._publisher,
+            self._engine,
+            timeout=self.requests_timeout,
+            counted=True,
+            local=self._apply_local,
         )
         self._pending_subs: list[asyncio.Future[None]] = []
         self._inbox: collections.deque[Deliver] = collections.deque()
@@ -356,15 +368,15 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     @staticmethod
     def _endpoint(
-        url: str | None, host: str | None, port: int | None, client: Any
-    ) -> RedisEndpoint:
+        url: str | None, host: str | None, port: int | None, client: Any, cluster: bool | None
+    ) -> Transport:
         if client is not None:
-            return RedisEndpoint.from_client(client)
+            return Transport(None, client, cluster)
         if url is not None:
             if host is not None or port is not None:
                 raise ConfigurationError("pass either a Redis URL or host/port, not both")
-            return RedisEndpoint.from_url(url)
-        return RedisEndpoint(host=host or "127.0.0.1", port=port or 6379)
+            return Transport(url, None, cluster)
+        return Transport(f"redis://{host or '127.0.0.1'}:{port or 6379}/0", None, cluster)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -421,7 +433,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         await self._settle_subscriptions()
         # Another adapter generation on this prefix misreads our requests and we theirs:
         # say so at once (passively: nothing is published).
-        warning = conflict(await detect_with(self._publisher, self.prefix), self.dialect)
+        warning = conflict(await detect_with(self._publisher, self.prefix), self.dialect)  # type: ignore[arg-type]
         if warning is not None:
             self._error(ConfigurationError(warning))
         self._get_logger().info(
@@ -510,6 +522,16 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             self._track(sub.psubscribe_nowait(list(subs.patterns)))
         if subs.channels:
             self._track(sub.subscribe_nowait(list(subs.channels)))
+        if subs.shard_channels:
+            # Each channel on its own: sharded channels of one SSUBSCRIBE share a slot.
+            for channel in subs.shard_channels:
+                self._track(self._sharded_subscriber().ssubscribe_nowait([channel]))
+
+    def _sharded_subscriber(self) -> ClusterSubscriber:
+        sub = self._subscriber
+        if not isinstance(sub, ClusterSubscriber):  # pragma: no cover - Transport's job
+            raise ConfigurationError("sharded pub/sub needs the Redis Cluster transport")
+        return sub
 
     def _track(self, fut: asyncio.Future[None] | None) -> None:
         if fut is not None:
@@ -531,9 +553,14 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
                     self._room_added(nsp, room)
 
     def _room_added(self, nsp: str, room: Any) -> None:
-        channel = self.core.room_added(nsp, room)
+        # A socket's own id room is private (socket.io-adapter: `sids.has(room)`).
+        private = room in (self.rooms.get(nsp, {}).get(None) or {})
+        channel = self.core.room_added(nsp, room, private=private)
         if channel is not None:
-            self._track(self._subscriber.subscribe_nowait([channel]))
+            if self.wire.sharded_pubsub:
+                self._track(self._sharded_subscriber().ssubscribe_nowait([channel]))
+            else:
+                self._track(self._subscriber.subscribe_nowait([channel]))
 
     def basic_enter_room(
         self, sid: str, namespace: str, room: Any, eio_sid: str | None = None
@@ -555,7 +582,10 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if room is not None and self._started and room not in self.rooms.get(namespace, {}):
             channel = self.core.room_removed(namespace, room)
             if channel is not None:
-                self._subscriber.unsubscribe_nowait([channel])
+                if self.wire.sharded_pubsub:
+                    self._sharded_subscriber().sunsubscribe_nowait([channel])
+                else:
+                    self._subscriber.unsubscribe_nowait([channel])
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         """Forget a disconnected socket (python-socketio hook)."""
@@ -646,8 +676,8 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
 
     async def _act(self, action: Action) -> None:
         match action:
-            case Publish(channel=channel, payload=payload):
-                self._publisher.publish(channel, payload)
+            case Publish(channel=channel, payload=payload, sharded=sharded):
+                publish(self._publisher, channel, payload, sharded)
             case Join(nsp=nsp, sids=sids, rooms=rooms):
                 for sid in sids:
                     for room in rooms:
@@ -668,7 +698,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
             case FetchLocal(nsp=nsp, sids=sids, respond=respond):
                 sockets = [await self.describe(sid, nsp) for sid in sids]
                 out = respond(sockets)
-                self._publisher.publish(out.channel, out.payload)
+                publish(self._publisher, out.channel, out.payload, out.sharded)
             case DeliverWithAck():
                 await self._deliver_with_ack(action)
 
@@ -692,18 +722,24 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if action.respond is not None:
             out = action.respond(value)
             if out is not None:
-                self._publisher.publish(out.channel, out.payload)
+                publish(self._publisher, out.channel, out.payload, out.sharded)
+
+    async def _apply_local(self, step: Local) -> None:
+        # A plan's local part (the sharded adapter applies its own socketsJoin/... after
+        # publishing them).
+        for action in step.actions(self):
+            await self._act(action)
 
     async def _deliver_with_ack(self, action: DeliverWithAck) -> None:
         sids = select_sids(self, action.nsp, action.rooms, action.except_)
         count = action.on_count(len(sids))
-        self._publisher.publish(count.channel, count.payload)
+        publish(self._publisher, count.channel, count.payload, count.sharded)
         event, *args = _js_to_py(action.data)
         publisher = self._publisher
 
         def callback(*ack: Any) -> None:
             out = action.on_ack(ack[0] if ack else None)
-            publisher.publish(out.channel, out.payload)
+            publish(publisher, out.channel, out.payload, out.sharded)
 
         for sid in sids:
             await super().emit(event, tuple(args), action.nsp, room=sid, callback=callback)
@@ -912,7 +948,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         if not self._started:
             await self.start()
         out = self.wire.broadcast(self.uid, nsp, data, rooms, except_, flags)
-        self._publisher.publish(out.channel, out.payload)
+        publish(self._publisher, out.channel, out.payload, out.sharded)
         self._published += 1
         if self._publisher.congested:
             await self._publisher.wait_writable()

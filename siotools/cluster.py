@@ -29,16 +29,12 @@ from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Malformed, RemoteSocket, WireDialect
 from siotools.dialects.detect import Detection, detect_with
 from siotools.emitter import BroadcastTarget, Emitter
-from siotools.exceptions import (
-    ConfigurationError,
-    RequestTimeout,
-    UnsupportedOperation,
-)
+from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.node import NodeCore
-from siotools.protocol import ChannelKind, Dialect, glob_escape
-from siotools.requester import Requester
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, Publisher, Subscriber
+from siotools.protocol import Dialect
+from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport
+from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
+from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["ClusterClient"]
@@ -54,10 +50,17 @@ class ClusterClient:
         key: The cluster's channel prefix.
         requests_timeout: Seconds to wait for the nodes' answers (default: the dialect's,
             1.0 for 4.x/5.x and 5.0 for 8.x).
-        dialect: What the cluster speaks (``"legacy"``, ``"legacy-lite"``, ``"current"`` or
-            a :class:`~siotools.Dialect`); ``None`` detects it passively at connect.
-        pub_client: A ``redis.asyncio.Redis`` whose connection settings to use.
+        dialect: What the cluster speaks (``"legacy"``, ``"legacy-lite"``, ``"current"``,
+            ``"sharded"`` or a :class:`~siotools.Dialect`); ``None`` detects it passively
+            at connect (sharded nodes are recognised by their sharded channels).
+        pub_client: A ``redis.asyncio.Redis`` (or ``RedisCluster``) whose connection
+            settings to use.
         on_error: Called with Redis errors and malformed responses.
+        cluster: ``True``: ``url`` names one node of a Redis Cluster (as ``?cluster=true``
+            does). The sharded dialect always uses the cluster transport.
+        subscription_mode: Sharded clusters: the nodes' ``subscriptionMode`` (only changes
+            which channel a single-room :meth:`emit` goes to; ``"static"``, the main
+            channel, reaches every mode and is the default here).
     """
 
     def __init__(
@@ -69,17 +72,17 @@ class ClusterClient:
         dialect: Dialect | str | None = None,
         pub_client: Any = None,
         on_error: ErrorHandler | None = None,
+        cluster: bool | None = None,
+        subscription_mode: str | None = None,
     ) -> None:
         if requests_timeout is not None and (
             not requests_timeout > 0 or requests_timeout == float("inf")
         ):
             raise ConfigurationError("requests_timeout must be a positive number of seconds")
-        self.endpoint = (
-            RedisEndpoint.from_client(pub_client)
-            if pub_client is not None
-            else RedisEndpoint.from_url(url)
-        )
+        self._transport = Transport(url, pub_client, cluster)
+        self.endpoint = self._transport.endpoint
         self.prefix = key or "socket.io"
+        self._subscription_mode = subscription_mode
         self._timeout = requests_timeout
         self._asked: Dialect | None = None if dialect is None else resolve_dialect(dialect)
         self.detection: Detection | None = None
@@ -88,10 +91,8 @@ class ClusterClient:
         self._on_error = on_error
         self.malformed = 0
         """Responses that could not be decoded."""
-        self._publisher = Publisher(self.endpoint, name="siotools-cluster-pub", on_error=on_error)
-        self._subscriber = Subscriber(
-            self.endpoint, self._on_message, name="siotools-cluster-sub", on_error=on_error
-        )
+        self._publisher, self._subscriber = self._pubsub(None)
+        self._retired: list[tuple[AnyPublisher, AnySubscriber]] = []
         self._engine = RequestEngine()
         self._wire: WireDialect | None = None
         self._core: NodeCore | None = None
@@ -101,13 +102,33 @@ class ClusterClient:
         if self._asked is not None:
             self._use(self._asked)
 
+    def _pubsub(self, wire: WireDialect | None) -> tuple[AnyPublisher, AnySubscriber]:
+        t = self._transport
+        publisher = t.publisher(wire, name="siotools-cluster-pub", on_error=self._on_error)
+        subscriber = t.subscriber(
+            wire, on_message=self._on_message, name="siotools-cluster-sub", on_error=self._on_error
+        )
+        return publisher, subscriber
+
     def _use(self, dialect: Dialect) -> None:
-        wire = make_dialect(dialect, self.prefix)
+        wire = make_dialect(
+            dialect, self.prefix, subscription_mode=self._subscription_mode or "static"
+        )
+        if self._transport.uses_cluster(wire) and not isinstance(self._publisher, ClusterPublisher):
+            # Sharded pub/sub: the Redis Cluster transport (one Redis 7 is one master).
+            self._retired.append((self._publisher, self._subscriber))
+            self._publisher, self._subscriber = self._pubsub(wire)
         self._wire = wire
+        self.uid = wire.new_uid()
         self._core = NodeCore(wire, self.uid, counted=False)
         timeout = wire.default_timeout if self._timeout is None else self._timeout
         self._requester = Requester(self._publisher, self._engine, timeout=timeout, counted=False)
-        self._emitter = Emitter(key=self.prefix, dialect=dialect, publisher=self._publisher)
+        self._emitter = Emitter(
+            key=self.prefix,
+            dialect=dialect,
+            publisher=self._publisher,
+            subscription_mode=self._subscription_mode,
+        )
 
     @property
     def dialect(self) -> Dialect | None:
@@ -144,16 +165,38 @@ class ClusterClient:
         Raises:
             RedisUnavailableError: Redis cannot be reached.
             ConfigurationError: Two dialects share the prefix (pass ``dialect=``).
-            UnsupportedOperation: The prefix speaks a dialect siotools only sniffs.
         """
         if not self._connected:
             await self._publisher.start()
             await self._subscriber.start()
             self._connected = True
         if self._wire is None:
-            found = self.detection = await detect_with(self._publisher, self.prefix)
-            self._use(self._choose(found))
+            found = self.detection = await detect_with(self._publisher, self.prefix)  # type: ignore[arg-type]
+            self._use(self._choose(found) if found.dialects else await self._probe_shards())
+            if self._retired:
+                await self._publisher.start()
+                await self._subscriber.start()
+        while self._retired:
+            old_pub, old_sub = self._retired.pop()
+            await old_sub.close()
+            await old_pub.close()
         return self
+
+    async def _probe_shards(self) -> Dialect:
+        # On a Redis Cluster, PUBSUB SHARDCHANNELS only shows the shards of the node asked:
+        # look on every master before concluding that nobody serves the prefix.
+        assert self._requester is None
+        probe = make_dialect(Dialect.SHARDED, self.prefix)
+        sub, pattern = probe.namespace_probe()
+        runner = Requester(self._publisher, self._engine, timeout=1.0, counted=False)
+        try:
+            replies = await runner.masters_execute(b"PUBSUB", sub, pattern)
+        except Exception:  # Redis < 7 has no sharded pub/sub
+            return Dialect.LEGACY
+        if any(replies):
+            return Dialect.SHARDED
+        # No node at all: every request answers empty, whatever the dialect.
+        return Dialect.LEGACY
 
     def _choose(self, found: Detection) -> Dialect:
         classic = found.dialects - {Dialect.SHARDED}
@@ -169,11 +212,7 @@ class ClusterClient:
         if classic:
             return next(iter(classic))
         if found.sharded:
-            raise UnsupportedOperation(
-                f"the prefix {self.prefix!r} is served by @socket.io/redis-adapter 8.x "
-                "sharded nodes (SSUBSCRIBE), which siotools can sniff (siotools sniff "
-                "--monitor) but not query yet"
-            )
+            return Dialect.SHARDED
         # No node at all: every request answers empty, whatever the dialect.
         return Dialect.LEGACY
 
@@ -184,6 +223,10 @@ class ClusterClient:
             await self._subscriber.close()
             await self._publisher.close()
             self._connected = False
+        while self._retired:
+            old_pub, old_sub = self._retired.pop()
+            await old_sub.close()
+            await old_pub.close()
 
     async def __aenter__(self) -> ClusterClient:
         return await self.connect()
@@ -208,7 +251,12 @@ class ClusterClient:
         assert self._core is not None and self._requester is not None
         subs = self._core.join_namespace(namespace)
         if subs is not None:
-            await self._subscriber.subscribe(list(subs.channels))
+            if subs.channels:
+                await self._subscriber.subscribe(list(subs.channels))
+            for channel in subs.shard_channels:
+                sub = self._subscriber
+                assert isinstance(sub, ClusterSubscriber)  # Transport: sharded -> cluster
+                await sub.ssubscribe([channel])
         return self._requester
 
     # ------------------------------------------------------------------ discovery
@@ -216,14 +264,16 @@ class ClusterClient:
     async def namespaces(self) -> list[str]:
         """Namespaces with at least one node, from the request channels present in Redis."""
         await self.connect()
-        g = self.wire.grammar
-        pattern = glob_escape(g.request("")[:-1]) + "*"
-        reply = await self._publisher.execute(b"PUBSUB", b"CHANNELS", pattern.encode())
+        assert self._requester is not None
+        wire = self.wire
+        sub, pattern = wire.namespace_probe()
         found = []
-        for channel in reply:
-            parsed = g.parse(channel)
-            if parsed.kind is ChannelKind.REQUEST and parsed.nsp is not None:
-                found.append(parsed.nsp)
+        # Per master on a Redis Cluster (PUBSUB CHANNELS/SHARDCHANNELS are node-local).
+        for reply in await self._requester.masters_execute(b"PUBSUB", sub, pattern):
+            for channel in reply:
+                nsp = wire.namespace_of(channel)
+                if nsp is not None:
+                    found.append(nsp)
         return sorted(set(found))
 
     async def server_count(self, namespace: str = "/") -> int:
