@@ -332,7 +332,15 @@ class ClusterClient:
         return await requester.run(self.wire.all_rooms(namespace, self.uid, None))
 
     async def rooms(self, *, namespace: str = "/") -> list[Any]:
-        """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids."""
+        """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids.
+
+        Where the dialect has no all-rooms request but reports each socket's rooms (the
+        sharded adapter), they are read from one ``fetch_sockets``.
+        """
+        await self.connect()
+        caps = self.wire.capabilities
+        if not caps.all_rooms and caps.socket_details:
+            return list(await self._members_from_fetch(None, namespace))
         rooms = await self.all_rooms(namespace=namespace)
         sids = set(await self.clients(namespace=namespace))
         return [r for r in rooms if r not in sids]
