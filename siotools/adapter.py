@@ -2,8 +2,10 @@
 
 A thin asyncio shell over the pure node core (:class:`~siotools.node.NodeCore`) and a wire
 dialect object (:mod:`siotools.dialects`): socket.io-redis 4.x/5.x (``dialect="legacy"``,
-``"legacy-lite"``) or @socket.io/redis-adapter 8.x classic (``dialect="current"``). Python
-and Node servers can therefore share one cluster.
+``"legacy-lite"``), @socket.io/redis-adapter 8.x classic (``dialect="current"``) or 8.x
+sharded (``dialect="sharded"``, Redis 7 SSUBSCRIBE/SPUBLISH). Python and Node servers can
+therefore share one cluster, on one Redis or on a Redis Cluster (``?cluster=true`` in the
+URL, or ``cluster=True``: the URL names one seed node, the topology is discovered).
 
 Example::
 
@@ -261,7 +263,7 @@ class AsyncRedisAdapter(socketio.AsyncManager):  # type: ignore[misc]
         self.dialect = self.wire.dialect
         # The options as given (the dialect object applies those of its dialect).
         self.with_channel_multiplexing = with_channel_multiplexing
-        self.subscription_mode = subscription_mode
+        self.subscription_mode = getattr(self.wire, "subscription_mode", subscription_mode)
         self.publish_on_specific_response_channel = publish_on_specific_response_channel
         self.custom_hook: CustomHook = custom_hook or _default_hook
         self.logger = logger
