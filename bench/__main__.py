@@ -20,6 +20,7 @@ BENCHES = [
     ("bench.bench_sniffer", []),
     ("bench.bench_tui", []),
     ("bench.bench_cluster", []),
+    ("bench.bench_sharded", []),
 ]
 
 
