@@ -172,7 +172,10 @@ class ClusterClient:
             self._connected = True
         if self._wire is None:
             found = self.detection = await detect_with(self._publisher, self.prefix)  # type: ignore[arg-type]
-            self._use(self._choose(found) if found.dialects else await self._probe_shards())
+            chosen = self._choose(found)
+            if not found.dialects:
+                chosen = await self._probe_shards(chosen)
+            self._use(chosen)
             if self._retired:
                 await self._publisher.start()
                 await self._subscriber.start()
@@ -182,21 +185,17 @@ class ClusterClient:
             await old_pub.close()
         return self
 
-    async def _probe_shards(self) -> Dialect:
+    async def _probe_shards(self, otherwise: Dialect) -> Dialect:
         # On a Redis Cluster, PUBSUB SHARDCHANNELS only shows the shards of the node asked:
         # look on every master before concluding that nobody serves the prefix.
-        assert self._requester is None
-        probe = make_dialect(Dialect.SHARDED, self.prefix)
+        probe = make_dialect("sharded", self.prefix)
         sub, pattern = probe.namespace_probe()
         runner = Requester(self._publisher, self._engine, timeout=1.0, counted=False)
         try:
             replies = await runner.masters_execute(b"PUBSUB", sub, pattern)
         except Exception:  # Redis < 7 has no sharded pub/sub
-            return Dialect.LEGACY
-        if any(replies):
-            return Dialect.SHARDED
-        # No node at all: every request answers empty, whatever the dialect.
-        return Dialect.LEGACY
+            return otherwise
+        return probe.dialect if any(replies) else otherwise
 
     def _choose(self, found: Detection) -> Dialect:
         classic = found.dialects - {Dialect.SHARDED}
@@ -211,8 +210,8 @@ class ClusterClient:
             )
         if classic:
             return next(iter(classic))
-        if found.sharded:
-            return Dialect.SHARDED
+        if found.dialects:
+            return next(iter(found.dialects))  # sharded nodes only
         # No node at all: every request answers empty, whatever the dialect.
         return Dialect.LEGACY
 
