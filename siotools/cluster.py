@@ -171,11 +171,8 @@ class ClusterClient:
             await self._subscriber.start()
             self._connected = True
         if self._wire is None:
-            found = self.detection = await detect_with(self._publisher, self.prefix)  # type: ignore[arg-type]
-            chosen = self._choose(found)
-            if not found.dialects:
-                chosen = await self._probe_shards(chosen)
-            self._use(chosen)
+            found = self.detection = await self._detect()
+            self._use(self._choose(found))
             if self._retired:
                 await self._publisher.start()
                 await self._subscriber.start()
@@ -185,17 +182,24 @@ class ClusterClient:
             await old_pub.close()
         return self
 
-    async def _probe_shards(self, otherwise: Dialect) -> Dialect:
-        # On a Redis Cluster, PUBSUB SHARDCHANNELS only shows the shards of the node asked:
-        # look on every master before concluding that nobody serves the prefix.
-        probe = make_dialect("sharded", self.prefix)
-        sub, pattern = probe.namespace_probe()
-        runner = Requester(self._publisher, self._engine, timeout=1.0, counted=False)
-        try:
-            replies = await runner.masters_execute(b"PUBSUB", sub, pattern)
-        except Exception:  # Redis < 7 has no sharded pub/sub
-            return otherwise
-        return probe.dialect if any(replies) else otherwise
+    async def _detect(self) -> Detection:
+        pub = self._publisher
+        if not isinstance(pub, ClusterPublisher):
+            return await detect_with(pub, self.prefix)
+        # On a Redis Cluster, PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS only show the clients of
+        # the node asked (a node-redis cluster client subscribes on a random master): look
+        # at every master, then merge what each one shows.
+        seen = [
+            await detect_with(_OnNode(pub, addr), self.prefix)  # type: ignore[arg-type]
+            for addr in sorted(pub.topology.masters)
+        ]
+        return Detection(
+            prefix=self.prefix,
+            dialects=frozenset(d for f in seen for d in f.dialects),
+            namespaces=tuple(sorted({n for f in seen for n in f.namespaces})),
+            sharded=any(f.sharded for f in seen),
+            evidence=tuple(e for f in seen for e in f.evidence),
+        )
 
     def _choose(self, found: Detection) -> Dialect:
         classic = found.dialects - {Dialect.SHARDED}
@@ -589,6 +593,16 @@ class ClusterClient:
         assert self._emitter is not None
         target = self._emitter.of(namespace).to(*rooms).except_(*except_)
         return await self._emitter.publish(target, event, args, count=True)
+
+
+class _OnNode:
+    """A publisher's ``execute`` pinned to one node of a Redis Cluster (for detection)."""
+
+    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
+        self.publisher, self.addr = publisher, addr
+
+    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
 
 
 class _NoSockets:

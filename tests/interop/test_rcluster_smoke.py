@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from siotools import ClusterClient
+from siotools.dialects import resolve_dialect
 from siotools.redis_cluster import RedisCluster
 from tests.interop.conftest import Ctx
 from tests.interop.harness import CONFIGS, CURRENT_CONFIGS, SHARDED_CONFIGS, Cluster, PyServer
@@ -89,3 +91,15 @@ async def test_one_request_each_way(ctx: Ctx) -> None:
         else:
             found = await asker.op("fetch_sockets", ctx.nsp)
             assert sorted(s["id"] for s in found) == everyone
+
+
+async def test_cluster_client_detects_the_dialect_on_the_cluster(ctx: Ctx) -> None:
+    """Detection looks at every master: PUBSUB is node-local on a Redis Cluster, and a
+    node-redis cluster client subscribes on a random master."""
+    cl = ctx.cluster
+    expected = resolve_dialect(cl.config.py_opts.get("dialect", "legacy"))
+    async with ClusterClient(cl.redis_url + "?cluster=true", key=cl.key) as client:
+        assert client.dialect is expected
+        assert await client.node_count(ctx.nsp) == 3
+        found = await client.clients(namespace=ctx.nsp)
+        assert sorted(found) == sorted([ctx.a.sid, ctx.b.sid, ctx.c.sid])
