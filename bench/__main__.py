@@ -22,6 +22,7 @@ BENCHES = [
     ("bench.bench_tui", []),
     ("bench.bench_cluster", []),
     ("bench.bench_sync", []),
+    ("bench.bench_sharded", []),
 ]
 
 

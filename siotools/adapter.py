@@ -221,7 +221,7 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
                 await self._call_hook(action)
             case FetchLocal(nsp=nsp, sids=sids, respond=respond):
                 out = respond([await self.describe(sid, nsp) for sid in sids])
-                self._publisher.publish(out.channel, out.payload)
+                self._publish_raw(out.channel, out.payload, out.sharded)
             case DeliverWithAck():
                 targets, event, args, callback = self._ack_fanout(action)
                 for sid in targets:

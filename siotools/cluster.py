@@ -30,15 +30,12 @@ from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Malformed, Plan, RemoteSocket, WireDialect
 from siotools.dialects.detect import Detection, choose, detect_with
 from siotools.emitter import BroadcastTarget, Emitter
-from siotools.exceptions import (
-    ConfigurationError,
-    RequestTimeout,
-)
+from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.node import NodeCore
-from siotools.protocol import ChannelKind, Dialect, glob_escape
-from siotools.requester import Requester
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, Publisher, Subscriber
+from siotools.protocol import Dialect
+from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport
+from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
+from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["ClusterClient"]
@@ -56,10 +53,17 @@ class ClusterClient:
         key: The cluster's channel prefix.
         requests_timeout: Seconds to wait for the nodes' answers (default: the dialect's,
             1.0 for 4.x/5.x and 5.0 for 8.x).
-        dialect: What the cluster speaks (``"legacy"``, ``"legacy-lite"``, ``"current"`` or
-            a :class:`~siotools.Dialect`); ``None`` detects it passively at connect.
-        pub_client: A ``redis.asyncio.Redis`` whose connection settings to use.
+        dialect: What the cluster speaks (``"legacy"``, ``"legacy-lite"``, ``"current"``,
+            ``"sharded"`` or a :class:`~siotools.Dialect`); ``None`` detects it passively
+            at connect (sharded nodes are recognised by their sharded channels).
+        pub_client: A ``redis.asyncio.Redis`` (or ``RedisCluster``) whose connection
+            settings to use.
         on_error: Called with Redis errors and malformed responses.
+        cluster: ``True``: ``url`` names one node of a Redis Cluster (as ``?cluster=true``
+            does). The sharded dialect always uses the cluster transport.
+        subscription_mode: Sharded clusters: the nodes' ``subscriptionMode`` (only changes
+            which channel a single-room :meth:`emit` goes to; ``"static"``, the main
+            channel, reaches every mode and is the default here).
     """
 
     def __init__(
@@ -71,17 +75,17 @@ class ClusterClient:
         dialect: Dialect | str | None = None,
         pub_client: Any = None,
         on_error: ErrorHandler | None = None,
+        cluster: bool | None = None,
+        subscription_mode: str | None = None,
     ) -> None:
         if requests_timeout is not None and (
             not requests_timeout > 0 or requests_timeout == float("inf")
         ):
             raise ConfigurationError("requests_timeout must be a positive number of seconds")
-        self.endpoint = (
-            RedisEndpoint.from_client(pub_client)
-            if pub_client is not None
-            else RedisEndpoint.from_url(url)
-        )
+        self._transport = Transport(url, pub_client, cluster)
+        self.endpoint = self._transport.endpoint
         self.prefix = key or "socket.io"
+        self._subscription_mode = subscription_mode
         self._timeout = requests_timeout
         self._asked: Dialect | None = None if dialect is None else resolve_dialect(dialect)
         self.detection: Detection | None = None
@@ -90,10 +94,8 @@ class ClusterClient:
         self._on_error = on_error
         self.malformed = 0
         """Responses that could not be decoded."""
-        self._publisher = Publisher(self.endpoint, name="siotools-cluster-pub", on_error=on_error)
-        self._subscriber = Subscriber(
-            self.endpoint, self._on_message, name="siotools-cluster-sub", on_error=on_error
-        )
+        self._publisher, self._subscriber = self._pubsub(None)
+        self._retired: list[tuple[AnyPublisher, AnySubscriber]] = []
         self._engine = RequestEngine()
         self._wire: WireDialect | None = None
         self._core: NodeCore | None = None
@@ -104,13 +106,33 @@ class ClusterClient:
         if self._asked is not None:
             self._use(self._asked)
 
+    def _pubsub(self, wire: WireDialect | None) -> tuple[AnyPublisher, AnySubscriber]:
+        t = self._transport
+        publisher = t.publisher(wire, name="siotools-cluster-pub", on_error=self._on_error)
+        subscriber = t.subscriber(
+            wire, on_message=self._on_message, name="siotools-cluster-sub", on_error=self._on_error
+        )
+        return publisher, subscriber
+
     def _use(self, dialect: Dialect) -> None:
-        wire = make_dialect(dialect, self.prefix)
+        wire = make_dialect(
+            dialect, self.prefix, subscription_mode=self._subscription_mode or "static"
+        )
+        if self._transport.uses_cluster(wire) and not isinstance(self._publisher, ClusterPublisher):
+            # Sharded pub/sub: the Redis Cluster transport (one Redis 7 is one master).
+            self._retired.append((self._publisher, self._subscriber))
+            self._publisher, self._subscriber = self._pubsub(wire)
         self._wire = wire
+        self.uid = wire.new_uid()
         self._core = NodeCore(wire, self.uid, counted=False)
         timeout = wire.default_timeout if self._timeout is None else self._timeout
         self._requester = Requester(self._publisher, self._engine, timeout=timeout, counted=False)
-        self._emitter = Emitter(key=self.prefix, dialect=dialect, publisher=self._publisher)
+        self._emitter = Emitter(
+            key=self.prefix,
+            dialect=dialect,
+            publisher=self._publisher,
+            subscription_mode=self._subscription_mode,
+        )
 
     @property
     def dialect(self) -> Dialect | None:
@@ -147,21 +169,46 @@ class ClusterClient:
         Raises:
             RedisUnavailableError: Redis cannot be reached.
             ConfigurationError: Two dialects share the prefix (pass ``dialect=``).
-            UnsupportedOperation: The prefix speaks a dialect siotools only sniffs.
         """
         if not self._connected:
             await self._publisher.start()
             await self._subscriber.start()
             self._connected = True
         if self._wire is None or self._provisional:
-            found = await detect_with(self._publisher, self.prefix)
+            found = await self._detect()
             if self._wire is None or found.dialects:
                 self.detection = found
                 self._use(choose(found))
                 # Nobody there yet: speak the default meanwhile (every request answers
                 # empty), and look again at the next operation.
                 self._provisional = not found.dialects
+            if self._retired:
+                await self._publisher.start()
+                await self._subscriber.start()
+        while self._retired:
+            old_pub, old_sub = self._retired.pop()
+            await old_sub.close()
+            await old_pub.close()
         return self
+
+    async def _detect(self) -> Detection:
+        pub = self._publisher
+        if not isinstance(pub, ClusterPublisher):
+            return await detect_with(pub, self.prefix)
+        # On a Redis Cluster, PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS only show the clients of
+        # the node asked (a node-redis cluster client subscribes on a random master): look
+        # at every master, then merge what each one shows.
+        seen = [
+            await detect_with(_OnNode(pub, addr), self.prefix)  # type: ignore[arg-type]
+            for addr in sorted(pub.topology.masters)
+        ]
+        return Detection(
+            prefix=self.prefix,
+            dialects=frozenset(d for f in seen for d in f.dialects),
+            namespaces=tuple(sorted({n for f in seen for n in f.namespaces})),
+            sharded=any(f.sharded for f in seen),
+            evidence=tuple(e for f in seen for e in f.evidence),
+        )
 
     async def close(self) -> None:
         """Cancel pending requests and close the connections."""
@@ -170,6 +217,10 @@ class ClusterClient:
             await self._subscriber.close()
             await self._publisher.close()
             self._connected = False
+        while self._retired:
+            old_pub, old_sub = self._retired.pop()
+            await old_sub.close()
+            await old_pub.close()
 
     async def __aenter__(self) -> ClusterClient:
         return await self.connect()
@@ -218,7 +269,12 @@ class ClusterClient:
         assert self._core is not None and self._requester is not None
         subs = self._core.join_namespace(namespace)
         if subs is not None:
-            await self._subscriber.subscribe(list(subs.channels))
+            if subs.channels:
+                await self._subscriber.subscribe(list(subs.channels))
+            for channel in subs.shard_channels:
+                sub = self._subscriber
+                assert isinstance(sub, ClusterSubscriber)  # Transport: sharded -> cluster
+                await sub.ssubscribe([channel])
         return self._requester
 
     # ------------------------------------------------------------------ discovery
@@ -226,14 +282,16 @@ class ClusterClient:
     async def namespaces(self) -> list[str]:
         """Namespaces with at least one node, from the request channels present in Redis."""
         await self.connect()
-        g = self.wire.grammar
-        pattern = glob_escape(g.request("")[:-1]) + "*"
-        reply = await self._publisher.execute(b"PUBSUB", b"CHANNELS", pattern.encode())
+        assert self._requester is not None
+        wire = self.wire
+        sub, pattern = wire.namespace_probe()
         found = []
-        for channel in reply:
-            parsed = g.parse(channel)
-            if parsed.kind is ChannelKind.REQUEST and parsed.nsp is not None:
-                found.append(parsed.nsp)
+        # Per master on a Redis Cluster (PUBSUB CHANNELS/SHARDCHANNELS are node-local).
+        for reply in await self._requester.masters_execute(b"PUBSUB", sub, pattern):
+            for channel in reply:
+                nsp = wire.namespace_of(channel)
+                if nsp is not None:
+                    found.append(nsp)
         return sorted(set(found))
 
     async def server_count(self, namespace: str = "/") -> int:
@@ -294,7 +352,15 @@ class ClusterClient:
         return await self._run(requester, self.wire.all_rooms(namespace, self.uid, None))
 
     async def rooms(self, *, namespace: str = "/") -> list[Any]:
-        """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids."""
+        """Named rooms only: :meth:`all_rooms` without the rooms that are socket ids.
+
+        Where the dialect has no all-rooms request but reports each socket's rooms (the
+        sharded adapter), they are read from one ``fetch_sockets``.
+        """
+        await self.connect()
+        caps = self.wire.capabilities
+        if not caps.all_rooms and caps.socket_details:
+            return list(await self._members_from_fetch(None, namespace))
         rooms = await self.all_rooms(namespace=namespace)
         sids = set(await self.clients(namespace=namespace))
         return [r for r in rooms if r not in sids]
@@ -544,6 +610,16 @@ class ClusterClient:
         assert self._emitter is not None
         target = self._emitter.of(namespace).to(*rooms).except_(*except_)
         return await self._emitter.publish(target, event, args, count=True)
+
+
+class _OnNode:
+    """A publisher's ``execute`` pinned to one node of a Redis Cluster (for detection)."""
+
+    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
+        self.publisher, self.addr = publisher, addr
+
+    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
 
 
 class _NoSockets:

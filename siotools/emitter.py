@@ -7,6 +7,17 @@ broadcast channels, and the nodes deliver to their sockets. On 8.x it also sends
 ``socketsJoin``/``socketsLeave``/``disconnectSockets``/``serverSideEmit``. It subscribes
 to nothing.
 
+``dialect="sharded"`` is a feature no Node package has: an emitter for
+@socket.io/redis-adapter 8.x sharded clusters (``createShardedAdapter``), which
+@socket.io/redis-emitter cannot reach (it PUBLISHes; sharded nodes only hear SPUBLISH,
+redis-emitter issue #127). It SPUBLISHes socket.io-adapter ``ClusterAdapter`` messages
+signed ``uid: "emitter"``, as @socket.io/redis-streams-emitter does for its adapter: a
+BROADCAST ``{type: 3, data: {packet, opts}, uid, nsp}`` on ``key#nsp#`` (or, with
+``subscription_mode="dynamic"``, a single-room broadcast on the room's channel, as the
+dynamic nodes publish it), and SOCKETS_JOIN/SOCKETS_LEAVE/DISCONNECT_SOCKETS/
+SERVER_SIDE_EMIT. On a Redis Cluster (``?cluster=true``, or always for sharded) the
+messages go to the slot's master.
+
 Example::
 
     async with Emitter("redis://127.0.0.1:6379/0") as io:
@@ -24,9 +35,8 @@ from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Plan
 from siotools.exceptions import EncodeError, UnsupportedOperation
 from siotools.protocol import Dialect
-from siotools.requester import Requester
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, Publisher
+from siotools.requester import AnyPublisher, Requester, Transport, publish, sharded_publisher
+from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
 
 __all__ = ["BroadcastTarget", "Emitter"]
@@ -124,11 +134,18 @@ class Emitter:
         url: Redis URL.
         key: The cluster's channel prefix.
         dialect: ``"legacy"`` (socket.io-emitter 3.x, notepack 2), ``"legacy-lite"``
-            (msgpack-lite, 4.x) or ``"current"`` (@socket.io/redis-emitter 5.x).
-        pub_client: A ``redis.asyncio.Redis`` whose connection settings to use.
-        publisher: Share an already started :class:`~siotools.transport.pubsub.Publisher`
-            (the emitter then does not own or close it).
+            (msgpack-lite, 4.x), ``"current"`` (@socket.io/redis-emitter 5.x) or
+            ``"sharded"`` (SPUBLISH to 8.x sharded nodes; no Node equivalent).
+        pub_client: A ``redis.asyncio.Redis`` (or ``RedisCluster``) whose connection
+            settings to use.
+        publisher: Share an already started publisher (the emitter then does not own or
+            close it).
         on_error: Called with Redis connection errors.
+        cluster: ``True``: ``url`` names one node of a Redis Cluster (as ``?cluster=true``
+            does).
+        subscription_mode: Sharded: ``"static"`` (the default: every message on the main
+            channel, which nodes of every mode hear) or ``"dynamic"``/``"dynamic-private"``
+            (single-room broadcasts on the room's channel, as such nodes publish them).
     """
 
     def __init__(
@@ -138,22 +155,25 @@ class Emitter:
         key: str = "socket.io",
         dialect: Dialect | str = Dialect.LEGACY,
         pub_client: Any = None,
-        publisher: Publisher | None = None,
+        publisher: AnyPublisher | None = None,
         on_error: ErrorHandler | None = None,
+        cluster: bool | None = None,
+        subscription_mode: str | None = None,
     ) -> None:
         self.prefix = key or "socket.io"
-        self.wire = make_dialect(resolve_dialect(dialect), self.prefix)
+        self.wire = make_dialect(
+            resolve_dialect(dialect), self.prefix, subscription_mode=subscription_mode or "static"
+        )
         self.dialect = self.wire.dialect
+        self._publisher: AnyPublisher
         if publisher is not None:
             self._publisher = publisher
             self._owned = False
         else:
-            endpoint = (
-                RedisEndpoint.from_client(pub_client)
-                if pub_client is not None
-                else RedisEndpoint.from_url(url)
+            transport = Transport(url, pub_client, cluster)
+            self._publisher = transport.publisher(
+                self.wire, name="siotools-emitter", on_error=on_error
             )
-            self._publisher = Publisher(endpoint, name="siotools-emitter", on_error=on_error)
             self._owned = True
         self._started = not self._owned
         self._requester = Requester(self._publisher, RequestEngine(), timeout=1.0, counted=False)
@@ -230,8 +250,12 @@ class Emitter:
             dict(target.flags),
         )
         if count:
+            if out.sharded:
+                return await sharded_publisher(self._publisher).spublish_wait(
+                    out.channel, out.payload
+                )
             return await self._publisher.publish_wait(out.channel, out.payload)
-        self._publisher.publish(out.channel, out.payload)
+        publish(self._publisher, out.channel, out.payload, out.sharded)
         await self._publisher.wait_writable()
         return 0
 
@@ -245,7 +269,8 @@ class Emitter:
         if not self.wire.capabilities.bulk_operations:
             raise UnsupportedOperation(
                 f"the {self.wire.label} emitter can only broadcast; socketsJoin, "
-                "socketsLeave, disconnectSockets and serverSideEmit need dialect='current'"
+                "socketsLeave, disconnectSockets and serverSideEmit need dialect='current' "
+                "or 'sharded'"
             )
         await self.connect()
         heard: int = await self._requester.run(plan)

@@ -78,19 +78,24 @@ class NodeCore:
             return d.node_subscriptions(nsp, self.uid)
         return d.client_subscriptions(nsp, self.uid)
 
-    def room_added(self, nsp: str, room: Any) -> bytes | None:
-        """A room got its first local member: the channel to SUBSCRIBE, if the dialect
-        listens per room (socket.io-redis 4.x multiplexing)."""
-        channel = self.dialect.room_channel(nsp, room)
+    def room_added(self, nsp: str, room: Any, *, private: bool = False) -> bytes | None:
+        """A room got its first local member: the channel to (S)SUBSCRIBE, if the dialect
+        listens per room (socket.io-redis 4.x multiplexing, the sharded adapter's dynamic
+        modes). ``private``: the room is a local socket's own id room."""
+        d = self.dialect
+        if private and not d.private_room_channels:
+            return None
+        channel = d.room_channel(nsp, room)
         if channel is not None:
-            self._routes[channel] = (_BROADCAST, nsp, str(room))
+            self._routes[channel] = (d.room_route, nsp, str(room))
         return channel
 
     def room_removed(self, nsp: str, room: Any) -> bytes | None:
-        """A room lost its last local member: the channel to UNSUBSCRIBE, if any."""
+        """A room lost its last local member: the channel to UNSUBSCRIBE, if one was
+        subscribed for it."""
         channel = self.dialect.room_channel(nsp, room)
-        if channel is not None:
-            self._routes.pop(channel, None)
+        if channel is None or self._routes.pop(channel, None) is None:
+            return None
         return channel
 
     def receive(

@@ -37,6 +37,7 @@ from siotools.dialects.base import (
     Ignored,
     Join,
     Leave,
+    Local,
     Malformed,
     Plan,
     Publish,
@@ -54,9 +55,10 @@ from siotools.exceptions import (
 )
 from siotools.node import NodeCore
 from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
-from siotools.requester import Requester
+from siotools.requester import Requester, Transport, publish
+from siotools.transport.cluster_pubsub import ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import LinkEvent, Publisher, Subscriber, settle
+from siotools.transport.pubsub import LinkEvent, settle
 from siotools.transport.requests import RequestEngine
 
 __all__ = [
@@ -283,10 +285,11 @@ class NodeShell:
         dialect: Dialect | str = Dialect.LEGACY,
         requests_timeout: float | None = None,
         with_channel_multiplexing: bool = True,
-        subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
+        subscription_mode: str | None = None,
         publish_on_specific_response_channel: bool = False,
         parser: Literal["msgpack", "json"] = "msgpack",
         max_payload: int | None = 64 * 2**20,
+        cluster: bool | None = None,
         namespaces: Iterable[str] = (),
         custom_hook: CustomHook | None = None,
         logger: Any = None,
@@ -309,17 +312,20 @@ class NodeShell:
         self._pub_client = pub_client
         self._sub_client = sub_client
         self._made_clients: list[Any] = []  # made by the properties: closed by close()
-        self._pub_endpoint = endpoint_of(url, host, port, pub_client)
-        self._sub_endpoint = (
-            RedisEndpoint.from_client(sub_client) if sub_client is not None else self._pub_endpoint
-        )
+        # One Redis, or a Redis Cluster (asked for, or needed by sharded pub/sub).
+        self._transport = endpoint_of(url, host, port, pub_client, cluster)
+        self._sub_transport = self._transport
+        if sub_client is not None and not self._transport.uses_cluster(self.wire):
+            self._sub_transport = Transport(None, sub_client, False)
+        self._pub_endpoint = self._transport.endpoint
+        self._sub_endpoint = self._sub_transport.endpoint
         self.grammar = self.wire.grammar
-        self.uid = new_uid()
+        self.uid = self.wire.new_uid()
         self.requests_timeout = float(requests_timeout)
         self.dialect = self.wire.dialect
         # The options as given (the dialect object applies those of its dialect).
         self.with_channel_multiplexing = with_channel_multiplexing
-        self.subscription_mode = subscription_mode
+        self.subscription_mode = getattr(self.wire, "subscription_mode", subscription_mode)
         self.publish_on_specific_response_channel = publish_on_specific_response_channel
         self.custom_hook: CustomHook = custom_hook or _default_hook
         self.logger = logger
@@ -342,19 +348,30 @@ class NodeShell:
     def _make_transport(self) -> None:
         """New Redis connections (not opened yet) and an empty pending-request table."""
         self._engine = RequestEngine()
-        self._publisher = Publisher(
-            self._pub_endpoint, name=f"{self.uid}-pub", on_error=self._error
+        self._publisher = self._transport.publisher(
+            self.wire, name=f"{self.uid}-pub", on_error=self._error
         )
-        self._subscriber = Subscriber(
-            self._sub_endpoint,
+        self._subscriber = self._sub_transport.subscriber(
+            self.wire,
             on_batch=self._on_batch,
             name=f"{self.uid}-sub",
             on_error=self._error,
             on_event=self._link_event,
         )
         self._requester = Requester(
-            self._publisher, self._engine, timeout=self.requests_timeout, counted=True
+            self._publisher,
+            self._engine,
+            timeout=self.requests_timeout,
+            counted=True,
+            local=self._apply_local,
         )
+
+    async def _apply_local(self, step: Local) -> None:
+        # A plan's local part (the sharded adapter applies its own socketsJoin/... right
+        # after publishing them): joins and leaves at once, disconnects in the background.
+        waiting = [a for a in step.actions(self) if not self._act_now(a)]
+        if waiting:
+            self._later(waiting)
 
     def _link_event(self, event: LinkEvent) -> None:
         # The loss itself reaches the error callbacks from the transport ("Lost the
@@ -377,13 +394,25 @@ class NodeShell:
         self._subscribe_now(subs)
 
     def _subscribe_channel(self, channel: bytes) -> None:
-        self._track(self._subscriber.subscribe_nowait([channel]))
+        if self.wire.sharded_pubsub:
+            self._track(self._sharded_subscriber().ssubscribe_nowait([channel]))
+        else:
+            self._track(self._subscriber.subscribe_nowait([channel]))
 
     def _unsubscribe_channel(self, channel: bytes) -> None:
-        self._subscriber.unsubscribe_nowait([channel])
+        if self.wire.sharded_pubsub:
+            self._sharded_subscriber().sunsubscribe_nowait([channel])
+        else:
+            self._subscriber.unsubscribe_nowait([channel])
 
-    def _publish_raw(self, channel: bytes, payload: bytes) -> None:
-        self._publisher.publish(channel, payload)
+    def _publish_raw(self, channel: bytes, payload: bytes, sharded: bool = False) -> None:
+        publish(self._publisher, channel, payload, sharded)
+
+    def _sharded_subscriber(self) -> ClusterSubscriber:
+        sub = self._subscriber
+        if not isinstance(sub, ClusterSubscriber):  # pragma: no cover - Transport's job
+            raise ConfigurationError("sharded pub/sub needs the Redis Cluster transport")
+        return sub
 
     def _subscribe_now(self, subs: Subscriptions) -> None:
         sub = self._subscriber
@@ -391,6 +420,10 @@ class NodeShell:
             self._track(sub.psubscribe_nowait(list(subs.patterns)))
         if subs.channels:
             self._track(sub.subscribe_nowait(list(subs.channels)))
+        if subs.shard_channels:
+            # Each channel on its own: sharded channels of one SSUBSCRIBE share a slot.
+            for channel in subs.shard_channels:
+                self._track(self._sharded_subscriber().ssubscribe_nowait([channel]))
 
     def _track(self, fut: asyncio.Future[None] | None) -> None:
         if fut is not None:
@@ -565,7 +598,9 @@ class NodeShell:
                     self._room_added(nsp, room)
 
     def _room_added(self, nsp: str, room: Any) -> None:
-        channel = self.core.room_added(nsp, room)
+        # A socket's own id room is private (socket.io-adapter: `sids.has(room)`).
+        private = room in (self.rooms.get(nsp, {}).get(None) or {})
+        channel = self.core.room_added(nsp, room, private=private)
         if channel is not None:
             self._subscribe_channel(channel)
 
@@ -680,7 +715,7 @@ class NodeShell:
     def _act_now(self, action: Action) -> bool:
         """Carry out an action that never waits; False for the others."""
         if isinstance(action, Publish):
-            self._publish_raw(action.channel, action.payload)
+            self._publish_raw(action.channel, action.payload, action.sharded)
         elif isinstance(action, Join):
             for sid in action.sids:
                 for room in action.rooms:
@@ -707,7 +742,7 @@ class NodeShell:
         if action.respond is not None:
             out = action.respond(value)
             if out is not None:
-                self._publish_raw(out.channel, out.payload)
+                self._publish_raw(out.channel, out.payload, out.sharded)
 
     def _ack_fanout(
         self, action: DeliverWithAck
@@ -716,13 +751,13 @@ class NodeShell:
         returns ``(sids, event, args, callback)`` for the local emits."""
         sids = select_sids(self, action.nsp, action.rooms, action.except_)
         count = action.on_count(len(sids))
-        self._publish_raw(count.channel, count.payload)
+        self._publish_raw(count.channel, count.payload, count.sharded)
         event, *args = js_to_py(action.data)
-        publish = self._publish_raw
+        publish_raw = self._publish_raw
 
         def callback(*ack: Any) -> None:
             out = action.on_ack(ack[0] if ack else None)
-            publish(out.channel, out.payload)
+            publish_raw(out.channel, out.payload, out.sharded)
 
         return sids, event, tuple(args), callback
 
@@ -858,7 +893,7 @@ class NodeShell:
         self, nsp: str, data: list[Any], rooms: list[Any], except_: list[Any], flags: dict[str, Any]
     ) -> None:
         out = self.wire.broadcast(self.uid, nsp, data, rooms, except_, flags)
-        self._publish_raw(out.channel, out.payload)
+        self._publish_raw(out.channel, out.payload, out.sharded)
         self._published += 1
 
     # ------------------------------------------------------------------ plans
@@ -909,17 +944,21 @@ class NodeShell:
         return self.wire.all_rooms(ns, self.uid, local)
 
 
-def endpoint_of(url: str | None, host: str | None, port: int | None, client: Any) -> RedisEndpoint:
-    """Where the adapter's Redis is: a client's settings, a URL, or host and port.
+def endpoint_of(
+    url: str | None, host: str | None, port: int | None, client: Any, cluster: bool | None = None
+) -> Transport:
+    """Where the adapter's Redis is (a client's settings, a URL, or host and port), and
+    whether it is a Redis Cluster.
 
     Raises:
         ConfigurationError: Both a URL and host/port were given.
     """
     if client is not None:
-        return RedisEndpoint.from_client(client)
+        return Transport(None, client, cluster)
     if url is not None:
         if host is not None or port is not None:
             raise ConfigurationError("pass either a Redis URL or host/port, not both")
-        return RedisEndpoint.from_url(url)
+        return Transport(url, None, cluster)
     # An explicit port 0 is an error (RedisEndpoint says so), not the default port.
-    return RedisEndpoint(host=host or "127.0.0.1", port=6379 if port is None else port)
+    endpoint = RedisEndpoint(host=host or "127.0.0.1", port=6379 if port is None else port)
+    return Transport(None, None, cluster, endpoint=endpoint)

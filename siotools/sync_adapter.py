@@ -113,6 +113,12 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
     name = "siotools-redis"
 
     def _make_transport(self) -> None:
+        if self._transport.uses_cluster(self.wire):
+            raise ConfigurationError(
+                "the synchronous RedisAdapter does not run on the Redis Cluster transport "
+                "yet (the sharded dialect, cluster=True, ?cluster=true): use "
+                "AsyncRedisAdapter there"
+            )
         super()._make_transport()
         self._bridge = LoopThread.for_process(f"siotools-adapter-{self.uid}")
         self._outbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
@@ -268,7 +274,8 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
             self._unsettled = False
             self._bridge.run(self._settle_subscriptions)
 
-    def _publish_raw(self, channel: bytes, payload: bytes) -> None:
+    def _publish_raw(self, channel: bytes, payload: bytes, sharded: bool = False) -> None:
+        # Never sharded here: the cluster transport is refused at construction.
         if self._bridge.in_loop():
             self._publisher.publish(channel, payload)
             return

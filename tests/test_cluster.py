@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from siotools import ClusterClient, RequestTimeout
+from siotools import ClusterClient, Dialect, RequestTimeout
 from siotools.pynode import PythonNode
+from siotools.redis_cluster import RedisCluster
 from tests.adapter.pyclients import Client
 
 
@@ -95,3 +96,26 @@ async def test_room_members(nodes: list[PythonNode], redis_url: str, key: str) -
         }
     await ca.close()
     await cb.close()
+
+
+@pytest.mark.parametrize("on_master", [0, 1, 2])
+async def test_detection_looks_at_every_master_of_a_redis_cluster(
+    redis_cluster: RedisCluster, key: str, on_master: int
+) -> None:
+    # PUBSUB CHANNELS/NUMSUB are node-local on a Redis Cluster, and an 8.x node on a
+    # node-redis cluster client subscribes on a random master: wherever its three
+    # channels are, the dialect is found (passively: nothing is published).
+    redis_cluster.wait_ok(30)
+    port = sorted(m.port for m in redis_cluster.masters())[on_master]
+    spy = aioredis.Redis(port=port)
+    ps = spy.pubsub()
+    await ps.subscribe(f"{key}-request#/#", f"{key}-response#/#", f"{key}-response#/#aB3dE5#")
+    try:
+        async with ClusterClient(redis_cluster.url + "?cluster=true", key=key) as cluster:
+            assert cluster.dialect is Dialect.CURRENT
+            assert cluster.detection is not None and cluster.detection.namespaces == ("/",)
+            assert await cluster.namespaces() == ["/"]
+            assert await cluster.node_count("/") == 1
+    finally:
+        await ps.aclose()
+        await spy.aclose()

@@ -55,6 +55,8 @@ async def test_emitter_wire_format(redis_url: str, key: str) -> None:
 
 async def test_emitter_errors_are_clear() -> None:
     with pytest.raises(ConfigurationError):
-        Emitter(dialect=Dialect.SHARDED)  # sniffed, not spoken yet
+        Emitter(dialect=Dialect.PYSOCKETIO)  # sniffed, not spoken
     with pytest.raises(RedisUnavailableError, match="Cannot reach Redis"):
         await Emitter(f"redis://127.0.0.1:{free_port()}/0").emit("x")
+    with pytest.raises(RedisUnavailableError):
+        await Emitter(f"redis://127.0.0.1:{free_port()}/0", dialect=Dialect.SHARDED).emit("x")

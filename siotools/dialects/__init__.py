@@ -4,7 +4,9 @@ answers (pure; the shells do the I/O).
 * :class:`~siotools.dialects.legacy.LegacyDialect`: socket.io-redis 4.x (msgpack-lite) and
   5.x (notepack 2), and socket.io-emitter 3.x;
 * :class:`~siotools.dialects.current.CurrentDialect`: @socket.io/redis-adapter 8.x classic
-  and @socket.io/redis-emitter 5.x.
+  and @socket.io/redis-emitter 5.x;
+* :class:`~siotools.dialects.sharded.ShardedDialect`: @socket.io/redis-adapter 8.x sharded
+  (``createShardedAdapter``, socket.io-adapter ``ClusterAdapter`` messages).
 
 :func:`make_dialect` builds the object for a :class:`~siotools.Dialect` (or its value);
 :func:`resolve_dialect` turns what a user passed into a ``Dialect`` with one clear error.
@@ -17,6 +19,7 @@ from typing import Any, Literal
 from siotools.dialects.base import WireDialect
 from siotools.dialects.current import CurrentDialect
 from siotools.dialects.legacy import LegacyDialect
+from siotools.dialects.sharded import SUBSCRIPTION_MODES, ShardedDialect
 from siotools.exceptions import ConfigurationError
 from siotools.protocol import Dialect
 
@@ -24,14 +27,21 @@ __all__ = [
     "SPOKEN",
     "CurrentDialect",
     "LegacyDialect",
+    "ShardedDialect",
     "WireDialect",
     "make_dialect",
     "resolve_dialect",
 ]
 
-SPOKEN: tuple[Dialect, ...] = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
+SPOKEN: tuple[Dialect, ...] = (
+    Dialect.LEGACY,
+    Dialect.LEGACY_LITE,
+    Dialect.CURRENT,
+    Dialect.SHARDED,
+)
 """The dialects siotools speaks (the others it only decodes)."""
 _SPOKEN = SPOKEN
+_LEGACY_MODES = ("subscribe", "psubscribe")
 
 
 def resolve_dialect(value: Dialect | str) -> Dialect:
@@ -63,7 +73,7 @@ def make_dialect(
     dialect: Dialect | str,
     prefix: str = "socket.io",
     *,
-    subscription_mode: Literal["subscribe", "psubscribe"] = "subscribe",
+    subscription_mode: str | None = None,
     with_channel_multiplexing: bool = True,
     publish_on_specific_response_channel: bool = False,
     parser: Literal["msgpack", "json"] = "msgpack",
@@ -72,22 +82,37 @@ def make_dialect(
 ) -> WireDialect:
     """The dialect object for ``dialect``; options of other dialects are ignored.
 
+    ``subscription_mode`` belongs to 4.x/5.x (``"subscribe"``, the default, or
+    ``"psubscribe"``) and to the sharded adapter (``"dynamic"``, the default, ``"static"``
+    or ``"dynamic-private"``); ``None`` takes the dialect's default.
+
     Raises:
         ConfigurationError: An unknown dialect or option value.
     """
     d = resolve_dialect(dialect)
     wire: WireDialect
-    if d is Dialect.CURRENT:
+    if d is Dialect.SHARDED:
+        if subscription_mode in _LEGACY_MODES:
+            subscription_mode = None  # a 4.x/5.x option, as the others here are ignored
+        wire = ShardedDialect(prefix, subscription_mode=subscription_mode or "dynamic")  # type: ignore[arg-type]
+    elif d is Dialect.CURRENT:
         wire = CurrentDialect(
             prefix,
             publish_on_specific_response_channel=publish_on_specific_response_channel,
             parser=parser,
         )
     else:
+        if subscription_mode in SUBSCRIPTION_MODES:
+            subscription_mode = None  # a sharded option
+        if subscription_mode not in (None, *_LEGACY_MODES):
+            raise ConfigurationError(
+                f"subscription_mode must be 'subscribe' or 'psubscribe' for {d.value}, not "
+                f"{subscription_mode!r}"
+            )
         wire = LegacyDialect(
             prefix,
             flavor=d,
-            subscription_mode=subscription_mode,
+            subscription_mode=subscription_mode or "subscribe",  # type: ignore[arg-type]
             with_channel_multiplexing=with_channel_multiplexing,
         )
     if max_payload is not None:

@@ -15,13 +15,23 @@ the answers, so the same operation runs under asyncio or a sync shell (redis-py'
 from __future__ import annotations
 
 import enum
+import secrets
+import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from siotools.exceptions import DecodeError, PayloadTooLargeError, UnsupportedOperation
-from siotools.protocol import ChannelGrammar, Dialect, Frame, decode, unpack_broadcast
+from siotools.protocol import (
+    ChannelGrammar,
+    ChannelKind,
+    Dialect,
+    Frame,
+    decode,
+    glob_escape,
+    unpack_broadcast,
+)
 from siotools.protocol.wire import BroadcastFields
 
 __all__ = [
@@ -39,6 +49,7 @@ __all__ = [
     "Ignored",
     "Join",
     "Leave",
+    "Local",
     "LocalView",
     "Malformed",
     "Plan",
@@ -56,6 +67,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_UID_ALPHABET = string.ascii_letters + string.digits
 
 
 # --------------------------------------------------------------------------- public values
@@ -104,10 +116,12 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class Subscriptions:
-    """Channels to SUBSCRIBE and patterns to PSUBSCRIBE (bytes, as Redis gets them)."""
+    """Channels to SUBSCRIBE, patterns to PSUBSCRIBE and sharded channels to SSUBSCRIBE
+    (bytes, as Redis gets them)."""
 
     channels: tuple[bytes, ...] = ()
     patterns: tuple[bytes, ...] = ()
+    shard_channels: tuple[bytes, ...] = ()
 
 
 class Route(enum.IntEnum):
@@ -123,10 +137,11 @@ class Route(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """Publish ``payload`` on ``channel``."""
+    """Publish ``payload`` on ``channel`` (``sharded``: SPUBLISH, to the slot's master)."""
 
     channel: bytes
     payload: bytes
+    sharded: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +301,8 @@ class Count:
 
     channel: bytes
     exclude_self: bool = False
+    sharded: bool = False
+    """Count sharded subscribers (``PUBSUB SHARDNUMSUB``, summed over the masters)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +321,21 @@ class Ask:
     finish: Callable[[list[Any]], Any] = field(default=list)
     expected: int = 0
     timeout: float | None = None
+    sharded: bool = False
+    """SPUBLISH the request (sharded pub/sub) instead of PUBLISH."""
 
 
-Plan = Generator[Count | Ask, Any, T]
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Carry out ``actions(view)`` on this node, if the asker is a node (processes without
+    sockets skip it). The sharded adapter publishes ``socketsJoin``/``socketsLeave``/
+    ``disconnectSockets`` first and then applies them locally (socket.io-adapter 2.5.4+
+    ``ClusterAdapter.addSockets``...), dropping its own echo."""
+
+    actions: Callable[[LocalView], list[Action]]
+
+
+Plan = Generator[Count | Ask | Local, Any, T]
 """A cluster operation: yields steps, receives their results, returns the result."""
 
 
@@ -396,6 +425,13 @@ class WireDialect(ABC):
     """Event names an emitter of this dialect refuses."""
     max_payload: int | None = None
     """Payloads over this many bytes are dropped undecoded (``oversized``); None: no limit."""
+    sharded_pubsub: bool = False
+    """The dialect talks sharded pub/sub (SSUBSCRIBE/SPUBLISH/SHARDNUMSUB): the shells
+    then use the Redis Cluster transport (a standalone Redis 7 is a one-master cluster)."""
+    room_route: Route = Route.BROADCAST
+    """What the channels of :meth:`room_channel` carry."""
+    private_room_channels: bool = True
+    """Whether a socket's own id room gets a channel of :meth:`room_channel` too."""
 
     def __init__(self, prefix: str = "socket.io") -> None:
         self.prefix = prefix or "socket.io"
@@ -403,6 +439,24 @@ class WireDialect(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.label} prefix={self.prefix!r}>"
+
+    def new_uid(self) -> str:
+        """A fresh server id in this dialect's format (6 characters of ``[A-Za-z0-9]``
+        unless the dialect says otherwise)."""
+        return "".join(secrets.choice(_UID_ALPHABET) for _ in range(6))
+
+    def namespace_probe(self) -> tuple[bytes, bytes]:
+        """``(PUBSUB subcommand, pattern)`` whose channels name the namespaces with nodes
+        (read with :meth:`namespace_of`)."""
+        g = self.grammar
+        return b"CHANNELS", (glob_escape(g.request("")[:-1]) + "*").encode()
+
+    def namespace_of(self, channel: bytes) -> str | None:
+        """The namespace a channel of :meth:`namespace_probe` shows a node for."""
+        parsed = self.grammar.parse(channel)
+        if parsed.kind is ChannelKind.REQUEST:
+            return parsed.nsp
+        return None
 
     # ------------------------------------------------------------------ channels
 

@@ -32,13 +32,12 @@ import asyncio
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from siotools.exceptions import (
     ConfigurationError,
     DecodeError,
     RedisUnavailableError,
-    UnsupportedOperation,
 )
 from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
 from siotools.transport.endpoint import RedisEndpoint
@@ -259,7 +258,17 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-async def snapshot(publisher: Publisher, prefix: str) -> PubSubSnapshot:
+class CommandRunner(Protocol):
+    """A started command connection: :class:`~siotools.transport.pubsub.Publisher` or the
+    Redis Cluster one (only ``execute`` and ``connected`` are used, nothing is published)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def execute(self, *args: Any, timeout: float | None = None) -> Any: ...
+
+
+async def snapshot(publisher: CommandRunner, prefix: str) -> PubSubSnapshot:
     """Read ``PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB/NUMPAT`` for a prefix.
 
     Args:
@@ -495,7 +504,7 @@ def _detection(prefix: str, snap: PubSubSnapshot) -> Detection:
     )
 
 
-async def detect_with(publisher: Publisher, prefix: str = "socket.io") -> Detection:
+async def detect_with(publisher: CommandRunner, prefix: str = "socket.io") -> Detection:
     """The structural part of :func:`detect` (no listening) over a started connection:
     what :class:`~siotools.ClusterClient` and a starting node read, in a few commands.
 
@@ -520,7 +529,6 @@ def choose(found: Detection) -> Dialect:
 
     Raises:
         ConfigurationError: Two classic generations share the prefix.
-        UnsupportedOperation: Only sharded nodes serve it.
     """
     classic = found.dialects - {Dialect.SHARDED, Dialect.PYSOCKETIO}
     families = {_FAMILY[d] for d in classic if d in _FAMILY}
@@ -533,12 +541,8 @@ def choose(found: Detection) -> Dialect:
         )
     if classic:
         return Dialect.LEGACY_LITE if classic == {Dialect.LEGACY_LITE} else next(iter(classic))
-    if found.sharded:
-        raise UnsupportedOperation(
-            f"the prefix {found.prefix!r} is served by @socket.io/redis-adapter 8.x sharded "
-            "nodes (SSUBSCRIBE), which siotools can sniff (siotools sniff --monitor) but "
-            "not query yet"
-        )
+    if found.sharded or Dialect.SHARDED in found.dialects:
+        return Dialect.SHARDED  # sharded nodes only
     return Dialect.LEGACY
 
 

@@ -104,5 +104,6 @@ def test_dialect_names() -> None:
     with pytest.raises(ConfigurationError, match="valid dialects are 'legacy', 'legacy-lite'"):
         resolve_dialect("8.x")
     with pytest.raises(ConfigurationError, match="sniffed but not spoken yet"):
-        resolve_dialect("sharded")
+        resolve_dialect("pysocketio")
+    assert resolve_dialect("sharded") is Dialect.SHARDED
     assert make_dialect("legacy-lite").label == "socket.io-redis 4.x"

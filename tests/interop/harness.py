@@ -53,6 +53,26 @@ class Config:
         """Whether the nodes SUBSCRIBE per room (4.x multiplexing)."""
         return bool(self.node_opts.get("multiplexing", False))
 
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether the nodes run on the session's Redis Cluster (a seed node's URL)."""
+        return bool(self.py_opts.get("cluster", False))
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the nodes are @socket.io/redis-adapter sharded nodes."""
+        return self.node_opts.get("adapter") == "sharded"
+
+    def on_redis_cluster(self) -> Config:
+        """The same flavor on a Redis Cluster: Python ``cluster=True``, Node node-redis
+        ``createCluster`` (RA's "redis@4 cluster" matrix entries)."""
+        return Config(
+            f"{self.id}-rcluster",
+            self.flavor,
+            node_opts={**self.node_opts, "redis_cluster": True},
+            py_opts={**self.py_opts, "cluster": True},
+        )
+
 
 CONFIGS = [
     Config("legacy5-subscribe", "legacy5"),
@@ -91,6 +111,20 @@ CURRENT_CONFIGS = [
         py_opts={"dialect": "current", "parser": "json"},
     ),
 ]
+
+
+# @socket.io/redis-adapter 8.3.0 createShardedAdapter, as RA's "[sharded] redis@4
+# standalone" entries run it (the three subscription modes), then on a Redis Cluster.
+SHARDED_CONFIGS = [
+    Config(
+        f"sharded-{mode}",
+        "current",
+        node_opts={"adapter": "sharded", "subscription_mode": mode},
+        py_opts={"dialect": "sharded", "subscription_mode": mode},
+    )
+    for mode in ("dynamic", "static", "dynamic-private")
+]
+SHARDED_CLUSTER_CONFIGS = [c.on_redis_cluster() for c in SHARDED_CONFIGS]
 
 
 class Timeout(Exception):
@@ -636,8 +670,9 @@ class Cluster:
             "python": "ppp",
         }[self.direction]
         if "n" in kinds:
+            extra = {"redis_cluster": True} if self.config.node_opts.get("redis_cluster") else {}
             self.client_peer = await NodePeer.start(
-                self.config.flavor, name="CL", redis_url=self.redis_url, key=self.key
+                self.config.flavor, name="CL", redis_url=self.redis_url, key=self.key, **extra
             )
             self.peers.append(self.client_peer)
         for name, kind in zip("ABC", kinds, strict=True):

@@ -7,6 +7,7 @@
 //                [--adapter classic|sharded] [--subscription-mode dynamic|static|dynamic-private]
 //                [--sse-events sse,sse-ack] [--sse-mode reply|silent]
 //                [--specific-response-channel true] [--parser json]
+//                [--redis-cluster true]   (node-redis createCluster from that seed node)
 // Without --port: a client/emitter-only process.
 
 const http = require('http');
@@ -19,6 +20,8 @@ const REDIS_URL = `redis://${args['redis-host'] || '127.0.0.1'}:${args['redis-po
 const KEY = args.key || 'socket.io';
 const NSPS = (args.nsps || '/').split(',').filter(Boolean);
 const ADAPTER = args.adapter || 'classic';
+// RA's "redis@4 cluster" / "[sharded] redis@4 cluster" setups: a node-redis cluster client.
+const CLUSTER = args['redis-cluster'] === 'true';
 const SSE_EVENTS = (args['sse-events'] || 'sse,sse-ack').split(',').filter(Boolean);
 let sseMode = args['sse-mode'] || 'reply';
 
@@ -31,7 +34,8 @@ const emitters = {};
 
 // A connected node-redis client; the first connection error rejects (no endless retry).
 async function redisClient() {
-  const c = req('redis').createClient({ url: REDIS_URL });
+  const redis = req('redis');
+  const c = CLUSTER ? redis.createCluster({ rootNodes: [{ url: REDIS_URL }] }) : redis.createClient({ url: REDIS_URL });
   const failed = new Promise((resolve, reject) => c.once('error', reject));
   c.on('error', (e) => event('redis_error', { error: String(e) }));
   await Promise.race([c.connect(), failed]);
