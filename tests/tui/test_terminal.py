@@ -90,7 +90,7 @@ def demo_url() -> Iterator[str]:
 def test_browse_and_traffic_in_a_real_terminal(demo_url: str) -> None:
     term = Terminal([sys.executable, "-m", "siotools", "tui", "--url", demo_url])
     try:
-        text = term.wait(lambda s: "/chat" in s and "socket.io-redis 5.x" in s, "the namespaces")
+        text = term.wait(lambda s: "/chat" in s and "@socket.io/redis-adapter 8.x" in s, "the namespaces")
         assert "nodes / 2" in text or "/ 2" in text
         term.keys("Down", "Enter")  # /chat's rooms
         term.wait(lambda s: "rooms" in s and re.search(r"\d+ rows", s) is not None, "rooms")
@@ -105,7 +105,7 @@ def test_browse_and_traffic_in_a_real_terminal(demo_url: str) -> None:
         )
         term.keys("Enter")
         text = term.wait(lambda s: "channel" in s and "hex below" in s, "a frame's detail")
-        assert "dialect  socket.io-redis 5.x" in text and '"event":' in text
+        assert "dialect  @socket.io/redis-adapter 8.x" in text and '"event":' in text
         term.keys("End")  # the pane scrolls down to the raw bytes
         term.wait(lambda s: "raw payload" in s and "000000  " in s, "the frame's bytes")
         term.keys("Escape")
