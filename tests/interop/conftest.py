@@ -12,7 +12,6 @@ import pytest_asyncio
 
 from tests.interop.harness import ADAPTERS, CONFIGS, DIRECTIONS, Client, Cluster
 
-
 # The synchronous adapter runs the same lists on one config per generation and subscription
 # style (its dialect code is the async adapter's; what differs is its threads and loop).
 SYNC_CONFIGS = {"legacy5-psubscribe", "legacy4-nomux", "current"}

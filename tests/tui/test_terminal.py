@@ -90,7 +90,9 @@ def demo_url() -> Iterator[str]:
 def test_browse_and_traffic_in_a_real_terminal(demo_url: str) -> None:
     term = Terminal([sys.executable, "-m", "siotools", "tui", "--url", demo_url])
     try:
-        text = term.wait(lambda s: "/chat" in s and "@socket.io/redis-adapter 8.x" in s, "the namespaces")
+        text = term.wait(
+            lambda s: "/chat" in s and "@socket.io/redis-adapter 8.x" in s, "the namespaces"
+        )
         assert "nodes / 2" in text or "/ 2" in text
         term.keys("Down", "Enter")  # /chat's rooms
         term.wait(lambda s: "rooms" in s and re.search(r"\d+ rows", s) is not None, "rooms")
