@@ -61,7 +61,11 @@ def parse_cluster_url(url: str, cluster: bool | None = None) -> tuple[RedisEndpo
         ConfigurationError: The URL is not a Redis URL, the flag is not a boolean, or a
             cluster URL selects a database other than 0 or a Unix socket.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # Not even a URL (``redis://[::1``): the endpoint's own sentence, password hidden.
+        return RedisEndpoint.from_url(url), bool(cluster)
     query = parse_qsl(parts.query, keep_blank_values=True)
     flag: bool | None = None
     rest = []
