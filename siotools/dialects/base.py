@@ -20,9 +20,14 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from siotools.exceptions import DecodeError, PayloadTooLargeError, UnsupportedOperation
+from siotools.exceptions import (
+    DecodeError,
+    PayloadTooLargeError,
+    SocketNotFound,
+    UnsupportedOperation,
+)
 from siotools.protocol import (
     ChannelGrammar,
     ChannelKind,
@@ -46,6 +51,7 @@ __all__ = [
     "Disconnect",
     "Expect",
     "FetchLocal",
+    "FetchNames",
     "Ignored",
     "Join",
     "Leave",
@@ -620,3 +626,74 @@ class WireDialect(ABC):
             "an ack callback is only possible for a socket connected to this node",
         )
         yield  # pragma: no cover
+
+
+class FetchNames:
+    """The 4.x/5.x names (``clients``, ``client_rooms``, ``remote_join``...) for the
+    dialects that have fetchSockets and socketsJoin/Leave/disconnectSockets instead (8.x
+    removed the single-socket requests): a socket nobody has is a
+    :class:`~siotools.SocketNotFound`, not a timeout. Mixed in before :class:`WireDialect`.
+    """
+
+    if TYPE_CHECKING:
+
+        def fetch_sockets(
+            self,
+            nsp: str,
+            uid: str,
+            rooms: Sequence[Any],
+            except_: Sequence[Any],
+            local: list[RemoteSocket] | None,
+        ) -> Plan[list[RemoteSocket]]: ...
+
+        def sockets_join(
+            self,
+            nsp: str,
+            uid: str,
+            rooms: Sequence[Any],
+            except_: Sequence[Any],
+            join: Sequence[Any],
+        ) -> Plan[int]: ...
+
+        def sockets_leave(
+            self,
+            nsp: str,
+            uid: str,
+            rooms: Sequence[Any],
+            except_: Sequence[Any],
+            leave: Sequence[Any],
+        ) -> Plan[int]: ...
+
+        def disconnect_sockets(
+            self, nsp: str, uid: str, rooms: Sequence[Any], except_: Sequence[Any], close: bool
+        ) -> Plan[int]: ...
+
+    def clients(
+        self, nsp: str, uid: str, rooms: Sequence[Any], local: list[str] | None
+    ) -> Plan[list[str]]:
+        mine = None if local is None else [RemoteSocket(id=s, nsp=nsp) for s in local]
+        sockets = yield from self.fetch_sockets(nsp, uid, rooms, (), mine)
+        return list(dict.fromkeys(s.id for s in sockets))
+
+    def _find(self, nsp: str, uid: str, sid: str) -> Plan[RemoteSocket]:
+        sockets = yield from self.fetch_sockets(nsp, uid, (sid,), (), None)
+        for socket in sockets:
+            if socket.id == sid:
+                return socket
+        raise SocketNotFound(sid, nsp)
+
+    def client_rooms(self, nsp: str, uid: str, sid: str) -> Plan[list[Any]]:
+        socket = yield from self._find(nsp, uid, sid)
+        return list(socket.rooms)
+
+    def remote_join(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
+        yield from self._find(nsp, uid, sid)
+        yield from self.sockets_join(nsp, uid, (sid,), (), (room,))
+
+    def remote_leave(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
+        yield from self._find(nsp, uid, sid)
+        yield from self.sockets_leave(nsp, uid, (sid,), (), (room,))
+
+    def remote_disconnect(self, nsp: str, uid: str, sid: str, close: bool) -> Plan[None]:
+        yield from self._find(nsp, uid, sid)
+        yield from self.disconnect_sockets(nsp, uid, (sid,), (), close)

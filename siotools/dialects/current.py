@@ -27,6 +27,7 @@ from siotools.dialects.base import (
     Disconnect,
     Expect,
     FetchLocal,
+    FetchNames,
     Ignored,
     Join,
     Leave,
@@ -44,7 +45,7 @@ from siotools.dialects.base import (
     valid_room,
     valid_rooms,
 )
-from siotools.exceptions import ConfigurationError, DecodeError, SocketNotFound
+from siotools.exceptions import ConfigurationError, DecodeError
 from siotools.protocol import (
     UNDEFINED,
     AllRoomsRequest,
@@ -180,7 +181,7 @@ def socket_json(socket: RemoteSocket) -> dict[str, Any]:
     }
 
 
-class CurrentDialect(WireDialect):
+class CurrentDialect(FetchNames, WireDialect):
     """@socket.io/redis-adapter 8.x classic (``createAdapter``).
 
     Args:
@@ -594,39 +595,6 @@ class CurrentDialect(WireDialect):
         )
         heard: int = yield self._fire(frame)
         return heard
-
-    # The 4.x/5.x names on 8.x, built on fetchSockets/socketsJoin/... (8.0 removed the
-    # single-socket requests). A socket nobody has is a SocketNotFound, not a timeout.
-
-    def clients(
-        self, nsp: str, uid: str, rooms: Sequence[Any], local: list[str] | None
-    ) -> Plan[list[str]]:
-        mine = None if local is None else [RemoteSocket(id=s, nsp=nsp) for s in local]
-        sockets = yield from self.fetch_sockets(nsp, uid, rooms, (), mine)
-        return list(dict.fromkeys(s.id for s in sockets))
-
-    def _find(self, nsp: str, uid: str, sid: str) -> Plan[RemoteSocket]:
-        sockets = yield from self.fetch_sockets(nsp, uid, (sid,), (), None)
-        for socket in sockets:
-            if socket.id == sid:
-                return socket
-        raise SocketNotFound(sid, nsp)
-
-    def client_rooms(self, nsp: str, uid: str, sid: str) -> Plan[list[Any]]:
-        socket = yield from self._find(nsp, uid, sid)
-        return list(socket.rooms)
-
-    def remote_join(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.sockets_join(nsp, uid, (sid,), (), (room,))
-
-    def remote_leave(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.sockets_leave(nsp, uid, (sid,), (), (room,))
-
-    def remote_disconnect(self, nsp: str, uid: str, sid: str, close: bool) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.disconnect_sockets(nsp, uid, (sid,), (), close)
 
     def server_side_emit(
         self, nsp: str, uid: str, data: list[Any], *, ack: bool, local_replies: int = 0

@@ -39,6 +39,7 @@ from siotools.dialects.base import (
     Disconnect,
     Expect,
     FetchLocal,
+    FetchNames,
     Ignored,
     Join,
     Leave,
@@ -58,7 +59,7 @@ from siotools.dialects.base import (
     valid_rooms,
 )
 from siotools.dialects.current import RESERVED_EVENTS, socket_json
-from siotools.exceptions import ConfigurationError, DecodeError, SocketNotFound
+from siotools.exceptions import ConfigurationError, DecodeError
 from siotools.protocol import (
     UNDEFINED,
     ChannelKind,
@@ -151,7 +152,7 @@ def _remote_socket(value: Any, nsp: str) -> RemoteSocket | None:
     )
 
 
-class ShardedDialect(WireDialect):
+class ShardedDialect(FetchNames, WireDialect):
     """@socket.io/redis-adapter 8.x sharded (``createShardedAdapter``).
 
     Args:
@@ -553,38 +554,6 @@ class ShardedDialect(WireDialect):
     ) -> Plan[int]:
         body = {"opts": _opts(rooms, except_, {}), "close": bool(close)}
         return (yield from self._bulk_plan(nsp, uid, M.DISCONNECT_SOCKETS, body))
-
-    # The 4.x/5.x single-socket names, on fetchSockets/socketsJoin/... as for 8.x classic.
-
-    def clients(
-        self, nsp: str, uid: str, rooms: Sequence[Any], local: list[str] | None
-    ) -> Plan[list[str]]:
-        mine = None if local is None else [RemoteSocket(id=s, nsp=nsp) for s in local]
-        sockets = yield from self.fetch_sockets(nsp, uid, rooms, (), mine)
-        return list(dict.fromkeys(s.id for s in sockets))
-
-    def _find(self, nsp: str, uid: str, sid: str) -> Plan[RemoteSocket]:
-        sockets = yield from self.fetch_sockets(nsp, uid, (sid,), (), None)
-        for socket in sockets:
-            if socket.id == sid:
-                return socket
-        raise SocketNotFound(sid, nsp)
-
-    def client_rooms(self, nsp: str, uid: str, sid: str) -> Plan[list[Any]]:
-        socket = yield from self._find(nsp, uid, sid)
-        return list(socket.rooms)
-
-    def remote_join(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.sockets_join(nsp, uid, (sid,), (), (room,))
-
-    def remote_leave(self, nsp: str, uid: str, sid: str, room: Any) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.sockets_leave(nsp, uid, (sid,), (), (room,))
-
-    def remote_disconnect(self, nsp: str, uid: str, sid: str, close: bool) -> Plan[None]:
-        yield from self._find(nsp, uid, sid)
-        yield from self.disconnect_sockets(nsp, uid, (sid,), (), close)
 
     def server_side_emit(
         self, nsp: str, uid: str, data: list[Any], *, ack: bool, local_replies: int = 0
