@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import Any
+
+from siotools.cli.options import ClusterOptions, add_cluster_options
 
 __all__ = ["register"]
 
@@ -39,18 +40,8 @@ def register(sub: Any) -> None:
             "severity, the evidence and the fix. Exit 0 healthy, 1 problems, 2 not run."
         ),
     )
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SIOTOOLS_URL", _DEFAULT_URL),
-        help=f"the cluster's Redis URL (default $SIOTOOLS_URL or {_DEFAULT_URL})",
-    )
-    p.add_argument(
-        "--prefix",
-        "--key",
-        dest="prefix",
-        default=os.environ.get("SIOTOOLS_KEY", "socket.io"),
-        help="the adapters' key (default $SIOTOOLS_KEY or socket.io)",
-    )
+    # --url/$SIOTOOLS_URL and --prefix/--key/$SIOTOOLS_PREFIX, as every command reads them.
+    add_cluster_options(p, ClusterOptions(nsp=False, dialect=False, json=None))
     p.add_argument(
         "--probe",
         action="store_true",

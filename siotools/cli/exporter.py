@@ -11,10 +11,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from typing import Any
+
+from siotools.cli.options import ClusterOptions, add_cluster_options
 
 __all__ = ["register"]
 
@@ -52,18 +53,8 @@ def register(sub: Any) -> None:
             "namespace, dialects and the sniffer's health. Passive: PSUBSCRIBE only."
         ),
     )
-    p.add_argument(
-        "--url",
-        default=os.environ.get("SIOTOOLS_URL", _DEFAULT_URL),
-        help=f"the cluster's Redis URL (default $SIOTOOLS_URL or {_DEFAULT_URL})",
-    )
-    p.add_argument(
-        "--prefix",
-        "--key",
-        dest="prefix",
-        default=os.environ.get("SIOTOOLS_KEY", "socket.io"),
-        help="the adapters' key (default $SIOTOOLS_KEY or socket.io)",
-    )
+    # --url/$SIOTOOLS_URL and --prefix/--key/$SIOTOOLS_PREFIX, as every command reads them.
+    add_cluster_options(p, ClusterOptions(nsp=False, dialect=False, json=None))
     p.add_argument(
         "--listen",
         default="127.0.0.1:9464",
