@@ -16,7 +16,6 @@ from siotools.cli.options import ClusterOptions, add_cluster_options
 
 __all__ = ["register"]
 
-_DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def _seconds(text: str) -> float:

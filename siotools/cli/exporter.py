@@ -19,7 +19,6 @@ from siotools.cli.options import ClusterOptions, add_cluster_options
 
 __all__ = ["register"]
 
-_DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
 def _positive_int(text: str) -> int:
