@@ -17,7 +17,6 @@ from siotools.cli.options import ClusterOptions, add_cluster_options
 __all__ = ["register"]
 
 
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)

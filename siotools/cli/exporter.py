@@ -20,7 +20,6 @@ from siotools.cli.options import ClusterOptions, add_cluster_options
 __all__ = ["register"]
 
 
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
