@@ -34,7 +34,7 @@ class Cluster:
     alice: Client
     bob: Client
 
-    async def run(self, *args: str, nsp: str = "/chat", timeout: float = 1.0) -> Cli:
+    async def run(self, *args: str, nsp: str = "/chat", timeout: float = 3.0) -> Cli:
         """Run ``siotools ARGS`` without blocking the loop the nodes answer on."""
         argv = [*args, "--url", self.url, "--key", self.key, "--nsp", nsp]
         argv += ["--timeout", str(timeout)]
