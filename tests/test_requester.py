@@ -9,7 +9,6 @@ their local steps to the node that runs them.
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 import pytest
