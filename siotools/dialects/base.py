@@ -67,6 +67,7 @@ __all__ = [
     "Subscriptions",
     "WireDialect",
     "oversized",
+    "remote_socket",
     "select_sids",
     "valid_room",
     "valid_rooms",
@@ -375,6 +376,22 @@ def valid_room(room: Any) -> bool:
 def valid_rooms(rooms: Any) -> bool:
     """Whether a value is a list of room names."""
     return type(rooms) in (list, tuple) and all(valid_room(r) for r in rooms)
+
+
+def remote_socket(value: Any, nsp: str) -> RemoteSocket | None:
+    """A socket of a fetchSockets answer ``{id, handshake, rooms, data}`` (RA 8.x
+    REMOTE_FETCH, socket.io-adapter FETCH_SOCKETS), or ``None`` when it is not one."""
+    if type(value) is not dict or type(value.get("id")) is not str:
+        return None
+    rooms = value.get("rooms")
+    handshake = value.get("handshake")
+    return RemoteSocket(
+        id=value["id"],
+        rooms=tuple(rooms) if type(rooms) is list else (),
+        data=value.get("data"),
+        handshake=handshake if type(handshake) is dict else None,
+        nsp=nsp,
+    )
 
 
 def select_sids(

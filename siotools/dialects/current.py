@@ -41,6 +41,7 @@ from siotools.dialects.base import (
     Settle,
     Subscriptions,
     WireDialect,
+    remote_socket,
     select_sids,
     valid_room,
     valid_rooms,
@@ -134,21 +135,6 @@ def _read_opts(opts: Any) -> tuple[list[Any], list[Any]] | None:
     if not valid_rooms(rooms) or not valid_rooms(except_):
         return None
     return list(rooms), list(except_)
-
-
-def _remote_socket(value: Any, nsp: str) -> RemoteSocket | None:
-    # lib/index.ts REMOTE_FETCH answer: {id, handshake, rooms, data}.
-    if type(value) is not dict or type(value.get("id")) is not str:
-        return None
-    rooms = value.get("rooms")
-    handshake = value.get("handshake")
-    return RemoteSocket(
-        id=value["id"],
-        rooms=tuple(rooms) if type(rooms) is list else (),
-        data=value.get("data"),
-        handshake=handshake if type(handshake) is dict else None,
-        nsp=nsp,
-    )
 
 
 def _json_broadcast(payload: bytes) -> BroadcastFields:
@@ -515,7 +501,7 @@ class CurrentDialect(FetchNames, WireDialect):
             for reply in replies:
                 if isinstance(reply, SocketsResponse):
                     for value in reply.sockets:
-                        socket = _remote_socket(value, nsp)
+                        socket = remote_socket(value, nsp)
                         if socket is not None:
                             out.append(socket)
             return out

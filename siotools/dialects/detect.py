@@ -58,7 +58,9 @@ __all__ = [
     "is_sharded_uid",
     "listen_traffic",
     "snapshot",
+    "spoken",
     "structural_evidence",
+    "with_traffic",
 ]
 
 _CURRENT_UID: Final = re.compile(r"[A-Za-z0-9_-]{6}")
@@ -453,10 +455,7 @@ async def detect(
         traffic, said, heard = await listen_traffic(endpoint, prefix, listen)
         listened = listen
         for nsp, dialects in traffic.items():
-            structural = found.setdefault(nsp, set())
-            if Dialect.LEGACY_LITE in dialects:
-                structural.discard(Dialect.LEGACY)
-            structural.update(dialects)
+            with_traffic(found.setdefault(nsp, set()), dialects)
         evidence += said
         if not heard:
             evidence.append(f"no message of {prefix} was heard in {listen:g} s of listening")
@@ -521,6 +520,24 @@ _FAMILY: Final = {
     Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
     Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
 }
+
+
+def with_traffic(structural: set[Dialect], heard: Iterable[Dialect]) -> None:
+    """Add the dialects ``heard`` on the wire to those the structure proved, in place: the
+    structure cannot tell 4.x from 5.x, msgpack-lite traffic can."""
+    heard = set(heard)
+    if Dialect.LEGACY_LITE in heard and Dialect.LEGACY not in heard:
+        structural.discard(Dialect.LEGACY)
+    structural |= heard
+
+
+def spoken(dialects: Iterable[Dialect]) -> list[Dialect]:
+    """The cluster dialects among ``dialects`` that one client could ask in (python-socketio's
+    own channel aside; 4.x and 5.x read each other's requests, so they count as one)."""
+    found: list[Dialect] = [d for d in dialects if d is not Dialect.PYSOCKETIO]
+    if set(found) == {Dialect.LEGACY, Dialect.LEGACY_LITE}:
+        return [Dialect.LEGACY]
+    return found
 
 
 def choose(found: Detection) -> Dialect:

@@ -53,6 +53,7 @@ from siotools.dialects.base import (
     Route,
     Subscriptions,
     WireDialect,
+    remote_socket,
     select_sids,
     unsupported,
     valid_room,
@@ -135,21 +136,6 @@ def _read_opts(opts: Any) -> tuple[list[Any], list[Any], dict[str, Any]] | None:
     if not valid_rooms(rooms) or not valid_rooms(except_) or type(flags) is not dict:
         return None
     return list(rooms), list(except_), flags
-
-
-def _remote_socket(value: Any, nsp: str) -> RemoteSocket | None:
-    # cluster-adapter.ts FETCH_SOCKETS answer: {id, handshake, rooms, data}.
-    if type(value) is not dict or type(value.get("id")) is not str:
-        return None
-    rooms = value.get("rooms")
-    handshake = value.get("handshake")
-    return RemoteSocket(
-        id=value["id"],
-        rooms=tuple(rooms) if type(rooms) is list else (),
-        data=value.get("data"),
-        handshake=handshake if type(handshake) is dict else None,
-        nsp=nsp,
-    )
 
 
 class ShardedDialect(FetchNames, WireDialect):
@@ -498,7 +484,7 @@ class ShardedDialect(FetchNames, WireDialect):
                 if isinstance(reply, ClusterMessage) and type(reply.data) is dict:
                     sockets = reply.data.get("sockets")
                     for value in sockets if type(sockets) is list else ():
-                        socket = _remote_socket(value, nsp)
+                        socket = remote_socket(value, nsp)
                         if socket is not None:
                             result.append(socket)
             return result

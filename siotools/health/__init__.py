@@ -19,7 +19,9 @@ from siotools.dialects.detect import (
     clues,
     snapshot,
     structural_evidence,
+    with_traffic,
 )
+from siotools.dialects.detect import spoken as spoken_dialects
 from siotools.exceptions import ConfigurationError
 from siotools.health.facts import ServerFacts, Sniff, read_server, sniff
 from siotools.health.probe import ProbeResult, probe
@@ -103,9 +105,7 @@ async def doctor(
 
         async def run_probe() -> None:
             every = set().union(*dialects.values()) if dialects else set()
-            spoken = [d for d in every if d is not Dialect.PYSOCKETIO]
-            if set(spoken) == {Dialect.LEGACY, Dialect.LEGACY_LITE}:
-                spoken = [Dialect.LEGACY]  # 4.x and 5.x read each other's requests
+            spoken = spoken_dialects(every)
             if not probe_nodes or not targets:
                 return
             if len(spoken) != 1:
@@ -144,11 +144,7 @@ async def doctor(
         for nsp in per:
             traffic.setdefault(nsp, set()).add(d)
     for nsp, ds in traffic.items():
-        merged = dialects.setdefault(nsp, set())
-        if Dialect.LEGACY_LITE in ds and Dialect.LEGACY not in ds:
-            # The structure cannot tell 4.x from 5.x; msgpack-lite on the wire can.
-            merged.discard(Dialect.LEGACY)
-        merged |= ds
+        with_traffic(dialects.setdefault(nsp, set()), ds)
     if any(c.sharded_subscribers for c in per_nsp.values()):
         evidence.append(
             "sharded traffic (SPUBLISH) is out of a passive listener's sight: only the "
