@@ -19,7 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from siotools.cli.options import ClusterOptions, add_cluster_options, json_text
+from siotools.cli.options import (
+    ClusterOptions,
+    add_cluster_options,
+    count_arg,
+    json_text,
+    seconds_arg,
+)
 from siotools.exceptions import ConfigurationError, SiotoolsError
 
 __all__ = ["register", "run"]
@@ -52,8 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--room", help="only frames targeting this room")
     p.add_argument("--event", help="only this event")
     p.add_argument("--kind", choices=["broadcast", "request", "response"], help="only this kind")
-    p.add_argument("--count", type=_positive_int, metavar="N", help="stop after N frames")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--count", type=count_arg, metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=seconds_arg, metavar="S", help="stop after S seconds")
     p.add_argument(
         "--output",
         metavar="FILE",
@@ -68,7 +74,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stats", action="store_true", help="a per-room / per-event rate table")
     p.add_argument(
         "--interval",
-        type=_positive_float,
+        type=seconds_arg,
         default=2.0,
         metavar="S",
         help="seconds between --stats tables (default 2)",
@@ -86,26 +92,6 @@ def register(sub: Any) -> None:
         help="also watch python-socketio's channel (default name: socketio)",
     )
     p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
