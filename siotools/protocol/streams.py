@@ -47,14 +47,18 @@ __all__ = [
     "DEFAULT_STREAM",
     "EMITTER_UID",
     "FIELD_ORDER",
+    "RECORD_MARK",
     "RecoverySession",
     "StreamMessage",
     "decode_entry",
     "decode_ephemeral",
+    "decode_record",
     "decode_session",
     "encode_entry",
     "encode_session",
     "entry_id_ms",
+    "is_record",
+    "pack_record",
 ]
 
 DEFAULT_STREAM: Final = "socket.io"
@@ -65,6 +69,11 @@ EMITTER_UID: Final = "emitter"
 """The ``uid`` of @socket.io/redis-streams-emitter's entries."""
 FIELD_ORDER: Final = ("uid", "nsp", "type", "data")
 """The fields of an entry, in the order the adapter writes them."""
+
+RECORD_MARK: Final = b"\xc1"
+"""The first byte of a packed stream-entry record. 0xc1 is the one byte msgpack never
+uses, and JSON and pickle never start with it, so no pub/sub payload of any adapter
+begins with it: a capture keeps stream entries and pub/sub messages in one column."""
 
 _ENTRY_ID: Final = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)")
 _TYPE: Final = re.compile(r"0|[1-9][0-9]{0,2}")
@@ -302,3 +311,51 @@ def encode_session(session: RecoverySession) -> bytes:
     """The value the adapter SETs for ``session`` (exact for decoded sessions)."""
     body = {"sid": session.sid, "pid": session.pid, "rooms": session.rooms, "data": session.data}
     return base64.b64encode(pack(body, MsgpackFlavor.NOTEPACK3))
+
+
+def pack_record(entry_id: bytes | str, fields: Fields) -> bytes:
+    """One stream entry as a capture record's payload: :data:`RECORD_MARK` + msgpack
+    ``[id, [name, value, ...]]`` (the raw bytes, in stream order).
+
+    The record's channel is the stream key; :func:`decode_record` reads it back.
+    """
+    eid = entry_id.encode() if isinstance(entry_id, str) else bytes(entry_id)
+    items: Iterable[Any] = fields.items() if isinstance(fields, Mapping) else fields
+    flat: list[bytes] = []
+    for name, value in items:
+        flat.append(name.encode() if isinstance(name, str) else bytes(name))
+        flat.append(value.encode() if isinstance(value, str) else bytes(value))
+    return RECORD_MARK + _pack_bins([eid, flat])
+
+
+def is_record(payload: bytes) -> bool:
+    """Whether a capture payload is a packed stream entry (see :func:`pack_record`)."""
+    return payload[:1] == RECORD_MARK
+
+
+def decode_record(
+    stream: bytes | str, payload: bytes, *, prefix: str = DEFAULT_STREAM
+) -> StreamMessage:
+    """Decode a :func:`pack_record` payload of stream ``stream``.
+
+    Raises:
+        DecodeError: Not a packed entry, or not an entry the adapter writes.
+    """
+    if not is_record(payload):
+        raise DecodeError("not a packed stream entry")
+    try:
+        obj = unpack(payload[1:])
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"packed stream entry is not msgpack: {exc}") from exc
+    if type(obj) is not list or len(obj) != 2 or type(obj[1]) is not list or len(obj[1]) % 2:
+        raise DecodeError("packed stream entry is not [id, [name, value, ...]]")
+    flat = obj[1]
+    return decode_entry(
+        stream, obj[0], list(zip(flat[::2], flat[1::2], strict=True)), prefix=prefix
+    )
+
+
+def _pack_bins(value: list[Any]) -> bytes:
+    return pack(value, MsgpackFlavor.NOTEPACK3)
