@@ -857,6 +857,8 @@ async def sniff(
     on_ready: Callable[[], None] | None = None,
     on_gap: Callable[[int, int], None] | None = None,
     max_size: int | None = None,
+    stream: str | None = None,
+    since: str | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -880,6 +882,9 @@ async def sniff(
             then again when the first message after it moves the end (same start).
         max_size: Payloads over this many bytes are not decoded (an error frame whose
             ``error`` says so).
+        stream: Also read this Redis stream (the streams adapter's ``streamName``) with
+            XREAD from ``$``; ``since`` backfills it first (see :func:`start_capture`).
+        since: With ``stream``: XRANGE from this id first (``"-"``: the whole stream).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -916,6 +921,13 @@ async def sniff(
     )
     decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
     await source.start()
+    streams = None if stream is None else StreamSource(str(url), stream, sink, since=since)
+    if streams is not None:
+        try:
+            await streams.start()
+        except BaseException:
+            await source.close()
+            raise
     if on_ready is not None:
         on_ready()
     deadline = None if duration is None else time.monotonic() + duration
@@ -945,6 +957,8 @@ async def sniff(
         if dropped:
             log.warning("sniff: %d frames dropped (the consumer was too slow)", dropped)
         await source.close()
+        if streams is not None:
+            await streams.close()
 
 
 async def _sniff_offline(

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -68,3 +73,29 @@ async def test_backfill_since_and_bad_key(redis_url: str, key: str) -> None:
     assert bad.frame is None and "not a number" in (bad.error or "")
     with pytest.raises(ConfigurationError, match="not a stream"):
         await start_capture(redis_url, key, stream=f"{key}-str")
+
+
+async def test_cli_sniff_stream_backfill(redis_url: str, key: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.xadd(key, {"uid": "abc", "nsp": "/", "type": "3", "data": DATA})
+    finally:
+        await client.aclose()
+    args = ["--url", redis_url, "--prefix", key, "--stream", key, "--since", "-"]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "siotools", "sniff", *args, "--count", "1", "--json"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    row = json.loads(line)
+    assert (row["dialect"], row["channel"], row["event"]) == ("streams", key, "news")
+    bad = subprocess.run(
+        [sys.executable, "-m", "siotools", "sniff", "--url", redis_url, "--since", "-"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--since needs --stream" in bad.stderr
+
+
+DATA = '{"packet":{"type":2,"data":["news",1]},"opts":{"rooms":[],"except":[],"flags":{}}}'
