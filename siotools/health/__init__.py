@@ -17,6 +17,7 @@ import statistics
 
 from siotools.dialects.detect import (
     clues,
+    read_stream,
     snapshot,
     structural_evidence,
     with_traffic,
@@ -94,6 +95,11 @@ async def doctor(
         structural, evidence = structural_evidence(snap)
         per_nsp = clues(snap)
         dialects = {nsp: set(d) for nsp, d in structural.items()}
+        streams = await read_stream(publisher, prefix, snap)
+        if streams is not None:  # @socket.io/redis-streams-adapter: its stream is the prefix
+            for nsp in streams.namespaces:
+                dialects.setdefault(nsp, set()).add(Dialect.STREAMS)
+            evidence.append(streams.describe())
         targets = sorted(
             nsp for nsp, c in per_nsp.items() if c.request_subscribers or c.sharded_subscribers
         )
@@ -221,5 +227,14 @@ async def doctor(
             "malformed": heard.malformed_count,
             "bytes": heard.payload_bytes,
             "orphan_answers": heard.orphans,
+            "streams": None
+            if streams is None
+            else {
+                "key": streams.key,
+                "length": streams.length,
+                "nodes": streams.nodes,
+                "sessions": streams.sessions,
+                "heartbeats": any(streams.heartbeat_uids.values()),
+            },
         },
     )
