@@ -74,7 +74,8 @@ SCENARIOS = [
         "broadcast_all",
         "Broadcast to every client of '/' and of '/chat' (XADD, JSON data).",
         [
-            ("io.emit('news', 'hi')", "A", "nsp_emit", {"nsp": "/", "event": "news", "args": ["hi"]}),
+            ("io.emit('news', 'hi')", "A", "nsp_emit",
+             {"nsp": "/", "event": "news", "args": ["hi"]}),
             ("io.of('/chat').emit('chat', {n: 1})", "B", "nsp_emit",
              {"nsp": "/chat", "event": "chat", "args": [{"n": 1}]}),
         ],
@@ -142,7 +143,8 @@ SCENARIOS = [
         "fetchSockets of all sockets and of a room (pub/sub request and responses in 0.3).",
         [
             ("io.fetchSockets()", "A", "fetchSockets", {"nsp": "/"}),
-            ("io.in('room1').fetchSockets()", "B", "fetchSockets", {"nsp": "/", "rooms": ["room1"]}),
+            ("io.in('room1').fetchSockets()", "B", "fetchSockets",
+             {"nsp": "/", "rooms": ["room1"]}),
         ],
     ),
     Scenario(
@@ -205,8 +207,10 @@ SCENARIOS = [
         "entries, and ADAPTER_CLOSE when a namespace's adapter closes.",
         [
             ("wait for heartbeats", "A", "sleep", {"ms": 700}),
-            ("io.emit('news', 'hi')", "A", "nsp_emit", {"nsp": "/", "event": "news", "args": ["hi"]}),
-            ("io.in('room1').fetchSockets()", "B", "fetchSockets", {"nsp": "/", "rooms": ["room1"]}),
+            ("io.emit('news', 'hi')", "A", "nsp_emit",
+             {"nsp": "/", "event": "news", "args": ["hi"]}),
+            ("io.in('room1').fetchSockets()", "B", "fetchSockets",
+             {"nsp": "/", "rooms": ["room1"]}),
             ("io.timeout(1000).serverSideEmit('sse-ack', 1, cb)", "A", "serverSideEmit",
              {"nsp": "/", "event": "sse-ack", "args": [1], "ack": True, "timeout": 1000}),
             ("io.timeout(1000).emit('askbin', Buffer<01>, cb)", "C", "nsp_emit",

@@ -114,7 +114,7 @@ class StreamSource:
             **self.endpoint.redis_py_kwargs(), client_name="siotools-sniffer-streams"
         )
         try:
-            kind = await self._client.type(self._key)
+            kind: Any = await self._client.type(self._key)
             if kind not in (b"stream", b"none"):
                 raise ConfigurationError(
                     f"key {self.stream!r} holds a {kind.decode()}, not a stream; pass the "
@@ -123,14 +123,16 @@ class StreamSource:
             if self.since is not None:
                 start = self.since
                 while True:
-                    got = await self._client.xrange(self._key, min=start, count=_COUNT)
+                    got: Any = await self._client.xrange(self._key, min=start, count=_COUNT)
                     self._hand(got)
                     if len(got) < _COUNT:
                         break
                     start = "(" + self.last_id
             if self.last_id == "$":
                 # Pin "$" now: entries added between start() and the first XREAD count.
-                info = await self._client.xinfo_stream(self._key) if kind == b"stream" else None
+                info: Any = None
+                if kind == b"stream":
+                    info = await self._client.xinfo_stream(self._key)
                 self.last_id = info["last-generated-id"].decode() if info else "0-0"
         except (redis.exceptions.ConnectionError, OSError) as exc:
             await self.close()
@@ -144,7 +146,7 @@ class StreamSource:
         assert self._client is not None
         while True:
             try:
-                got = await self._client.xread(
+                got: Any = await self._client.xread(
                     {self._key: self.last_id}, count=_COUNT, block=self.block_ms
                 )
             except (redis.exceptions.ConnectionError, OSError, TimeoutError) as exc:
