@@ -48,7 +48,7 @@ from siotools.protocol import (
     decode_entry,
     glob_escape,
 )
-from siotools.protocol.streams import DEFAULT_SESSION_PREFIX
+from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
@@ -475,9 +475,7 @@ async def detect(
             evidence.append(f"no message of {prefix} was heard in {listen:g} s of listening")
     streams = await _read_stream_once(endpoint, prefix, snap)
     if streams is not None:
-        for nsp in streams.namespaces:
-            found.setdefault(nsp, set()).add(Dialect.STREAMS)
-        evidence.append(streams.describe())
+        reconcile_streams(found, evidence, streams, snap)
     by_nsp = {nsp: frozenset(d) for nsp, d in sorted(found.items())}
     every: set[Dialect] = set()
     for nsp_dialects in by_nsp.values():
@@ -605,6 +603,9 @@ def conflict(found: Detection, speaking: Dialect) -> str | None:
 # --------------------------------------------------------------------------- streams adapter
 
 _RECENT: Final = 200
+HEARTBEAT_STALE_MS: Final = 15_000
+"""A heartbeat older than this says nothing about a live node (0.2.x defaults:
+``heartbeatInterval`` 5 s, ``heartbeatTimeout`` 10 s)."""
 _SCAN_ROUNDS: Final = 50
 
 
@@ -669,10 +670,13 @@ def stream_clues(
     *,
     sessions: int = 0,
     sessions_capped: bool = False,
+    now_ms: int | None = None,
 ) -> StreamClues:
     """Read the clues out of the recent entries (``XREVRANGE``) and the pub/sub snapshot.
 
-    Pure: the entries are ``(id, fields)`` as redis-py returns them.
+    Pure: the entries are ``(id, fields)`` as redis-py returns them. With ``now_ms`` (the
+    server's ``TIME``), heartbeats older than :data:`HEARTBEAT_STALE_MS` do not count: the
+    stream keeps them after their node is gone.
     """
     uids: dict[str, set[str]] = {}
     beats: dict[str, set[str]] = {}
@@ -686,7 +690,8 @@ def stream_clues(
             continue
         last_id = last_id or m.entry_id
         uids.setdefault(m.nsp, set()).add(str(m.uid))
-        if m.type in (ClusterMessageType.INITIAL_HEARTBEAT, ClusterMessageType.HEARTBEAT):
+        fresh = now_ms is None or now_ms - entry_id_ms(m.entry_id) <= HEARTBEAT_STALE_MS
+        if fresh and m.type in (ClusterMessageType.INITIAL_HEARTBEAT, ClusterMessageType.HEARTBEAT):
             beats.setdefault(m.nsp, set()).add(str(m.uid))
     channel_uids: dict[str, set[str]] = {}
     if snap is not None:
@@ -747,7 +752,46 @@ async def read_stream(
         if cursor in (b"0", 0, "0") or rounds >= _SCAN_ROUNDS:
             break
     capped = cursor not in (b"0", 0, "0")
-    return stream_clues(key, length, recent, snap, sessions=sessions, sessions_capped=capped)
+    secs, micros = await publisher.execute(b"TIME")
+    now_ms = int(secs) * 1000 + int(micros) // 1000
+    return stream_clues(
+        key, length, recent, snap, sessions=sessions, sessions_capped=capped, now_ms=now_ms
+    )
+
+
+def reconcile_streams(
+    found: dict[str, set[Dialect]],
+    evidence: list[str],
+    streams: StreamClues,
+    snap: PubSubSnapshot,
+) -> None:
+    """Fold the streams adapter into what the subscription structure said (in place).
+
+    0.3.x nodes SUBSCRIBE ``P#N#`` and their private ``P#N#<uid>#``, which on their own look
+    like socket.io-redis 4.x in subscribe mode with channel multiplexing. When the stream
+    on the prefix exists and every such room channel is a 16-hex uid, and ``P#N#`` counts
+    one subscriber per uid, they are the streams nodes: legacy is dropped for that
+    namespace and its sentence replaced.
+    """
+    g = ChannelGrammar(snap.prefix)
+    per = clues(snap)
+    for nsp in streams.namespaces:
+        found.setdefault(nsp, set()).add(Dialect.STREAMS)
+    for nsp, uids in streams.channel_uids.items():
+        c = per.get(nsp)
+        if c is None or not c.subscribe_mode:
+            continue
+        if set(c.room_channels) != set(uids) or c.broadcast_subscribers != len(uids):
+            continue
+        found.setdefault(nsp, set()).discard(Dialect.LEGACY)
+        head = f"{g.broadcast(nsp)} is SUBSCRIBEd by "
+        evidence[:] = [e for e in evidence if not e.startswith(head)]
+        evidence.append(
+            f"{g.broadcast(nsp)} and {len(uids)} private channel(s) {g.broadcast(nsp)}<uid># "
+            f"are SUBSCRIBEd, with a stream {streams.key}: @socket.io/redis-streams-adapter "
+            f"0.3.x nodes (uids {', '.join(sorted(uids))})"
+        )
+    evidence.append(streams.describe())
 
 
 async def _read_stream_once(

@@ -35,10 +35,22 @@ async def test_streams_nodes_are_detected(
     assert found.streams.sessions >= 1
     assert bool(any(found.streams.heartbeat_uids.values())) == (version == "0.2")
 
+    # 0.3's SUBSCRIBEs (P#N# and P#N#<uid>#) are not taken for socket.io-redis 4.x
+    assert found.dialects == {Dialect.STREAMS}
     report = await doctor(redis_url, key, duration=0.3)
-    assert "streams" in report.dialects
+    assert report.dialects == ["streams"] and report.healthy, report.codes()
     assert report.facts["streams"]["nodes"] == 2
     assert any("Redis stream" in e for e in report.evidence)
+    (root,) = [n for n in report.namespaces if n.nsp == "/"]
+    assert set(root.node_uids) == {a.uid, b.uid}
+
+
+def test_stale_heartbeats_count_no_node() -> None:
+    recent = [(b"100000-0", {b"uid": b"u1", b"nsp": b"/", b"type": b"2"}),
+              (b"1000-0", {b"uid": b"u2", b"nsp": b"/", b"type": b"2"})]  # fmt: skip
+    assert stream_clues("s", 2, recent, now_ms=101_000).nodes == 1
+    assert stream_clues("s", 2, recent, now_ms=10_000_000).nodes == 0
+    assert stream_clues("s", 2, recent).nodes == 2
 
 
 def test_stream_clues_count_malformed_entries() -> None:
