@@ -180,3 +180,62 @@ def test_mapping_fields_as_redis_py_returns_them() -> None:
 def test_malformed_sessions_raise_decode_error(value: Any) -> None:
     with pytest.raises(DecodeError):
         decode_session(value)
+
+
+def _mutations(seed: int, n: int) -> list[tuple[list[tuple[bytes, bytes]], bytes]]:
+    """Captured entries with random bytes flipped, fields dropped or duplicated."""
+    import random
+
+    rng = random.Random(seed)
+    base = [r for s in SCENARIOS for r in records(s) if r["source"] == "stream"]
+    out = []
+    for _ in range(n):
+        rec = rng.choice(base)
+        fields = [(k.encode(), v.encode()) for k, v in rec["fields"]]
+        i = rng.randrange(len(fields))
+        name, value = fields[i]
+        op = rng.randrange(4)
+        if op == 0 and value:
+            j = rng.randrange(len(value))
+            value = value[:j] + bytes([rng.randrange(256)]) + value[j + 1 :]
+        elif op == 1:
+            value = value[: rng.randrange(len(value) + 1)]
+        elif op == 2:
+            fields.append(fields[i])
+        else:
+            value = bytes(rng.randrange(256) for _ in range(rng.randrange(12)))
+        fields[i] = (name, value)
+        out.append((fields, rec["id"].encode()))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mutated_entries_decode_or_raise_decode_error(seed: int) -> None:
+    raised = 0
+    for fields, eid in _mutations(seed, 2000):
+        try:
+            msg = decode_entry(b"socket.io", eid, fields)
+        except DecodeError:
+            raised += 1
+            continue
+        assert isinstance(msg, StreamMessage)
+    assert raised > 100  # the mutations do reach the error paths
+
+
+def test_records_round_trip_through_capture_files(tmp_path: Path) -> None:
+    from siotools.protocol.streams import decode_record, pack_record
+    from siotools.sniffer import Capture, load_capture
+
+    cap = Capture(prefix="socket.io")
+    recs = [r for r in records("v02_heartbeat") if r["source"] == "stream"]
+    for r in recs:
+        fields = [(k.encode(), v.encode()) for k, v in r["fields"]]
+        payload = pack_record(r["id"], fields)
+        assert decode_record(b"socket.io", payload) == entry(r)
+        cap.append(int(r["t"] * 1e9), b"socket.io", payload)
+    cap.save(tmp_path / "streams.jsonl")
+    loaded = load_capture(tmp_path / "streams.jsonl")
+    frames = list(loaded)
+    assert [f.frame for f in frames] == [entry(r) for r in recs]
+    assert {f.dialect for f in frames} == {Dialect.STREAMS}
+    assert loaded.to_pandas()["type"].iloc[0] == "INITIAL_HEARTBEAT"
