@@ -85,6 +85,18 @@ def register(sub: Any) -> None:
         help="use MONITOR to see sharded SPUBLISH traffic (costly for the Redis server)",
     )
     p.add_argument(
+        "--stream",
+        metavar="KEY",
+        help="also read this Redis stream (@socket.io/redis-streams-adapter's streamName, "
+        "e.g. socket.io) with XREAD from $; passive, nothing counts a stream reader",
+    )
+    p.add_argument(
+        "--since",
+        metavar="ID",
+        help="with --stream: first show the entries already in the stream from this id "
+        "(XRANGE; '-' for all of them)",
+    )
+    p.add_argument(
         "--pysocketio",
         nargs="?",
         const="socketio",
@@ -105,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.output:
             raise ConfigurationError("--rotate needs --output FOLDER (where the files go)")
         parse_size(args.rotate)
+    if args.since is not None and args.stream is None:
+        raise ConfigurationError("--since needs --stream KEY (the stream to backfill from)")
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
@@ -196,6 +210,15 @@ async def _sniff(args: argparse.Namespace) -> int:
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.stream is None:
+        from siotools.sniffer.streams import is_stream
+
+        # The streams adapter's default streamName is the default prefix: a stream under
+        # the prefix's own name is its stream, read it too.
+        with contextlib.suppress(SiotoolsError):
+            if await is_stream(args.url, args.prefix):
+                args.stream = args.prefix
+                err.print(f"reading stream {args.prefix!r} too (XREAD)", markup=False)
     flt = SniffFilter(nsp=args.nsp, room=args.room, event=args.event, kind=args.kind)
     stats = _Stats()
     saved = (
@@ -224,6 +247,8 @@ async def _sniff(args: argparse.Namespace) -> int:
             duration=args.duration,
             on_ready=ready.set,
             on_gap=stats.gap,
+            stream=args.stream,
+            since=args.since,
         )
         # Filtering here rather than in sniff(): the summary counts every frame seen
         # (an undecodable frame matches no filter but is still worth reporting).
