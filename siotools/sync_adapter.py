@@ -113,15 +113,10 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
     name = "siotools-redis"
 
     def _make_transport(self) -> None:
-        if self._transport.uses_cluster(self.wire):
-            raise ConfigurationError(
-                "the synchronous RedisAdapter does not run on the Redis Cluster transport "
-                "yet (the sharded dialect, cluster=True, ?cluster=true): use "
-                "AsyncRedisAdapter there"
-            )
         super()._make_transport()
         self._bridge = LoopThread.for_process(f"siotools-adapter-{self.uid}")
-        self._outbox: collections.deque[tuple[bytes, bytes]] = collections.deque()
+        # (channel, payload, sharded): SPUBLISH, routed by slot on a Redis Cluster.
+        self._outbox: collections.deque[tuple[bytes, bytes, bool]] = collections.deque()
         self._flush_pending = False
         self._unsettled = False
         self._starting: concurrent.futures.Future[None] | None = None
@@ -275,12 +270,11 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
             self._bridge.run(self._settle_subscriptions)
 
     def _publish_raw(self, channel: bytes, payload: bytes, sharded: bool = False) -> None:
-        # Never sharded here: the cluster transport is refused at construction.
         if self._bridge.in_loop():
-            self._publisher.publish(channel, payload)
+            NodeShell._publish_raw(self, channel, payload, sharded)
             return
         # One wake-up of the loop for a burst of publishes from the server's threads.
-        self._outbox.append((channel, payload))
+        self._outbox.append((channel, payload, sharded))
         if not self._flush_pending:
             self._flush_pending = True
             self._bridge.call(self._flush)
@@ -289,7 +283,11 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         self._flush_pending = False
         outbox, publish = self._outbox, self._publisher.publish
         while outbox:
-            publish(*outbox.popleft())
+            channel, payload, sharded = outbox.popleft()
+            if sharded:
+                NodeShell._publish_raw(self, channel, payload, True)
+            else:
+                publish(channel, payload)
 
     async def _drain(self) -> None:
         self._flush()
@@ -338,7 +336,7 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
                 self._hook_answer(action, answers[0])
         elif isinstance(action, seam.FetchLocal):
             found = action.respond([self.describe(sid, action.nsp) for sid in action.sids])
-            self._publish_raw(found.channel, found.payload)
+            self._publish_raw(found.channel, found.payload, found.sharded)
         elif isinstance(action, seam.DeliverWithAck):
             targets, event, args, callback = self._ack_fanout(action)
             for sid in targets:

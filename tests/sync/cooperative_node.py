@@ -1,6 +1,6 @@
 """A Socket.IO node under eventlet or gevent with RedisAdapter, run as its own process.
 
-``python -m tests.sync.cooperative_node MODE REDIS_URL KEY PORT``: monkey-patches first
+``python -m tests.sync.cooperative_node MODE REDIS_URL KEY PORT [DIALECT]``: monkey-patches first
 (as such apps must), serves on 127.0.0.1:PORT and prints ``READY`` once it listens.
 Events: ``ask`` (acks the cluster's server count and socket ids, asked from the handler's
 green thread by the adapter and by a ``siotools.sync.ClusterClient``), ``shout``
@@ -32,9 +32,10 @@ from siotools.sync import ClusterClient, Emitter  # noqa: E402
 
 def main() -> None:
     redis_url, key, port = sys.argv[2], sys.argv[3], int(sys.argv[4])
-    adapter = RedisAdapter(redis_url, key=key, dialect="current", requests_timeout=2.0)
-    cluster = ClusterClient(redis_url, key=key, dialect="current")
-    emitter = Emitter(redis_url, key=key, dialect="current")
+    dialect = sys.argv[5] if len(sys.argv) > 5 else "current"
+    adapter = RedisAdapter(redis_url, key=key, dialect=dialect, requests_timeout=2.0)
+    cluster = ClusterClient(redis_url, key=key, dialect=dialect)
+    emitter = Emitter(redis_url, key=key, dialect=dialect)
     sio = socketio.Server(async_mode=MODE, client_manager=adapter)
 
     @sio.on("ask")

@@ -18,7 +18,9 @@ from siotools.redis_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _start(mode: str, redis_url: str, key: str, port: int) -> asyncio.subprocess.Process:
+async def _start(
+    mode: str, redis_url: str, key: str, port: int, dialect: str = "current"
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -27,6 +29,7 @@ async def _start(mode: str, redis_url: str, key: str, port: int) -> asyncio.subp
         redis_url,
         key,
         str(port),
+        dialect,
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -41,12 +44,26 @@ async def _start(mode: str, redis_url: str, key: str, port: int) -> asyncio.subp
     return proc
 
 
-@pytest.mark.parametrize("mode", ["eventlet", "gevent"])
-async def test_a_cooperative_node_joins_a_cluster(redis_url: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "dialect", "where"),
+    [
+        ("eventlet", "current", "redis"),
+        ("gevent", "current", "redis"),
+        # The Redis Cluster transport under green threads: sharded pub/sub on a standalone
+        # Redis 7 (a one-master cluster), then on a Redis Cluster.
+        ("gevent", "sharded", "redis"),
+        ("eventlet", "sharded", "rcluster"),
+    ],
+)
+async def test_a_cooperative_node_joins_a_cluster(
+    request: pytest.FixtureRequest, redis_url: str, mode: str, dialect: str, where: str
+) -> None:
+    if where == "rcluster":
+        redis_url = request.getfixturevalue("sharded_cluster").url + "?cluster=true"
     key = f"coop-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    other = await PythonNode(redis_url, key=key, dialect="current", requests_timeout=2.0).start()
-    proc = await _start(mode, redis_url, key, port)
+    other = await PythonNode(redis_url, key=key, dialect=dialect, requests_timeout=2.0).start()
+    proc = await _start(mode, redis_url, key, port, dialect)
     clients: list[socketio.AsyncClient] = []
     try:
         got: dict[str, list[Any]] = {"coop": [], "other": []}
