@@ -13,8 +13,18 @@ import pytest_asyncio
 from tests.interop.harness import ADAPTERS, CONFIGS, DIRECTIONS, Client, Cluster
 
 # The synchronous adapter runs the same lists on one config per generation and subscription
-# style (its dialect code is the async adapter's; what differs is its threads and loop).
-SYNC_CONFIGS = {"legacy5-psubscribe", "legacy4-nomux", "current"}
+# style (its dialect code is the async adapter's; what differs is its threads and loop), in
+# the directions given: on the Redis Cluster transport (sharded pub/sub, a Redis Cluster)
+# a Python node asking Node nodes and Node nodes asking Python nodes.
+_MIXED = ("py-asks", "node-asks")
+SYNC_CONFIGS: dict[str, tuple[str, ...]] = {
+    "legacy5-psubscribe": tuple(DIRECTIONS),
+    "legacy4-nomux": tuple(DIRECTIONS),
+    "current": tuple(DIRECTIONS),
+    "current-rcluster": _MIXED,
+    "sharded-dynamic": _MIXED,
+    "sharded-dynamic-rcluster": _MIXED,
+}
 
 
 def cluster_params(configs: list[Any]) -> list[Any]:
@@ -27,8 +37,8 @@ def cluster_params(configs: list[Any]) -> list[Any]:
         )
         for adapter in ADAPTERS
         for config in configs
-        if adapter == "async" or config.id in SYNC_CONFIGS
         for direction in DIRECTIONS
+        if adapter == "async" or direction in SYNC_CONFIGS.get(config.id, ())
     ]
 
 
