@@ -1,9 +1,9 @@
 """A Flask-SocketIO app (threading) as one node of a mixed cluster with real Node nodes.
 
 ``SocketIO(app, client_manager=siotools.RedisAdapter(url, dialect=...))``, next to a
-Node socket.io server on @socket.io/redis-adapter 8.3 (``current``), socket.io-redis 5.4
-(``legacy5``) or 4.x (``legacy4``): broadcasts both ways, cluster requests from a Flask
-handler and from the Node node.
+Node socket.io server on @socket.io/redis-adapter 8.3 (``current``; ``createShardedAdapter``
+on a Redis Cluster), socket.io-redis 5.4 (``legacy5``) or 4.x (``legacy4``): broadcasts
+both ways, cluster requests from a Flask handler and from the Node node.
 """
 
 from __future__ import annotations
@@ -17,15 +17,28 @@ import pytest
 from siotools import RedisAdapter
 from siotools.nodepeer import NodePeer
 from siotools.sync_pynode import SyncPythonNode
-from tests.interop.harness import CONFIGS, CURRENT_CONFIGS, Config, NodeServer, PyClient
+from tests.interop.harness import (
+    CONFIGS,
+    CURRENT_CONFIGS,
+    SHARDED_CLUSTER_CONFIGS,
+    Config,
+    NodeClient,
+    NodeServer,
+    PyClient,
+)
 
 flask = pytest.importorskip("flask")
 flask_socketio = pytest.importorskip("flask_socketio")
 
 pytestmark = pytest.mark.node
 
-PICKED = {c.id: c for c in [*CURRENT_CONFIGS, *CONFIGS]}
-FLAVORS = [PICKED["current"], PICKED["legacy5-subscribe"], PICKED["legacy4-mux"]]
+PICKED = {c.id: c for c in [*CURRENT_CONFIGS, *CONFIGS, *SHARDED_CLUSTER_CONFIGS]}
+FLAVORS = {
+    "current": PICKED["current"],
+    "legacy5": PICKED["legacy5-subscribe"],
+    "legacy4": PICKED["legacy4-mux"],
+    "sharded-rcluster": PICKED["sharded-dynamic-rcluster"],
+}
 
 
 def flask_node(redis_url: str, key: str, config: Config) -> SyncPythonNode:
@@ -46,18 +59,26 @@ def flask_node(redis_url: str, key: str, config: Config) -> SyncPythonNode:
     return SyncPythonNode(redis_url, app=app, server=socketio.server)
 
 
-@pytest.mark.parametrize("config", FLAVORS, ids=[c.flavor for c in FLAVORS])
+@pytest.mark.parametrize("config", list(FLAVORS.values()), ids=list(FLAVORS))
 async def test_a_flask_socketio_node_in_a_mixed_cluster(
-    redis_url: str, node_install: Any, config: Config
+    request: pytest.FixtureRequest, redis_url: str, node_install: Any, config: Config
 ) -> None:
     node_install(config.flavor)
+    on_cluster: dict[str, Any] = {}
+    if config.redis_cluster:
+        # A seed node of the session's Redis Cluster (Python: cluster=True, Node:
+        # node-redis createCluster).
+        redis_url = request.getfixturevalue("sharded_cluster").url
+        on_cluster = {"redis_cluster": True}
     key = f"flask-{uuid.uuid4().hex[:8]}"
     py = flask_node(redis_url, key, config)
     await asyncio.to_thread(py.start)
     peers: list[NodePeer] = []
     py_client = None
     try:
-        client_peer = await NodePeer.start(config.flavor, name="CL", redis_url=redis_url, key=key)
+        client_peer = await NodePeer.start(
+            config.flavor, name="CL", redis_url=redis_url, key=key, **on_cluster
+        )
         peers.append(client_peer)
         peer = await NodePeer.start(
             config.flavor,
@@ -85,6 +106,11 @@ async def test_a_flask_socketio_node_in_a_mixed_cluster(
         answer = await py_client.sio.call("ask", timeout=5)
         assert answer == {"count": 2, "clients": sorted([py_client.sid, node_client.sid])}
         if config.flavor == "current":
+            # 8.x: python-socketio's call() for the Node node's client (a broadcast with acks).
+            ack = await asyncio.to_thread(py.sio.call, "ping", 1, to=node_client.sid, timeout=5)
+            assert isinstance(node_client, NodeClient)
+            assert ack == {"client": node_client.name, "event": "ping"}
+
             found = await node.op("fetch_sockets", "/")
             assert sorted(s["id"] for s in found) == sorted([py_client.sid, node_client.sid])
         else:
