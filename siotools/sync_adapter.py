@@ -4,7 +4,9 @@ The twin of :class:`~siotools.AsyncRedisAdapter` for ``socketio.Server``: WSGI a
 Flask-SocketIO, Django. A thin shell over the same node core, dialect objects and plans
 (:class:`~siotools.shell.NodeShell`); the Redis side (connections, plans, timers) runs on
 an asyncio loop in a thread of its own (:class:`~siotools.loop_thread.LoopThread`), and
-the server's threads wait for it.
+the server's threads wait for it. Every dialect runs on both transports, as with the
+asyncio adapter: one Redis, or a Redis Cluster (``?cluster=true``, ``cluster=True``, and
+the sharded dialect's SPUBLISH/SSUBSCRIBE, routed by slot).
 
 * ``async_mode="threading"``: the loop runs in an OS thread; broadcasts from other nodes
   are delivered from it, as python-socketio's own ``RedisManager`` thread does.
