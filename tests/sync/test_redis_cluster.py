@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import socketio
 
 from siotools import RedisAdapter, RequestTimeout, UnsupportedOperation
@@ -36,21 +37,28 @@ EIGHT_X = {
 class Nodes:
     """Three sync nodes on one key; every error an adapter reports is kept."""
 
-    def __init__(self, url: str, options: dict[str, Any]) -> None:
-        key = f"sc-{uuid.uuid4().hex[:8]}"
+    def __init__(self, url: str, options: dict[str, Any], masters: list[str]) -> None:
+        self.url, self.options, self.masters = url, options, masters
+        self.key = f"sc-{uuid.uuid4().hex[:8]}"
         self.errors: list[BaseException] = []
         self.nodes: list[SyncPythonNode] = []
-        for _ in range(3):
-            adapter = RedisAdapter(url, key=key, namespaces=NSPS, requests_timeout=1.0, **options)
-            adapter.on_error(self.errors.append)
-            server = socketio.Server(
-                async_mode="threading", client_manager=adapter, namespaces=NSPS
-            )
-            self.nodes.append(SyncPythonNode(url, server=server, namespaces=NSPS))
         self.clients: list[Client] = []
 
+    def _node(self) -> SyncPythonNode:
+        adapter = RedisAdapter(
+            self.url, key=self.key, namespaces=NSPS, requests_timeout=1.0, **self.options
+        )
+        adapter.on_error(self.errors.append)
+        # The server starts joining the cluster at once, in the background.
+        server = socketio.Server(async_mode="threading", client_manager=adapter, namespaces=NSPS)
+        return SyncPythonNode(self.url, server=server, namespaces=NSPS)
+
     async def start(self) -> Nodes:
-        for node in self.nodes:
+        # One node after the other, as a deployment's nodes come up: a node joining while
+        # another reads the subscriptions for its generation check could be misread.
+        for _ in range(3):
+            node = self._node()
+            self.nodes.append(node)
             await asyncio.to_thread(node.start)
         return self
 
@@ -63,6 +71,24 @@ class Nodes:
         client.sio.on("ping", ping)
         self.clients.append(client)
         return client
+
+    async def room_subscribed(self, node: SyncPythonNode, room: str, nsp: str = "/") -> None:
+        """Wait until Redis confirms ``node``'s subscription to ``room``'s channel (a room
+        joined from another node is subscribed to in the background, as RA does)."""
+        wire = node.adapter.wire
+        channel = wire.room_channel(nsp, room)
+        if channel is None:  # the namespace's channel carries the room's broadcasts
+            return
+        command = ("PUBSUB", "SHARDNUMSUB" if wire.sharded_pubsub else "NUMSUB", channel)
+        for _ in range(250):
+            total = 0
+            for url in self.masters:
+                async with aioredis.Redis.from_url(url) as r:
+                    total += int((await r.execute_command(*command))[1])
+            if total:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no subscription to {channel!r}")
 
     async def stop(self) -> None:
         for client in self.clients:
@@ -89,7 +115,8 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
 async def on_cluster(
     request: pytest.FixtureRequest, sharded_cluster: RedisCluster
 ) -> AsyncIterator[Nodes]:
-    nodes = Nodes(sharded_cluster.url + "?cluster=true", request.param)
+    masters = [f"redis://127.0.0.1:{m.port}/0" for m in sharded_cluster.masters()]
+    nodes = Nodes(sharded_cluster.url + "?cluster=true", request.param, masters)
     try:
         yield await nodes.start()
     finally:
@@ -119,6 +146,7 @@ async def test_an_8x_sync_cluster_on_a_redis_cluster(on_cluster: Nodes) -> None:
     # Rooms of sockets on other nodes: python-socketio's enter_room/leave_room.
     await call(a.sio.enter_room, sc, "r3")
     await until(lambda: "r3" in c.adapter.rooms_of(sc, "/"))
+    await on_cluster.room_subscribed(c, "r3")
     await call(b.sio.emit, "three", 3, to="r3")
     assert await cc.wait_event("three") == [[3]]
     await call(a.sio.leave_room, sc, "r3")
