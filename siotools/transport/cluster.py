@@ -96,8 +96,12 @@ def seed_from_client(client: Any) -> RedisEndpoint:
     Raises:
         ConfigurationError: The object is not a redis-py cluster client.
     """
-    kwargs = getattr(client, "connection_kwargs", None)
     manager = getattr(client, "nodes_manager", None)
+    # redis.asyncio's RedisCluster keeps the connection settings itself, the sync one on
+    # its nodes manager.
+    kwargs = getattr(client, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        kwargs = getattr(manager, "connection_kwargs", None)
     nodes = getattr(manager, "startup_nodes", None)
     if not isinstance(kwargs, dict) or not isinstance(nodes, dict) or not nodes:
         raise ConfigurationError(

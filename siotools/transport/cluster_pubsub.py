@@ -1037,10 +1037,11 @@ class ClusterPublisher:
 
     @property
     def congested(self) -> bool:
-        """Whether :meth:`wait_writable` would wait."""
+        """Whether :meth:`wait_writable` would wait (safe from any thread: the synchronous
+        adapter asks from the server's threads while the loop may change the links)."""
         return any(
             link.conn is not None and (link.conn.pending > self.high_water or link.conn.paused)
-            for link in self._links.values()
+            for link in tuple(self._links.values())
         )
 
     async def wait_writable(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import redis.cluster
 import socketio
 
 from siotools import RedisAdapter, RequestTimeout, UnsupportedOperation
@@ -245,3 +246,34 @@ async def test_a_legacy_sync_cluster_on_a_redis_cluster(on_cluster: Nodes) -> No
     assert sorted(await call(ad.clients)) == sorted([sa, sb])
     assert ad.pending_requests == 0
     assert on_cluster.errors == []
+
+
+async def test_a_sync_redis_py_cluster_client_names_the_cluster(
+    sharded_cluster: RedisCluster,
+) -> None:
+    # pub_client=redis.cluster.RedisCluster(...): the adapter takes its seed and settings.
+    client = redis.cluster.RedisCluster.from_url(sharded_cluster.url)
+    key = f"sc-{uuid.uuid4().hex[:8]}"
+    adapter = RedisAdapter(pub_client=client, key=key, dialect="sharded", requests_timeout=1.0)
+    errors: list[BaseException] = []
+    adapter.on_error(errors.append)
+    server = socketio.Server(async_mode="threading", client_manager=adapter)
+    a = SyncPythonNode(sharded_cluster.url, server=server)
+    b = SyncPythonNode(
+        sharded_cluster.url + "?cluster=true", key=key, dialect="sharded", requests_timeout=1.0
+    )
+    await call(a.start)
+    await call(b.start)
+    cb = await Client().connect(b.url)
+    try:
+        assert adapter.pub_client is client
+        assert await call(adapter.server_count) == 2
+        await call(a.sio.emit, "hello", "from a")
+        assert await cb.wait_event("hello") == [["from a"]]
+        assert await call(adapter.clients) == [cb.sid()]
+        assert errors == []
+    finally:
+        await cb.close()
+        await call(a.stop)
+        await call(b.stop)
+        client.close()

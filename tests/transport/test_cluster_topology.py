@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio.cluster as aiocluster
+import redis.cluster
 
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
 from siotools.redis_cluster import RedisCluster
@@ -44,6 +45,13 @@ async def test_seed_from_a_redis_py_cluster_client(redis_cluster: RedisCluster) 
     ep = seed_from_client(client)
     assert (ep.port, ep.username, ep.password) == (urlsplit(redis_cluster.url).port, "u", "pw")
     await client.aclose()
+    # The sync client (what a RedisAdapter's pub_client is) keeps them on its nodes manager;
+    # it connects when made, so with the cluster's own (no) credentials.
+    sync_client = redis.cluster.RedisCluster.from_url(redis_cluster.url, socket_connect_timeout=2)
+    ep = seed_from_client(sync_client)
+    assert (ep.port, ep.password, ep.tls) == (urlsplit(redis_cluster.url).port, None, False)
+    assert ep.connect_timeout == 2.0
+    sync_client.close()
     with pytest.raises(ConfigurationError, match="not a redis-py RedisCluster"):
         seed_from_client(object())
 
