@@ -273,7 +273,7 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
 
     def _publish_raw(self, channel: bytes, payload: bytes, sharded: bool = False) -> None:
         if self._bridge.in_loop():
-            NodeShell._publish_raw(self, channel, payload, sharded)
+            super()._publish_raw(channel, payload, sharded)
             return
         # One wake-up of the loop for a burst of publishes from the server's threads.
         self._outbox.append((channel, payload, sharded))
@@ -283,11 +283,11 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
 
     def _flush(self) -> None:
         self._flush_pending = False
-        outbox, publish = self._outbox, self._publisher.publish
+        outbox, publish, either = self._outbox, self._publisher.publish, super()._publish_raw
         while outbox:
             channel, payload, sharded = outbox.popleft()
-            if sharded:
-                NodeShell._publish_raw(self, channel, payload, True)
+            if sharded:  # SPUBLISH, on the master of the channel's slot
+                either(channel, payload, True)
             else:
                 publish(channel, payload)
 
