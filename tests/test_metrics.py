@@ -15,6 +15,7 @@ import siotools
 from siotools import MissingExtraError, RequestTimeout
 from siotools.metrics import NODE_METRICS, NodeCollector, NodeMetrics, Traffic
 from siotools.pynode import PythonNode
+from siotools.sync_pynode import SyncPythonNode
 from tests.adapter.pyclients import Client
 
 
@@ -199,3 +200,46 @@ def test_adapters_do_not_import_prometheus_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_the_sync_adapter_counts_the_same_way(redis_url: str, key: str) -> None:
+    sync_node = SyncPythonNode(redis_url, key=key, dialect="current", requests_timeout=1.0)
+    await asyncio.to_thread(sync_node.start)
+    async_node = await PythonNode(redis_url, key=key, dialect="current").start()
+    try:
+        s_client = await Client().connect(sync_node.url)
+        a_client = await Client().connect(async_node.url)
+        a = sync_node.adapter
+        await async_node.sio.emit("to-sync", 1)
+        await _until(lambda: ("/", "to-sync", [1]) in s_client.events)
+        await asyncio.to_thread(sync_node.sio.emit, "from-sync", 2)
+        await _until(lambda: ("/", "from-sync", [2]) in a_client.events)
+        found = await asyncio.to_thread(a.fetch_sockets)
+        assert len(found) == 2
+        await _until(lambda: a.metrics.received_total("response").messages == 1)
+        m = await asyncio.to_thread(lambda: a.metrics)
+        size = len(a.wire.broadcast(a.uid, "/", ["from-sync", 2], [], [], {}).payload)
+        assert m.published[("broadcast", "/")] == Traffic(1, size)
+        # Its own echo and the async node's broadcast.
+        assert m.received[("broadcast", "/")].messages == 2
+        assert (m.broadcasts_delivered, m.sockets_reached) == (1, 1)
+        fetch = m.requests[("fetch_sockets", "/")]
+        assert (fetch.sent, fetch.answered, fetch.timeouts, fetch.latency.count) == (1, 1, 0, 1)
+        assert m.subscriptions["channel"] == 3 and m.subscriptions["pattern"] == 1
+        answered = async_node.adapter.metrics.published[("response", "/")]
+        assert m.received[("response", "/")] == answered
+        assert (
+            _sample(
+                _scrape(a),
+                "siotools_node_requests_total",
+                node=a.uid,
+                type="fetch_sockets",
+                nsp="/",
+            )
+            == 1
+        )
+        await s_client.close()
+        await a_client.close()
+    finally:
+        await async_node.stop()
+        await asyncio.to_thread(sync_node.stop)
