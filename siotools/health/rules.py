@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 
 from siotools.dialects.answers import DefaultTimeout, default_timeouts
 from siotools.dialects.detect import NamespaceClues, PubSubSnapshot, dialect_name
+from siotools.dialects.sharded import looks_like_socket_id
 from siotools.health.facts import ClientInfo, ServerFacts, Sniff, TrackedRequest
 from siotools.health.probe import ProbeResult
 from siotools.health.report import Finding, Severity
 from siotools.protocol import ChannelGrammar, Dialect
 
-__all__ = ["Inputs", "evaluate", "nodes_estimate"]
+__all__ = ["Inputs", "dynamic_private_rooms", "evaluate", "nodes_estimate"]
 
 _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
@@ -616,6 +617,95 @@ def _empty(inp: Inputs, out: list[Finding]) -> None:
     )
 
 
+def dynamic_private_rooms(clues: dict[str, NamespaceClues]) -> dict[str, list[str]]:
+    """Namespace -> SSUBSCRIBEd room channels that name a socket id (20 characters).
+
+    Both sharded generations skip a socket's own id room in ``dynamic`` mode
+    (``!this.sids.has(room)``, 8.2.1 and 8.3.0 ``sharded-adapter.ts``); only 8.3.0's
+    ``dynamic-private`` subscribes to them. So such a channel says an 8.3.0+ node is there
+    (a public room named with exactly 20 characters would look the same: rare).
+    """
+    out = {}
+    for nsp, c in clues.items():
+        rooms = sorted(r for r in c.sharded_rooms if looks_like_socket_id(r))
+        if rooms:
+            out[nsp] = rooms
+    return out
+
+
+def _uids(per: dict[str, int]) -> str:
+    return ", ".join(f"{uid} ({n})" for uid, n in sorted(per.items()))
+
+
+def _sharded_generations(inp: Inputs, out: list[Finding]) -> None:
+    """8.2.x sharded nodes (no ``nsp`` in the envelope), alone or beside 8.3 ones.
+
+    The subscriptions of the two generations are the same (``SSUBSCRIBE P#N#`` and
+    ``P#N#<uid>#``, 16-hex uids), so only their messages tell them apart, and those only
+    ``MONITOR`` shows (``monitor=True``). ``dynamic-private`` room channels prove an 8.3
+    node without it, never an 8.2 one.
+    """
+    s = inp.sniff
+    if s.monitor_error is not None:
+        out.append(
+            Finding(
+                "refused",
+                Severity.NOTE,
+                "Redis refused MONITOR: sharded traffic was not watched",
+                (s.monitor_error,),
+                "Grant the doctor's user MONITOR (or run it where it is allowed) to tell "
+                "8.2.x sharded nodes from 8.3 ones.",
+            )
+        )
+    old = s.sharded_without_nsp
+    if not old:
+        return
+    private = dynamic_private_rooms(inp.clues)
+    g = ChannelGrammar(inp.prefix)
+    ev = [
+        f"{sum(old.values())} sharded message(s) without 'nsp' in the envelope from node(s) "
+        f"{_uids(old)}: @socket.io/redis-adapter 8.2.x (its own ClusterAdapter)"
+    ]
+    if s.sharded_with_nsp:
+        ev.append(
+            f"{sum(s.sharded_with_nsp.values())} with 'nsp' from node(s) "
+            f"{_uids(s.sharded_with_nsp)}: 8.3.0+ (socket.io-adapter's ClusterAdapter)"
+        )
+    for nsp, rooms in sorted(private.items()):
+        ev.append(
+            f"socket-id room channels of {nsp} are SSUBSCRIBEd (e.g. {g.room(nsp, rooms[0])}): "
+            "subscriptionMode 'dynamic-private', 8.3.0+ only"
+        )
+    if not s.sharded_with_nsp and not private:
+        out.append(
+            Finding(
+                "sharded-8.2",
+                Severity.NOTE,
+                "the sharded nodes run @socket.io/redis-adapter 8.2.x",
+                tuple(ev),
+                "Upgrade them to 8.3 all at once: an 8.3 node drops every message of an "
+                "8.2.x node (socket.io-adapter 2.5.6+ checks 'nsp'), so a rolling upgrade "
+                "splits the cluster while it lasts.",
+            )
+        )
+        return
+    ev.append(
+        "an 8.3 node drops every message without 'nsp' (socket.io-adapter 2.5.6+ "
+        "ClusterAdapter.onMessage): the 8.2.x nodes' broadcasts never reach its sockets, "
+        "and their requests and answers are lost, so requests time out both ways"
+    )
+    out.append(
+        Finding(
+            "mixed-sharded-versions",
+            Severity.ERROR,
+            f"@socket.io/redis-adapter 8.2.x and 8.3 sharded nodes share the prefix {inp.prefix}",
+            tuple(ev),
+            "Upgrade the 8.2.x nodes to 8.3 (or give the 8.3 nodes their own channelPrefix "
+            "until every node is upgraded).",
+        )
+    )
+
+
 def evaluate(inp: Inputs) -> list[Finding]:
     """Apply every rule; the findings worst first."""
     out: list[Finding] = []
@@ -628,6 +718,7 @@ def evaluate(inp: Inputs) -> list[Finding]:
         _late_answers,
         _probes,
         _probe_latency,
+        _sharded_generations,
         _buffers,
         _patterns,
         _malformed,

@@ -7,6 +7,8 @@ Each *flavor* is a folder holding an exact-pinned ``package.json`` /
 * ``legacy4``: socket.io 1.7.4 + socket.io-redis 4.0.1 (+ client 1.7.4)
 * ``current``: socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0 (+ client 4.8.4,
   @socket.io/redis-emitter 5.1.0, redis 4.7.1)
+* ``sharded82``: the same with @socket.io/redis-adapter 8.2.1, whose sharded adapter has
+  its own ClusterAdapter (envelope without ``nsp``; 8.3 nodes drop its messages)
 
 :func:`ensure_installed` runs ``npm ci`` once per lockfile into a cache folder.
 :class:`NodePeer` starts a peer process and speaks its JSON-lines protocol:
@@ -55,7 +57,7 @@ __all__ = [
     "to_wire",
 ]
 
-FLAVORS: Final = ("legacy5", "legacy4", "current")
+FLAVORS: Final = ("legacy5", "legacy4", "current", "sharded82")
 """The Node flavors shipped with siotools."""
 
 HERE: Final = Path(__file__).resolve().parent

@@ -533,3 +533,61 @@ async def test_probe_answer_slower_than_the_default_requests_timeout(
     assert f.evidence[1].startswith("default requestsTimeout: 1000 ms (socket.io-redis 5.0")
     assert "got 2" in f.evidence[2]
     assert report.find("late-answers") == []  # the probe's own requests are not the cluster's
+
+
+# ---------------------------------------------------------------------------- sharded 8.2
+
+
+@pytest.mark.node
+async def test_82_and_83_sharded_nodes_on_one_prefix(
+    node_peers: StartFn, rc: aioredis.Redis, redis_url: str, key: str
+) -> None:
+    """A real 8.2.1 sharded node beside an 8.3.0 one: the subscriptions look alike, the
+    SPUBLISH envelopes do not (MONITOR), and the 8.3 node drops the 8.2 node's broadcasts."""
+    a = await node_peers(
+        "current", "A", port=0, adapter="sharded", subscription_mode="dynamic-private"
+    )
+    b = await node_peers("sharded82", "B", port=0, adapter="sharded")
+    cl = await node_peers("current", "CL")
+    await cl.call("client_connect", client="ca", url=a.url, nsp="/")
+    await cl.call("client_connect", client="cb", url=b.url, nsp="/")
+
+    async def traffic() -> None:
+        for i in range(3):
+            await b.call("nsp_emit", nsp="/", rooms=[], event="from82", args=[i])
+        await a.call("nsp_emit", nsp="/", rooms=[], event="from83", args=[0])
+
+    passive = await unchanged(rc, [key], examine(redis_url, key, duration=1.0))
+    assert passive.findings == [], passive.to_text()
+    assert any("--monitor shows it" in e for e in passive.evidence)
+    # An 8.3 node subscribed to its socket's id room: what SHARDCHANNELS alone proves.
+    assert any("dynamic-private" in e and "8.3.0+" in e for e in passive.evidence)
+
+    report = await examine(redis_url, key, during=traffic, monitor=True)
+    f = only(report, "mixed-sharded-versions")
+    assert f.severity is Severity.ERROR and report.exit_code == 1
+    assert f.evidence[0].startswith("3 sharded message(s) without 'nsp'")
+    assert f"{b.uid} (3)" in f.evidence[0]
+    assert f"{a.uid} (1)" in f.evidence[1] and "8.3.0+" in f.evidence[1]
+    assert "dynamic-private" in f.evidence[2]
+    assert any("MONITOR showed 4 SPUBLISH" in e for e in report.evidence)
+    # What the finding says happens: 8.2 hears 8.3, 8.3 drops 8.2.
+    await cl.wait_event(name="client_recv", client="cb", event="from83")
+    await cl.wait_event(name="client_recv", client="ca", event="from83")
+    assert await cl.wait_event(name="client_recv", client="cb", event="from82")
+    with pytest.raises(siotools.NodePeerError):
+        await cl.wait_event(name="client_recv", client="ca", event="from82", timeout=0.5)
+
+
+@pytest.mark.node
+async def test_82_sharded_nodes_alone(node_peers: StartFn, redis_url: str, key: str) -> None:
+    a = await node_peers("sharded82", "A", port=0, adapter="sharded")
+    await node_peers("sharded82", "B", port=0, adapter="sharded")
+
+    async def traffic() -> None:
+        await a.call("nsp_emit", nsp="/", rooms=[], event="e", args=[1])
+
+    report = await examine(redis_url, key, during=traffic, monitor=True, duration=1.5)
+    f = only(report, "sharded-8.2")
+    assert f.severity is Severity.NOTE and report.exit_code == 0, report.to_text()
+    assert f"{a.uid} (1)" in f.evidence[0]
