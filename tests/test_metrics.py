@@ -243,3 +243,40 @@ async def test_the_sync_adapter_counts_the_same_way(redis_url: str, key: str) ->
     finally:
         await async_node.stop()
         await asyncio.to_thread(sync_node.stop)
+
+
+async def test_sharded_main_channel_tells_broadcasts_from_requests(
+    redis_url: str, key: str
+) -> None:
+    """The sharded adapter's main channel carries broadcasts and requests alike: a message
+    that is delivered counts as a broadcast, the node's own echoes as requests."""
+    a = await PythonNode(redis_url, key=key, dialect="sharded").start()
+    b = await PythonNode(redis_url, key=key, dialect="sharded").start()
+    try:
+        c = await Client().connect(b.url)
+        await a.sio.emit("one", 1)
+        await a.sio.emit("two", 2)
+        assert len(await c.wait_event("two")) == 1
+        assert [s.id for s in await a.adapter.fetch_sockets()] == [c.sid()]
+        wire = a.adapter.wire
+        sizes = [
+            len(wire.broadcast(a.adapter.uid, "/", [e, n], [], [], {}).payload)
+            for e, n in (("one", 1), ("two", 2))
+        ]
+        ma, mb = a.adapter.metrics, b.adapter.metrics
+        request = ma.published[("request", "/")]
+        assert ma.published[("broadcast", "/")] == Traffic(2, sum(sizes))
+        assert request.messages == 1
+        assert mb.received[("broadcast", "/")] == Traffic(2, sum(sizes))
+        assert mb.received[("request", "/")] == request
+        assert (mb.broadcasts_delivered, mb.sockets_reached) == (2, 2)
+        # A's own broadcasts and request, echoed on the main channel it SSUBSCRIBEd.
+        echoes = ma.received[("request", "/")]
+        assert echoes == Traffic(3, sum(sizes) + request.bytes)
+        assert ("broadcast", "/") not in ma.received
+        assert ma.received[("response", "/")] == mb.published[("response", "/")]
+        assert ma.subscriptions["shard_channel"] == 2
+        await c.close()
+    finally:
+        await a.stop()
+        await b.stop()
