@@ -74,6 +74,9 @@ MAX_NAMESPACES: Final = 64
 OTHER_NAMESPACE: Final = "(other)"
 """The namespace of every figure beyond :data:`MAX_NAMESPACES` namespaces."""
 
+_SMALL_FANOUT: Final = 1024
+_FANOUT_INDEX: Final = tuple(bisect.bisect_left(FANOUT_BUCKETS, n) for n in range(_SMALL_FANOUT))
+
 KINDS: Final = ("broadcast", "request", "response")
 """The kinds of message counted (a route of the node core, by name)."""
 
@@ -333,7 +336,9 @@ class MetricsRecorder:
         self.published: dict[tuple[str, str], list[int]] = {}
         self.received: dict[tuple[str, str], list[int]] = {}
         self.requests: dict[tuple[str, str], _RequestCell] = {}
-        self.fanout = _HistogramCell(tuple(float(b) for b in FANOUT_BUCKETS))
+        # The fan-out histogram's count and sum are broadcasts_delivered and
+        # sockets_reached; its bucket of a small fan-out is looked up in a table.
+        self.fanout_counts = [0] * (len(FANOUT_BUCKETS) + 1)
         self.broadcasts_delivered = 0
         self.sockets_reached = 0
         self.ignored: Counter[str] = Counter()
@@ -420,7 +425,19 @@ class MetricsRecorder:
         """A broadcast from another node reached ``sockets`` local sockets."""
         self.broadcasts_delivered += 1
         self.sockets_reached += sockets
-        self.fanout.observe(sockets)
+        if sockets < _SMALL_FANOUT:
+            self.fanout_counts[_FANOUT_INDEX[sockets]] += 1
+        else:
+            self.fanout_counts[bisect.bisect_left(FANOUT_BUCKETS, sockets)] += 1
+
+    def fanout(self) -> Histogram:
+        """The fan-out histogram now."""
+        return Histogram(
+            tuple(float(b) for b in FANOUT_BUCKETS),
+            tuple(self.fanout_counts),
+            self.broadcasts_delivered,
+            float(self.sockets_reached),
+        )
 
     def snapshot(
         self,
@@ -460,7 +477,7 @@ class MetricsRecorder:
             received=MappingProxyType({k: Traffic(*c) for k, c in received.items()}),
             broadcasts_delivered=self.broadcasts_delivered,
             sockets_reached=self.sockets_reached,
-            fanout=self.fanout.frozen(),
+            fanout=self.fanout(),
             requests=MappingProxyType({k: r.frozen() for k, r in requests.items()}),
             pending_requests=pending,
             malformed=counts.get("malformed", 0),
