@@ -6,9 +6,12 @@ sniffer, the snapshot tests a fixed list of frames.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from siotools.exceptions import SiotoolsError
 
 from .traffic_model import FrameLike
 
@@ -26,10 +29,18 @@ def sniffer_source(url: str, prefix: str) -> TrafficSource | None:
     except ImportError:
         return None
     sniff = sniffer.sniff
+    is_stream = importlib.import_module("siotools.sniffer.streams").is_stream
 
-    def source() -> AsyncIterator[FrameLike]:
-        frames: AsyncIterator[FrameLike] = sniff(url, prefix=prefix)
-        return frames
+    async def source() -> AsyncIterator[FrameLike]:
+        # @socket.io/redis-streams-adapter: its stream is named like the prefix by default;
+        # read it too (XREAD is passive), its entries show as dialect "streams".
+        try:
+            stream = prefix if await is_stream(url, prefix) else None
+        except SiotoolsError:  # unreachable Redis: the sniff says so itself
+            stream = None
+        async with contextlib.aclosing(sniff(url, prefix=prefix, stream=stream)) as frames:
+            async for frame in frames:
+                yield frame
 
     return source
 

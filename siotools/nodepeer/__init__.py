@@ -9,6 +9,8 @@ Each *flavor* is a folder holding an exact-pinned ``package.json`` /
   @socket.io/redis-emitter 5.1.0, redis 4.7.1)
 * ``sharded82``: the same with @socket.io/redis-adapter 8.2.1, whose sharded adapter has
   its own ClusterAdapter (envelope without ``nsp``; 8.3 nodes drop its messages)
+* ``streams``: socket.io 4.8.4 + @socket.io/redis-streams-adapter 0.3.1 (and 0.2.3 under
+  the npm alias ``redis-streams-adapter-0.2``; + client 4.8.4, redis 4.7.1)
 
 :func:`ensure_installed` runs ``npm ci`` once per lockfile into a cache folder.
 :class:`NodePeer` starts a peer process and speaks its JSON-lines protocol:
@@ -57,7 +59,7 @@ __all__ = [
     "to_wire",
 ]
 
-FLAVORS: Final = ("legacy5", "legacy4", "current", "sharded82")
+FLAVORS: Final = ("legacy5", "legacy4", "current", "sharded82", "streams")
 """The Node flavors shipped with siotools."""
 
 HERE: Final = Path(__file__).resolve().parent
@@ -125,7 +127,12 @@ def from_wire(value: Any) -> Any:
     return value
 
 
-_FLAVOR_OF: dict[str, str] = {"legacy": "legacy5", "legacy-lite": "legacy4", "current": "current"}
+_FLAVOR_OF: dict[str, str] = {
+    "legacy": "legacy5",
+    "legacy-lite": "legacy4",
+    "current": "current",
+    "streams": "streams",
+}
 
 
 def flavor_for(dialect: Any) -> str:
