@@ -385,6 +385,10 @@ class MetricsRecorder:
         cell[0] += 1
         cell[1] += size
 
+    def broadcasts_published(self) -> int:
+        """Broadcasts this node published, all namespaces (the adapter's ``published``)."""
+        return sum(c[0] for (kind, _), c in list(self.published.items()) if kind == "broadcast")
+
     def published_response(self, channel: bytes, size: int) -> None:
         """This node answered another node's request on ``channel``."""
         nsp = self._nsp(self.grammar.parse(channel).nsp)
