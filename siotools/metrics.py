@@ -77,9 +77,6 @@ OTHER_NAMESPACE: Final = "(other)"
 _SMALL_FANOUT: Final = 1024
 _FANOUT_INDEX: Final = tuple(bisect.bisect_left(FANOUT_BUCKETS, n) for n in range(_SMALL_FANOUT))
 
-KINDS: Final = ("broadcast", "request", "response")
-"""The kinds of message counted (a route of the node core, by name)."""
-
 _KIND_OF_ROUTE: Final = {
     Route.BROADCAST: "broadcast",
     Route.REQUEST: "request",
