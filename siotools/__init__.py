@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from siotools.dialects.base import RemoteSocket
     from siotools.emitter import Emitter
     from siotools.health import Report, doctor
+    from siotools.metrics import NodeCollector, NodeMetrics
     from siotools.protocol import Dialect
     from siotools.redis_server import RedisServer
     from siotools.sniffer import (
@@ -55,6 +56,8 @@ _LAZY: dict[str, str] = {
     "Emitter": "siotools.emitter",
     "Report": "siotools.health",
     "doctor": "siotools.health",
+    "NodeCollector": "siotools.metrics",
+    "NodeMetrics": "siotools.metrics",
     "RedisServer": "siotools.redis_server",
     "RedisAdapter": "siotools.sync_adapter",
     "Capture": "siotools.sniffer",
@@ -76,6 +79,8 @@ __all__ = [
     "Emitter",
     "EncodeError",
     "MissingExtraError",
+    "NodeCollector",
+    "NodeMetrics",
     "NodePeerError",
     "PayloadTooLargeError",
     "ProtocolError",

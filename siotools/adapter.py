@@ -220,8 +220,7 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
             case CallHook():
                 await self._call_hook(action)
             case FetchLocal(nsp=nsp, sids=sids, respond=respond):
-                out = respond([await self.describe(sid, nsp) for sid in sids])
-                self._publish_raw(out.channel, out.payload, out.sharded)
+                self._respond(respond([await self.describe(sid, nsp) for sid in sids]))
             case DeliverWithAck():
                 targets, event, args, callback = self._ack_fanout(action)
                 for sid in targets:
@@ -247,7 +246,7 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
                 continue
             d = inbox.popleft()
             try:
-                await self._deliver_local(**self._delivery(d))
+                self._metrics.delivered(await self._deliver_local(**self._delivery(d)))
             except Exception as exc:
                 self._error(exc)
 
@@ -259,16 +258,19 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
         except_: Iterable[Any],
         *,
         volatile: bool = False,
-    ) -> None:
-        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty)."""
+    ) -> int:
+        """Send ``[event, *args]`` to the local sockets of ``rooms`` (all when empty);
+        returns how many it was queued for."""
         recipients = self._targets(nsp, rooms, except_)
         if not recipients:
-            return
+            return 0
         delivery = self._local_delivery
         if delivery is None or delivery.server is not self.server:
             delivery = self._local_delivery = LocalDelivery(self.server)
         # One encode per broadcast, queued straight onto each socket's Engine.IO queue.
-        self._counts["delivered"] += await delivery.deliver(nsp, data, recipients, volatile)
+        sent = await delivery.deliver(nsp, data, recipients, volatile)
+        self._counts["delivered"] += sent
+        return sent
 
     def counter(self, name: str) -> int:
         """One counter's value (0 when never incremented)."""
@@ -505,7 +507,13 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
         """
         requester = None
         if timeout is not None:
-            requester = Requester(self._publisher, self._engine, timeout=timeout, counted=True)
+            requester = Requester(
+                self._publisher,
+                self._engine,
+                timeout=timeout,
+                counted=True,
+                metrics=self._metrics,
+            )
         plan = self._sse_plan(event, args, namespace, True)
         return list(await self._run(namespace, plan, requester))
 

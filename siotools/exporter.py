@@ -93,10 +93,11 @@ METRICS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def metric_names() -> set[str]:
-    """Every sample name the exporter can expose (``_total``, ``_bucket``... included)."""
+def metric_names(table: Mapping[str, tuple[str, str]] = METRICS) -> set[str]:
+    """Every sample name the exporter can expose (``_total``, ``_bucket``... included);
+    of another table of families (``siotools.metrics.NODE_METRICS``) when given."""
     out = set()
-    for name, (kind, _) in METRICS.items():
+    for name, (kind, _) in table.items():
         if kind == "counter":
             out |= {name + "_total", name + "_created"}
         elif kind == "histogram":

@@ -33,9 +33,13 @@ from siotools.dialects.base import (
     oversized,
 )
 from siotools.exceptions import DecodeError, PayloadTooLargeError
+from siotools.metrics import MetricsRecorder
 from siotools.protocol import ChannelKind
 
 __all__ = ["NodeCore"]
+
+_RouteEntry = tuple[Route, str, str | None, list[int]]
+_HEARD_LIMIT: Final = 4096
 
 _NOTHING: Final[tuple[Action, ...]] = ()
 _BROADCAST: Final = Route.BROADCAST
@@ -51,20 +55,33 @@ class NodeCore:
         counted: Whether the process SUBSCRIBEs the request channels (a server node,
             counted by ``PUBSUB NUMSUB``) or only listens for responses (an asking client).
 
+        metrics: Where to count what arrives (a new recorder if None).
+
     Attributes:
         received: Broadcast messages that arrived.
         decoded: Broadcast messages decoded (the others were dropped unread by the room
             gate, as the Node adapters do).
     """
 
-    def __init__(self, dialect: WireDialect, uid: str, *, counted: bool = True) -> None:
+    def __init__(
+        self,
+        dialect: WireDialect,
+        uid: str,
+        *,
+        counted: bool = True,
+        metrics: MetricsRecorder | None = None,
+    ) -> None:
         self.dialect = dialect
         self.uid = uid
         self.counted = counted
         self.received = 0
         self.decoded = 0
         self.namespaces: set[str] = set()
-        self._routes: dict[bytes, tuple[Route, str, str | None]] = {}
+        self.metrics = metrics if metrics is not None else MetricsRecorder(dialect.grammar)
+        # channel -> (route, nsp, room, the metrics cell of route and nsp): the cell is
+        # looked up once here so that counting a message is two additions.
+        self._routes: dict[bytes, _RouteEntry] = {}
+        self._heard: dict[bytes, _RouteEntry] = {}  # routes found through a pattern
 
     def join_namespace(self, nsp: str) -> Subscriptions | None:
         """Start serving ``nsp``; returns what to subscribe to (``None``: already joined)."""
@@ -72,8 +89,9 @@ class NodeCore:
             return None
         self.namespaces.add(nsp)
         d = self.dialect
+        cell = self.metrics.received_cell
         for channel, route in d.routes(nsp, self.uid).items():
-            self._routes[channel] = (route, nsp, None)
+            self._routes[channel] = (route, nsp, None, cell(route, nsp))
         if self.counted:
             return d.node_subscriptions(nsp, self.uid)
         return d.client_subscriptions(nsp, self.uid)
@@ -87,7 +105,8 @@ class NodeCore:
             return None
         channel = d.room_channel(nsp, room)
         if channel is not None:
-            self._routes[channel] = (d.room_route, nsp, str(room))
+            cell = self.metrics.received_cell(d.room_route, nsp)
+            self._routes[channel] = (d.room_route, nsp, str(room), cell)
         return channel
 
     def room_removed(self, nsp: str, room: Any) -> bytes | None:
@@ -107,29 +126,45 @@ class NodeCore:
             route = self._pattern_route(channel, pattern)
             if route is None:
                 return (Ignored("ignored"),)
-        kind, nsp, room = route
+        kind, nsp, room, cell = route
+        cell[0] += 1
+        cell[1] += len(payload)
         if kind is _BROADCAST:
             return self._broadcast(channel, nsp, room, payload, view)
         if kind is _REQUEST:
             if not self.counted:
                 return _NOTHING
-            return self.dialect.on_request(self.uid, channel, payload, view)
+            actions = self.dialect.on_request(self.uid, channel, payload, view)
+            # The sharded adapter's main channel carries broadcasts too: a message that
+            # is delivered was one (counted as such, not as a request).
+            if actions and type(actions[0]) is Deliver:
+                self.metrics.reclassify(cell, "broadcast", nsp, len(payload))
+            return actions
         return self.dialect.on_response(channel, payload)
 
-    def _pattern_route(
-        self, channel: bytes, pattern: bytes | None
-    ) -> tuple[Route, str, str | None] | None:
+    def _pattern_route(self, channel: bytes, pattern: bytes | None) -> _RouteEntry | None:
         # Room channels heard through PSUBSCRIBE key#nsp#* (5.x and 8.x).
         if pattern is None:
             return None
+        entry = self._heard.get(channel)
+        if entry is not None:
+            return entry
+        entry = self._parse_route(channel)
+        if entry is not None:
+            if len(self._heard) >= _HEARD_LIMIT:  # room channels are unbounded
+                self._heard.clear()
+            self._heard[channel] = entry
+        return entry
+
+    def _parse_route(self, channel: bytes) -> _RouteEntry | None:
         parsed = self.dialect.grammar.parse(channel)
         nsp = parsed.nsp
         if nsp is None or nsp not in self.namespaces:
             return None
         if parsed.kind is ChannelKind.ROOM:
-            return (_BROADCAST, nsp, parsed.room)
+            return (_BROADCAST, nsp, parsed.room, self.metrics.received_cell(_BROADCAST, nsp))
         if parsed.kind is ChannelKind.BROADCAST:
-            return (_BROADCAST, nsp, None)
+            return (_BROADCAST, nsp, None, self.metrics.received_cell(_BROADCAST, nsp))
         return None
 
     def _broadcast(

@@ -10,6 +10,7 @@ publish-and-collect for :class:`~siotools.dialects.base.Ask`, with the timers of
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,7 +25,8 @@ from siotools.dialects.base import (
     Reply,
     WireDialect,
 )
-from siotools.exceptions import ConfigurationError
+from siotools.exceptions import ConfigurationError, RequestTimeout
+from siotools.metrics import MetricsRecorder
 from siotools.transport.cluster import ClusterTopology, parse_cluster_url, seed_from_client
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.connection import BatchHandler, MessageHandler
@@ -160,6 +162,8 @@ class Requester:
             a node that does not answer its own requests is then left out of the count.
         local: Carries out a plan's :class:`~siotools.dialects.base.Local` step on this
             node's sockets (``None``: a process without sockets, the step is skipped).
+        metrics: Where to count the requests sent, their latency and timeouts (the type
+            of a request is the name of the dialect's plan: ``fetch_sockets``...).
     """
 
     def __init__(
@@ -170,12 +174,14 @@ class Requester:
         timeout: float,
         counted: bool,
         local: LocalHandler | None = None,
+        metrics: MetricsRecorder | None = None,
     ) -> None:
         self.publisher = publisher
         self.engine = engine
         self.timeout = timeout
         self.counted = counted
         self.local = local
+        self.metrics = metrics
 
     async def masters_execute(self, *args: bytes) -> list[Any]:
         """Run a command on every master (one Redis: on it) and return the replies."""
@@ -191,6 +197,8 @@ class Requester:
         """Drive ``plan`` to its result; its errors (timeouts, not found) propagate."""
         value: Any = None
         error: BaseException | None = None
+        # The dialects' plans are generators named after their operation.
+        kind = str(getattr(plan, "__name__", "request"))
         while True:
             try:
                 step = plan.send(value) if error is None else plan.throw(error)
@@ -199,11 +207,11 @@ class Requester:
                 return result
             value, error = None, None
             try:
-                value = await self._step(step)
+                value = await self._step(step, kind)
             except Exception as exc:  # handed to the plan, which may handle it
                 error = exc
 
-    async def _step(self, step: Count | Ask | Local) -> Any:
+    async def _step(self, step: Count | Ask | Local, kind: str) -> Any:
         if isinstance(step, Local):
             if self.local is not None:
                 await self.local(step)
@@ -218,6 +226,23 @@ class Requester:
             if step.exclude_self and self.counted:
                 count -= 1
             return count
+        if self.metrics is None:
+            return await self._ask(step)
+        req = self.metrics.request_sent(kind, step.channel, len(step.payload))
+        started = time.perf_counter()
+        try:
+            value = await self._ask(step)
+        except RequestTimeout:
+            self.metrics.request_timed_out(req)
+            raise
+        except Exception:
+            self.metrics.request_failed(req)
+            raise
+        if step.expect is not Expect.NONE:  # fire-and-forget ones have no answer to time
+            self.metrics.request_answered(req, time.perf_counter() - started)
+        return value
+
+    async def _ask(self, step: Ask) -> Any:
         if step.expect is Expect.NONE:
             if step.sharded:
                 return await sharded_publisher(self.publisher).spublish_wait(

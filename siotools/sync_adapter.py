@@ -308,7 +308,7 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
     def _queue_delivery(self, action: seam.Deliver) -> None:
         # On the loop: python-engineio's send only queues the packet for the socket.
         try:
-            self._deliver_local(**self._delivery(action))
+            self._metrics.delivered(self._deliver_local(**self._delivery(action)))
         except Exception as exc:
             self._error(exc)
 
@@ -337,8 +337,7 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
                 answers = [fn(*args) for fn, args in calls]
                 self._hook_answer(action, answers[0])
         elif isinstance(action, seam.FetchLocal):
-            found = action.respond([self.describe(sid, action.nsp) for sid in action.sids])
-            self._publish_raw(found.channel, found.payload, found.sharded)
+            self._respond(action.respond([self.describe(sid, action.nsp) for sid in action.sids]))
         elif isinstance(action, seam.DeliverWithAck):
             targets, event, args, callback = self._ack_fanout(action)
             for sid in targets:
@@ -352,14 +351,15 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         except_: Iterable[Any],
         *,
         volatile: bool = False,
-    ) -> None:
+    ) -> int:
         """Queue ``[event, *args]`` for this node's sockets of ``rooms`` (every socket
-        when empty)."""
+        when empty); returns how many it was queued for."""
         server = self.server
         targets, packets = self._recipients(nsp, data, rooms, except_, volatile=volatile)
         for eio_sid in targets:
             for packet in packets:
                 server._send_eio_packet(eio_sid, packet)
+        return len(targets)
 
     def _disconnect_local(self, sid: str, nsp: str, close: bool) -> None:
         eio_sid = self.eio_sid_from_sid(sid, nsp)
@@ -548,7 +548,9 @@ class RedisAdapter(NodeShell, socketio.Manager):  # type: ignore[misc]
         """Blocking :meth:`AsyncRedisAdapter.server_side_emit_with_ack`."""
         own = timeout is not None
         requester = (
-            Requester(self._publisher, self._engine, timeout=timeout, counted=True)
+            Requester(
+                self._publisher, self._engine, timeout=timeout, counted=True, metrics=self._metrics
+            )
             if own and timeout is not None
             else None
         )

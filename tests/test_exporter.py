@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import siotools
 from siotools.demo import DemoCluster
 from siotools.exporter import METRICS, OTHER, Exporter, TopN, dashboard, metric_names
+from siotools.metrics import NODE_METRICS
 from siotools.protocol import Dialect, encode_broadcast
 from siotools.redis_server import RedisServer
 from tests.nodepeer.fixtures import StartFn
@@ -208,7 +209,7 @@ def test_top_n_keeps_heavy_hitters() -> None:
 
 def test_dashboard_queries_name_exported_metrics() -> None:
     dash = dashboard()
-    names = metric_names()
+    names = metric_names() | metric_names(NODE_METRICS)
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     exprs += [
         v["query"]["query"] for v in dash["templating"]["list"] if isinstance(v.get("query"), dict)
@@ -224,6 +225,8 @@ def test_dashboard_queries_name_exported_metrics() -> None:
     # Every metric the exporter declares is charted somewhere.
     charted = {re.sub(r"_(total|bucket|sum|count)$", "", u) for u in used} | used
     assert set(METRICS) <= charted, set(METRICS) - charted
+    # And every family of an adapter's own collector (siotools.NodeCollector).
+    assert set(NODE_METRICS) <= charted, set(NODE_METRICS) - charted
 
 
 @pytest.mark.node

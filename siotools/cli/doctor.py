@@ -59,6 +59,14 @@ def register(sub: Any) -> None:
         metavar="S",
         help="seconds the probe waits for answers (default 2)",
     )
+    p.add_argument(
+        "--monitor",
+        action="store_true",
+        help=(
+            "also run MONITOR while listening, to see sharded traffic (SPUBLISH) and tell "
+            "8.2.x sharded nodes from 8.3 ones (costly for Redis: use it briefly)"
+        ),
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             probe_nodes=args.probe,
             duration=args.duration,
             timeout=args.timeout,
+            monitor=args.monitor,
         )
     )
     if args.json:

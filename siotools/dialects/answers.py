@@ -14,6 +14,7 @@ The requesting node sizes its wait with ``PUBSUB NUMSUB`` of the request channel
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +22,7 @@ from siotools.protocol import (
     AllRoomsRequest,
     BroadcastAckRequest,
     BroadcastClientCountResponse,
+    Dialect,
     Frame,
     LegacyAllRoomsRequest,
     LegacyClientRoomsRequest,
@@ -44,7 +46,7 @@ from siotools.protocol import (
     SocketsResponse,
 )
 
-__all__ = ["Expectation", "counts_as_answer", "expectation"]
+__all__ = ["DefaultTimeout", "Expectation", "counts_as_answer", "default_timeouts", "expectation"]
 
 _LEGACY_ALL: Final = (LegacyClientsRequest, LegacyAllRoomsRequest, LegacyCustomRequest)
 _LEGACY_ONE: Final = (
@@ -135,3 +137,51 @@ def counts_as_answer(frame: Frame) -> str | None:
         request_id = frame.request_id
         return request_id if isinstance(request_id, str) else None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultTimeout:
+    """A Node adapter's default ``requestsTimeout``.
+
+    Attributes:
+        seconds: The default.
+        adapters: The versions that have it.
+    """
+
+    seconds: float
+    adapters: str
+
+
+# socket.io-redis index.js `opts.requestsTimeout || 1000` up to 5.1.0, `|| 5000` from 5.2.0
+# (History.md 5.2.0); @socket.io/redis-adapter lib/index.ts 8.3.0 L131 and the sharded
+# adapter: `opts.requestsTimeout || 5000`. 4.x spoke msgpack-lite, 5.x notepack: the wire
+# tells 4.x from 5.x, not 5.1 from 5.2.
+_DEFAULT_TIMEOUTS: Final[dict[Dialect, tuple[DefaultTimeout, ...]]] = {
+    Dialect.LEGACY_LITE: (DefaultTimeout(1.0, "socket.io-redis 4.x"),),
+    Dialect.LEGACY: (
+        DefaultTimeout(1.0, "socket.io-redis 5.0-5.1"),
+        DefaultTimeout(5.0, "socket.io-redis 5.2+"),
+    ),
+    Dialect.CURRENT: (DefaultTimeout(5.0, "@socket.io/redis-adapter 8.x"),),
+    Dialect.SHARDED: (DefaultTimeout(5.0, "@socket.io/redis-adapter 8.x (sharded)"),),
+}
+
+
+def default_timeouts(
+    dialect: Dialect, spoken: Collection[Dialect] = ()
+) -> tuple[DefaultTimeout, ...]:
+    """The default ``requestsTimeout`` of the Node adapters that may have sent a request
+    of ``dialect``, shortest first (empty for a dialect without requests).
+
+    Args:
+        dialect: The request's dialect as decoded.
+        spoken: The dialects of its namespace (subscriptions and traffic): legacy
+            requests are the same JSON in 4.x and 5.x, so the requester may be any legacy
+            node the namespace has (any at all when none was told apart).
+    """
+    legacy = (Dialect.LEGACY_LITE, Dialect.LEGACY)
+    if dialect in legacy:
+        family = [d for d in legacy if d in spoken] or list(legacy)
+        found = [t for d in family for t in _DEFAULT_TIMEOUTS[d]]
+        return tuple(sorted(found, key=lambda t: t.seconds))
+    return _DEFAULT_TIMEOUTS.get(dialect, ())

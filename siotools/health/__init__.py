@@ -4,7 +4,9 @@ Passive by default: ``PUBSUB`` counts, ``CLIENT LIST``, ``INFO``, ``CONFIG GET``
 allowed, and a few seconds of ``PSUBSCRIBE`` listening, none of which a node can notice
 (nothing is published, nothing SUBSCRIBEd, so NUMSUB and SHARDNUMSUB stay the same).
 ``probe=True`` adds one read-only request per namespace through
-:class:`~siotools.ClusterClient` to measure who answers and how fast::
+:class:`~siotools.ClusterClient` to measure who answers and how fast; ``monitor=True`` adds
+``MONITOR`` for the sharded adapter's ``SPUBLISH`` traffic, which no subscription sees
+(8.2.x and 8.3 sharded nodes mixed on one prefix show there)::
 
     report = await siotools.doctor("redis://127.0.0.1:6379/0", prefix="socket.io")
     report            # a notebook shows the findings (``_repr_html_``)
@@ -28,7 +30,7 @@ from siotools.exceptions import ConfigurationError
 from siotools.health.facts import ServerFacts, Sniff, read_server, sniff
 from siotools.health.probe import ProbeResult, probe
 from siotools.health.report import Finding, NamespaceHealth, Report, Severity
-from siotools.health.rules import Inputs, evaluate, is_probe
+from siotools.health.rules import Inputs, dynamic_private_rooms, evaluate, is_probe
 from siotools.protocol import ChannelGrammar, Dialect
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher
@@ -62,6 +64,7 @@ async def doctor(
     probe_nodes: bool = False,
     duration: float = 3.0,
     timeout: float = 2.0,
+    monitor: bool = False,
 ) -> Report:
     """Examine the cluster on ``prefix`` and say what is wrong.
 
@@ -72,7 +75,12 @@ async def doctor(
         probe_nodes: Also send one read-only request per namespace (``allRooms``) and
             measure who answers; without it nothing is sent at all.
         duration: Seconds of passive listening.
-        timeout: Seconds the probe waits for answers.
+        timeout: Seconds the probe waits for answers (a node slower than this shows as
+            silent; while the listen lasts, its late answer is still timed).
+        monitor: Also watch ``SPUBLISH`` with ``MONITOR`` during the listen, to tell
+            @socket.io/redis-adapter 8.2.x sharded nodes from 8.3 ones. Passive for the
+            nodes, but costly for Redis (it formats every command for the monitor) and it
+            sees one server only (on a Redis Cluster, the one ``url`` names).
 
     Returns:
         The :class:`Report` (``exit_code`` 0 when healthy, 1 with problems).
@@ -139,7 +147,9 @@ async def doctor(
                         sid: int(reply[2 * i + 1]) for i, sid in enumerate(p.sids)
                     }
 
-        heard: Sniff = await sniff(endpoint, prefix, duration, snap, during=run_probe)
+        heard: Sniff = await sniff(
+            endpoint, prefix, duration, snap, during=run_probe, monitor=monitor
+        )
         others = await _other_prefixes(publisher) if not targets else []
     finally:
         await publisher.close()
@@ -151,11 +161,25 @@ async def doctor(
     for nsp, ds in traffic.items():
         with_traffic(dialects.setdefault(nsp, set()), ds)
     if any(c.sharded_subscribers for c in per_nsp.values()):
-        evidence.append(
-            "sharded traffic (SPUBLISH) is out of a passive listener's sight: only the "
-            "sharded subscriptions were read, so 8.2 and 8.3 sharded nodes mixed (8.3 drops "
-            "every 8.2 message) cannot be told apart ('siotools sniff --monitor' shows it)"
-        )
+        if heard.monitored:
+            evidence.append(
+                f"MONITOR showed {heard.spublished} SPUBLISH on the prefix: "
+                f"{sum(heard.sharded_with_nsp.values())} from 8.3 nodes (nsp in the "
+                f"envelope), {sum(heard.sharded_without_nsp.values())} from 8.2.x nodes "
+                "(none)"
+            )
+        else:
+            evidence.append(
+                "sharded traffic (SPUBLISH) is out of a passive listener's sight: only the "
+                "sharded subscriptions were read, so 8.2 and 8.3 sharded nodes mixed (8.3 "
+                "drops every 8.2 message) cannot be told apart (--monitor shows it)"
+            )
+        for nsp, rooms in sorted(dynamic_private_rooms(per_nsp).items()):
+            evidence.append(
+                f"PUBSUB SHARDCHANNELS lists socket-id room channels of {nsp} (e.g. "
+                f"{g.room(nsp, rooms[0])}): a node runs subscriptionMode 'dynamic-private', "
+                "which only @socket.io/redis-adapter 8.3.0+ has"
+            )
     for d, per in sorted(heard.dialects.items(), key=lambda kv: kv[0].value):
         total = sum(per.values())
         evidence.append(

@@ -3,6 +3,7 @@
 Everything here is read-only and passive: ``INFO``, ``CONFIG GET`` (where allowed),
 ``CLIENT LIST``, ``PUBSUB ...`` on a command connection, and ``PSUBSCRIBE`` on the sniffing
 connection (patterns are not counted by NUMSUB). Nothing is published, nothing SUBSCRIBEd.
+Sharded traffic (``SPUBLISH``) has no pattern form: only ``MONITOR``, on request, sees it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from siotools.protocol import (
     Broadcast,
     ChannelGrammar,
     ChannelKind,
+    ClusterMessage,
     Dialect,
     decode,
     glob_escape,
 )
 from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.monitor import Monitor
 from siotools.transport.pubsub import Publisher, Subscriber
 
 DECODE_BROADCASTS = 20_000
@@ -318,6 +321,13 @@ class Sniff:
         started_ns: When it started.
         broadcasts_heard: Broadcasts heard (only the first :data:`DECODE_BROADCASTS` are
             decoded).
+        monitored: Whether ``MONITOR`` watched sharded traffic.
+        spublished: ``SPUBLISH`` commands on the prefix's channels that MONITOR showed.
+        sharded_with_nsp: Sender uid -> sharded messages whose envelope has ``nsp``
+            (@socket.io/redis-adapter 8.3.0+, socket.io-adapter's ClusterAdapter).
+        sharded_without_nsp: Sender uid -> sharded messages without it (8.2.x, its own
+            ClusterAdapter: ``{uid, type, data}``).
+        monitor_error: Why MONITOR could not run, when it was asked for and refused.
     """
 
     seconds: float = 0.0
@@ -333,6 +343,30 @@ class Sniff:
     orphans: int = 0
     started_ns: int = 0
     broadcasts_heard: int = 0
+    monitored: bool = False
+    spublished: int = 0
+    sharded_with_nsp: dict[str, int] = field(default_factory=dict)
+    sharded_without_nsp: dict[str, int] = field(default_factory=dict)
+    monitor_error: str | None = None
+
+    def feed_spublish(self, channel: bytes, payload: bytes, g: ChannelGrammar) -> None:
+        """Account for one ``SPUBLISH`` that MONITOR showed: which sharded adapter
+        generation sent it (8.3.0 added ``nsp`` to the envelope)."""
+        ch = g.parse(channel)
+        if ch.kind is not ChannelKind.BROADCAST and ch.kind is not ChannelKind.ROOM:
+            return
+        self.spublished += 1
+        try:
+            frame = decode(channel, payload, prefix=g.prefix, dialect=Dialect.SHARDED)
+        except DecodeError as exc:
+            self.malformed_count += 1
+            if len(self.malformed) < 5:
+                self.malformed.append(f"{ch.name} (SPUBLISH): {exc}")
+            return
+        if not isinstance(frame, ClusterMessage) or not isinstance(frame.uid, str):
+            return
+        per = self.sharded_with_nsp if frame.has_nsp else self.sharded_without_nsp
+        per[frame.uid] = per.get(frame.uid, 0) + 1
 
     def feed(
         self,
@@ -414,6 +448,7 @@ async def sniff(
     snap: PubSubSnapshot,
     *,
     during: Callable[[], Any] | None = None,
+    monitor: bool = False,
 ) -> Sniff:
     """Listen passively (``PSUBSCRIBE P*``) for ``seconds`` and track requests and answers.
 
@@ -424,9 +459,15 @@ async def sniff(
         snap: The subscription counts, which size what each requester waits for.
         during: An awaitable factory run while listening (the probe), awaited before the
             listen ends.
+        monitor: Also run ``MONITOR`` to see ``SPUBLISH`` (sharded traffic); costly for
+            the server (it formats every command for the monitor), and it sees only the
+            server it is connected to (one master of a Redis Cluster).
+
+    A refused MONITOR (ACL, a managed Redis) is noted in ``monitor_error``; the listen
+    goes on without it.
     """
     g = ChannelGrammar(prefix)
-    result = Sniff(seconds=seconds, started_ns=time.time_ns())
+    result = Sniff(seconds=seconds, started_ns=time.time_ns(), monitored=monitor)
 
     def numsub(nsp: str) -> int:
         return snap.channels.get(g.request(nsp), 0)
@@ -434,9 +475,24 @@ async def sniff(
     def on_message(channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         result.feed(time.time_ns(), channel, payload, g, numsub)
 
+    def on_command(_: float, args: list[bytes]) -> None:
+        if len(args) == 3 and args[0].upper() == b"SPUBLISH":
+            result.feed_spublish(args[1], args[2], g)
+
+    watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor") if monitor else None
     sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff")
     sub.patterns.add((glob_escape(g.prefix) + "*").encode())
-    await sub.start()
+    if watcher is not None:
+        try:
+            await watcher.start()
+        except RedisUnavailableError as exc:  # refused (ACL, managed Redis): said, not fatal
+            result.monitored, result.monitor_error, watcher = False, str(exc), None
+    try:
+        await sub.start()
+    except BaseException:
+        if watcher is not None:
+            await watcher.close()
+        raise
     try:
         started = time.monotonic()
         if during is not None:
@@ -447,4 +503,6 @@ async def sniff(
         result.seconds = max(seconds, time.monotonic() - started)
     finally:
         await sub.close()
+        if watcher is not None:
+            await watcher.close()
     return result

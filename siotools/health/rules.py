@@ -6,7 +6,8 @@ generations on one prefix (#506 and the 5.x crash on 8.x ack broadcasts), a sock
 4.x node without channel multiplexing (it never hears single-room broadcasts published on
 room channels), nodes that do not answer (#431, a hung process), a consumer near the
 pub/sub output-buffer limit (Redis then disconnects it, socket.io #4845), one pattern
-subscription per namespace and node (#480).
+subscription per namespace and node (#480), answers slower than the Node adapters' default
+``requestsTimeout`` (a requester left at the default gave up before they came).
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from siotools.dialects.answers import DefaultTimeout, default_timeouts
 from siotools.dialects.detect import NamespaceClues, PubSubSnapshot, dialect_name
+from siotools.dialects.sharded import looks_like_socket_id
 from siotools.health.facts import ClientInfo, ServerFacts, Sniff, TrackedRequest
 from siotools.health.probe import ProbeResult
 from siotools.health.report import Finding, Severity
 from siotools.protocol import ChannelGrammar, Dialect
 
-__all__ = ["Inputs", "evaluate", "nodes_estimate"]
+__all__ = ["Inputs", "dynamic_private_rooms", "evaluate", "nodes_estimate"]
 
 _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
@@ -28,6 +31,7 @@ _PATTERN_LOAD = 1000
 _DEAF_SHARE = 0.8
 _CLASSIC = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
 _PROBE_REQUESTS = frozenset({"allRooms", "clients", "sockets", "fetchSockets"})
+_HEADROOM = 0.5  # a probe answer slower than this share of the timeout leaves little margin
 
 
 @dataclass(slots=True)
@@ -335,6 +339,120 @@ def _unanswered(inp: Inputs, out: list[Finding]) -> None:
         )
 
 
+def _timeout_text(defaults: tuple[DefaultTimeout, ...]) -> str:
+    return " or ".join(f"{d.seconds * 1000:.0f} ms ({d.adapters})" for d in defaults)
+
+
+def _beyond(latency: float, defaults: tuple[DefaultTimeout, ...]) -> list[DefaultTimeout]:
+    return [d for d in defaults if latency > d.seconds]
+
+
+def _late_answers(inp: Inputs, out: list[Finding]) -> None:
+    """Answers heard later than the requester's dialect's default ``requestsTimeout``.
+
+    What a passive listener can say: when a request and each answer crossed Redis (their
+    delivery to this listener, within a millisecond of the nodes'), hence how long the
+    requester had to wait. What it cannot: the timeout the requester runs with, which is
+    never on the wire (an application may set ``requestsTimeout`` higher, and then it
+    waited, or lower, and then earlier answers were too late too), nor whether the
+    requester's own event loop was late to read the answers. The default is what a
+    requester without the option uses; 5.x nodes default to 1000 ms up to 5.1 and
+    5000 ms from 5.2, which the wire does not tell apart.
+    """
+    windows = _probe_window(inp)
+    by_nsp: dict[str, list[tuple[TrackedRequest, list[float], tuple[DefaultTimeout, ...]]]] = {}
+    for req in inp.sniff.requests.values():
+        if is_probe(req, windows):
+            continue
+        defaults = default_timeouts(req.dialect, inp.dialects.get(req.nsp, ()))
+        late = [x for x in req.latencies if defaults and _beyond(x, defaults)]
+        if late:
+            by_nsp.setdefault(req.nsp, []).append((req, late, defaults))
+    for nsp, rows in sorted(by_nsp.items()):
+        every = all(
+            len(_beyond(x, defaults)) == len(defaults) for _, late, defaults in rows for x in late
+        )
+        answers = sum(len(late) for _, late, _ in rows)
+        ev = []
+        for req, late, defaults in rows[:6]:
+            sender = f" from node {req.uid}" if req.uid else ""
+            ev.append(
+                f"{req.name} {req.request_id}{sender} ({req.dialect.value}): "
+                f"{len(late)} answer(s) after {', '.join(_ms(x) for x in late[:8])}; the "
+                f"default requestsTimeout is {_timeout_text(defaults)}"
+            )
+        ev.append(
+            "the timeout a requester runs with is never on the wire: one that set "
+            "requestsTimeout above these latencies waited for them; one left at the default "
+            "had already failed with 'timeout reached' and dropped them"
+        )
+        out.append(
+            Finding(
+                "late-answers",
+                Severity.WARNING if every else Severity.NOTE,
+                f"{answers} answer(s) to {len(rows)} request(s) in {nsp} came later than the "
+                "default requestsTimeout" + ("" if every else " of the older adapter versions"),
+                tuple(ev),
+                "Find why the answering node is slow (a blocked event loop, a slow "
+                "serverSideEmit or customHook listener, a backlog on its Redis connection), "
+                "or give the requesting nodes a requestsTimeout above the slowest answer.",
+                nsp,
+            )
+        )
+
+
+def _probe_latency(inp: Inputs, out: list[Finding]) -> None:
+    """The probe's answers (one per node) against the default ``requestsTimeout``."""
+    for p in inp.probes:
+        if p.error is not None:
+            continue
+        reqs = [
+            r
+            for r in inp.sniff.requests.values()
+            if is_probe(r, [(p.nsp, p.started_ns, p.ended_ns)])
+        ]
+        rows = [(r, x) for r in reqs for x in r.latencies]
+        if not rows:
+            continue
+        req, slowest = max(rows, key=lambda row: row[1])
+        defaults = default_timeouts(req.dialect, inp.dialects.get(p.nsp, ()))
+        if not defaults or slowest <= _HEADROOM * defaults[0].seconds:
+            continue
+        over = _beyond(slowest, defaults)
+        if over:
+            title = (
+                f"a node answered the probe's {req.name} in {p.nsp} after {_ms(slowest)}, "
+                "later than the default requestsTimeout"
+            )
+            severity = Severity.ERROR if len(over) == len(defaults) else Severity.WARNING
+        else:
+            share = 100 * slowest / defaults[0].seconds
+            title = (
+                f"a node answered the probe's {req.name} in {p.nsp} after {_ms(slowest)}, "
+                f"{share:.0f}% of the default requestsTimeout"
+            )
+            severity = Severity.NOTE
+        out.append(
+            Finding(
+                "slow-answers",
+                severity,
+                title,
+                (
+                    "the probe's answers, one per node, in arrival order: "
+                    + ", ".join(_ms(x) for _, x in sorted(rows, key=lambda row: row[1])),
+                    f"default requestsTimeout: {_timeout_text(defaults)}",
+                    f"the probe waited {_ms(p.seconds)} for {p.expected} answer(s) and got "
+                    f"{p.answered}",
+                ),
+                "A node that answers this late makes every cluster request of a requester "
+                "with the default timeout fail: find it (a blocked event loop, CPU-bound "
+                "handlers, a backlog on its Redis connection), or raise requestsTimeout on "
+                "every node.",
+                p.nsp,
+            )
+        )
+
+
 def _probes(inp: Inputs, out: list[Finding]) -> None:
     g = ChannelGrammar(inp.prefix)
     for p in inp.probes:
@@ -501,6 +619,95 @@ def _empty(inp: Inputs, out: list[Finding]) -> None:
     )
 
 
+def dynamic_private_rooms(clues: dict[str, NamespaceClues]) -> dict[str, list[str]]:
+    """Namespace -> SSUBSCRIBEd room channels that name a socket id (20 characters).
+
+    Both sharded generations skip a socket's own id room in ``dynamic`` mode
+    (``!this.sids.has(room)``, 8.2.1 and 8.3.0 ``sharded-adapter.ts``); only 8.3.0's
+    ``dynamic-private`` subscribes to them. So such a channel says an 8.3.0+ node is there
+    (a public room named with exactly 20 characters would look the same: rare).
+    """
+    out = {}
+    for nsp, c in clues.items():
+        rooms = sorted(r for r in c.sharded_rooms if looks_like_socket_id(r))
+        if rooms:
+            out[nsp] = rooms
+    return out
+
+
+def _uids(per: dict[str, int]) -> str:
+    return ", ".join(f"{uid} ({n})" for uid, n in sorted(per.items()))
+
+
+def _sharded_generations(inp: Inputs, out: list[Finding]) -> None:
+    """8.2.x sharded nodes (no ``nsp`` in the envelope), alone or beside 8.3 ones.
+
+    The subscriptions of the two generations are the same (``SSUBSCRIBE P#N#`` and
+    ``P#N#<uid>#``, 16-hex uids), so only their messages tell them apart, and those only
+    ``MONITOR`` shows (``monitor=True``). ``dynamic-private`` room channels prove an 8.3
+    node without it, never an 8.2 one.
+    """
+    s = inp.sniff
+    if s.monitor_error is not None:
+        out.append(
+            Finding(
+                "refused",
+                Severity.NOTE,
+                "Redis refused MONITOR: sharded traffic was not watched",
+                (s.monitor_error,),
+                "Grant the doctor's user MONITOR (or run it where it is allowed) to tell "
+                "8.2.x sharded nodes from 8.3 ones.",
+            )
+        )
+    old = s.sharded_without_nsp
+    if not old:
+        return
+    private = dynamic_private_rooms(inp.clues)
+    g = ChannelGrammar(inp.prefix)
+    ev = [
+        f"{sum(old.values())} sharded message(s) without 'nsp' in the envelope from node(s) "
+        f"{_uids(old)}: @socket.io/redis-adapter 8.2.x (its own ClusterAdapter)"
+    ]
+    if s.sharded_with_nsp:
+        ev.append(
+            f"{sum(s.sharded_with_nsp.values())} with 'nsp' from node(s) "
+            f"{_uids(s.sharded_with_nsp)}: 8.3.0+ (socket.io-adapter's ClusterAdapter)"
+        )
+    for nsp, rooms in sorted(private.items()):
+        ev.append(
+            f"socket-id room channels of {nsp} are SSUBSCRIBEd (e.g. {g.room(nsp, rooms[0])}): "
+            "subscriptionMode 'dynamic-private', 8.3.0+ only"
+        )
+    if not s.sharded_with_nsp and not private:
+        out.append(
+            Finding(
+                "sharded-8.2",
+                Severity.NOTE,
+                "the sharded nodes run @socket.io/redis-adapter 8.2.x",
+                tuple(ev),
+                "Upgrade them to 8.3 all at once: an 8.3 node drops every message of an "
+                "8.2.x node (socket.io-adapter 2.5.6+ checks 'nsp'), so a rolling upgrade "
+                "splits the cluster while it lasts.",
+            )
+        )
+        return
+    ev.append(
+        "an 8.3 node drops every message without 'nsp' (socket.io-adapter 2.5.6+ "
+        "ClusterAdapter.onMessage): the 8.2.x nodes' broadcasts never reach its sockets, "
+        "and their requests and answers are lost, so requests time out both ways"
+    )
+    out.append(
+        Finding(
+            "mixed-sharded-versions",
+            Severity.ERROR,
+            f"@socket.io/redis-adapter 8.2.x and 8.3 sharded nodes share the prefix {inp.prefix}",
+            tuple(ev),
+            "Upgrade the 8.2.x nodes to 8.3 (or give the 8.3 nodes their own channelPrefix "
+            "until every node is upgraded).",
+        )
+    )
+
+
 def evaluate(inp: Inputs) -> list[Finding]:
     """Apply every rule; the findings worst first."""
     out: list[Finding] = []
@@ -510,7 +717,10 @@ def evaluate(inp: Inputs) -> list[Finding]:
         _mixed,
         _multiplexing,
         _unanswered,
+        _late_answers,
         _probes,
+        _probe_latency,
+        _sharded_generations,
         _buffers,
         _patterns,
         _malformed,

@@ -7,6 +7,8 @@ Each *flavor* is a folder holding an exact-pinned ``package.json`` /
 * ``legacy4``: socket.io 1.7.4 + socket.io-redis 4.0.1 (+ client 1.7.4)
 * ``current``: socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0 (+ client 4.8.4,
   @socket.io/redis-emitter 5.1.0, redis 4.7.1)
+* ``sharded82``: the same with @socket.io/redis-adapter 8.2.1, whose sharded adapter has
+  its own ClusterAdapter (envelope without ``nsp``; 8.3 nodes drop its messages)
 * ``streams``: socket.io 4.8.4 + @socket.io/redis-streams-adapter 0.3.1 (and 0.2.3 under
   the npm alias ``redis-streams-adapter-0.2``; + client 4.8.4, redis 4.7.1)
 
@@ -57,7 +59,7 @@ __all__ = [
     "to_wire",
 ]
 
-FLAVORS: Final = ("legacy5", "legacy4", "current", "streams")
+FLAVORS: Final = ("legacy5", "legacy4", "current", "sharded82", "streams")
 """The Node flavors shipped with siotools."""
 
 HERE: Final = Path(__file__).resolve().parent

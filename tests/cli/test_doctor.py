@@ -9,6 +9,7 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
+from siotools.redis_server import RedisServer
 from tests.nodepeer.fixtures import StartFn
 
 
@@ -71,3 +72,22 @@ async def test_bad_arguments_exit_2(args: list[str]) -> None:
     code, out, err = await doctor(*args)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+async def test_monitor_refused_is_a_note_not_a_failure(fresh_redis: RedisServer) -> None:
+    rc = aioredis.Redis.from_url(fresh_redis.url)
+    try:
+        await rc.execute_command(
+            "ACL", "SETUSER", "watcher", "on", ">pw", "~*", "&*", "+@all", "-monitor"
+        )
+    finally:
+        await rc.aclose()
+    url = f"redis://watcher:pw@127.0.0.1:{fresh_redis.port}/0"
+    code, out, err = await doctor("--url", url, "--duration", "0.3", "--monitor", "--json")
+    assert code == 1, err  # no node on the prefix: that is the error, not MONITOR
+    findings = {f["code"]: f for f in json.loads(out)["findings"]}
+    assert set(findings) == {"no-nodes", "refused"}
+    refused = findings["refused"]
+    assert refused["severity"] == "note"
+    assert refused["title"] == "Redis refused MONITOR: sharded traffic was not watched"
+    assert "pw" not in out

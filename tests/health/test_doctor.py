@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,8 +16,10 @@ import pytest
 import redis.asyncio as aioredis
 
 import siotools
+from siotools import AsyncRedisAdapter
 from siotools.health import Report, Severity
 from siotools.nodepeer import NodePeer
+from siotools.pynode import PythonNode
 from siotools.redis_server import RedisServer
 from tests.health.numsub import unchanged
 from tests.nodepeer.fixtures import StartFn
@@ -443,3 +448,146 @@ async def test_socket_not_found_is_no_problem(
     chat = next(n for n in report.namespaces if n.nsp == "/chat")
     assert chat.requests_seen == 1 and chat.requests_incomplete == 1
     assert report.findings == [], report.to_text()
+
+
+# ---------------------------------------------------------------------------- timeouts
+
+
+@pytest.mark.parametrize(
+    ("dialect", "delay", "severity", "default"),
+    [
+        # Legacy requests do not say whether a 4.x or a 5.x node asked: a note, naming
+        # the 1000 ms of 4.x (and 5.0-5.1) and the 5000 ms of 5.2+.
+        ("legacy-lite", 1.3, Severity.NOTE, "1000 ms (socket.io-redis 4.x)"),
+        ("legacy", 1.3, Severity.NOTE, "1000 ms (socket.io-redis 5.0-5.1) or 5000 ms"),
+        ("current", 5.3, Severity.WARNING, "5000 ms (@socket.io/redis-adapter 8.x)"),
+    ],
+)
+async def test_answers_later_than_the_default_requests_timeout(
+    redis_url: str, key: str, dialect: str, delay: float, severity: Severity, default: str
+) -> None:
+    """A requester with a long requestsTimeout waits for a slow node: the doctor sees the
+    answer come after the default, which a requester left at the default never waits for."""
+    a = await PythonNode(redis_url, key=key, dialect=dialect, requests_timeout=9.0).start()
+    b = await PythonNode(redis_url, key=key, dialect=dialect).start()
+
+    async def slow(*_: Any) -> str:
+        await asyncio.sleep(delay)
+        return "late"
+
+    b.adapter.custom_hook = slow
+    b.adapter.on_server_side_emit("slow")(slow)
+
+    async def traffic() -> None:
+        # A date in a broadcast tells 4.x from 5.x (msgpack-lite's ext or notepack's);
+        # legacy requests are the same JSON in both.
+        await a.sio.emit("tick", datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
+        if dialect == "current":
+            assert await a.adapter.server_side_emit_with_ack("slow") == ["late"]
+        else:
+            assert "late" in await a.adapter.custom_request("q")
+
+    try:
+        report = await examine(redis_url, key, during=traffic, duration=delay + 1.2)
+    finally:
+        await a.stop()
+        await b.stop()
+    f = only(report, "late-answers")
+    assert f.severity is severity and f.nsp == "/", report.to_text()
+    name = "serverSideEmit" if dialect == "current" else "customRequest"
+    assert f.evidence[0].startswith(name) and "1 answer(s) after" in f.evidence[0]
+    assert default in f.evidence[0]
+    late_ms = float(f.evidence[0].split("after ")[1].split(" ms")[0])
+    assert delay * 1000 <= late_ms < delay * 1000 + 500
+    assert "never on the wire" in f.evidence[-1]
+    assert report.find("unanswered-requests") == []  # it was answered, only late
+
+
+async def test_probe_answer_slower_than_the_default_requests_timeout(
+    redis_url: str, key: str
+) -> None:
+    """A node whose event loop is blocked for 2 s (a CPU-bound handler) answers the probe
+    after the 4.x default of 1000 ms: every default requester times out on it."""
+    a = await PythonNode(redis_url, key=key, dialect="legacy-lite").start()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    hung = AsyncRedisAdapter(redis_url, key=key, dialect="legacy-lite")
+    try:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hung.start(), loop))
+        loop.call_soon_threadsafe(time.sleep, 2.0)
+        report = await siotools.doctor(redis_url, key, probe_nodes=True, timeout=4.0, duration=3.0)
+    finally:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hung.close(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+        await a.stop()
+    f = only(report, "slow-answers")
+    # 4.x or 5.x (the wire does not say): over 1000 ms, under 5.2's 5000 ms.
+    assert f.severity is Severity.WARNING and f.nsp == "/", report.to_text()
+    assert "later than the default requestsTimeout" in f.title
+    answers = [float(x.split(" ms")[0]) for x in f.evidence[0].split("order: ")[1].split(", ")]
+    assert len(answers) == 2 and answers[0] < 500 and 1000 < answers[1] < 2500
+    # Without broadcasts the wire shows no 4.x trait: 5.x's defaults (4.x's 1000 ms too).
+    assert f.evidence[1].startswith("default requestsTimeout: 1000 ms (socket.io-redis 5.0")
+    assert "got 2" in f.evidence[2]
+    assert report.find("late-answers") == []  # the probe's own requests are not the cluster's
+
+
+# ---------------------------------------------------------------------------- sharded 8.2
+
+
+@pytest.mark.node
+async def test_82_and_83_sharded_nodes_on_one_prefix(
+    node_peers: StartFn, rc: aioredis.Redis, redis_url: str, key: str
+) -> None:
+    """A real 8.2.1 sharded node beside an 8.3.0 one: the subscriptions look alike, the
+    SPUBLISH envelopes do not (MONITOR), and the 8.3 node drops the 8.2 node's broadcasts."""
+    a = await node_peers(
+        "current", "A", port=0, adapter="sharded", subscription_mode="dynamic-private"
+    )
+    b = await node_peers("sharded82", "B", port=0, adapter="sharded")
+    cl = await node_peers("current", "CL")
+    await cl.call("client_connect", client="ca", url=a.url, nsp="/")
+    await cl.call("client_connect", client="cb", url=b.url, nsp="/")
+
+    async def traffic() -> None:
+        for i in range(3):
+            await b.call("nsp_emit", nsp="/", rooms=[], event="from82", args=[i])
+        await a.call("nsp_emit", nsp="/", rooms=[], event="from83", args=[0])
+
+    passive = await unchanged(rc, [key], examine(redis_url, key, duration=1.0))
+    assert passive.findings == [], passive.to_text()
+    assert any("--monitor shows it" in e for e in passive.evidence)
+    # An 8.3 node subscribed to its socket's id room: what SHARDCHANNELS alone proves.
+    assert any("dynamic-private" in e and "8.3.0+" in e for e in passive.evidence)
+
+    report = await examine(redis_url, key, during=traffic, monitor=True)
+    f = only(report, "mixed-sharded-versions")
+    assert f.severity is Severity.ERROR and report.exit_code == 1
+    assert f.evidence[0].startswith("3 sharded message(s) without 'nsp'")
+    assert f"{b.uid} (3)" in f.evidence[0]
+    assert f"{a.uid} (1)" in f.evidence[1] and "8.3.0+" in f.evidence[1]
+    assert "dynamic-private" in f.evidence[2]
+    assert any("MONITOR showed 4 SPUBLISH" in e for e in report.evidence)
+    # What the finding says happens: 8.2 hears 8.3, 8.3 drops 8.2.
+    await cl.wait_event(name="client_recv", client="cb", event="from83")
+    await cl.wait_event(name="client_recv", client="ca", event="from83")
+    assert await cl.wait_event(name="client_recv", client="cb", event="from82")
+    with pytest.raises(siotools.NodePeerError):
+        await cl.wait_event(name="client_recv", client="ca", event="from82", timeout=0.5)
+
+
+@pytest.mark.node
+async def test_82_sharded_nodes_alone(node_peers: StartFn, redis_url: str, key: str) -> None:
+    a = await node_peers("sharded82", "A", port=0, adapter="sharded")
+    await node_peers("sharded82", "B", port=0, adapter="sharded")
+
+    async def traffic() -> None:
+        await a.call("nsp_emit", nsp="/", rooms=[], event="e", args=[1])
+
+    report = await examine(redis_url, key, during=traffic, monitor=True, duration=1.5)
+    f = only(report, "sharded-8.2")
+    assert f.severity is Severity.NOTE and report.exit_code == 0, report.to_text()
+    assert f"{a.uid} (1)" in f.evidence[0]
