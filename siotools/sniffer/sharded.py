@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, Protocol
@@ -56,6 +56,7 @@ __all__ = [
     "MasterShards",
     "ShardDiscovery",
     "ShardProbe",
+    "ShardedNotice",
     "ShardedPubSubError",
     "SnifferSource",
     "discover_shards",
@@ -229,6 +230,18 @@ class ShardedPubSubError(ConfigurationError):
         self.found = found
 
 
+class ShardedNotice(str):
+    """The sharded sentence handed to ``on_notice`` when classic channels share the prefix
+    (the sniffer goes on with PSUBSCRIBE); :attr:`found` lets a caller word it its way."""
+
+    found: ShardDiscovery
+
+    def __new__(cls, found: ShardDiscovery) -> ShardedNotice:
+        self = super().__new__(cls, sharded_sentence(found))
+        self.found = found
+        return self
+
+
 class _Pinned:
     """A cluster publisher's ``execute`` pinned to one master (nothing is published)."""
 
@@ -383,7 +396,7 @@ async def watch_shards(
     cluster: bool | None = None,
     interval: float = REFRESH,
     on_error: Callable[[BaseException], None] | None = None,
-) -> AsyncIterator[ShardDiscovery]:
+) -> AsyncGenerator[ShardDiscovery, None]:
     """:func:`discover_shards` every ``interval`` seconds, on connections kept open.
 
     A master that cannot be asked (a failover in progress) skips one look and goes to
@@ -865,7 +878,7 @@ def _verdict(found: ShardDiscovery, on_notice: Callable[[str], None] | None) -> 
     if not found.classic:
         raise ShardedPubSubError(found)
     # Classic nodes share the prefix: PSUBSCRIBE still shows them; say what it misses.
-    text = sharded_sentence(found)
+    text = ShardedNotice(found)
     if on_notice is not None:
         on_notice(text)
     else:
