@@ -512,6 +512,7 @@ class ClusterMonitorSource:
         self._notice = on_notice
         self._gaps = _Gaps(on_gap)
         self._monitors: dict[str, Monitor] = {}
+        self._lost: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._prefer: list[str] = []
@@ -567,10 +568,14 @@ class ClusterMonitorSource:
         self.errors.append(str(exc))
         self._gaps.lost()
         self._prefer = [*self.topology.replicas.get(addr, []), *self._prefer]
-        _notify(self._notice, f"MONITOR of master {addr} lost ({exc}); looking for its successor")
+        if addr not in self._lost:  # once per loss, not once per reconnect attempt
+            self._lost.add(addr)
+            text = str(exc).rstrip(".")
+            _notify(self._notice, f"MONITOR of master {addr} lost ({text}); following the cluster")
         self._wake.set()
 
     def _reconnected(self, addr: str) -> None:
+        self._lost.discard(addr)
         _notify(self._notice, f"MONITOR of master {addr} restored; traffic in between was missed")
         self._gaps.restored()
 
@@ -622,6 +627,7 @@ class ClusterMonitorSource:
         masters = set(self.topology.masters)
         for addr in sorted(set(self._monitors) - masters):
             mon = self._monitors.pop(addr)
+            self._lost.discard(addr)
             await mon.close()
             self.changes += 1
             _notify(self._notice, f"{addr} is no longer a master (a failover?): not monitored now")

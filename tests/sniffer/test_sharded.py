@@ -238,3 +238,40 @@ async def test_malformed_sharded_bytes_do_not_kill_the_sniffer(on_cluster: Shard
         assert len(bad) == 3 * len(garbage), mode
         assert all(f.sharded and f.error for f in bad)
         assert cap.anomalies()["undecodable"] == len(bad)
+
+
+async def test_cluster_monitor_follows_a_failover(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    rc = owned_redis_cluster
+    nodes = await _nodes(rc.url, key, cluster=True)
+    notices: list[str] = []
+    nsp = NSPS[0]
+    slot = channel_slot(f"{key}#{nsp}#".encode())
+    try:
+        with pytest.warns(RuntimeWarning, match="MONITOR"):
+            cap = await start_capture(
+                rc.url + "?cluster=true", key, monitor=True, on_notice=notices.append
+            )
+        await nodes[0].sio.emit("before", 0, namespace=nsp)
+        await wait_frames(cap, lambda f: f.event == "before")
+        victim = rc.kill_master(slot)
+        heir = await asyncio.to_thread(rc.wait_failover, victim)
+        # The nodes follow the failover too; publish until a frame arrives from the heir.
+        for i in range(200):
+            await nodes[0].sio.emit("after", i, namespace=nsp)
+            if any(f.event == "after" for f in cap.frames):
+                break
+            await asyncio.sleep(0.1)
+        await wait_frames(cap, lambda f: f.event == "after", timeout=5)
+        assert cap.running
+    finally:
+        cap.stop()
+        await cap.wait()
+        for node in nodes:
+            await node.stop()
+    text = "\n".join(notices)
+    assert f"MONITOR of master {victim.host}:{victim.port} lost" in text, text
+    assert f"monitoring new master {heir.host}:{heir.port}" in text, text
+    assert sum(f"{victim.host}:{victim.port} lost" in n for n in notices) == 1  # said once
+    assert cap.gaps and cap.gaps[-1][1] >= cap.gaps[-1][0]
