@@ -38,9 +38,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, Protocol
 
-from siotools.dialects.detect import PubSubSnapshot, snapshot
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
-from siotools.protocol import ChannelKind, grammar
+from siotools.protocol import ChannelKind, glob_escape, grammar
 from siotools.sniffer.live import MONITOR_WARNING, LiveSource, RawSink, patterns_for
 from siotools.transport.cluster import ClusterTopology, parse_cluster_url
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
@@ -107,13 +106,13 @@ class MasterShards:
     Attributes:
         addr: ``host:port`` of the master.
         shard_channels: Its sharded channels of the prefix with their SHARDNUMSUB there.
-        classic_channels: Its classic (SUBSCRIBEd) channels of the prefix with NUMSUB.
+        classic_channels: Its classic (SUBSCRIBEd) channels of the prefix.
         supported: Whether it knows ``PUBSUB SHARDCHANNELS`` (Redis 7+).
     """
 
     addr: str
     shard_channels: dict[str, int]
-    classic_channels: dict[str, int]
+    classic_channels: tuple[str, ...]
     supported: bool = True
 
 
@@ -242,6 +241,13 @@ class ShardedNotice(str):
         return self
 
 
+class _Runner(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    async def execute(self, *args: bytes | str | int | float) -> Any: ...
+
+
 class _Pinned:
     """A cluster publisher's ``execute`` pinned to one master (nothing is published)."""
 
@@ -252,12 +258,12 @@ class _Pinned:
     def connected(self) -> bool:
         return self.publisher.connected
 
-    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
-        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
+    async def execute(self, *args: bytes | str | int | float) -> Any:
+        return await self.publisher.execute(*args, node=self.addr)
 
 
 class _Single:
-    """One command connection to a single Redis, as :func:`detect.snapshot` wants it."""
+    """One command connection to a single Redis."""
 
     def __init__(self, conn: CommandConnection) -> None:
         self.conn = conn
@@ -266,17 +272,39 @@ class _Single:
     def connected(self) -> bool:
         return self.conn.connected
 
-    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+    async def execute(self, *args: bytes | str | int | float) -> Any:
         return await self.conn.execute(*args)
 
 
-def _master(addr: str, snap: PubSubSnapshot) -> MasterShards:
-    g = grammar(snap.prefix)
-    shard = {
-        n: c for n, c in snap.shard_channels.items() if g.parse(n).kind is not ChannelKind.UNKNOWN
-    }
-    classic = {n: c for n, c in snap.channels.items() if c > 0}
-    return MasterShards(addr, shard, classic, snap.sharded_supported)
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+async def _read(runner: _Runner, addr: str, prefix: str) -> MasterShards:
+    """``PUBSUB SHARDCHANNELS``/``SHARDNUMSUB``/``CHANNELS`` of a prefix on one node."""
+    g = grammar(prefix)
+    shard: dict[str, int] = {}
+    supported = True
+    try:
+        pattern = (glob_escape(prefix + "#") + "*").encode()
+        names = [_text(c) for c in await runner.execute(b"PUBSUB", b"SHARDCHANNELS", pattern)]
+        names = [n for n in names if g.parse(n).kind is not ChannelKind.UNKNOWN]
+        if names:
+            reply = list(
+                await runner.execute(b"PUBSUB", b"SHARDNUMSUB", *(n.encode() for n in names))
+            )
+            shard = {_text(reply[i]): int(reply[i + 1]) for i in range(0, len(reply) - 1, 2)}
+    except RedisUnavailableError as exc:
+        if not runner.connected or "unknown subcommand" not in str(exc).lower():
+            raise  # down, or refused for another reason (an ACL): the caller decides
+        supported = False  # Redis before 7.0: no sharded pub/sub at all
+    classic_pattern = (glob_escape(prefix) + "*").encode()
+    classic = tuple(
+        n
+        for n in map(_text, await runner.execute(b"PUBSUB", b"CHANNELS", classic_pattern))
+        if g.parse(n).kind is not ChannelKind.UNKNOWN
+    )
+    return MasterShards(addr, shard, classic, supported)
 
 
 class ShardProbe:
@@ -328,6 +356,13 @@ class ShardProbe:
                 self.endpoint, lambda: CommandConnection("siotools-sniffer-probe")
             )
 
+    @property
+    def connected(self) -> bool:
+        """Whether the probe's connections are up."""
+        if self._pub is not None:
+            return self._pub.connected
+        return self._conn is not None and self._conn.connected
+
     async def look(self) -> ShardDiscovery:
         """Read the prefix's sharded channels on every master.
 
@@ -337,10 +372,9 @@ class ShardProbe:
         if self._pub is not None:
             assert self.topology is not None
             addrs = sorted(self.topology.masters)
-            snaps = await asyncio.gather(
-                *(snapshot(_Pinned(self._pub, a), self.prefix) for a in addrs)
+            masters = tuple(
+                await asyncio.gather(*(_read(_Pinned(self._pub, a), a, self.prefix) for a in addrs))
             )
-            masters = tuple(_master(a, s) for a, s in zip(addrs, snaps, strict=True))
         else:
             if self._conn is None or not self._conn.connected:
                 if self._conn is not None:
@@ -348,8 +382,8 @@ class ShardProbe:
                 self._conn = await open_connection(
                     self.endpoint, lambda: CommandConnection("siotools-sniffer-probe")
                 )
-            snap = await snapshot(_Single(self._conn), self.prefix)
-            masters = (_master(f"{self.endpoint.host}:{self.endpoint.port}", snap),)
+            addr = f"{self.endpoint.host}:{self.endpoint.port}"
+            masters = (await _read(_Single(self._conn), addr, self.prefix),)
         cluster = self.topology is not None and not self.topology.standalone
         return ShardDiscovery(self.prefix, masters, cluster)
 
@@ -873,6 +907,12 @@ async def _check(probe: ShardProbe, on_notice: Callable[[str], None] | None) -> 
     await probe.start()
     try:
         found = await probe.look()
+    except RedisUnavailableError as exc:
+        if not probe.connected:
+            raise
+        # PUBSUB refused (an ACL without +pubsub|shardchannels): sniff without the check.
+        log.warning("sniffer: cannot look for sharded channels (%s)", exc)
+        return
     finally:
         await probe.close()
     _verdict(found, on_notice)
