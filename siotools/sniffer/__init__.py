@@ -42,6 +42,7 @@ from siotools.sniffer.sharded import (
     ShardDiscovery,
     ShardedPubSubError,
     discover_shards,
+    sharded_sentence,
     watch_shards,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "jsonable",
     "load_capture",
     "replay",
+    "sharded_sentence",
     "sniff",
     "start_capture",
     "watch_shards",

@@ -196,15 +196,18 @@ class ShardDiscovery:
         }
 
 
-def sharded_sentence(found: ShardDiscovery, *, cli: bool = False) -> str:
+def sharded_sentence(
+    found: ShardDiscovery, *, cli: bool = False, flags: tuple[str, str, str] | None = None
+) -> str:
     """The one sentence telling a PSUBSCRIBE sniffer's user what to do on a sharded prefix.
 
     Args:
         found: The discovery that found sharded channels.
-        cli: Name the command-line flags (else the keyword arguments).
+        cli: Name the ``siotools sniff`` flags (else the keyword arguments).
+        flags: Other names of the MONITOR, SSUBSCRIBE and discovery modes.
     """
     kind = "this Redis Cluster" if found.cluster else "this Redis"
-    monitor, ssub, disc = (
+    monitor, ssub, disc = flags or (
         ("--monitor", "--ssubscribe", "--discover")
         if cli
         else ("monitor=True", "ssubscribe=True", "discover_shards()")
@@ -224,8 +227,8 @@ class ShardedPubSubError(ConfigurationError):
         found: What discovery saw.
     """
 
-    def __init__(self, found: ShardDiscovery) -> None:
-        super().__init__(sharded_sentence(found))
+    def __init__(self, found: ShardDiscovery, message: str | None = None) -> None:
+        super().__init__(message or sharded_sentence(found))
         self.found = found
 
 
