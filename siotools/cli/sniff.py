@@ -101,7 +101,7 @@ def register(sub: Any) -> None:
         "--discover",
         action="store_true",
         help="list the prefix's sharded channels per master with their SHARDNUMSUB counts, "
-        "every --interval seconds (no payloads)",
+        "every --interval seconds (no payloads; --count N stops after N listings)",
     )
     p.add_argument(
         "--pysocketio",
@@ -378,10 +378,12 @@ async def _sniff(args: argparse.Namespace) -> int:
             return
         from siotools.discovery import discover
         from siotools.sniffer.live import patterns_for
+        from siotools.transport.cluster import parse_cluster_url
 
         own = 0 if args.monitor else len(patterns_for(args.prefix, args.pysocketio))
         try:
-            found = await discover(args.url, own_patterns=own)
+            # On a Redis Cluster: the seed node (the sniffer's patterns are on one master).
+            found = await discover(parse_cluster_url(args.url)[0], own_patterns=own)
         except SiotoolsError as exc:
             found_text = f"could not look at what this Redis carries ({exc})"
         else:

@@ -152,7 +152,7 @@ class Capture:
 
     Attributes:
         prefix: The adapters' key the traffic belongs to.
-        source: ``psubscribe``, ``monitor`` or ``file``.
+        source: ``psubscribe``, ``monitor``, ``ssubscribe`` or ``file``.
         url: The Redis URL sniffed (password removed), or None.
         started_ns: When the capture started (epoch ns).
         stopped_ns: When it stopped, or None while running.
@@ -852,8 +852,10 @@ async def sniff(
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
     Passive: one connection, PSUBSCRIBE on the prefix's patterns only (or MONITOR with
-    ``monitor=True``). ``url`` may also be a :class:`Capture` or the path of a saved
-    capture: the frames are then read offline.
+    ``monitor=True``, on every master of a Redis Cluster). Sharded pub/sub needs
+    ``monitor=True`` or ``ssubscribe=True`` (see :mod:`siotools.sniffer.sharded`). ``url``
+    may also be a :class:`Capture` or the path of a saved capture: the frames are then read
+    offline.
 
     Args:
         url: A Redis URL, a :class:`Capture`, or a saved capture's path.
