@@ -8,6 +8,7 @@ keep completing; SSUBSCRIBE adds one, and the same ``fetchSockets`` times out.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,7 +46,11 @@ async def test_node_sharded_standalone_every_mode(
     async def counts() -> dict[str, int]:
         return await masters.shardnumsub(main, f"{key}#/chat#")
 
+    took: dict[str, float] = {}
     try:
+        started = time.perf_counter()
+        assert await _fetch_ids(a) == [sid]
+        took["none"] = time.perf_counter() - started
         before = await counts()
         assert before == {main: 2, f"{key}#/chat#": 2}
 
@@ -65,7 +70,9 @@ async def test_node_sharded_standalone_every_mode(
             with pytest.warns(RuntimeWarning, match="MONITOR"):
                 cap = await start_capture(redis_url, key, monitor=True)
             try:
+                started = time.perf_counter()
                 assert await _fetch_ids(a) == [sid]
+                took["monitor"] = time.perf_counter() - started
                 await a.call("nsp_emit", nsp="/", event="mon-news", args=[1, "x"])
                 await wait_frames(cap, lambda f: f.event == "mon-news")
                 await wait_frames(cap, lambda f: f.row.type == "FETCH_SOCKETS_RESPONSE")
@@ -84,8 +91,10 @@ async def test_node_sharded_standalone_every_mode(
             cap = await start_capture(redis_url, key, ssubscribe=True)
         try:
             assert await counts() == {ch: n + 1 for ch, n in before.items()}
+            started = time.perf_counter()
             with pytest.raises(NodePeerError, match="timeout"):
                 await a.call("fetchSockets", nsp="/")
+            took["ssubscribe"] = time.perf_counter() - started
             await a.call("nsp_emit", nsp="/", event="ss-news", args=[2])
             await wait_frames(cap, lambda f: f.event == "ss-news")
         finally:
@@ -96,6 +105,7 @@ async def test_node_sharded_standalone_every_mode(
         await asyncio.sleep(0.1)
         assert await counts() == before
         assert await _fetch_ids(a) == [sid]  # released: requests complete again
+        print(f"\nfetchSockets seconds by sniffer mode: {took}; SHARDNUMSUB before {before}")
     finally:
         await masters.close()
 
