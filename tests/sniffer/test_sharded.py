@@ -21,6 +21,7 @@ from siotools.sniffer import (
     SSUBSCRIBE_WARNING,
     ShardedPubSubError,
     discover_shards,
+    sharded_sentence,
     start_capture,
     watch_shards,
 )
@@ -275,3 +276,26 @@ async def test_cluster_monitor_follows_a_failover(
     assert f"monitoring new master {heir.host}:{heir.port}" in text, text
     assert sum(f"{victim.host}:{victim.port} lost" in n for n in notices) == 1  # said once
     assert cap.gaps and cap.gaps[-1][1] >= cap.gaps[-1][0]
+
+
+def test_one_mode_at_a_time_and_the_sentence() -> None:
+    from siotools.exceptions import ConfigurationError
+    from siotools.sniffer.sharded import MasterShards, ShardDiscovery, open_source
+
+    with pytest.raises(ConfigurationError, match="choose one"):
+        open_source("redis://127.0.0.1:1/0", "p", lambda *a: None, monitor=True, ssubscribe=True)
+    found = ShardDiscovery(
+        "p",
+        (
+            MasterShards("h:1", {"p#/#": 2, "p#/#0123456789abcdef#": 1}, ()),
+            MasterShards("h:2", {"p#/x#": 2}, ()),
+        ),
+        cluster=True,
+    )
+    assert found.channels == {"p#/#": 2, "p#/#0123456789abcdef#": 1, "p#/x#": 2}
+    assert found.where("p#/x#") == "h:2" and found.numsub("p#/nope#") == 0
+    cli = sharded_sentence(found, cli=True)
+    assert cli.endswith(".") and ". " not in cli and "\n" not in cli  # one sentence
+    assert "3 sharded channels" in cli and "3 sharded channels of prefix" not in cli
+    assert "--monitor" in cli and "--ssubscribe" in cli and "--discover" in cli
+    assert found.lines()[0] == "3 sharded channels of prefix 'p' on 2 masters"
