@@ -299,3 +299,40 @@ def test_one_mode_at_a_time_and_the_sentence() -> None:
     assert "3 sharded channels" in cli and "3 sharded channels of prefix" not in cli
     assert "--monitor" in cli and "--ssubscribe" in cli and "--discover" in cli
     assert found.lines()[0] == "3 sharded channels of prefix 'p' on 2 masters"
+
+
+async def test_cluster_ssubscribe_follows_a_failover(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    rc = owned_redis_cluster
+    nodes = await _nodes(rc.url, key, cluster=True)
+    nsp = NSPS[1]
+    channel = f"{key}#{nsp}#"
+    slot = channel_slot(channel.encode())
+    try:
+        with pytest.warns(RuntimeWarning, match="SSUBSCRIBE"):
+            cap = await start_capture(rc.url + "?cluster=true", key, ssubscribe=True)
+        victim = rc.kill_master(slot)
+        heir = await asyncio.to_thread(rc.wait_failover, victim)
+        for i in range(200):
+            await nodes[0].sio.emit("after", i, namespace=nsp)
+            if any(f.event == "after" for f in cap.frames):
+                break
+            await asyncio.sleep(0.1)
+        await wait_frames(cap, lambda f: f.event == "after", timeout=5)
+        # On the heir, the sniffer is counted again: the two nodes plus itself.
+        heir_only = Masters([f"redis://127.0.0.1:{heir.port}/0"])
+        try:
+            for _ in range(100):
+                if (await heir_only.shardnumsub(channel))[channel] == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await heir_only.shardnumsub(channel))[channel] == 3
+        finally:
+            await heir_only.close()
+        assert cap.running
+    finally:
+        cap.stop()
+        await cap.wait()
+        for node in nodes:
+            await node.stop()
