@@ -498,9 +498,10 @@ class _Gaps:
 
 
 def _notify(on_notice: Callable[[str], None] | None, text: str) -> None:
-    log.warning("sniffer: %s", text)
     if on_notice is not None:
         on_notice(text)
+    else:  # nobody shows it: the log does (once, not twice on a command line)
+        log.warning("sniffer: %s", text)
 
 
 # --------------------------------------------------------------------------- MONITOR
