@@ -34,7 +34,7 @@ def test_the_wheel_builds_quietly_and_ships_the_node_peers(tmp_path: Path) -> No
         assert warning not in text, [line for line in text.splitlines() if warning in line]
     (wheel,) = dist.glob("siotools-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for peer in ("legacy4", "legacy5", "current"):
+    for peer in ("legacy4", "legacy5", "current", "streams"):
         assert f"siotools/nodepeer/{peer}/package.json" in names
         assert f"siotools/nodepeer/{peer}/peer.js" in names
     assert "siotools/tui/app.tcss" in names and "siotools/py.typed" in names

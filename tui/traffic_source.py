@@ -6,9 +6,12 @@ sniffer, the snapshot tests a fixed list of frames.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from siotools.exceptions import SiotoolsError
 
 from .traffic_model import FrameLike
 
@@ -35,17 +38,23 @@ def sniffer_source(
     sniff = sniffer.sniff
     sharded_error = sniffer.ShardedPubSubError
     sentence = sniffer.sharded_sentence
+    is_stream = importlib.import_module("siotools.sniffer.streams").is_stream
 
     async def source() -> AsyncIterator[FrameLike]:
-        frames = sniff(url, prefix=prefix, monitor=monitor, ssubscribe=ssubscribe)
+        # @socket.io/redis-streams-adapter: its stream is named like the prefix by default;
+        # read it too (XREAD is passive), its entries show as dialect "streams".
         try:
-            async for frame in frames:
-                yield frame
-        except sharded_error as exc:
-            flags = ("--monitor", "--ssubscribe", "siotools sniff --discover")
-            raise sharded_error(exc.found, sentence(exc.found, flags=flags)) from None
-        finally:
-            await frames.aclose()
+            stream = prefix if await is_stream(url, prefix) else None
+        except SiotoolsError:  # unreachable Redis: the sniff says so itself
+            stream = None
+        frames = sniff(url, prefix=prefix, stream=stream, monitor=monitor, ssubscribe=ssubscribe)
+        async with contextlib.aclosing(frames):
+            try:
+                async for frame in frames:
+                    yield frame
+            except sharded_error as exc:
+                flags = ("--monitor", "--ssubscribe", "siotools sniff --discover")
+                raise sharded_error(exc.found, sentence(exc.found, flags=flags)) from None
 
     return source
 

@@ -15,29 +15,9 @@ import signal
 import sys
 from typing import Any
 
-from siotools.cli.options import ClusterOptions, add_cluster_options
+from siotools.cli.options import ClusterOptions, add_cluster_options, count_arg, seconds_arg
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0")
-    return value
 
 
 def register(sub: Any) -> None:
@@ -59,15 +39,13 @@ def register(sub: Any) -> None:
         metavar="HOST:PORT",
         help="where to serve /metrics (default 127.0.0.1:9464)",
     )
+    p.add_argument("--top-rooms", type=count_arg, default=50, metavar="N", help="room labels (50)")
     p.add_argument(
-        "--top-rooms", type=_positive_int, default=50, metavar="N", help="room labels (50)"
-    )
-    p.add_argument(
-        "--top-events", type=_positive_int, default=50, metavar="N", help="event labels (50)"
+        "--top-events", type=count_arg, default=50, metavar="N", help="event labels (50)"
     )
     p.add_argument(
         "--request-timeout",
-        type=_positive_float,
+        type=seconds_arg,
         default=5.0,
         metavar="S",
         help="seconds after which a request short of answers is unanswered (5)",

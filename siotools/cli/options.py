@@ -28,9 +28,11 @@ __all__ = [
     "check_seconds",
     "check_url",
     "cluster_client",
+    "count_arg",
     "json_text",
     "redact",
     "resolve_options",
+    "seconds_arg",
 ]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -252,6 +254,32 @@ def check_seconds(text: str, flag: str, *, maximum: float = MAX_TIMEOUT) -> floa
         raise ConfigurationError(
             f"{flag} {text!r} must be a number of seconds above 0 and at most {maximum:g}"
         )
+    return value
+
+
+def count_arg(text: str) -> int:
+    """An argparse ``type``: a whole number of at least 1 (``--count``, ``--top``, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def seconds_arg(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds above 0.
+
+    ``inf`` and ``nan`` are refused: an interval of ``inf`` would never report and a
+    duration of ``inf`` is what leaving the option out already means.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds above 0")
     return value
 
 

@@ -28,7 +28,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from siotools.cli.options import ClusterOptions, add_cluster_options, json_text
+from siotools.cli.options import (
+    ClusterOptions,
+    add_cluster_options,
+    count_arg,
+    json_text,
+    seconds_arg,
+)
 from siotools.exceptions import ConfigurationError, SiotoolsError
 
 __all__ = ["register", "run"]
@@ -63,8 +69,8 @@ def register(sub: Any) -> None:
     p.add_argument("--room", help="only frames targeting this room")
     p.add_argument("--event", help="only this event")
     p.add_argument("--kind", choices=["broadcast", "request", "response"], help="only this kind")
-    p.add_argument("--count", type=_positive_int, metavar="N", help="stop after N frames")
-    p.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds")
+    p.add_argument("--count", type=count_arg, metavar="N", help="stop after N frames")
+    p.add_argument("--duration", type=seconds_arg, metavar="S", help="stop after S seconds")
     p.add_argument(
         "--output",
         metavar="FILE",
@@ -79,7 +85,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stats", action="store_true", help="a per-room / per-event rate table")
     p.add_argument(
         "--interval",
-        type=_positive_float,
+        type=seconds_arg,
         default=2.0,
         metavar="S",
         help="seconds between --stats tables or --discover listings (default 2)",
@@ -104,6 +110,18 @@ def register(sub: Any) -> None:
         "every --interval seconds (no payloads; --count N stops after N listings)",
     )
     p.add_argument(
+        "--stream",
+        metavar="KEY",
+        help="also read this Redis stream (@socket.io/redis-streams-adapter's streamName, "
+        "e.g. socket.io) with XREAD from $; passive, nothing counts a stream reader",
+    )
+    p.add_argument(
+        "--since",
+        metavar="ID",
+        help="with --stream: first show the entries already in the stream from this id "
+        "(XRANGE; '-' for all of them)",
+    )
+    p.add_argument(
         "--pysocketio",
         nargs="?",
         const="socketio",
@@ -111,26 +129,6 @@ def register(sub: Any) -> None:
         help="also watch python-socketio's channel (default name: socketio)",
     )
     p.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.output:
             raise ConfigurationError("--rotate needs --output FOLDER (where the files go)")
         parse_size(args.rotate)
+    if args.since is not None and args.stream is None:
+        raise ConfigurationError("--since needs --stream KEY (the stream to backfill from)")
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
@@ -294,6 +294,15 @@ async def _sniff(args: argparse.Namespace) -> int:
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if args.stream is None:
+        from siotools.sniffer.streams import is_stream
+
+        # The streams adapter's default streamName is the default prefix: a stream under
+        # the prefix's own name is its stream, read it too.
+        with contextlib.suppress(SiotoolsError):
+            if await is_stream(args.url, args.prefix):
+                args.stream = args.prefix
+                err.print(f"reading stream {args.prefix!r} too (XREAD)", markup=False)
     flt = SniffFilter(nsp=args.nsp, room=args.room, event=args.event, kind=args.kind)
     stats = _Stats()
     saved = (
@@ -331,6 +340,8 @@ async def _sniff(args: argparse.Namespace) -> int:
             duration=args.duration,
             on_ready=ready.set,
             on_gap=stats.gap,
+            stream=args.stream,
+            since=args.since,
         )
         # Filtering here rather than in sniff(): the summary counts every frame seen
         # (an undecodable frame matches no filter but is still worth reporting).

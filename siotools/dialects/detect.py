@@ -39,7 +39,16 @@ from siotools.exceptions import (
     DecodeError,
     RedisUnavailableError,
 )
-from siotools.protocol import ChannelGrammar, ChannelKind, Dialect, decode, glob_escape
+from siotools.protocol import (
+    ChannelGrammar,
+    ChannelKind,
+    ClusterMessageType,
+    Dialect,
+    decode,
+    decode_entry,
+    glob_escape,
+)
+from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
@@ -47,6 +56,7 @@ __all__ = [
     "Detection",
     "NamespaceClues",
     "PubSubSnapshot",
+    "StreamClues",
     "choose",
     "clues",
     "conflict",
@@ -57,8 +67,10 @@ __all__ = [
     "is_current_uid",
     "is_sharded_uid",
     "listen_traffic",
+    "read_stream",
     "snapshot",
     "spoken",
+    "stream_clues",
     "structural_evidence",
     "with_traffic",
 ]
@@ -71,6 +83,7 @@ _DIALECT_NAMES: Final = {
     Dialect.CURRENT: "@socket.io/redis-adapter 7.x/8.x classic",
     Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
     Dialect.PYSOCKETIO: "python-socketio's own manager",
+    Dialect.STREAMS: "@socket.io/redis-streams-adapter",
 }
 
 
@@ -232,6 +245,7 @@ class Detection:
     snapshot: PubSubSnapshot | None = None
     messages: int = 0
     listened: float = 0.0
+    streams: StreamClues | None = None
 
     @property
     def dialect(self) -> Dialect | None:
@@ -459,6 +473,9 @@ async def detect(
         evidence += said
         if not heard:
             evidence.append(f"no message of {prefix} was heard in {listen:g} s of listening")
+    streams = await _read_stream_once(endpoint, prefix, snap)
+    if streams is not None:
+        reconcile_streams(found, evidence, streams, snap)
     by_nsp = {nsp: frozenset(d) for nsp, d in sorted(found.items())}
     every: set[Dialect] = set()
     for nsp_dialects in by_nsp.values():
@@ -476,6 +493,7 @@ async def detect(
         snapshot=snap,
         messages=heard,
         listened=listened,
+        streams=streams,
     )
 
 
@@ -580,3 +598,208 @@ def conflict(found: Detection, speaking: Dialect) -> str | None:
         f"node speaks {mine}: the generations misread each other's cluster requests (a 5.x "
         "node crashes on an 8.x ack request); give them distinct keys"
     )
+
+
+# --------------------------------------------------------------------------- streams adapter
+
+_RECENT: Final = 200
+HEARTBEAT_STALE_MS: Final = 15_000
+"""A heartbeat older than this says nothing about a live node (0.2.x defaults:
+``heartbeatInterval`` 5 s, ``heartbeatTimeout`` 10 s)."""
+_SCAN_ROUNDS: Final = 50
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClues:
+    """What a @socket.io/redis-streams-adapter stream and its keys say (read-only looks).
+
+    Attributes:
+        key: The stream key (the adapter's ``streamName``; the prefix by default).
+        length: ``XLEN``.
+        last_id: The newest entry's id (None when empty).
+        namespaces: Namespaces of the recent entries.
+        uids: Per namespace, the uids that wrote recent entries.
+        heartbeat_uids: Per namespace, the uids that sent a heartbeat among the recent
+            entries (0.2.x, ClusterAdapterWithHeartbeat; 0.3.x sends none).
+        channel_uids: Per namespace, the uids whose private channel ``P#N#<uid>#`` is
+            SUBSCRIBEd (0.3.x: one per node and namespace).
+        malformed: Recent entries that do not decode.
+        sessions: Connection-state-recovery sessions (``sio:session:*`` keys; SCAN, bounded).
+        sessions_capped: Whether the SCAN stopped before the end (``sessions`` is a floor).
+    """
+
+    key: str
+    length: int
+    last_id: str | None
+    namespaces: tuple[str, ...]
+    uids: dict[str, frozenset[str]]
+    heartbeat_uids: dict[str, frozenset[str]]
+    channel_uids: dict[str, frozenset[str]]
+    malformed: int = 0
+    sessions: int = 0
+    sessions_capped: bool = False
+
+    @property
+    def nodes(self) -> int:
+        """The node count: per namespace the heartbeat uids (0.2.x) or the subscribed
+        private channels (0.3.x); the largest namespace's count."""
+        per = [
+            len(self.heartbeat_uids.get(n) or self.channel_uids.get(n) or ())
+            for n in self.namespaces
+        ]
+        per += [len(u) for u in self.channel_uids.values()]
+        return max(per, default=0)
+
+    def describe(self) -> str:
+        """One sentence for the evidence."""
+        version = "0.2.x (heartbeats)" if any(self.heartbeat_uids.values()) else "0.3.x"
+        sessions = f"{self.sessions}{'+' if self.sessions_capped else ''}"
+        return (
+            f"key {self.key} is a Redis stream of {self.length} entries: "
+            f"@socket.io/redis-streams-adapter {version}, {self.nodes} node(s), namespaces "
+            f"{', '.join(self.namespaces) or 'none'}, {sessions} recovery session(s)"
+            + (f", {self.malformed} malformed recent entries" if self.malformed else "")
+        )
+
+
+def stream_clues(
+    key: str,
+    length: int,
+    recent: Iterable[tuple[Any, Any]],
+    snap: PubSubSnapshot | None = None,
+    *,
+    sessions: int = 0,
+    sessions_capped: bool = False,
+    now_ms: int | None = None,
+) -> StreamClues:
+    """Read the clues out of the recent entries (``XREVRANGE``) and the pub/sub snapshot.
+
+    Pure: the entries are ``(id, fields)`` as redis-py returns them. With ``now_ms`` (the
+    server's ``TIME``), heartbeats older than :data:`HEARTBEAT_STALE_MS` do not count: the
+    stream keeps them after their node is gone.
+    """
+    uids: dict[str, set[str]] = {}
+    beats: dict[str, set[str]] = {}
+    malformed = 0
+    last_id: str | None = None
+    for eid, fields in recent:
+        try:
+            m = decode_entry(key, eid, fields)
+        except DecodeError:
+            malformed += 1
+            continue
+        last_id = last_id or m.entry_id
+        uids.setdefault(m.nsp, set()).add(str(m.uid))
+        fresh = now_ms is None or now_ms - entry_id_ms(m.entry_id) <= HEARTBEAT_STALE_MS
+        if fresh and m.type in (ClusterMessageType.INITIAL_HEARTBEAT, ClusterMessageType.HEARTBEAT):
+            beats.setdefault(m.nsp, set()).add(str(m.uid))
+    channel_uids: dict[str, set[str]] = {}
+    if snap is not None:
+        g = ChannelGrammar(snap.prefix)
+        for name, count in snap.channels.items():
+            ch = g.parse(name)
+            # 0.3.x SUBSCRIBEs P#N# and its private P#N#<uid>#, uid = randomBytes(8).hex
+            if count and ch.kind is ChannelKind.ROOM and ch.room and is_sharded_uid(ch.room):
+                channel_uids.setdefault(ch.nsp or "/", set()).add(ch.room)
+    nsps = sorted(set(uids) | set(channel_uids))
+    return StreamClues(
+        key=key,
+        length=length,
+        last_id=last_id,
+        namespaces=tuple(nsps),
+        uids={n: frozenset(u) for n, u in uids.items()},
+        heartbeat_uids={n: frozenset(u) for n, u in beats.items()},
+        channel_uids={n: frozenset(u) for n, u in channel_uids.items()},
+        malformed=malformed,
+        sessions=sessions,
+        sessions_capped=sessions_capped,
+    )
+
+
+async def read_stream(
+    publisher: CommandRunner,
+    key: str,
+    snap: PubSubSnapshot | None = None,
+    *,
+    session_prefix: str = DEFAULT_SESSION_PREFIX,
+) -> StreamClues | None:
+    """Look at ``key`` (``TYPE``, ``XLEN``, ``XREVRANGE`` of the last entries) and count the
+    recovery sessions (bounded ``SCAN``); None when the key holds no stream. Read-only:
+    nothing is written, no consumer group is made.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
+    """
+    kind = _text(await publisher.execute(b"TYPE", key.encode()))
+    if kind != "stream":
+        return None
+    length = int(await publisher.execute(b"XLEN", key.encode()))
+    raw = await publisher.execute(
+        b"XREVRANGE", key.encode(), b"+", b"-", b"COUNT", str(_RECENT).encode()
+    )
+    recent = []
+    for item in raw or ():
+        eid, flat = item[0], item[1] or []
+        recent.append((eid, list(zip(flat[::2], flat[1::2], strict=False))))
+    cursor, sessions, rounds = b"0", 0, 0
+    pattern = (glob_escape(session_prefix) + "*").encode()
+    while True:
+        cursor, keys = await publisher.execute(
+            b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
+        )
+        sessions += len(keys)
+        rounds += 1
+        if cursor in (b"0", 0, "0") or rounds >= _SCAN_ROUNDS:
+            break
+    capped = cursor not in (b"0", 0, "0")
+    secs, micros = await publisher.execute(b"TIME")
+    now_ms = int(secs) * 1000 + int(micros) // 1000
+    return stream_clues(
+        key, length, recent, snap, sessions=sessions, sessions_capped=capped, now_ms=now_ms
+    )
+
+
+def reconcile_streams(
+    found: dict[str, set[Dialect]],
+    evidence: list[str],
+    streams: StreamClues,
+    snap: PubSubSnapshot,
+) -> None:
+    """Fold the streams adapter into what the subscription structure said (in place).
+
+    0.3.x nodes SUBSCRIBE ``P#N#`` and their private ``P#N#<uid>#``, which on their own look
+    like socket.io-redis 4.x in subscribe mode with channel multiplexing. When the stream
+    on the prefix exists and every such room channel is a 16-hex uid, and ``P#N#`` counts
+    one subscriber per uid, they are the streams nodes: legacy is dropped for that
+    namespace and its sentence replaced.
+    """
+    g = ChannelGrammar(snap.prefix)
+    per = clues(snap)
+    for nsp in streams.namespaces:
+        found.setdefault(nsp, set()).add(Dialect.STREAMS)
+    for nsp, uids in streams.channel_uids.items():
+        c = per.get(nsp)
+        if c is None or not c.subscribe_mode:
+            continue
+        if set(c.room_channels) != set(uids) or c.broadcast_subscribers != len(uids):
+            continue
+        found.setdefault(nsp, set()).discard(Dialect.LEGACY)
+        head = f"{g.broadcast(nsp)} is SUBSCRIBEd by "
+        evidence[:] = [e for e in evidence if not e.startswith(head)]
+        evidence.append(
+            f"{g.broadcast(nsp)} and {len(uids)} private channel(s) {g.broadcast(nsp)}<uid># "
+            f"are SUBSCRIBEd, with a stream {streams.key}: @socket.io/redis-streams-adapter "
+            f"0.3.x nodes (uids {', '.join(sorted(uids))})"
+        )
+    evidence.append(streams.describe())
+
+
+async def _read_stream_once(
+    endpoint: RedisEndpoint, key: str, snap: PubSubSnapshot
+) -> StreamClues | None:
+    publisher = Publisher(endpoint, name="siotools-detect")
+    await publisher.start()
+    try:
+        return await read_stream(publisher, key, snap)
+    finally:
+        await publisher.close()

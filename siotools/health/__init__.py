@@ -17,6 +17,8 @@ import statistics
 
 from siotools.dialects.detect import (
     clues,
+    read_stream,
+    reconcile_streams,
     snapshot,
     structural_evidence,
     with_traffic,
@@ -94,6 +96,9 @@ async def doctor(
         structural, evidence = structural_evidence(snap)
         per_nsp = clues(snap)
         dialects = {nsp: set(d) for nsp, d in structural.items()}
+        streams = await read_stream(publisher, prefix, snap)
+        if streams is not None:  # @socket.io/redis-streams-adapter: its stream is the prefix
+            reconcile_streams(dialects, evidence, streams, snap)
         targets = sorted(
             nsp for nsp, c in per_nsp.items() if c.request_subscribers or c.sharded_subscribers
         )
@@ -166,6 +171,7 @@ async def doctor(
         probes=probes,
         other_prefixes=others,
         room_numsub=room_numsub,
+        stream_nodes=streams.nodes if streams is not None else 0,
     )
     findings = evaluate(inputs)
     windows = [(p.nsp, p.started_ns, p.ended_ns) for p in probes if p.started_ns]
@@ -176,6 +182,8 @@ async def doctor(
         reqs = [r for r in heard.requests.values() if r.nsp == nsp and not is_probe(r, windows)]
         probed = by_probe.get(nsp)
         uids = set(c.current_uids) | set(c.sharded_uids) if c is not None else set()
+        if streams is not None:
+            uids |= streams.heartbeat_uids.get(nsp) or streams.channel_uids.get(nsp) or set()
         nh = NamespaceHealth(
             nsp=nsp,
             dialects=sorted(d.value for d in dialects.get(nsp, ())),
@@ -221,5 +229,14 @@ async def doctor(
             "malformed": heard.malformed_count,
             "bytes": heard.payload_bytes,
             "orphan_answers": heard.orphans,
+            "streams": None
+            if streams is None
+            else {
+                "key": streams.key,
+                "length": streams.length,
+                "nodes": streams.nodes,
+                "sessions": streams.sessions,
+                "heartbeats": any(streams.heartbeat_uids.values()),
+            },
         },
     )

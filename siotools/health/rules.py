@@ -44,6 +44,7 @@ class Inputs:
         probes: The probe's results (empty without ``--probe``).
         other_prefixes: Prefixes with request channels, when this one has none.
         room_numsub: NUMSUB of socket-id room channels, per namespace (probe only).
+        stream_nodes: Nodes a streams-adapter stream on the prefix shows (0: none).
     """
 
     prefix: str
@@ -55,6 +56,7 @@ class Inputs:
     probes: list[ProbeResult] = field(default_factory=list)
     other_prefixes: list[str] = field(default_factory=list)
     room_numsub: dict[str, dict[str, int]] = field(default_factory=dict)
+    stream_nodes: int = 0
 
 
 def _ms(seconds: float) -> str:
@@ -481,7 +483,7 @@ def _empty(inp: Inputs, out: list[Finding]) -> None:
         for c in inp.clues.values()
     ):
         return
-    if inp.sniff.messages:
+    if inp.sniff.messages or inp.stream_nodes:
         return
     others = [p for p in inp.other_prefixes if p != inp.prefix]
     ev = [f"no channel of {inp.prefix} is subscribed and no message was heard"]

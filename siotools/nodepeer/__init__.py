@@ -7,6 +7,8 @@ Each *flavor* is a folder holding an exact-pinned ``package.json`` /
 * ``legacy4``: socket.io 1.7.4 + socket.io-redis 4.0.1 (+ client 1.7.4)
 * ``current``: socket.io 4.8.4 + @socket.io/redis-adapter 8.3.0 (+ client 4.8.4,
   @socket.io/redis-emitter 5.1.0, redis 4.7.1)
+* ``streams``: socket.io 4.8.4 + @socket.io/redis-streams-adapter 0.3.1 (and 0.2.3 under
+  the npm alias ``redis-streams-adapter-0.2``; + client 4.8.4, redis 4.7.1)
 
 :func:`ensure_installed` runs ``npm ci`` once per lockfile into a cache folder.
 :class:`NodePeer` starts a peer process and speaks its JSON-lines protocol:
@@ -55,7 +57,7 @@ __all__ = [
     "to_wire",
 ]
 
-FLAVORS: Final = ("legacy5", "legacy4", "current")
+FLAVORS: Final = ("legacy5", "legacy4", "current", "streams")
 """The Node flavors shipped with siotools."""
 
 HERE: Final = Path(__file__).resolve().parent
@@ -123,7 +125,12 @@ def from_wire(value: Any) -> Any:
     return value
 
 
-_FLAVOR_OF: dict[str, str] = {"legacy": "legacy5", "legacy-lite": "legacy4", "current": "current"}
+_FLAVOR_OF: dict[str, str] = {
+    "legacy": "legacy5",
+    "legacy-lite": "legacy4",
+    "current": "current",
+    "streams": "streams",
+}
 
 
 def flavor_for(dialect: Any) -> str:

@@ -24,6 +24,9 @@ Decoding and encoding::
   (``SocketsResponse``, ``RoomsResponse``, ``EmptyResponse``, ``ServerSideEmitResponse``,
   ``BroadcastClientCountResponse``, ``BroadcastAckResponse``);
 * :class:`ClusterMessage` for the sharded adapter (:class:`ClusterMessageType`);
+* :class:`StreamMessage` (a :class:`ClusterMessage`) for @socket.io/redis-streams-adapter
+  stream entries: :func:`decode_entry` / :func:`encode_entry` (``Dialect.STREAMS``; its
+  recovery sessions: :func:`decode_session`);
 * :class:`PySocketIOMessage` / :class:`PickledMessage` for python-socketio's own channel
   (pickle is never unpickled unless ``allow_pickle=True``).
 
@@ -84,6 +87,15 @@ from siotools.protocol.frames import (
 )
 from siotools.protocol.jsjson import js_number, js_parse, js_stringify, js_stringify_bytes
 from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack, unpack_detect
+from siotools.protocol.streams import (
+    RecoverySession,
+    StreamMessage,
+    decode_entry,
+    decode_ephemeral,
+    decode_session,
+    encode_entry,
+    encode_session,
+)
 from siotools.protocol.values import U64, UNDEFINED, TypedArray, Undefined, has_binary
 from siotools.protocol.wire import (
     decode,
@@ -127,6 +139,7 @@ __all__ = [
     "PacketType",
     "PickledMessage",
     "PySocketIOMessage",
+    "RecoverySession",
     "RemoteDisconnectRequest",
     "RemoteFetchRequest",
     "RemoteJoinRequest",
@@ -137,12 +150,18 @@ __all__ = [
     "ServerSideEmitResponse",
     "SocketsRequest",
     "SocketsResponse",
+    "StreamMessage",
     "TypedArray",
     "Undefined",
     "decode",
     "decode_broadcast",
+    "decode_entry",
+    "decode_ephemeral",
+    "decode_session",
     "encode",
     "encode_broadcast",
+    "encode_entry",
+    "encode_session",
     "glob_escape",
     "grammar",
     "has_binary",

@@ -71,6 +71,9 @@ class Dialect(enum.Enum):
     """The 8.x sharded adapter (socket.io-adapter ClusterAdapter messages)."""
     PYSOCKETIO = "pysocketio"
     """python-socketio's own pub/sub manager messages."""
+    STREAMS = "streams"
+    """@socket.io/redis-streams-adapter 0.2.x/0.3.x: ClusterAdapter messages as Redis
+    stream entries (0.3.x sends its ephemeral ones over pub/sub, sharded-style)."""
 
     @property
     def label(self) -> str:
@@ -84,6 +87,7 @@ _DIALECT_LABELS = {
     Dialect.CURRENT: "@socket.io/redis-adapter 8.x",
     Dialect.SHARDED: "@socket.io/redis-adapter 8.x sharded",
     Dialect.PYSOCKETIO: "python-socketio",
+    Dialect.STREAMS: "@socket.io/redis-streams-adapter",
 }
 
 

@@ -30,6 +30,7 @@ from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Ver
 from siotools.sniffer.live import gc_paused, gc_relaxed
 from siotools.sniffer.sharded import SnifferSource, open_source
 from siotools.sniffer.store import CaptureMeta, RotatingWriter
+from siotools.sniffer.streams import StreamSource
 from siotools.sniffer.table import Where
 
 if TYPE_CHECKING:
@@ -191,6 +192,7 @@ class Capture:
         self.writer: RotatingWriter | None = None
         self._frames: list[SniffedFrame] = []
         self._source: SnifferSource | None = None
+        self._streams: StreamSource | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._count: int | None = None
@@ -323,6 +325,8 @@ class Capture:
         progress: Progress,
         path: str | os.PathLike[str] | None = None,
         rotate: str | int | None = None,
+        stream: str | None = None,
+        since: str | None = None,
     ) -> None:
         if count is not None and count <= 0:
             raise ConfigurationError("count must be a positive number of frames")
@@ -354,6 +358,15 @@ class Capture:
             gc_relaxed(False)
             raise
         self._source = source
+        if stream is not None:  # the streams adapter: its stream too (sniffer.streams)
+            self._streams = StreamSource(url, stream, source.sink, since=since)
+            try:
+                await self._streams.start()
+            except BaseException:
+                await source.close()
+                gc_relaxed(False)
+                raise
+            self.source += "+xread"
         self.started_ns = time.time_ns()
         self._task = asyncio.create_task(self._run(source, duration, progress))
         self._task.add_done_callback(self._finished)
@@ -382,6 +395,8 @@ class Capture:
             self._accepting = False
             with contextlib.suppress(Exception):
                 await source.close()
+            if self._streams is not None:
+                await self._streams.close()
             self._truncate()
             self.stopped_ns = time.time_ns()
             gc_relaxed(False)
@@ -718,6 +733,8 @@ async def start_capture(
     path: str | os.PathLike[str] | None = None,
     rotate: str | int | None = None,
     max_size: int | None = None,
+    stream: str | None = None,
+    since: str | None = None,
 ) -> Capture:
     """Start capturing in the background; returns once Redis confirmed the subscription.
 
@@ -748,6 +765,11 @@ async def start_capture(
             (``"256MB"``, the default; ``"1GB"``, a byte count).
         max_size: Payloads over this many bytes are kept raw but not decoded (counted in
             ``anomalies()["oversized"]``).
+        stream: Also read this Redis stream (@socket.io/redis-streams-adapter's
+            ``streamName``, e.g. ``"socket.io"``) with XREAD from ``$``: its entries are
+            frames of dialect ``streams`` (see :mod:`siotools.sniffer.streams`).
+        since: With ``stream``: first backfill the entries already there with XRANGE from
+            this id (``"-"``: the whole stream).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -772,6 +794,8 @@ async def start_capture(
         progress=progress,
         path=path,
         rotate=rotate,
+        stream=stream,
+        since=since,
     )
     return cap
 
@@ -793,6 +817,8 @@ async def capture(
     path: str | os.PathLike[str] | None = None,
     rotate: str | int | None = None,
     max_size: int | None = None,
+    stream: str | None = None,
+    since: str | None = None,
 ) -> Capture:
     """Capture until ``duration`` seconds passed or ``count`` frames arrived.
 
@@ -823,6 +849,8 @@ async def capture(
         path=path,
         rotate=rotate,
         max_size=max_size,
+        stream=stream,
+        since=since,
     )
     try:
         return await cap.wait()
@@ -848,6 +876,8 @@ async def sniff(
     on_ready: Callable[[], None] | None = None,
     on_gap: Callable[[int, int], None] | None = None,
     max_size: int | None = None,
+    stream: str | None = None,
+    since: str | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -876,6 +906,9 @@ async def sniff(
             then again when the first message after it moves the end (same start).
         max_size: Payloads over this many bytes are not decoded (an error frame whose
             ``error`` says so).
+        stream: Also read this Redis stream (the streams adapter's ``streamName``) with
+            XREAD from ``$``; ``since`` backfills it first (see :func:`start_capture`).
+        since: With ``stream``: XRANGE from this id first (``"-"``: the whole stream).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -916,6 +949,13 @@ async def sniff(
     )
     decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
     await source.start()
+    streams = None if stream is None else StreamSource(str(url), stream, sink, since=since)
+    if streams is not None:
+        try:
+            await streams.start()
+        except BaseException:
+            await source.close()
+            raise
     if on_ready is not None:
         on_ready()
     deadline = None if duration is None else time.monotonic() + duration
@@ -945,6 +985,8 @@ async def sniff(
         if dropped:
             log.warning("sniff: %d frames dropped (the consumer was too slow)", dropped)
         await source.close()
+        if streams is not None:
+            await streams.close()
 
 
 async def _sniff_offline(

@@ -44,6 +44,7 @@ from siotools.protocol import (
 )
 from siotools.protocol.msgpack_codec import PayloadTooLargeError
 from siotools.protocol.safe import printable
+from siotools.protocol.streams import RECORD_MARK, decode_record
 from siotools.protocol.wire import broadcast_parts
 from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
 
@@ -142,6 +143,8 @@ class RowDecoder:
 
     def decode(self, channel: bytes, payload: bytes, sharded: bool) -> Any:
         """The decoded frame. Raises DecodeError only."""
+        if payload[:1] == RECORD_MARK:  # a stream entry (sniffer.streams): channel = key
+            return decode_record(channel, payload, prefix=self.prefix)
         return decode(
             channel,
             payload,

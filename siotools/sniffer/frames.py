@@ -48,6 +48,7 @@ from siotools.protocol import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
+    StreamMessage,
     safe,
 )
 
@@ -340,6 +341,7 @@ for _cls in (
 for _cls in _RESPONSE_TYPE:
     _DESCRIBE[_cls] = _response
 _DESCRIBE[ClusterMessage] = _cluster
+_DESCRIBE[StreamMessage] = _cluster  # a stream entry is a ClusterMessage too
 _DESCRIBE[PySocketIOMessage] = _pysocketio
 _DESCRIBE[PickledMessage] = _pickled
 

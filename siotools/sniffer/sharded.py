@@ -84,6 +84,7 @@ class SnifferSource(Protocol):
     or one of this module's)."""
 
     endpoint: RedisEndpoint
+    sink: RawSink
 
     @property
     def gaps(self) -> list[tuple[int, int]]: ...

@@ -73,6 +73,24 @@ def test_bad_shared_options_are_one_sentence_naming_the_flag(args: list[str], sa
     assert time.monotonic() - started < 20  # checked before anything connects (no hang)
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["sniff", "--interval", "inf"], "'inf' must be a finite number of seconds above 0"),
+        (["sniff", "--duration", "nan"], "'nan' must be a finite number of seconds above 0"),
+        (["sniff", "--duration", "-1"], "'-1' must be a finite number of seconds above 0"),
+        (["sniff", "--count", "0"], "'0' must be at least 1"),
+        (["sniff", "--count", "2.5"], "'2.5' is not a whole number"),
+        (["exporter", "--top-rooms", "0"], "'0' must be at least 1"),
+        (["exporter", "--request-timeout", "inf"], "must be a finite number of seconds"),
+    ],
+)
+def test_numbers_of_seconds_and_counts_are_finite_and_positive(args: list[str], says: str) -> None:
+    line = one_sentence(run(*args, "--url", "redis://127.0.0.1:1/0"))
+    assert says in line
+    assert line.startswith(f"siotools {args[0]}: argument {args[1]}:"), line
+
+
 @pytest.mark.parametrize("command", ["rooms", "sniff", "tui", "emit"])
 def test_every_command_checks_the_same_options(command: str) -> None:
     extra = ["ev"] if command == "emit" else []

@@ -1,0 +1,361 @@
+"""@socket.io/redis-streams-adapter entries: a Redis stream entry <-> a ClusterAdapter message.
+
+The streams adapter (0.2.x and 0.3.x, ``lib/index.ts`` ``encode``/``decode``) XADDs each
+socket.io-adapter ``ClusterMessage`` to one stream (``streamName``, default ``socket.io``,
+trimmed with ``MAXLEN ~ maxLen``) as the field/value pairs, in this order::
+
+    uid   the sender's uid (16 hex chars; "emitter" for @socket.io/redis-streams-emitter)
+    nsp   the namespace
+    type  the MessageType as decimal text ("3" = BROADCAST, "2" = HEARTBEAT, ...)
+    data  JSON.stringify(data), or, when a type that may carry binary (BROADCAST,
+          FETCH_SOCKETS_RESPONSE, SERVER_SIDE_EMIT(_RESPONSE), BROADCAST_ACK) does, the
+          base64 of @msgpack/msgpack's encoding; absent when the message has no data
+          (heartbeats, ADAPTER_CLOSE)
+
+Readers tell the two ``data`` forms apart by the first character (``{`` = JSON). 0.3.x
+publishes its ephemeral messages (broadcasts with an ack, FETCH_SOCKETS, SERVER_SIDE_EMIT
+and every response) with PUBLISH instead, msgpack-encoded on ``<channelPrefix>#<nsp>#`` and
+``<channelPrefix>#<nsp>#<uid>#``, exactly like the sharded adapter: :func:`decode_ephemeral`.
+0.2.x (ClusterAdapterWithHeartbeat) puts everything on the stream, heartbeats and
+ADAPTER_CLOSE included; 0.3.x sends no heartbeats.
+
+Connection state recovery keeps each session under ``<sessionKeyPrefix><pid>`` (default
+``sio:session:``) as the base64 of msgpack ``{sid, pid, rooms, data}``, with ``PX``
+``maxDisconnectionDuration``: :func:`decode_session`.
+
+Everything here is pure; malformed input raises :class:`~siotools.exceptions.DecodeError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from siotools.exceptions import DecodeError, EncodeError
+from siotools.protocol.frames import ClusterMessage, ClusterMessageType, Dialect
+from siotools.protocol.jsjson import js_parse, js_stringify
+from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack
+from siotools.protocol.values import UNDEFINED
+
+__all__ = [
+    "DEFAULT_SESSION_PREFIX",
+    "DEFAULT_STREAM",
+    "EMITTER_UID",
+    "FIELD_ORDER",
+    "RECORD_MARK",
+    "RecoverySession",
+    "StreamMessage",
+    "decode_entry",
+    "decode_ephemeral",
+    "decode_record",
+    "decode_session",
+    "encode_entry",
+    "encode_session",
+    "entry_id_ms",
+    "is_record",
+    "pack_record",
+]
+
+DEFAULT_STREAM: Final = "socket.io"
+"""The adapter's default ``streamName``."""
+DEFAULT_SESSION_PREFIX: Final = "sio:session:"
+"""The adapter's default ``sessionKeyPrefix``."""
+EMITTER_UID: Final = "emitter"
+"""The ``uid`` of @socket.io/redis-streams-emitter's entries."""
+FIELD_ORDER: Final = ("uid", "nsp", "type", "data")
+"""The fields of an entry, in the order the adapter writes them."""
+
+RECORD_MARK: Final = b"\xc1"
+"""The first byte of a packed stream-entry record. 0xc1 is the one byte msgpack never
+uses, and JSON and pickle never start with it, so no pub/sub payload of any adapter
+begins with it: a capture keeps stream entries and pub/sub messages in one column."""
+
+_ENTRY_ID: Final = re.compile(r"(0|[1-9][0-9]*)-(0|[1-9][0-9]*)")
+_TYPE: Final = re.compile(r"0|[1-9][0-9]{0,2}")
+_MAX_FIELD: Final = 64 * 1024 * 1024
+
+Fields = Mapping[bytes | str, bytes | str] | Iterable[tuple[bytes | str, bytes | str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamMessage(ClusterMessage):
+    """A ClusterAdapter message read from a stream entry.
+
+    It is a :class:`ClusterMessage` (``type``, ``data``, ``uid``, ``nsp``), so whatever
+    handles the sharded adapter's messages handles these; ``binary`` says that ``data``
+    was base64 msgpack rather than JSON.
+
+    Attributes:
+        stream: The stream key.
+        entry_id: The entry id (``<ms>-<seq>``), the adapter's offset for recovery.
+    """
+
+    stream: str = DEFAULT_STREAM
+    entry_id: str = "0-0"
+    dialect: Dialect = Dialect.STREAMS
+
+    @property
+    def is_heartbeat(self) -> bool:
+        """An INITIAL_HEARTBEAT or HEARTBEAT (0.2.x)."""
+        return self.type in (ClusterMessageType.INITIAL_HEARTBEAT, ClusterMessageType.HEARTBEAT)
+
+    @property
+    def from_emitter(self) -> bool:
+        """Written by @socket.io/redis-streams-emitter (uid ``"emitter"``)."""
+        return bool(self.uid == EMITTER_UID)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySession:
+    """A connection-state-recovery session the adapter stored under ``<prefix><pid>``.
+
+    Attributes:
+        sid: The socket id the client had.
+        pid: The private session id (the key's suffix).
+        rooms: The rooms the socket was in.
+        data: ``socket.data``.
+    """
+
+    sid: Any
+    pid: Any
+    rooms: Any
+    data: Any = None
+
+
+def _text(value: bytes | str, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise DecodeError(f"stream entry {what} is a {type(value).__name__}, not bytes")
+    if len(value) > _MAX_FIELD:
+        raise DecodeError(f"stream entry {what} is over {_MAX_FIELD} bytes")
+    try:
+        return bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"stream entry {what} is not UTF-8: {exc}") from None
+
+
+def entry_id_ms(entry_id: bytes | str) -> int:
+    """The milliseconds part of a stream entry id.
+
+    Raises:
+        DecodeError: Not an ``<ms>-<seq>`` id.
+    """
+    text = _text(entry_id, "id")
+    m = _ENTRY_ID.fullmatch(text)
+    if m is None:
+        raise DecodeError(f"{text[:40]!r} is not a stream entry id (<ms>-<seq>)")
+    return int(m.group(1))
+
+
+def _pairs(fields: Fields) -> list[tuple[str, str]]:
+    items: Iterable[Any] = fields.items() if isinstance(fields, Mapping) else fields
+    out: list[tuple[str, str]] = []
+    try:
+        for pair in items:
+            name, value = pair
+            out.append((_text(name, "field name"), _text(value, "field value")))
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"stream entry fields are not name/value pairs: {exc}") from None
+    return out
+
+
+def _decode_data(text: str) -> tuple[Any, bool]:
+    # adapter decode(): JSON when it starts with "{", else base64 of msgpack.
+    if text.startswith("{"):
+        return js_parse(text), False
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise DecodeError("stream entry 'data' is neither JSON nor base64") from None
+    return unpack(raw), True
+
+
+def decode_entry(
+    stream: bytes | str,
+    entry_id: bytes | str,
+    fields: Fields,
+    *,
+    prefix: str = DEFAULT_STREAM,
+) -> StreamMessage:
+    """Decode one stream entry (as XREAD/XRANGE return it) into a :class:`StreamMessage`.
+
+    Args:
+        stream: The stream key.
+        entry_id: The entry id.
+        fields: The field/value pairs, a mapping (redis-py) or pairs in stream order.
+        prefix: The adapter's ``channelPrefix``, kept on the frame.
+
+    Returns:
+        The message.
+
+    Raises:
+        DecodeError: Not an entry the adapter writes (unknown or repeated fields, a missing
+            uid/nsp/type, a non-decimal type, data that is neither JSON nor base64
+            msgpack, ...); nothing else escapes.
+    """
+    try:
+        return _decode_entry(stream, entry_id, fields, prefix)
+    except DecodeError:
+        raise
+    except Exception as exc:  # a decoder bug must not take the sniffer down
+        raise DecodeError(f"cannot decode stream entry: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode_entry(
+    stream: bytes | str, entry_id: bytes | str, fields: Fields, prefix: str
+) -> StreamMessage:
+    key = _text(stream, "stream key")
+    eid = _text(entry_id, "id")
+    entry_id_ms(eid)
+    pairs = _pairs(fields)
+    names = [n for n, _ in pairs]
+    if len(set(names)) != len(names):
+        raise DecodeError(f"stream entry {eid} repeats a field: {names}")
+    unknown = [n for n in names if n not in FIELD_ORDER]
+    if unknown:
+        raise DecodeError(f"stream entry {eid} has fields the adapter never writes: {unknown}")
+    obj = dict(pairs)
+    for required in ("uid", "nsp", "type"):
+        if required not in obj:
+            raise DecodeError(f"stream entry {eid} has no {required!r} field")
+    if not _TYPE.fullmatch(obj["type"]):
+        raise DecodeError(f"stream entry {eid}: 'type' {obj['type'][:20]!r} is not a number")
+    t = int(obj["type"])
+    mtype: int
+    try:
+        mtype = ClusterMessageType(t)
+    except ValueError:
+        mtype = t
+    data: Any = UNDEFINED
+    binary = False
+    if "data" in obj:
+        if obj["data"] == "":
+            raise DecodeError(f"stream entry {eid} has an empty 'data' field")
+        data, binary = _decode_data(obj["data"])
+    return StreamMessage(
+        type=mtype,
+        data=data,
+        uid=obj["uid"],
+        nsp=obj["nsp"],
+        binary=binary,
+        prefix=prefix,
+        stream=key,
+        entry_id=eid,
+    )
+
+
+def encode_entry(message: ClusterMessage) -> list[tuple[bytes, bytes]]:
+    """The field/value pairs the adapter XADDs for ``message``, in its order.
+
+    A :class:`StreamMessage` decoded from the adapter's entry gives its exact bytes back.
+
+    Raises:
+        EncodeError: A value that the chosen data encoding cannot carry.
+    """
+    fields = [
+        (b"uid", str(message.uid).encode()),
+        (b"nsp", message.nsp.encode()),
+        (b"type", str(int(message.type)).encode()),
+    ]
+    if message.data is not UNDEFINED and message.data is not None:
+        try:
+            if message.binary:
+                text = base64.b64encode(pack(message.data, MsgpackFlavor.NOTEPACK3)).decode()
+            else:
+                text = js_stringify(message.data)
+        except EncodeError:
+            raise
+        except Exception as exc:
+            raise EncodeError(f"cannot encode the entry's data: {exc}") from exc
+        fields.append((b"data", text.encode()))
+    return fields
+
+
+def decode_ephemeral(frame: ClusterMessage) -> ClusterMessage:
+    """A 0.3.x pub/sub message, decoded by :func:`siotools.protocol.decode` as sharded-style
+    ClusterMessage, relabelled as the streams adapter's."""
+    return dataclasses.replace(frame, dialect=Dialect.STREAMS)
+
+
+def decode_session(value: bytes | str) -> RecoverySession:
+    """Decode a ``sio:session:<pid>`` value (base64 of msgpack ``{sid, pid, rooms, data}``).
+
+    Raises:
+        DecodeError: Not base64, not msgpack, or not such a map.
+    """
+    text = _text(value, "session value")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise DecodeError("session value is not base64") from None
+    try:
+        obj = unpack(raw)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"session value is not msgpack: {exc}") from exc
+    if type(obj) is not dict or list(obj)[:3] != ["sid", "pid", "rooms"]:
+        raise DecodeError("session value is not a {sid, pid, rooms, data} map")
+    if set(obj) - {"sid", "pid", "rooms", "data"}:
+        raise DecodeError(f"session value has unknown keys: {sorted(map(str, obj))}")
+    return RecoverySession(sid=obj["sid"], pid=obj["pid"], rooms=obj["rooms"], data=obj.get("data"))
+
+
+def encode_session(session: RecoverySession) -> bytes:
+    """The value the adapter SETs for ``session`` (exact for decoded sessions)."""
+    body = {"sid": session.sid, "pid": session.pid, "rooms": session.rooms, "data": session.data}
+    return base64.b64encode(pack(body, MsgpackFlavor.NOTEPACK3))
+
+
+def pack_record(entry_id: bytes | str, fields: Fields) -> bytes:
+    """One stream entry as a capture record's payload: :data:`RECORD_MARK` + msgpack
+    ``[id, [name, value, ...]]`` (the raw bytes, in stream order).
+
+    The record's channel is the stream key; :func:`decode_record` reads it back.
+    """
+    eid = entry_id.encode() if isinstance(entry_id, str) else bytes(entry_id)
+    items: Iterable[Any] = fields.items() if isinstance(fields, Mapping) else fields
+    flat: list[bytes] = []
+    for name, value in items:
+        flat.append(name.encode() if isinstance(name, str) else bytes(name))
+        flat.append(value.encode() if isinstance(value, str) else bytes(value))
+    return RECORD_MARK + _pack_bins([eid, flat])
+
+
+def is_record(payload: bytes) -> bool:
+    """Whether a capture payload is a packed stream entry (see :func:`pack_record`)."""
+    return payload[:1] == RECORD_MARK
+
+
+def decode_record(
+    stream: bytes | str, payload: bytes, *, prefix: str = DEFAULT_STREAM
+) -> StreamMessage:
+    """Decode a :func:`pack_record` payload of stream ``stream``.
+
+    Raises:
+        DecodeError: Not a packed entry, or not an entry the adapter writes.
+    """
+    if not is_record(payload):
+        raise DecodeError("not a packed stream entry")
+    try:
+        obj = unpack(payload[1:])
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"packed stream entry is not msgpack: {exc}") from exc
+    if type(obj) is not list or len(obj) != 2 or type(obj[1]) is not list or len(obj[1]) % 2:
+        raise DecodeError("packed stream entry is not [id, [name, value, ...]]")
+    flat = obj[1]
+    return decode_entry(
+        stream, obj[0], list(zip(flat[::2], flat[1::2], strict=True)), prefix=prefix
+    )
+
+
+def _pack_bins(value: list[Any]) -> bytes:
+    return pack(value, MsgpackFlavor.NOTEPACK3)

@@ -1,0 +1,61 @@
+"""Detection of @socket.io/redis-streams-adapter nodes: the stream on the prefix, node
+count from heartbeat uids (0.2.x) or private channels (0.3.x), recovery sessions."""
+
+from __future__ import annotations
+
+import pytest
+
+from siotools.dialects.detect import detect, stream_clues
+from siotools.health import doctor
+from siotools.protocol import Dialect
+from siotools.transport.endpoint import RedisEndpoint
+from tests.nodepeer.fixtures import StartFn
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("version", ["0.3", "0.2"])
+async def test_streams_nodes_are_detected(
+    node_peers: StartFn, redis_url: str, key: str, version: str
+) -> None:
+    opts = {"stream": key, "streams_version": version, "heartbeat_interval": 200,
+            "recovery": 60000}  # fmt: skip
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/")
+    await cl.call("client_drop", client="c1")  # a recoverable disconnect: one session
+    await b.wait_event(name="disconnect")
+    await a.call("nsp_emit", nsp="/", event="news", args=[1])
+    await a.call("nsp_emit", nsp="/chat", event="news", args=[1])
+
+    found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0)
+    assert Dialect.STREAMS in found.dialects
+    assert found.streams is not None and found.streams.nodes == 2
+    assert set(found.streams.namespaces) == {"/", "/chat"}
+    assert found.streams.sessions >= 1
+    assert bool(any(found.streams.heartbeat_uids.values())) == (version == "0.2")
+
+    # 0.3's SUBSCRIBEs (P#N# and P#N#<uid>#) are not taken for socket.io-redis 4.x
+    assert found.dialects == {Dialect.STREAMS}
+    report = await doctor(redis_url, key, duration=0.3)
+    assert report.dialects == ["streams"] and report.healthy, report.codes()
+    assert report.facts["streams"]["nodes"] == 2
+    assert any("Redis stream" in e for e in report.evidence)
+    (root,) = [n for n in report.namespaces if n.nsp == "/"]
+    assert set(root.node_uids) == {a.uid, b.uid}
+
+
+def test_stale_heartbeats_count_no_node() -> None:
+    recent = [(b"100000-0", {b"uid": b"u1", b"nsp": b"/", b"type": b"2"}),
+              (b"1000-0", {b"uid": b"u2", b"nsp": b"/", b"type": b"2"})]  # fmt: skip
+    assert stream_clues("s", 2, recent, now_ms=101_000).nodes == 1
+    assert stream_clues("s", 2, recent, now_ms=10_000_000).nodes == 0
+    assert stream_clues("s", 2, recent).nodes == 2
+
+
+def test_stream_clues_count_malformed_entries() -> None:
+    recent = [(b"2-0", {b"uid": b"u1", b"nsp": b"/", b"type": b"2"}),
+              (b"1-0", {b"uid": b"u2", b"nsp": b"/", b"type": b"x"})]  # fmt: skip
+    clues = stream_clues("s", 2, recent)
+    assert (clues.nodes, clues.malformed, clues.last_id) == (1, 1, "2-0")
+    assert "1 malformed" in clues.describe()

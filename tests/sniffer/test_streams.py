@@ -1,0 +1,101 @@
+"""Live capture of real @socket.io/redis-streams-adapter nodes: the stream read with XREAD
+(passive), backfill with XRANGE, the same columns as pub/sub traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+import redis.asyncio as aioredis
+
+from siotools import ConfigurationError
+from siotools.protocol import ClusterMessageType, Dialect, StreamMessage
+from siotools.sniffer import start_capture
+from siotools.sniffer.streams import is_stream
+from tests.nodepeer.fixtures import StartFn
+from tests.sniffer.helpers import wait_frames
+
+pytestmark = pytest.mark.node
+
+
+async def test_sniff_streams_nodes(node_peers: StartFn, redis_url: str, key: str) -> None:
+    opts = {"stream": key, "streams_version": "0.3"}
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/")
+    await cl.call("client_join", client="c1", rooms=["room1"])
+    await a.call("nsp_emit", nsp="/", event="before", args=[0])  # creates the stream
+    assert await is_stream(redis_url, key)
+
+    cap = await start_capture(redis_url, key, stream=key)
+    await a.call("nsp_emit", nsp="/", rooms=["room1"], event="news", args=["hi", b"\x01"])
+    await cl.wait_event(name="client_recv", client="c1", event="news")
+    await a.call("socketsJoin", nsp="/", rooms=["room1"], join=["room2"])
+    # 0.3 sends fetchSockets over pub/sub: the PSUBSCRIBE half of the capture hears it
+    await a.call("fetchSockets", nsp="/")
+    assert await a.call("serverCount", nsp="/") == 2  # the sniffer is not counted
+    frames = await wait_frames(cap, lambda f: f.dialect is Dialect.STREAMS, 2)
+    await wait_frames(cap, lambda f: f.row.type == "FETCH_SOCKETS_RESPONSE", 1)
+    cap.stop()
+    await cap.wait()
+
+    news, join = [f for f in frames if isinstance(f.frame, StreamMessage)][:2]
+    assert news.channel == key and news.error is None
+    assert news.frame.type == ClusterMessageType.BROADCAST and news.frame.uid == a.uid
+    assert news.frame.data["packet"]["data"] == ["news", "hi", b"\x01"] and news.frame.binary
+    assert join.frame.type == ClusterMessageType.SOCKETS_JOIN
+    assert "before" not in str([f.frame for f in frames])  # from "$": no backfill asked
+    df = cap.to_pandas()
+    rows = df[df["channel"] == key]
+    assert list(rows["dialect"]) == ["streams", "streams"]
+    assert list(rows["type"]) == ["BROADCAST", "SOCKETS_JOIN"]
+    assert cap.source.endswith("+xread")
+
+
+async def test_backfill_since_and_bad_key(redis_url: str, key: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.xadd(key, {"uid": "abc", "nsp": "/", "type": "2"})
+        await client.xadd(key, {"uid": "abc", "nsp": "/", "type": "oops"})
+        await client.set(f"{key}-str", "x")
+    finally:
+        await client.aclose()
+    cap = await start_capture(redis_url, key, stream=key, since="-")
+    await wait_frames(cap, lambda f: True, 2)
+    cap.stop()
+    await cap.wait()
+    hb, bad = cap.frames[:2]
+    assert isinstance(hb.frame, StreamMessage) and hb.frame.is_heartbeat
+    assert bad.frame is None and "not a number" in (bad.error or "")
+    with pytest.raises(ConfigurationError, match="not a stream"):
+        await start_capture(redis_url, key, stream=f"{key}-str")
+
+
+async def test_cli_sniff_stream_backfill(redis_url: str, key: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await client.xadd(key, {"uid": "abc", "nsp": "/", "type": "3", "data": DATA})
+    finally:
+        await client.aclose()
+    args = ["--url", redis_url, "--prefix", key, "--stream", key, "--since", "-"]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "siotools", "sniff", *args, "--count", "1", "--json"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (line,) = out.stdout.splitlines()
+    row = json.loads(line)
+    assert (row["dialect"], row["channel"], row["event"]) == ("streams", key, "news")
+    bad = subprocess.run(
+        [sys.executable, "-m", "siotools", "sniff", "--url", redis_url, "--since", "-"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--since needs --stream" in bad.stderr
+
+
+DATA = '{"packet":{"type":2,"data":["news",1]},"opts":{"rooms":[],"except":[],"flags":{}}}'
