@@ -518,7 +518,7 @@ class ClusterMonitorSource:
     ``on_notice`` and is a gap until the new master is monitored.
 
     Args:
-        seed: One node of the cluster.
+        seed: One node of the cluster (a single Redis is a cluster of one master).
         prefix: The adapters' key.
         sink: Receives ``(time_ns, [[verb, b"", channel, payload]], sharded)``.
         pysocketio: python-socketio's channel to keep too, or None.
@@ -543,7 +543,7 @@ class ClusterMonitorSource:
         refresh: float = REFRESH,
     ) -> None:
         self.endpoint = seed
-        self.topology = ClusterTopology(seed)
+        self.topology = ClusterTopology(seed, standalone_ok=True)
         self.prefix = prefix
         self.sink = sink
         self.pysocketio = pysocketio.encode() if pysocketio else None
