@@ -114,6 +114,7 @@ async def test_discover_lists_channels_per_master(sharded_cluster: RedisCluster,
         args = ("--url", url, "--prefix", key, "--discover", "--interval", "0.2")
         code, out, err = await _run(*args, "--count", "2")
         code_j, out_j, _ = await _run(*args, "--count", "1", "--json")
+        code_plain, out_plain, err_plain = await _run("--url", url, "--prefix", key)
     finally:
         for node in nodes:
             await node.stop()
@@ -127,6 +128,11 @@ async def test_discover_lists_channels_per_master(sharded_cluster: RedisCluster,
     assert look["channels"][f"{key}#/#"] == 2 and look["channels"][f"{key}#/b#"] == 2
     listed = [ch for m in look["masters"].values() for ch in m["channels"]]
     assert len(listed) == len(set(listed))  # each channel on one master only
+    # No mode on the sharded cluster: the one sentence, exit 2.
+    assert code_plain == 2 and out_plain == ""
+    (line,) = err_plain.strip().splitlines()
+    assert "this Redis Cluster uses sharded pub/sub" in line and "on 3 masters" in line
+    assert "--monitor" in line and "--ssubscribe" in line and "--discover" in line
 
 
 async def _monitors_attached(cluster: RedisCluster) -> None:
