@@ -213,11 +213,13 @@ def sharded_sentence(
         if cli
         else ("monitor=True", "ssubscribe=True", "discover_shards()")
     )
+    n = sum(len(m.shard_channels) for m in found.masters)
+    where = f" on {len(found.masters)} masters" if found.cluster else ""
     return (
-        f"prefix {found.prefix!r} on {kind} uses sharded pub/sub (the @socket.io/redis-adapter "
-        f"8.x sharded adapter, {found.summary().split(' of prefix')[0]}), which PSUBSCRIBE "
-        f"cannot see: use {monitor} (costly for Redis), {ssub} (inflates SHARDNUMSUB, so the "
-        f"nodes' requests time out) or {disc} (channels only, no payloads)."
+        f"prefix {found.prefix!r} uses sharded pub/sub on {kind} (the @socket.io/redis-adapter "
+        f"8.x sharded adapter: {n} sharded channel{'s' if n != 1 else ''}{where}), which "
+        f"PSUBSCRIBE cannot see: use {monitor} (costly for Redis), {ssub} (inflates "
+        f"SHARDNUMSUB, so the nodes' requests time out) or {disc} (channels only, no payloads)."
     )
 
 

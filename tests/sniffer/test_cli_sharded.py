@@ -131,7 +131,7 @@ async def test_discover_lists_channels_per_master(sharded_cluster: RedisCluster,
     # No mode on the sharded cluster: the one sentence, exit 2.
     assert code_plain == 2 and out_plain == ""
     (line,) = err_plain.strip().splitlines()
-    assert "this Redis Cluster uses sharded pub/sub" in line and "on 3 masters" in line
+    assert "uses sharded pub/sub on this Redis Cluster" in line and "on 3 masters" in line
     assert "--monitor" in line and "--ssubscribe" in line and "--discover" in line
 
 

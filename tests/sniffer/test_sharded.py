@@ -171,7 +171,7 @@ async def test_cluster_discovery_per_master(on_cluster: Sharded) -> None:
 
 
 async def test_cluster_default_mode_says_so(on_cluster: Sharded) -> None:
-    with pytest.raises(ShardedPubSubError, match="this Redis Cluster uses sharded pub/sub"):
+    with pytest.raises(ShardedPubSubError, match="uses sharded pub/sub on this Redis Cluster"):
         await start_capture(on_cluster.url, on_cluster.key)
 
 
