@@ -22,13 +22,22 @@ Discovery = Callable[[], Awaitable[str]]
 """One line saying what this Redis carries (for a console that sees no node)."""
 
 
-def sniffer_source(url: str, prefix: str) -> TrafficSource | None:
-    """A factory of live sniffs of ``url``/``prefix``, or None without the sniffer."""
+def sniffer_source(
+    url: str, prefix: str, *, monitor: bool = False, ssubscribe: bool = False
+) -> TrafficSource | None:
+    """A factory of live sniffs of ``url``/``prefix``, or None without the sniffer.
+
+    ``monitor``/``ssubscribe`` choose how sharded pub/sub is seen (see
+    :mod:`siotools.sniffer.sharded`); without them a sharded-only prefix ends each sniff
+    with one sentence naming ``--monitor`` and ``--ssubscribe`` (the traffic view shows it).
+    """
     try:
         sniffer: Any = importlib.import_module("siotools.sniffer")
     except ImportError:
         return None
     sniff = sniffer.sniff
+    sharded_error = sniffer.ShardedPubSubError
+    sentence = sniffer.sharded_sentence
     is_stream = importlib.import_module("siotools.sniffer.streams").is_stream
 
     async def source() -> AsyncIterator[FrameLike]:
@@ -38,9 +47,14 @@ def sniffer_source(url: str, prefix: str) -> TrafficSource | None:
             stream = prefix if await is_stream(url, prefix) else None
         except SiotoolsError:  # unreachable Redis: the sniff says so itself
             stream = None
-        async with contextlib.aclosing(sniff(url, prefix=prefix, stream=stream)) as frames:
-            async for frame in frames:
-                yield frame
+        frames = sniff(url, prefix=prefix, stream=stream, monitor=monitor, ssubscribe=ssubscribe)
+        async with contextlib.aclosing(frames):
+            try:
+                async for frame in frames:
+                    yield frame
+            except sharded_error as exc:
+                flags = ("--monitor", "--ssubscribe", "siotools sniff --discover")
+                raise sharded_error(exc.found, sentence(exc.found, flags=flags)) from None
 
     return source
 

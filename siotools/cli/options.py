@@ -185,7 +185,7 @@ def _url_problem(url: str) -> str | None:
     """What is wrong with ``url`` in a few words, or ``None`` when it parses."""
     from urllib.parse import parse_qs, urlsplit
 
-    from siotools.transport.endpoint import RedisEndpoint
+    from siotools.transport.cluster import parse_cluster_url
 
     try:
         parts = urlsplit(url)
@@ -203,7 +203,7 @@ def _url_problem(url: str) -> str | None:
     if not db.isdigit():
         return f"the database must be a number, not {db!r}"
     try:
-        RedisEndpoint.from_url(url)
+        parse_cluster_url(url)  # ?cluster=true names a Redis Cluster seed node
     except Exception as exc:  # any other parse failure is the user's URL too
         return " ".join(str(exc).split()) or type(exc).__name__
     return None

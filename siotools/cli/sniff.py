@@ -4,6 +4,14 @@ One line per frame (time, sender uid, namespace, rooms, event, short args), JSON
 with ``--json``, or per-room / per-event rates with ``--stats`` (a live table on a
 terminal, a line per window elsewhere). After a few seconds without a single frame it says
 which prefixes this Redis does carry. Ctrl-C stops cleanly and prints a summary on stderr.
+
+Sharded pub/sub (the 8.x sharded adapter) has no pattern subscriptions, so the default
+PSUBSCRIBE cannot hear it. On such a prefix sniff says so in one sentence and exits 2
+(when classic nodes share the prefix, it says so and goes on with what PSUBSCRIBE sees),
+unless one mode is chosen: ``--monitor`` (MONITOR on the Redis, or on every master of a
+Redis Cluster: costly), ``--ssubscribe`` (SSUBSCRIBE every sharded channel: counted by
+SHARDNUMSUB, so the nodes' requests time out) or ``--discover`` (the sharded channels per
+master with their SHARDNUMSUB counts, refreshed every ``--interval``; no payloads).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import json
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +60,9 @@ def register(sub: Any) -> None:
         help="decode a cluster's Redis traffic, passively",
         description=(
             "Watch the Socket.IO Redis adapter traffic of one prefix. Passive: one connection "
-            "with PSUBSCRIBE only (never counted by PUBSUB NUMSUB), or MONITOR with --monitor."
+            "with PSUBSCRIBE only (never counted by PUBSUB NUMSUB), or MONITOR with --monitor. "
+            "Sharded pub/sub (8.x sharded adapter) needs --monitor, --ssubscribe or --discover; "
+            "--url ...?cluster=true names a Redis Cluster (every master is looked at)."
         ),
     )
     add_cluster_options(p, _OPTIONS)
@@ -77,12 +88,26 @@ def register(sub: Any) -> None:
         type=seconds_arg,
         default=2.0,
         metavar="S",
-        help="seconds between --stats tables (default 2)",
+        help="seconds between --stats tables or --discover listings (default 2)",
     )
-    p.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
         "--monitor",
         action="store_true",
-        help="use MONITOR to see sharded SPUBLISH traffic (costly for the Redis server)",
+        help="use MONITOR to see sharded SPUBLISH traffic, on every master of a Redis "
+        "Cluster (costly for the Redis server)",
+    )
+    mode.add_argument(
+        "--ssubscribe",
+        action="store_true",
+        help="also SSUBSCRIBE every sharded channel of the prefix (counted by PUBSUB "
+        "SHARDNUMSUB: the nodes' requests wait for the sniffer and time out)",
+    )
+    mode.add_argument(
+        "--discover",
+        action="store_true",
+        help="list the prefix's sharded channels per master with their SHARDNUMSUB counts, "
+        "every --interval seconds (no payloads; --count N stops after N listings)",
     )
     p.add_argument(
         "--stream",
@@ -129,7 +154,65 @@ def run(args: argparse.Namespace) -> int:
             from siotools._extras import require
 
             require("pyarrow", "notebook")
+    # The sniffer prints these itself, once, as one line.
+    warnings.filterwarnings("ignore", "MONITOR makes|SSUBSCRIBE is counted", RuntimeWarning)
+    if args.discover:
+        if args.output:
+            raise ConfigurationError("--discover sees no payloads: there is nothing to --output")
+        return asyncio.run(_discover(args))
     return asyncio.run(_sniff(args))
+
+
+async def _discover(args: argparse.Namespace) -> int:
+    """``--discover``: the sharded channels per master, every ``--interval`` seconds."""
+    from rich.console import Console
+
+    from siotools.sniffer import DISCOVER_NOTE, watch_shards
+
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"siotools sniff: {DISCOVER_NOTE}", markup=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    looks = 0
+
+    def lost(exc: BaseException) -> None:
+        err.print(f"siotools sniff: {exc}", markup=False)
+
+    async def show() -> None:
+        nonlocal looks
+        agen = watch_shards(args.url, args.prefix, interval=args.interval, on_error=lost)
+        async with contextlib.aclosing(agen):
+            async for found in agen:
+                looks += 1
+                if args.json:
+                    sys.stdout.write(json_text(found.as_json()) + "\n")
+                    sys.stdout.flush()
+                else:
+                    stamp = time.strftime("%H:%M:%S", time.localtime(found.at))
+                    lines = found.lines()
+                    out.print(f"{stamp} {lines[0]}", markup=False)
+                    for line in lines[1:]:
+                        out.print(line, markup=False)
+                if args.count is not None and looks >= args.count:
+                    return
+
+    task = asyncio.create_task(show())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, timeout=args.duration, return_when="FIRST_COMPLETED")
+    finally:
+        for t in (task, stopper):
+            if not t.done():
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+    return 0
 
 
 class _Stats:
@@ -205,8 +288,9 @@ def _key(value: Any) -> Any:
 async def _sniff(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from siotools.sniffer import Capture, SniffFilter, sniff
+    from siotools.sniffer import SSUBSCRIBE_WARNING, Capture, ShardedPubSubError, SniffFilter, sniff
     from siotools.sniffer.live import MONITOR_WARNING
+    from siotools.sniffer.sharded import ShardedNotice, sharded_sentence
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -233,6 +317,13 @@ async def _sniff(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     if args.monitor:
         err.print(f"[yellow]warning:[/] {MONITOR_WARNING}", markup=True)
+    if args.ssubscribe:
+        err.print(f"[yellow]warning:[/] {SSUBSCRIBE_WARNING}", markup=True)
+
+    def notice(text: str) -> None:
+        if isinstance(text, ShardedNotice):  # classic nodes share the prefix: say it in flags
+            text = sharded_sentence(text.found, cli=True)
+        err.print(f"siotools sniff: {text}", markup=False)
 
     ready = asyncio.Event()
     json_lines = args.json
@@ -244,6 +335,8 @@ async def _sniff(args: argparse.Namespace) -> int:
             args.prefix,
             pysocketio=args.pysocketio or False,
             monitor=args.monitor,
+            ssubscribe=args.ssubscribe,
+            on_notice=notice,
             duration=args.duration,
             on_ready=ready.set,
             on_gap=stats.gap,
@@ -296,10 +389,12 @@ async def _sniff(args: argparse.Namespace) -> int:
             return
         from siotools.discovery import discover
         from siotools.sniffer.live import patterns_for
+        from siotools.transport.cluster import parse_cluster_url
 
         own = 0 if args.monitor else len(patterns_for(args.prefix, args.pysocketio))
         try:
-            found = await discover(args.url, own_patterns=own)
+            # On a Redis Cluster: the seed node (the sniffer's patterns are on one master).
+            found = await discover(parse_cluster_url(args.url)[0], own_patterns=own)
         except SiotoolsError as exc:
             found_text = f"could not look at what this Redis carries ({exc})"
         else:
@@ -325,7 +420,10 @@ async def _sniff(args: argparse.Namespace) -> int:
         if view is not None:
             view.stop()
     if task.done() and not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        exc = task.exception()
+        if isinstance(exc, ShardedPubSubError):
+            raise ConfigurationError(sharded_sentence(exc.found, cli=True)) from None
+        raise exc  # type: ignore[misc]
     if saved is not None:
         saved.stopped_ns = time.time_ns()
         saved.gaps = list(stats.gaps)

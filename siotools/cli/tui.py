@@ -46,6 +46,19 @@ def register(sub: Any) -> None:
         "--kind", choices=["broadcast", "request", "response"], help="traffic filter: kind"
     )
     p.add_argument("--lines", type=int, default=5000, help="traffic lines kept (5000)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--monitor",
+        action="store_true",
+        help="traffic view: MONITOR to see sharded SPUBLISH traffic, on every master of a "
+        "Redis Cluster (costly for the Redis server)",
+    )
+    mode.add_argument(
+        "--ssubscribe",
+        action="store_true",
+        help="traffic view: SSUBSCRIBE the prefix's sharded channels (counted by PUBSUB "
+        "SHARDNUMSUB: the nodes' requests wait for the console and time out)",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         cluster,
         read_only=settings.read_only,
         refresh=settings.refresh,
-        traffic=traffic_source.sniffer_source(args.url, args.prefix),
+        traffic=traffic_source.sniffer_source(
+            args.url, args.prefix, monitor=args.monitor, ssubscribe=args.ssubscribe
+        ),
         traffic_cap=args.lines,
         traffic_filter=" ".join(words),
         discovery=traffic_source.discovery_source(args.url, args.prefix),

@@ -16,6 +16,11 @@ waiting for exactly the nodes they expect), or ``MONITOR`` when asked, to see sh
     df = caps.to_pandas(["time", "event"], where={"nsp": "/chat"})
     await siotools.replay(cap, staging_url, prefix="staging")
 
+Sharded pub/sub (the 8.x sharded adapter) has no pattern subscriptions: sniff it with
+``monitor=True`` (every master of a Redis Cluster, ``?cluster=true``), ``ssubscribe=True``
+(counted by SHARDNUMSUB: the nodes' requests time out) or list its channels with
+:func:`discover_shards`; see :mod:`siotools.sniffer.sharded`.
+
 Nothing here imports pandas until :meth:`Capture.to_pandas` or a parquet file is used.
 """
 
@@ -31,19 +36,35 @@ from siotools.sniffer.columns import ColumnStore
 from siotools.sniffer.frames import SniffedFrame, SniffFilter, describe, jsonable
 from siotools.sniffer.live import MONITOR_WARNING
 from siotools.sniffer.replay import replay
+from siotools.sniffer.sharded import (
+    DISCOVER_NOTE,
+    SSUBSCRIBE_WARNING,
+    ShardDiscovery,
+    ShardedPubSubError,
+    discover_shards,
+    sharded_sentence,
+    watch_shards,
+)
 
 __all__ = [
+    "DISCOVER_NOTE",
     "MONITOR_WARNING",
+    "SSUBSCRIBE_WARNING",
     "Capture",
     "CaptureSet",
     "ColumnStore",
+    "ShardDiscovery",
+    "ShardedPubSubError",
     "SniffFilter",
     "SniffedFrame",
     "capture",
     "describe",
+    "discover_shards",
     "jsonable",
     "load_capture",
     "replay",
+    "sharded_sentence",
     "sniff",
     "start_capture",
+    "watch_shards",
 ]

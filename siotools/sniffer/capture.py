@@ -27,7 +27,8 @@ from siotools.protocol import ChannelKind, safe
 from siotools.sniffer import store, table
 from siotools.sniffer.columns import ANOMALIES, ColumnStore, DecodedColumns, RawRecord, RowDecoder
 from siotools.sniffer.frames import FrameFilter, SniffedFrame, SniffFilter, _Verdict
-from siotools.sniffer.live import LiveSource, gc_paused, gc_relaxed
+from siotools.sniffer.live import gc_paused, gc_relaxed
+from siotools.sniffer.sharded import SnifferSource, open_source
 from siotools.sniffer.store import CaptureMeta, RotatingWriter
 from siotools.sniffer.streams import StreamSource
 from siotools.sniffer.table import Where
@@ -152,7 +153,7 @@ class Capture:
 
     Attributes:
         prefix: The adapters' key the traffic belongs to.
-        source: ``psubscribe``, ``monitor`` or ``file``.
+        source: ``psubscribe``, ``monitor``, ``ssubscribe`` or ``file``.
         url: The Redis URL sniffed (password removed), or None.
         started_ns: When the capture started (epoch ns).
         stopped_ns: When it stopped, or None while running.
@@ -190,7 +191,7 @@ class Capture:
         self.error: BaseException | None = None
         self.writer: RotatingWriter | None = None
         self._frames: list[SniffedFrame] = []
-        self._source: LiveSource | None = None
+        self._source: SnifferSource | None = None
         self._streams: StreamSource | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -316,6 +317,8 @@ class Capture:
         url: str,
         *,
         monitor: bool,
+        ssubscribe: bool = False,
+        on_notice: Callable[[str], None] | None = None,
         duration: float | None,
         count: int | None,
         flt: FrameFilter | None,
@@ -336,16 +339,18 @@ class Capture:
             raise ConfigurationError("rotate= needs path= (the folder the files go to)")
         self._count = count
         self._stop = asyncio.Event()
-        source = LiveSource(
+        source = open_source(
             url,
             self.prefix,
             self._make_sink(count if self.writer is None else None, flt),
             pysocketio=self.pysocketio,
             monitor=monitor,
+            ssubscribe=ssubscribe,
             on_gap=self._gap,
+            on_notice=on_notice,
         )
         self.url = source.endpoint.url
-        self.source = "monitor" if monitor else "psubscribe"
+        self.source = "monitor" if monitor else "ssubscribe" if ssubscribe else "psubscribe"
         gc_relaxed(True)
         try:
             await source.start()
@@ -366,7 +371,7 @@ class Capture:
         self._task = asyncio.create_task(self._run(source, duration, progress))
         self._task.add_done_callback(self._finished)
 
-    async def _run(self, source: LiveSource, duration: float | None, progress: Progress) -> None:
+    async def _run(self, source: SnifferSource, duration: float | None, progress: Progress) -> None:
         assert self._stop is not None
         bar = _progress_bar(progress, self._count, "frames")
         deadline = None if duration is None else time.monotonic() + duration
@@ -720,6 +725,8 @@ async def start_capture(
     filter: FrameFilter | None = None,  # noqa: A002 - the scapy/pyshark name users expect
     pysocketio: bool | str = False,
     monitor: bool = False,
+    ssubscribe: bool = False,
+    on_notice: Callable[[str], None] | None = None,
     allow_pickle: bool = False,
     response_window: float = DEFAULT_RESPONSE_WINDOW,
     progress: Progress = None,
@@ -744,7 +751,11 @@ async def start_capture(
         filter: A :class:`SniffFilter` or a predicate on :class:`SniffedFrame`.
         pysocketio: Also capture python-socketio's channel (True for ``socketio``, or a
             channel name).
-        monitor: Use MONITOR (sees sharded SPUBLISH; costly for the server, warns).
+        monitor: Use MONITOR (sees sharded SPUBLISH; costly for the server, warns); on a
+            Redis Cluster (``?cluster=true``) every master is monitored.
+        ssubscribe: Also SSUBSCRIBE every sharded channel of the prefix (sees SPUBLISH;
+            inflates ``PUBSUB SHARDNUMSUB``, so the nodes' requests time out; warns).
+        on_notice: Called with sentences for the user (a sharded prefix, a failover).
         allow_pickle: Unpickle python-socketio < 5.14 payloads when decoding.
         response_window: Seconds before an unanswered request is flagged.
         progress: ``"auto"``/``"text"``: a frame counter while capturing.
@@ -775,6 +786,8 @@ async def start_capture(
     await cap._start(
         url,
         monitor=monitor,
+        ssubscribe=ssubscribe,
+        on_notice=on_notice,
         duration=duration,
         count=count,
         flt=filter,
@@ -796,6 +809,8 @@ async def capture(
     filter: FrameFilter | None = None,  # noqa: A002 - the scapy/pyshark name users expect
     pysocketio: bool | str = False,
     monitor: bool = False,
+    ssubscribe: bool = False,
+    on_notice: Callable[[str], None] | None = None,
     allow_pickle: bool = False,
     response_window: float = DEFAULT_RESPONSE_WINDOW,
     progress: Progress = None,
@@ -826,6 +841,8 @@ async def capture(
         filter=filter,
         pysocketio=pysocketio,
         monitor=monitor,
+        ssubscribe=ssubscribe,
+        on_notice=on_notice,
         allow_pickle=allow_pickle,
         response_window=response_window,
         progress=progress,
@@ -849,6 +866,8 @@ async def sniff(
     *,
     pysocketio: bool | str = False,
     monitor: bool = False,
+    ssubscribe: bool = False,
+    on_notice: Callable[[str], None] | None = None,
     filter: FrameFilter | None = None,  # noqa: A002 - the scapy/pyshark name users expect
     count: int | None = None,
     duration: float | None = None,
@@ -863,14 +882,19 @@ async def sniff(
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
     Passive: one connection, PSUBSCRIBE on the prefix's patterns only (or MONITOR with
-    ``monitor=True``). ``url`` may also be a :class:`Capture` or the path of a saved
-    capture: the frames are then read offline.
+    ``monitor=True``, on every master of a Redis Cluster). Sharded pub/sub needs
+    ``monitor=True`` or ``ssubscribe=True`` (see :mod:`siotools.sniffer.sharded`). ``url``
+    may also be a :class:`Capture` or the path of a saved capture: the frames are then read
+    offline.
 
     Args:
         url: A Redis URL, a :class:`Capture`, or a saved capture's path.
         prefix: The adapters' key.
         pysocketio: Also watch python-socketio's channel (True for ``socketio``).
-        monitor: Use MONITOR (sees sharded SPUBLISH; costly, warns).
+        monitor: Use MONITOR (sees sharded SPUBLISH; costly, warns); every master of a
+            Redis Cluster.
+        ssubscribe: Also SSUBSCRIBE the prefix's sharded channels (inflates SHARDNUMSUB).
+        on_notice: Called with sentences for the user (a sharded prefix, a failover).
         filter: A :class:`SniffFilter` or a predicate on :class:`SniffedFrame`.
         count: Stop after this many frames (after filtering).
         duration: Stop after this many seconds.
@@ -889,6 +913,8 @@ async def sniff(
     Raises:
         RedisUnavailableError: Redis cannot be reached.
         ConfigurationError: Bad URL or arguments.
+        ShardedPubSubError: Neither ``monitor`` nor ``ssubscribe`` on a prefix whose nodes
+            speak sharded pub/sub only (PSUBSCRIBE would hear nothing).
     """
     if isinstance(url, (Capture, CaptureSet)) or (
         url is not None and not (isinstance(url, str) and "://" in url)
@@ -911,13 +937,15 @@ async def sniff(
             dropped += over
         wake.set()
 
-    source = LiveSource(
+    source = open_source(
         str(url),
         prefix,
         sink,
         pysocketio=_pysocketio_channel(pysocketio),
         monitor=monitor,
+        ssubscribe=ssubscribe,
         on_gap=on_gap,
+        on_notice=on_notice,
     )
     decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
     await source.start()

@@ -42,13 +42,15 @@ async def is_stream(url: str, key: str = DEFAULT_STREAM) -> bool:
     """Whether ``key`` holds a Redis stream (``TYPE``; a read-only look).
 
     Raises:
-        RedisUnavailableError: Redis cannot be reached.
+        RedisUnavailableError: Redis cannot be reached, or refused TYPE (an ACL).
     """
     client = aioredis.Redis(**RedisEndpoint.from_url(url).redis_py_kwargs())
     try:
         return bool(await client.type(key) == b"stream")
     except (redis.exceptions.ConnectionError, OSError) as exc:
         raise RedisUnavailableError(f"cannot reach Redis to look at key {key!r}: {exc}") from exc
+    except redis.exceptions.ResponseError as exc:  # an ACL without +type: cannot tell
+        raise RedisUnavailableError(f"Redis refused TYPE {key!r}: {exc}") from exc
     finally:
         await client.aclose()
 
