@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 from siotools.dialects import SPOKEN as _SPEAKABLE
 from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Malformed, Plan, RemoteSocket, WireDialect
-from siotools.dialects.detect import Detection, choose, detect_with
+from siotools.dialects.detect import Detection, choose
 from siotools.emitter import BroadcastTarget, Emitter
 from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.node import NodeCore
 from siotools.protocol import Dialect
-from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport
+from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport, detect_on
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
@@ -192,23 +192,8 @@ class ClusterClient:
         return self
 
     async def _detect(self) -> Detection:
-        pub = self._publisher
-        if not isinstance(pub, ClusterPublisher):
-            return await detect_with(pub, self.prefix)
-        # On a Redis Cluster, PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS only show the clients of
-        # the node asked (a node-redis cluster client subscribes on a random master): look
-        # at every master, then merge what each one shows.
-        seen = [
-            await detect_with(_OnNode(pub, addr), self.prefix)  # type: ignore[arg-type]
-            for addr in sorted(pub.topology.masters)
-        ]
-        return Detection(
-            prefix=self.prefix,
-            dialects=frozenset(d for f in seen for d in f.dialects),
-            namespaces=tuple(sorted({n for f in seen for n in f.namespaces})),
-            sharded=any(f.sharded for f in seen),
-            evidence=tuple(e for f in seen for e in f.evidence),
-        )
+        # On a Redis Cluster, every master is asked (PUBSUB is node-local there).
+        return await detect_on(self._publisher, self.prefix)
 
     async def close(self) -> None:
         """Cancel pending requests and close the connections."""
@@ -247,7 +232,7 @@ class ClusterClient:
         except RequestTimeout as exc:
             if exc.answered or self._asked is None:
                 raise
-            found = await detect_with(self._publisher, self.prefix)
+            found = await self._detect()
             spoken = found.dialects - {self.wire.dialect}
             if not spoken or found.dialect is self.wire.dialect:
                 raise
@@ -605,21 +590,14 @@ class ClusterClient:
         namespace: str = "/",
     ) -> int:
         """Broadcast ``event`` to ``rooms`` (everyone when empty) of ``namespace``; returns
-        how many Redis subscribers received the message (0: no node heard it)."""
+        how many Redis subscribers received the message (0: no node heard it). On a Redis
+        Cluster, where a PUBLISH reply counts one cluster node's subscribers only, it is
+        the number of nodes serving ``namespace`` (:meth:`node_count`) for a classic
+        dialect, and the SPUBLISH reply (exact) for the sharded one."""
         await self.connect()
         assert self._emitter is not None
         target = self._emitter.of(namespace).to(*rooms).except_(*except_)
         return await self._emitter.publish(target, event, args, count=True)
-
-
-class _OnNode:
-    """A publisher's ``execute`` pinned to one node of a Redis Cluster (for detection)."""
-
-    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
-        self.publisher, self.addr = publisher, addr
-
-    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
-        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
 
 
 class _NoSockets:

@@ -24,6 +24,7 @@ from siotools.dialects.base import (
     Reply,
     WireDialect,
 )
+from siotools.dialects.detect import CommandRunner, Detection, detect_across
 from siotools.exceptions import ConfigurationError
 from siotools.transport.cluster import ClusterTopology, parse_cluster_url, seed_from_client
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
@@ -32,7 +33,15 @@ from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, EventHandler, Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
-__all__ = ["AnyPublisher", "AnySubscriber", "Requester", "Transport"]
+__all__ = [
+    "AnyPublisher",
+    "AnySubscriber",
+    "NodeCommands",
+    "Requester",
+    "Transport",
+    "command_runners",
+    "detect_on",
+]
 
 T = TypeVar("T")
 
@@ -140,6 +149,41 @@ def sharded_publisher(publisher: AnyPublisher) -> ClusterPublisher:
     return publisher
 
 
+class NodeCommands:
+    """A Redis Cluster publisher's ``execute`` pinned to one node (``PUBSUB`` is node-local)."""
+
+    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
+        self.publisher, self.addr = publisher, addr
+
+    @property
+    def connected(self) -> bool:
+        """Whether the publisher is connected (to every master)."""
+        return self.publisher.connected
+
+    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+        """Run one command on this node."""
+        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
+
+
+def command_runners(publisher: AnyPublisher) -> list[CommandRunner]:
+    """Where a node-local command must be asked: every master of a Redis Cluster, else the
+    one Redis."""
+    if isinstance(publisher, ClusterPublisher):
+        return [NodeCommands(publisher, addr) for addr in sorted(publisher.topology.masters)]
+    return [publisher]
+
+
+async def detect_on(publisher: AnyPublisher, prefix: str) -> Detection:
+    """Passive dialect detection through ``publisher``: on a Redis Cluster, ``PUBSUB
+    CHANNELS/NUMSUB/SHARDCHANNELS`` are asked of every master and merged (a node-redis
+    cluster client subscribes on a random master, so one master shows only its own).
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
+    """
+    return await detect_across(command_runners(publisher), prefix)
+
+
 def publish(publisher: AnyPublisher, channel: bytes, payload: bytes, sharded: bool) -> None:
     """PUBLISH, or SPUBLISH when ``sharded``, without waiting."""
     if sharded:
@@ -227,7 +271,12 @@ class Requester:
                 return await self.publisher.publish_wait(
                     step.channel, step.payload, timeout=self.timeout
                 )
-            return await self.publisher.publish_wait(step.channel, step.payload)
+            # A Redis Cluster's PUBLISH reply counts the subscribers of one node only:
+            # the nodes that heard it are the request channel's, summed over the masters
+            # (@socket.io/redis-adapter serverCount() on a cluster).
+            await self.publisher.publish_wait(step.channel, step.payload)
+            heard: int = await self.publisher.numsub(step.channel)
+            return heard
         assert step.request_id is not None
         expected = None if step.expect is Expect.FIRST else step.expected
         timeout = self.timeout if step.timeout is None else step.timeout

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -52,11 +52,13 @@ __all__ = [
     "conflict",
     "describe_dialects",
     "detect",
+    "detect_across",
     "detect_with",
     "dialect_name",
     "is_current_uid",
     "is_sharded_uid",
     "listen_traffic",
+    "merge_snapshots",
     "snapshot",
     "spoken",
     "structural_evidence",
@@ -512,6 +514,41 @@ async def detect_with(publisher: CommandRunner, prefix: str = "socket.io") -> De
     """
     prefix = prefix or "socket.io"
     return _detection(prefix, await snapshot(publisher, prefix))
+
+
+def merge_snapshots(prefix: str, snaps: Sequence[PubSubSnapshot]) -> PubSubSnapshot:
+    """One snapshot of a Redis Cluster from each master's: ``PUBSUB`` is node-local there
+    (a node-redis cluster client SUBSCRIBEs on one node, SSUBSCRIBEs on the slot's master),
+    so the counts of a channel are summed over the nodes, as @socket.io/redis-adapter
+    lib/util.ts ``PUBSUB()`` sums NUMSUB over the masters."""
+    channels: dict[str, int] = {}
+    shard: dict[str, int] = {}
+    for snap in snaps:
+        for name, n in snap.channels.items():
+            channels[name] = channels.get(name, 0) + n
+        for name, n in snap.shard_channels.items():
+            shard[name] = shard.get(name, 0) + n
+    return PubSubSnapshot(
+        prefix,
+        channels,
+        shard,
+        sum(snap.numpat for snap in snaps),
+        all(snap.sharded_supported for snap in snaps),
+    )
+
+
+async def detect_across(runners: Sequence[CommandRunner], prefix: str = "socket.io") -> Detection:
+    """:func:`detect_with` over several nodes (every master of a Redis Cluster), their
+    snapshots merged by :func:`merge_snapshots`.
+
+    Raises:
+        RedisUnavailableError: A node cannot be reached or refused ``PUBSUB``.
+    """
+    prefix = prefix or "socket.io"
+    if len(runners) == 1:
+        return await detect_with(runners[0], prefix)
+    snaps = [await snapshot(runner, prefix) for runner in runners]
+    return _detection(prefix, merge_snapshots(prefix, snaps))
 
 
 _FAMILY: Final = {
