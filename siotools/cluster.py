@@ -330,9 +330,26 @@ class ClusterClient:
     async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
         """Every room of every node, socket-id rooms included.
 
+        The sharded adapter has no allRooms request (socket.io-adapter's ClusterAdapter
+        dropped it); there the rooms are read from one ``fetch_sockets``, each socket's
+        rooms, its own id room included: the same set.
+
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
+        await self.connect()
+        caps = self.wire.capabilities
+        if not caps.all_rooms and caps.socket_details:
+            try:
+                sockets = await self.fetch_sockets(namespace=namespace)
+            except RequestTimeout as exc:
+                raise RequestTimeout(
+                    str(exc),
+                    partial=_rooms_of(exc.partial or []),
+                    answered=exc.answered,
+                    expected=exc.expected,
+                ) from None
+            return _rooms_of(sockets)
         requester = await self._ask(namespace)
         return await self._run(requester, self.wire.all_rooms(namespace, self.uid, None))
 
@@ -614,6 +631,11 @@ class _NoSockets:
 
 
 _NO_SOCKETS = _NoSockets()
+
+
+def _rooms_of(sockets: Iterable[RemoteSocket]) -> list[Any]:
+    """Every room of ``sockets``, once each, in the order first seen."""
+    return list(dict.fromkeys(room for socket in sockets for room in socket.rooms))
 
 
 def _as_list(value: Any) -> list[Any]:

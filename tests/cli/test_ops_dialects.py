@@ -1,5 +1,7 @@
-"""``siotools emit`` on every dialect, on one Redis and on a real Redis Cluster: the node
-count it prints and its exit status (0 reached someone, 1 no node serves the namespace).
+"""The operation commands on every dialect, on one Redis and on a real Redis Cluster:
+``emit``'s node count and exit status (0 reached someone, 1 no node serves the namespace),
+and ``rooms``/``sockets``, which the sharded adapter answers from fetchSockets (it has no
+allRooms request).
 
 On the Redis Cluster the two nodes' classic subscriptions sit on two different masters
 (each node is seeded with its own): a PUBLISH reply counts only the subscribers of the node
@@ -121,14 +123,30 @@ async def _check_no_node(setup: Setup) -> None:
     assert "nothing was sent" in err
 
 
-async def test_emit_counts_nodes_on_one_redis(on_redis: Setup) -> None:
+async def _check_rooms(setup: Setup) -> None:
+    code, out, err = await setup.run("rooms", "--json")
+    assert code == 0, err
+    assert json.loads(out) == [{"room": "general", "sockets": 2}]
+    code, out, err = await setup.run("sockets", "--json", "--room", "general")
+    assert code == 0, err
+    found = json.loads(out)
+    assert sorted(s["id"] for s in found) == sorted(c.sid("/chat") for c in setup.clients)
+    assert all(s["rooms"] == ["general"] for s in found), found
+    async with ClusterClient(setup.url, key=setup.key, dialect=setup.dialect) as c:
+        every = await c.all_rooms(namespace="/chat")
+        assert sorted(every) == sorted(["general", *(x.sid("/chat") for x in setup.clients)])
+
+
+async def test_emit_and_rooms_on_one_redis(on_redis: Setup) -> None:
     await _check_emit(on_redis)
     await _check_no_node(on_redis)
+    await _check_rooms(on_redis)
 
 
-async def test_emit_counts_nodes_on_a_redis_cluster(on_cluster: Setup) -> None:
+async def test_emit_and_rooms_on_a_redis_cluster(on_cluster: Setup) -> None:
     await _check_emit(on_cluster)
     await _check_no_node(on_cluster)
+    await _check_rooms(on_cluster)
 
 
 async def test_cluster_client_emit_returns_the_nodes_that_heard(on_cluster: Setup) -> None:
