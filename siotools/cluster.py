@@ -102,6 +102,9 @@ class ClusterClient:
         self._requester: Requester | None = None
         self._emitter: Emitter | None = None
         self._connected = False
+        self._connecting = asyncio.Lock()
+        self._joining: dict[str, asyncio.Future[None]] = {}
+        """Each namespace's response-channel subscriptions (for the dialect spoken)."""
         self._provisional = False
         if self._asked is not None:
             self._use(self._asked)
@@ -125,6 +128,7 @@ class ClusterClient:
         self._wire = wire
         self.uid = wire.new_uid()
         self._core = NodeCore(wire, self.uid, counted=False)
+        self._joining = {}
         timeout = wire.default_timeout if self._timeout is None else self._timeout
         self._requester = Requester(self._publisher, self._engine, timeout=timeout, counted=False)
         self._emitter = Emitter(
@@ -170,6 +174,14 @@ class ClusterClient:
             RedisUnavailableError: Redis cannot be reached.
             ConfigurationError: Two dialects share the prefix (pass ``dialect=``).
         """
+        # One at a time: operations started together (the TUI's workers) each call this,
+        # and starting the connections twice subscribed twice, so every answer came twice
+        # and a request could complete with one node's answer counted for two.
+        async with self._connecting:
+            await self._connect()
+        return self
+
+    async def _connect(self) -> None:
         if not self._connected:
             await self._publisher.start()
             await self._subscriber.start()
@@ -189,7 +201,6 @@ class ClusterClient:
             old_pub, old_sub = self._retired.pop()
             await old_sub.close()
             await old_pub.close()
-        return self
 
     async def _detect(self) -> Detection:
         # On a Redis Cluster, every master is asked (PUBSUB is node-local there).
@@ -252,6 +263,25 @@ class ClusterClient:
     async def _ask(self, namespace: str) -> Requester:
         await self.connect()
         assert self._core is not None and self._requester is not None
+        # The first operation in a namespace subscribes to its response channels; one
+        # started meanwhile waits for those subscriptions too, or its answers could arrive
+        # before them and be lost (the request then timed out).
+        core = self._core
+        joining = self._joining.get(namespace)
+        if joining is None:
+            joining = asyncio.ensure_future(self._join(namespace))
+            self._joining[namespace] = joining
+        try:
+            await asyncio.shield(joining)
+        except Exception:
+            if self._joining.get(namespace) is joining:
+                del self._joining[namespace]
+                core.namespaces.discard(namespace)  # the next operation subscribes again
+            raise
+        return self._requester
+
+    async def _join(self, namespace: str) -> None:
+        assert self._core is not None
         subs = self._core.join_namespace(namespace)
         if subs is not None:
             if subs.channels:
@@ -260,7 +290,6 @@ class ClusterClient:
                 sub = self._subscriber
                 assert isinstance(sub, ClusterSubscriber)  # Transport: sharded -> cluster
                 await sub.ssubscribe([channel])
-        return self._requester
 
     # ------------------------------------------------------------------ discovery
 
