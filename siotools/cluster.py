@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 from siotools.dialects import SPOKEN as _SPEAKABLE
 from siotools.dialects import make_dialect, resolve_dialect
 from siotools.dialects.base import Malformed, Plan, RemoteSocket, WireDialect
-from siotools.dialects.detect import Detection, choose, detect_with
+from siotools.dialects.detect import Detection, choose
 from siotools.emitter import BroadcastTarget, Emitter
 from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.node import NodeCore
 from siotools.protocol import Dialect
-from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport
+from siotools.requester import AnyPublisher, AnySubscriber, Requester, Transport, detect_on
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
@@ -102,6 +102,9 @@ class ClusterClient:
         self._requester: Requester | None = None
         self._emitter: Emitter | None = None
         self._connected = False
+        self._connecting = asyncio.Lock()
+        self._joining: dict[str, asyncio.Future[None]] = {}
+        """Each namespace's response-channel subscriptions (for the dialect spoken)."""
         self._provisional = False
         if self._asked is not None:
             self._use(self._asked)
@@ -125,6 +128,7 @@ class ClusterClient:
         self._wire = wire
         self.uid = wire.new_uid()
         self._core = NodeCore(wire, self.uid, counted=False)
+        self._joining = {}
         timeout = wire.default_timeout if self._timeout is None else self._timeout
         self._requester = Requester(self._publisher, self._engine, timeout=timeout, counted=False)
         self._emitter = Emitter(
@@ -170,6 +174,14 @@ class ClusterClient:
             RedisUnavailableError: Redis cannot be reached.
             ConfigurationError: Two dialects share the prefix (pass ``dialect=``).
         """
+        # One at a time: operations started together (the TUI's workers) each call this,
+        # and starting the connections twice subscribed twice, so every answer came twice
+        # and a request could complete with one node's answer counted for two.
+        async with self._connecting:
+            await self._connect()
+        return self
+
+    async def _connect(self) -> None:
         if not self._connected:
             await self._publisher.start()
             await self._subscriber.start()
@@ -189,26 +201,10 @@ class ClusterClient:
             old_pub, old_sub = self._retired.pop()
             await old_sub.close()
             await old_pub.close()
-        return self
 
     async def _detect(self) -> Detection:
-        pub = self._publisher
-        if not isinstance(pub, ClusterPublisher):
-            return await detect_with(pub, self.prefix)
-        # On a Redis Cluster, PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS only show the clients of
-        # the node asked (a node-redis cluster client subscribes on a random master): look
-        # at every master, then merge what each one shows.
-        seen = [
-            await detect_with(_OnNode(pub, addr), self.prefix)  # type: ignore[arg-type]
-            for addr in sorted(pub.topology.masters)
-        ]
-        return Detection(
-            prefix=self.prefix,
-            dialects=frozenset(d for f in seen for d in f.dialects),
-            namespaces=tuple(sorted({n for f in seen for n in f.namespaces})),
-            sharded=any(f.sharded for f in seen),
-            evidence=tuple(e for f in seen for e in f.evidence),
-        )
+        # On a Redis Cluster, every master is asked (PUBSUB is node-local there).
+        return await detect_on(self._publisher, self.prefix)
 
     async def close(self) -> None:
         """Cancel pending requests and close the connections."""
@@ -247,7 +243,7 @@ class ClusterClient:
         except RequestTimeout as exc:
             if exc.answered or self._asked is None:
                 raise
-            found = await detect_with(self._publisher, self.prefix)
+            found = await self._detect()
             spoken = found.dialects - {self.wire.dialect}
             if not spoken or found.dialect is self.wire.dialect:
                 raise
@@ -267,6 +263,25 @@ class ClusterClient:
     async def _ask(self, namespace: str) -> Requester:
         await self.connect()
         assert self._core is not None and self._requester is not None
+        # The first operation in a namespace subscribes to its response channels; one
+        # started meanwhile waits for those subscriptions too, or its answers could arrive
+        # before them and be lost (the request then timed out).
+        core = self._core
+        joining = self._joining.get(namespace)
+        if joining is None:
+            joining = asyncio.ensure_future(self._join(namespace))
+            self._joining[namespace] = joining
+        try:
+            await asyncio.shield(joining)
+        except Exception:
+            if self._joining.get(namespace) is joining:
+                del self._joining[namespace]
+                core.namespaces.discard(namespace)  # the next operation subscribes again
+            raise
+        return self._requester
+
+    async def _join(self, namespace: str) -> None:
+        assert self._core is not None
         subs = self._core.join_namespace(namespace)
         if subs is not None:
             if subs.channels:
@@ -275,7 +290,6 @@ class ClusterClient:
                 sub = self._subscriber
                 assert isinstance(sub, ClusterSubscriber)  # Transport: sharded -> cluster
                 await sub.ssubscribe([channel])
-        return self._requester
 
     # ------------------------------------------------------------------ discovery
 
@@ -345,9 +359,26 @@ class ClusterClient:
     async def all_rooms(self, *, namespace: str = "/") -> list[Any]:
         """Every room of every node, socket-id rooms included.
 
+        The sharded adapter has no allRooms request (socket.io-adapter's ClusterAdapter
+        dropped it); there the rooms are read from one ``fetch_sockets``, each socket's
+        rooms, its own id room included: the same set.
+
         Raises:
             RequestTimeout: Not every node answered; ``partial`` holds what arrived.
         """
+        await self.connect()
+        caps = self.wire.capabilities
+        if not caps.all_rooms and caps.socket_details:
+            try:
+                sockets = await self.fetch_sockets(namespace=namespace)
+            except RequestTimeout as exc:
+                raise RequestTimeout(
+                    str(exc),
+                    partial=_rooms_of(exc.partial or []),
+                    answered=exc.answered,
+                    expected=exc.expected,
+                ) from None
+            return _rooms_of(sockets)
         requester = await self._ask(namespace)
         return await self._run(requester, self.wire.all_rooms(namespace, self.uid, None))
 
@@ -605,21 +636,14 @@ class ClusterClient:
         namespace: str = "/",
     ) -> int:
         """Broadcast ``event`` to ``rooms`` (everyone when empty) of ``namespace``; returns
-        how many Redis subscribers received the message (0: no node heard it)."""
+        how many Redis subscribers received the message (0: no node heard it). On a Redis
+        Cluster, where a PUBLISH reply counts one cluster node's subscribers only, it is
+        the number of nodes serving ``namespace`` (:meth:`node_count`) for a classic
+        dialect, and the SPUBLISH reply (exact) for the sharded one."""
         await self.connect()
         assert self._emitter is not None
         target = self._emitter.of(namespace).to(*rooms).except_(*except_)
         return await self._emitter.publish(target, event, args, count=True)
-
-
-class _OnNode:
-    """A publisher's ``execute`` pinned to one node of a Redis Cluster (for detection)."""
-
-    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
-        self.publisher, self.addr = publisher, addr
-
-    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
-        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
 
 
 class _NoSockets:
@@ -636,6 +660,11 @@ class _NoSockets:
 
 
 _NO_SOCKETS = _NoSockets()
+
+
+def _rooms_of(sockets: Iterable[RemoteSocket]) -> list[Any]:
+    """Every room of ``sockets``, once each, in the order first seen."""
+    return list(dict.fromkeys(room for socket in sockets for room in socket.rooms))
 
 
 def _as_list(value: Any) -> list[Any]:

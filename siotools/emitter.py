@@ -36,6 +36,7 @@ from siotools.dialects.base import Plan
 from siotools.exceptions import EncodeError, UnsupportedOperation
 from siotools.protocol import Dialect
 from siotools.requester import AnyPublisher, Requester, Transport, publish, sharded_publisher
+from siotools.transport.cluster_pubsub import ClusterPublisher
 from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
 
@@ -229,8 +230,11 @@ class Emitter:
             target: Where it goes.
             event: The event name.
             args: Its arguments.
-            count: Wait for Redis and return how many subscribers received it (else the
-                publish is pipelined and 0 is returned).
+            count: Wait for Redis and return how many received it (else the publish is
+                pipelined and 0 is returned): the subscribers Redis delivered it to; on a
+                Redis Cluster, where a PUBLISH reply counts only the subscribers of the node
+                that took it, the nodes serving the namespace, counted as the dialect
+                counts them (``PUBSUB NUMSUB`` summed over the masters).
 
         Raises:
             EncodeError: A reserved event name (8.x) or an argument the protocol cannot
@@ -251,10 +255,16 @@ class Emitter:
         )
         if count:
             if out.sharded:
+                # SPUBLISH goes to the slot's master, where its subscribers are: exact.
                 return await sharded_publisher(self._publisher).spublish_wait(
                     out.channel, out.payload
                 )
-            return await self._publisher.publish_wait(out.channel, out.payload)
+            heard = await self._publisher.publish_wait(out.channel, out.payload)
+            if isinstance(self._publisher, ClusterPublisher):
+                # The reply counted one cluster node's subscribers only.
+                nodes: int = await self._requester.run(self.wire.server_count(target.nsp))
+                return nodes
+            return heard
         publish(self._publisher, out.channel, out.payload, out.sharded)
         await self._publisher.wait_writable()
         return 0

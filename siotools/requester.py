@@ -25,6 +25,7 @@ from siotools.dialects.base import (
     Reply,
     WireDialect,
 )
+from siotools.dialects.detect import CommandRunner, Detection, detect_across
 from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.metrics import MetricsRecorder
 from siotools.transport.cluster import ClusterTopology, parse_cluster_url, seed_from_client
@@ -32,9 +33,17 @@ from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscribe
 from siotools.transport.connection import BatchHandler, MessageHandler
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, EventHandler, Publisher, Subscriber
-from siotools.transport.requests import RequestEngine
+from siotools.transport.requests import RequestEngine, RequestPublisher
 
-__all__ = ["AnyPublisher", "AnySubscriber", "Requester", "Transport"]
+__all__ = [
+    "AnyPublisher",
+    "AnySubscriber",
+    "NodeCommands",
+    "Requester",
+    "Transport",
+    "command_runners",
+    "detect_on",
+]
 
 T = TypeVar("T")
 
@@ -142,6 +151,54 @@ def sharded_publisher(publisher: AnyPublisher) -> ClusterPublisher:
     return publisher
 
 
+class _ShardedRequests:
+    """A Redis Cluster publisher whose requests go out with ``SPUBLISH``."""
+
+    def __init__(self, publisher: ClusterPublisher) -> None:
+        self.publisher = publisher
+        self.endpoint = publisher.endpoint
+
+    def publish_request(
+        self, channel: bytes, payload: bytes, *, deadline: float
+    ) -> asyncio.Future[int]:
+        return self.publisher.spublish_request(channel, payload, deadline=deadline)
+
+
+class NodeCommands:
+    """A Redis Cluster publisher's ``execute`` pinned to one node (``PUBSUB`` is node-local)."""
+
+    def __init__(self, publisher: ClusterPublisher, addr: str) -> None:
+        self.publisher, self.addr = publisher, addr
+
+    @property
+    def connected(self) -> bool:
+        """Whether the publisher is connected (to every master)."""
+        return self.publisher.connected
+
+    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+        """Run one command on this node."""
+        return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
+
+
+def command_runners(publisher: AnyPublisher) -> list[CommandRunner]:
+    """Where a node-local command must be asked: every master of a Redis Cluster, else the
+    one Redis."""
+    if isinstance(publisher, ClusterPublisher):
+        return [NodeCommands(publisher, addr) for addr in sorted(publisher.topology.masters)]
+    return [publisher]
+
+
+async def detect_on(publisher: AnyPublisher, prefix: str) -> Detection:
+    """Passive dialect detection through ``publisher``: on a Redis Cluster, ``PUBSUB
+    CHANNELS/NUMSUB/SHARDCHANNELS`` are asked of every master and merged (a node-redis
+    cluster client subscribes on a random master, so one master shows only its own).
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
+    """
+    return await detect_across(command_runners(publisher), prefix)
+
+
 def publish(publisher: AnyPublisher, channel: bytes, payload: bytes, sharded: bool) -> None:
     """PUBLISH, or SPUBLISH when ``sharded``, without waiting."""
     if sharded:
@@ -216,13 +273,15 @@ class Requester:
             if self.local is not None:
                 await self.local(step)
             return None
+        # Every Redis command of a plan has the request's deadline, on one Redis and on a
+        # Redis Cluster alike: a stalled server fails the request in time, never hangs it.
         if isinstance(step, Count):
             if step.sharded:
-                count = await sharded_publisher(self.publisher).shardnumsub(step.channel)
-            elif isinstance(self.publisher, Publisher):
-                count = await self.publisher.numsub(step.channel, timeout=self.timeout)
+                count = await sharded_publisher(self.publisher).shardnumsub(
+                    step.channel, timeout=self.timeout
+                )
             else:
-                count = await self.publisher.numsub(step.channel)
+                count = await self.publisher.numsub(step.channel, timeout=self.timeout)
             if step.exclude_self and self.counted:
                 count -= 1
             return count
@@ -246,39 +305,36 @@ class Requester:
         if step.expect is Expect.NONE:
             if step.sharded:
                 return await sharded_publisher(self.publisher).spublish_wait(
-                    step.channel, step.payload
-                )
-            if isinstance(self.publisher, Publisher):
-                return await self.publisher.publish_wait(
                     step.channel, step.payload, timeout=self.timeout
                 )
-            return await self.publisher.publish_wait(step.channel, step.payload)
+            heard: int = await self.publisher.publish_wait(
+                step.channel, step.payload, timeout=self.timeout
+            )
+            if isinstance(self.publisher, ClusterPublisher):
+                # A Redis Cluster's PUBLISH reply counts the subscribers of one node only:
+                # the nodes that heard it are the request channel's, summed over the
+                # masters (@socket.io/redis-adapter serverCount() on a cluster).
+                heard = await self.publisher.numsub(step.channel, timeout=self.timeout)
+            return heard
         assert step.request_id is not None
         expected = None if step.expect is Expect.FIRST else step.expected
         timeout = self.timeout if step.timeout is None else step.timeout
-        if isinstance(self.publisher, Publisher) and not step.sharded:
-            # Published with a deadline: a request is never sent after its caller gave up.
-            fut = self.engine.request(
-                self.publisher,
-                step.request_id,
-                step.channel,
-                step.payload,
-                expected=expected,
-                timeout=timeout,
-                timeout_message=step.timeout_message,
-                finish=step.finish,
-            )
-        else:
-            # The Redis Cluster transport has no request deadlines yet: a request published
-            # while a master is away waits in its offline queue and may go out late.
-            fut = self.engine.open(
-                step.request_id,
-                expected=expected,
-                timeout=timeout,
-                timeout_message=step.timeout_message,
-                finish=step.finish,
-            )
-            publish(self.publisher, step.channel, step.payload, step.sharded)
+        sender: RequestPublisher = self.publisher
+        if step.sharded:
+            sender = _ShardedRequests(sharded_publisher(self.publisher))
+        # Published with a deadline: a request is never sent after its caller gave up, and
+        # one Redis never took is reported as such (RequestUndelivered), not as the nodes'
+        # silence.
+        fut = self.engine.request(
+            sender,
+            step.request_id,
+            step.channel,
+            step.payload,
+            expected=expected,
+            timeout=timeout,
+            timeout_message=step.timeout_message,
+            finish=step.finish,
+        )
         return await fut
 
     def take(self, actions: Sequence[Action]) -> bool:

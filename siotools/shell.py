@@ -46,7 +46,7 @@ from siotools.dialects.base import (
     Subscriptions,
     select_sids,
 )
-from siotools.dialects.detect import conflict, detect_with
+from siotools.dialects.detect import conflict
 from siotools.exceptions import (
     ConfigurationError,
     RequestTimeout,
@@ -56,7 +56,7 @@ from siotools.exceptions import (
 from siotools.metrics import MetricsRecorder, NodeMetrics
 from siotools.node import NodeCore
 from siotools.protocol import U64, UNDEFINED, Dialect, TypedArray, Undefined
-from siotools.requester import Requester, Transport, publish
+from siotools.requester import Requester, Transport, detect_on, publish
 from siotools.transport.cluster_pubsub import ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import LinkEvent, settle
@@ -464,10 +464,11 @@ class NodeShell:
 
     async def _check_generations(self) -> None:
         # Another adapter generation on this prefix misreads our requests and we theirs:
-        # say so at once (passively: PUBSUB CHANNELS, nothing is published). An ACL user
+        # say so at once (passively: PUBSUB CHANNELS, nothing is published; on a Redis
+        # Cluster of every master, as each shows only its own subscribers). An ACL user
         # without +pubsub|channels skips the check; it is advice, not a duty.
         try:
-            found = await detect_with(self._publisher, self.prefix)
+            found = await detect_on(self._publisher, self.prefix)
         except SiotoolsError as exc:
             self._get_logger().info(
                 "siotools adapter %s: generation check skipped: %s", self.uid, exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -119,3 +121,34 @@ async def test_detection_looks_at_every_master_of_a_redis_cluster(
     finally:
         await ps.aclose()
         await spy.aclose()
+
+
+@pytest.mark.parametrize("dialect", ["current", "sharded"])
+async def test_operations_started_together_subscribe_once(
+    sharded_cluster: RedisCluster, dialect: str
+) -> None:
+    """The TUI's workers start their first operations together: each connects the client.
+    Connecting twice subscribed the response channels twice, so every answer arrived twice
+    and a request could complete with one node's answer counted for two."""
+    url = sharded_cluster.url + "?cluster=true"
+    key = f"once-{uuid.uuid4().hex[:8]}"
+    nsps = ["/", *(f"/n{i}" for i in range(7))]
+    node = await PythonNode(url, key=key, namespaces=nsps, dialect=dialect).start()
+    client = ClusterClient(url, key=key, dialect=dialect)
+    try:
+        # As the TUI's first refresh: every namespace at once, each operation connecting.
+        results = await asyncio.gather(*(client.clients(namespace=n) for n in nsps * 2))
+        assert all(r == [] for r in results)
+        # The channels only this client listens on (its uid is in their names): each once.
+        mine = 0
+        for master in sharded_cluster.masters():
+            admin = sharded_cluster.client(master.port)
+            for listing, count in (("CHANNELS", "NUMSUB"), ("SHARDCHANNELS", "SHARDNUMSUB")):
+                for name in admin.execute_command("PUBSUB", listing, f"{key}*"):
+                    if client.uid.encode() in name:
+                        mine += int(admin.execute_command("PUBSUB", count, name)[1])
+            admin.close()
+        assert mine == len(nsps)
+    finally:
+        await client.close()
+        await node.stop()

@@ -110,9 +110,11 @@ def build_parser() -> ArgumentParser:
         description="Tools for Socket.IO clusters that share Redis.",
         epilog=(
             "Every command reads --url from $SIOTOOLS_URL and --prefix from $SIOTOOLS_PREFIX "
-            "when they are not given. Exit status: 0 ok; 1 the operation failed (timeout, "
-            "not found); 2 wrong arguments, Redis unreachable or an extra missing; 3 an emit "
-            "that no socket received."
+            "when they are not given; a Redis Cluster is one node's URL with ?cluster=true, "
+            "and --dialect sharded selects the 8.x sharded adapter. Exit status: 0 ok; 1 the "
+            "operation failed (timeout, not found, no node serves the namespace); 2 wrong "
+            "arguments, Redis unreachable or an extra missing; 3 an emit that no socket "
+            "received."
         ),
     )
     parser.add_argument("--version", action="version", version=f"siotools {__version__}")

@@ -29,9 +29,10 @@ def register(sub: Any) -> None:
         "demo",
         help="run a local demo cluster with simulated clients",
         description=(
-            "Start a local Redis, python-socketio nodes with the siotools adapter and "
-            "simulated socket.io clients that chat, join and leave rooms, upload files and "
-            "reconnect. Ctrl-C stops everything it started."
+            "Start a local Redis (or, with --redis-cluster, a 3-master Redis Cluster), "
+            "python-socketio nodes with the siotools adapter and simulated socket.io clients "
+            "that chat, join and leave rooms, upload files and reconnect. Ctrl-C stops "
+            "everything it started."
         ),
     )
     p.add_argument("--nodes", type=int, default=3, help="python-socketio nodes (default 3)")
@@ -54,11 +55,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--dialect",
-        choices=["current", "legacy", "legacy-lite"],
+        choices=["current", "sharded", "legacy", "legacy-lite"],
         default="current",
         help=(
             "what the cluster speaks: current (socket.io 4 + @socket.io/redis-adapter 8.x, "
-            "the default), legacy (socket.io 2 + socket.io-redis 5.x), legacy-lite (4.x)"
+            "the default), sharded (its createShardedAdapter, Redis 7 sharded pub/sub), "
+            "legacy (socket.io 2 + socket.io-redis 5.x), legacy-lite (4.x)"
         ),
     )
     p.add_argument(
@@ -69,7 +71,20 @@ def register(sub: Any) -> None:
             "socket.io 2.5 + socket.io-redis 5.4; needs node and npm)"
         ),
     )
-    p.add_argument("--redis", metavar="URL", help="use this Redis instead of starting one")
+    redis = p.add_mutually_exclusive_group()
+    redis.add_argument(
+        "--redis",
+        metavar="URL",
+        help="use this Redis instead of starting one (a Redis Cluster: add ?cluster=true)",
+    )
+    redis.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help=(
+            "start a private 3-master Redis Cluster instead of one Redis (needs redis-cli; "
+            "the printed URL then ends in ?cluster=true)"
+        ),
+    )
     p.add_argument(
         "--key",
         "--prefix",
@@ -114,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         node_peer=args.node_peer,
         dialect=args.dialect,
         redis_url=args.redis,
+        redis_cluster=args.redis_cluster,
         key=args.key,
         churn=args.churn,
         remote_interval=args.remote_every,
@@ -180,7 +196,10 @@ def _banner(demo: Any, out: Any, *, tui: bool, tui_asked: bool) -> None:
     for line in demo.describe():
         print(f"  {line}", file=out)
     command, note = siotools_command()
-    target = f"--url {shlex.quote(demo.shown_url)} --prefix {shlex.quote(demo.key)}"
+    target = (
+        f"--url {shlex.quote(demo.shown_url)} --prefix {shlex.quote(demo.key)} "
+        f"--dialect {demo.dialect.value}"
+    )
     print("Try, in another terminal:", file=out)
     print(f"  {command} rooms {target} --nsp /chat", file=out)
     print(f"  {command} tui {target}", file=out)
@@ -258,7 +277,10 @@ def _has_tui() -> bool:
 
 async def _run_tui(demo: Any, stop: asyncio.Event) -> None:
     """Run ``siotools tui`` on the cluster in a child process that owns the terminal."""
-    argv = [sys.executable, "-m", "siotools", "tui", "--prefix", demo.key]
+    argv = [
+        sys.executable, "-m", "siotools", "tui", "--prefix", demo.key,
+        "--dialect", demo.dialect.value,
+    ]  # fmt: skip
     # The URL goes by environment, not argv: a password in it stays out of ps.
     env = {**os.environ, "SIOTOOLS_URL": demo.redis_url}
     proc = await asyncio.create_subprocess_exec(*argv, env=env)

@@ -2,9 +2,9 @@
 
 Every command talks to the cluster through :class:`siotools.ClusterClient`: it needs the
 cluster's Redis (``--url``) and channel prefix (``--key``/``--prefix``), never a node.
-Output is a table, or JSON with ``--json``. Exit status: 0 ok, 1 timeout or not found,
-2 usage or connection error, 3 an emit that no socket received; failures print one
-sentence on stderr.
+Output is a table, or JSON with ``--json``. Exit status: 0 ok, 1 timeout or not found
+(an emit where no node serves the namespace too), 2 usage or connection error, 3 an emit
+that no socket received; failures print one sentence on stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from siotools.cli._base import EXIT_NOBODY, EXIT_OK, say
+from siotools.cli._base import EXIT_FAILED, EXIT_NOBODY, EXIT_OK, say
 from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout, SocketNotFound
 from siotools.protocol import safe
@@ -78,9 +78,10 @@ def register(sub: Any) -> None:
     )
     p = add("emit", "broadcast an event to a namespace or to rooms", _emit)
     p.epilog = (
-        f"Exit status {EXIT_NOBODY} (after emitting) when the rooms or the namespace hold no "
-        "socket, so nobody received the event; 0 when someone did or when not every node "
-        "answered in time to tell."
+        f"Exit status {EXIT_NOBODY} (after emitting) when the rooms or the namespace hold "
+        f"no socket, so nobody received the event; {EXIT_FAILED} (nothing emitted) when no "
+        "node serves the namespace; 0 when someone did or when not every node answered in "
+        "time to tell."
     )
     p.add_argument("event", metavar="EVENT")
     p.add_argument(
@@ -140,10 +141,10 @@ def _parse_json(text: str, what: str) -> Any:
         ) from None
 
 
-async def _require_nodes(cluster: Any, nsp: str) -> int:
+async def _require_nodes(cluster: Any, nsp: str, then: str = "") -> int:
     count: int = await cluster.node_count(nsp)
     if count == 0:
-        raise RequestError(f"No node serves namespace {nsp} under prefix {cluster.prefix!r}")
+        raise RequestError(f"No node serves namespace {nsp} under prefix {cluster.prefix!r}{then}")
     return count
 
 
@@ -327,18 +328,28 @@ def _disconnect(args: argparse.Namespace) -> int:
 
 def _emit(args: argparse.Namespace) -> int:
     values = [_parse_json(a, "Argument") for a in args.args]
+    target = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
 
     async def body(cluster: Any) -> dict[str, Any]:
-        nodes: int = await cluster.node_count(args.nsp)
+        # The nodes as the dialect counts them (NUMSUB, or SHARDNUMSUB, summed over the
+        # masters of a Redis Cluster, where a PUBLISH reply counts one node's subscribers):
+        # with none, nobody can receive the event, so it is not sent.
+        nodes = await _require_nodes(
+            cluster, args.nsp, f", so nobody could receive {args.event!r} (nothing was sent)"
+        )
         # Who is there to receive it, asked before the emit (the same request as
         # `clients`): None when not every node answered, so nobody can say.
-        sockets: int | None = 0
-        if nodes:
-            try:
-                sockets = len(await cluster.clients(args.room, namespace=args.nsp))
-            except RequestTimeout:
-                sockets = None
-        await cluster.emit(args.event, *values, rooms=args.room, namespace=args.nsp)
+        sockets: int | None
+        try:
+            sockets = len(await cluster.clients(args.room, namespace=args.nsp))
+        except RequestTimeout:
+            sockets = None
+        reached: int = await cluster.emit(args.event, *values, rooms=args.room, namespace=args.nsp)
+        if reached == 0 and sockets != 0:
+            raise RequestError(
+                f"No node received {args.event!r} in {target}: the {_count(nodes, 'node')} "
+                "counted a moment before left before it was published"
+            )
         return {
             "ok": True,
             "event": args.event,
@@ -350,7 +361,6 @@ def _emit(args: argparse.Namespace) -> int:
         }
 
     def render(result: dict[str, Any]) -> None:
-        target = f"room {', '.join(args.room)} of {args.nsp}" if args.room else args.nsp
         sockets = result["sockets"]
         reach = "socket count unknown" if sockets is None else _count(sockets, "socket")
         _say(
@@ -363,8 +373,7 @@ def _emit(args: argparse.Namespace) -> int:
     if result["sockets"] != 0:
         return EXIT_OK
     where = f"room {', '.join(args.room)} of {args.nsp}" if args.room else f"namespace {args.nsp}"
-    why = "no node serves the namespace" if result["nodes"] == 0 else "no socket is in it"
-    say(f"siotools: {where} is empty ({why}), so nobody received {args.event!r}.")
+    say(f"siotools: {where} is empty (no socket is in it), so nobody received {args.event!r}.")
     return EXIT_NOBODY
 
 

@@ -88,7 +88,11 @@ def add_cluster_options(parser: argparse.ArgumentParser, spec: ClusterOptions) -
             "--url",
             default=None,
             metavar="URL",
-            help=f"the cluster's Redis URL (default ${URL_ENV}, else {DEFAULT_URL})",
+            help=(
+                f"the cluster's Redis URL (default ${URL_ENV}, else {DEFAULT_URL}); on a "
+                "Redis Cluster, one node's URL with ?cluster=true "
+                "(redis://host:port?cluster=true)"
+            ),
         )
     if spec.prefix:
         parser.add_argument(
@@ -119,8 +123,9 @@ def add_cluster_options(parser: argparse.ArgumentParser, spec: ClusterOptions) -
             metavar="DIALECT",
             help=(
                 "the cluster's adapter: legacy (socket.io-redis 5.x), legacy-lite (4.x), "
-                "current (@socket.io/redis-adapter 8.x), sharded, pysocketio, or auto "
-                "(default: the client chooses)"
+                "current (@socket.io/redis-adapter 8.x), sharded (8.x createShardedAdapter, "
+                "Redis 7 SPUBLISH), pysocketio, or auto (default: detected from the "
+                "subscriptions)"
             ),
         )
     if spec.json is not None:
@@ -171,7 +176,8 @@ def check_url(url: str, source: str) -> str:
         raise ConfigurationError(
             redact(
                 f"{source} {url!r} is not a Redis URL ({why}); expected "
-                "redis://host:port/db, rediss://host:port/db or unix:///path?db=N",
+                "redis://host:port/db, rediss://host:port/db, unix:///path?db=N or, for a "
+                "Redis Cluster, redis://host:port?cluster=true",
                 _password_of(url),
             )
         )
@@ -203,7 +209,8 @@ def _url_problem(url: str) -> str | None:
     if not db.isdigit():
         return f"the database must be a number, not {db!r}"
     try:
-        parse_cluster_url(url)  # ?cluster=true names a Redis Cluster seed node
+        # ``?cluster=true`` names a seed node of a Redis Cluster (read, then left out).
+        parse_cluster_url(url)
     except Exception as exc:  # any other parse failure is the user's URL too
         return " ".join(str(exc).split()) or type(exc).__name__
     return None

@@ -112,9 +112,12 @@ class DemoCluster:
         rate: Client actions per second, over all clients.
         node_peer: Add a Node node from the interop harness (needs Node and npm).
         dialect: What the cluster speaks (``"current"``: socket.io 4 +
-            @socket.io/redis-adapter 8.x; ``"legacy"``: socket.io 2 + socket.io-redis 5.x;
+            @socket.io/redis-adapter 8.x; ``"sharded"``: its ``createShardedAdapter``, on
+            Redis 7 sharded pub/sub; ``"legacy"``: socket.io 2 + socket.io-redis 5.x;
             ``"legacy-lite"``: 4.x); the Node node is of the same generation.
-        redis_url: Use this Redis instead of starting one.
+        redis_url: Use this Redis instead of starting one (``?cluster=true``: a node of a
+            Redis Cluster).
+        redis_cluster: Start a private 3-master Redis Cluster instead of one Redis.
         key: The cluster's channel prefix.
         churn: Fraction of client actions that are a disconnect followed by a reconnect.
         remote_interval: Seconds between remote operations (0 disables them).
@@ -130,6 +133,7 @@ class DemoCluster:
         node_peer: bool = False,
         dialect: str = "current",
         redis_url: str | None = None,
+        redis_cluster: bool = False,
         key: str = "socket.io",
         churn: float = 0.02,
         remote_interval: float = 2.0,
@@ -143,13 +147,20 @@ class DemoCluster:
             raise ConfigurationError("churn is a fraction of the actions, between 0 and 1")
         if not key:
             raise ConfigurationError("The channel prefix (--key) cannot be empty")
+        if redis_cluster and redis_url is not None:
+            raise ConfigurationError(
+                "Either start a private Redis Cluster (--redis-cluster) or use a given Redis "
+                "(--redis URL, with ?cluster=true for a Redis Cluster), not both"
+            )
         self.n_nodes = nodes
         self.n_clients = clients
         self.rate = float(rate)
         self.with_node_peer = node_peer
-        from siotools.dialects import resolve_dialect
+        from siotools.dialects import make_dialect, resolve_dialect
 
         self.dialect = resolve_dialect(dialect)
+        self._wire = make_dialect(self.dialect, key)
+        self.with_redis_cluster = redis_cluster
         self.key = key
         self.churn = churn
         self.remote_interval = remote_interval
@@ -174,12 +185,34 @@ class DemoCluster:
 
     @property
     def redis_url(self) -> str:
-        """The cluster's Redis URL (the private server's once started)."""
+        """The cluster's Redis URL (the private server's once started; a Redis Cluster's
+        seed node with ``?cluster=true``)."""
         if self._redis is not None:
-            return str(self._redis.url)
+            url = str(self._redis.url)
+            return url + "?cluster=true" if self.with_redis_cluster else url
         if self._given_url is None:
             raise ConfigurationError("The demo's Redis is not started yet")
         return self._given_url
+
+    @property
+    def on_redis_cluster(self) -> bool:
+        """Whether the cluster's Redis is a Redis Cluster."""
+        from siotools.transport.cluster import parse_cluster_url
+
+        return parse_cluster_url(self.redis_url)[1]
+
+    @property
+    def seed_url(self) -> str:
+        """:attr:`redis_url` without ``?cluster=true`` (what a Node client connects to)."""
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        parts = urlsplit(self.redis_url)
+        query = [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() != "cluster"
+        ]
+        return urlunsplit(parts._replace(query=urlencode(query)))
 
     @property
     def shown_url(self) -> str:
@@ -220,9 +253,12 @@ class DemoCluster:
 
     def describe(self) -> list[str]:
         """Human-readable lines saying what runs where."""
-        lines = [f"Redis {self.shown_url}  key {self.key!r}"]
+        redis = "Redis Cluster (3 masters), seed node" if self.with_redis_cluster else "Redis"
+        lines = [f"{redis} {self.shown_url}  key {self.key!r}"]
         for i, node in enumerate(self.nodes):
-            lines.append(f"python-socketio node {i + 1}: {node.url}  (AsyncRedisAdapter)")
+            lines.append(
+                f"python-socketio node {i + 1}: {node.url}  (AsyncRedisAdapter, {self._wire.label})"
+            )
         if self.node_side is not None:
             lines.append(
                 f"Node node: {self.node_side.url}  ({self.node_side.versions}, "
@@ -313,15 +349,22 @@ class DemoCluster:
         Raises:
             RedisLaunchError: No redis-server could be started.
         """
+        from siotools.redis_cluster import RedisCluster
         from siotools.redis_server import RedisServer
 
         self._running = True
         if self._redis_ready:
             return self.redis_url
         if self._given_url is None:
-            if progress is not None:
-                progress("starting Redis")
-            server = RedisServer()
+            server: Any
+            if self.with_redis_cluster:
+                if progress is not None:
+                    progress("starting a Redis Cluster (3 masters)")
+                server = RedisCluster(masters=3, replicas=0)
+            else:
+                if progress is not None:
+                    progress("starting Redis")
+                server = RedisServer()
             # RedisServer.start blocks while it polls; keep the loop free meanwhile. A
             # cancelled wait cannot stop the thread, so let it finish and stop the server,
             # or the redis-server process would outlive us.
@@ -334,11 +377,24 @@ class DemoCluster:
                 await asyncio.to_thread(server.stop)
                 raise
             self._redis = server
+            if self._wire.sharded_pubsub:
+                await asyncio.to_thread(self._require_sharded_pubsub)
         self._redis_ready = True
         if progress is not None:
             verb = "using Redis" if self._given_url else "Redis is ready"
             progress(f"{verb} at {self.shown_url}")
         return self.redis_url
+
+    def _require_sharded_pubsub(self) -> None:
+        """Refuse (and stop the private Redis) when it is older than Redis 7."""
+        version = self._redis.version() if self.with_redis_cluster else _server_version(self._redis)
+        if version < (7, 0):
+            self._redis.stop()
+            self._redis = None
+            raise ConfigurationError(
+                f"The {self._wire.label} dialect needs Redis 7 or later (sharded pub/sub); "
+                f"this redis-server is {'.'.join(map(str, version))}: install Redis 7"
+            )
 
     async def _connect_all(self) -> None:
         # In waves: a burst of 200 simultaneous handshakes starves a 2-core machine.
@@ -459,6 +515,18 @@ async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
         await asyncio.wait_for(aw, timeout)
     except Exception as exc:
         log.debug("demo shutdown step failed: %r", exc)
+
+
+def _server_version(server: Any) -> tuple[int, ...]:
+    """The version of a started :class:`~siotools.redis_server.RedisServer`."""
+    import redis
+
+    client = redis.Redis.from_url(server.url, socket_connect_timeout=2)
+    try:
+        text = str(client.info("server")["redis_version"])
+    finally:
+        client.close()
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def _n(count: int, noun: str) -> str:

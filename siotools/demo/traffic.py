@@ -534,19 +534,31 @@ class NodeSide:
     @classmethod
     async def start(cls, demo: DemoCluster) -> NodeSide:
         """Start the Node node on the demo's Redis and key."""
-        from siotools.nodepeer import NodePeer, flavor_for
+        from siotools.nodepeer import (
+            CLUSTER_CLIENT_FLAVORS,
+            NodePeer,
+            flavor_for,
+            peer_options_for,
+        )
 
+        flavor = flavor_for(demo.dialect)
+        options: dict[str, str | bool] = dict(peer_options_for(demo.dialect))
+        if demo.on_redis_cluster and flavor in CLUSTER_CLIENT_FLAVORS:
+            options["redis_cluster"] = True  # node-redis createCluster from the seed node
+        # Without a cluster client (socket.io-redis 4.x/5.x), the node connects to the seed
+        # node only: Redis Cluster's classic pub/sub serves it as any node does.
         peer = await NodePeer.start(
-            flavor_for(demo.dialect),
+            flavor,
             name="node-1",
             port=0,
-            redis_url=demo.redis_url,
+            redis_url=demo.seed_url,
             key=demo.key,
             nsps=NAMESPACES,
             requests_timeout_ms=2000,
             startup_timeout=300.0,  # the first run installs the npm packages
             # 8.x nodes answer the demo's "stats" serverSideEmit (4.x/5.x ignore the option).
             sse_events="sse,sse-ack,stats",
+            **options,
         )
         return cls(demo, peer)
 

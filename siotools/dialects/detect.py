@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -62,11 +62,13 @@ __all__ = [
     "conflict",
     "describe_dialects",
     "detect",
+    "detect_across",
     "detect_with",
     "dialect_name",
     "is_current_uid",
     "is_sharded_uid",
     "listen_traffic",
+    "merge_snapshots",
     "read_stream",
     "snapshot",
     "spoken",
@@ -284,6 +286,10 @@ class CommandRunner(Protocol):
     async def execute(self, *args: Any, timeout: float | None = None) -> Any: ...
 
 
+_SNAPSHOT_ATTEMPTS: Final = 3
+"""Reads of ``CHANNELS``+``NUMSUB`` before a moving subscription list is taken as it is."""
+
+
 async def snapshot(publisher: CommandRunner, prefix: str) -> PubSubSnapshot:
     """Read ``PUBSUB CHANNELS/NUMSUB/SHARDCHANNELS/SHARDNUMSUB/NUMPAT`` for a prefix.
 
@@ -296,13 +302,25 @@ async def snapshot(publisher: CommandRunner, prefix: str) -> PubSubSnapshot:
     """
     g = ChannelGrammar(prefix)
     pattern = (glob_escape(g.prefix) + "*").encode()
-    names = [_text(c) for c in await publisher.execute(b"PUBSUB", b"CHANNELS", pattern)]
-    names = [n for n in names if g.parse(n).kind is not ChannelKind.UNKNOWN]
-    channels = (
-        _pairs(await publisher.execute(b"PUBSUB", b"NUMSUB", *[n.encode() for n in names]))
-        if names
-        else {}
-    )
+
+    async def listed() -> list[str]:
+        names = [_text(c) for c in await publisher.execute(b"PUBSUB", b"CHANNELS", pattern)]
+        return sorted(n for n in names if g.parse(n).kind is not ChannelKind.UNKNOWN)
+
+    # A node that subscribes between CHANNELS and NUMSUB is counted on the request channel
+    # without its response channel listed, which reads as a 5.x node beside the 8.x ones:
+    # the channel list is read again after NUMSUB, and the pair is retried while it moved.
+    names = await listed()
+    for _attempt in range(_SNAPSHOT_ATTEMPTS):
+        channels = (
+            _pairs(await publisher.execute(b"PUBSUB", b"NUMSUB", *[n.encode() for n in names]))
+            if names
+            else {}
+        )
+        again = await listed()
+        if again == names:
+            break
+        names = again
     shard: dict[str, int] = {}
     supported = True
     try:
@@ -530,6 +548,41 @@ async def detect_with(publisher: CommandRunner, prefix: str = "socket.io") -> De
     """
     prefix = prefix or "socket.io"
     return _detection(prefix, await snapshot(publisher, prefix))
+
+
+def merge_snapshots(prefix: str, snaps: Sequence[PubSubSnapshot]) -> PubSubSnapshot:
+    """One snapshot of a Redis Cluster from each master's: ``PUBSUB`` is node-local there
+    (a node-redis cluster client SUBSCRIBEs on one node, SSUBSCRIBEs on the slot's master),
+    so the counts of a channel are summed over the nodes, as @socket.io/redis-adapter
+    lib/util.ts ``PUBSUB()`` sums NUMSUB over the masters."""
+    channels: dict[str, int] = {}
+    shard: dict[str, int] = {}
+    for snap in snaps:
+        for name, n in snap.channels.items():
+            channels[name] = channels.get(name, 0) + n
+        for name, n in snap.shard_channels.items():
+            shard[name] = shard.get(name, 0) + n
+    return PubSubSnapshot(
+        prefix,
+        channels,
+        shard,
+        sum(snap.numpat for snap in snaps),
+        all(snap.sharded_supported for snap in snaps),
+    )
+
+
+async def detect_across(runners: Sequence[CommandRunner], prefix: str = "socket.io") -> Detection:
+    """:func:`detect_with` over several nodes (every master of a Redis Cluster), their
+    snapshots merged by :func:`merge_snapshots`.
+
+    Raises:
+        RedisUnavailableError: A node cannot be reached or refused ``PUBSUB``.
+    """
+    prefix = prefix or "socket.io"
+    if len(runners) == 1:
+        return await detect_with(runners[0], prefix)
+    snaps = [await snapshot(runner, prefix) for runner in runners]
+    return _detection(prefix, merge_snapshots(prefix, snaps))
 
 
 _FAMILY: Final = {

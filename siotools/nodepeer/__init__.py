@@ -49,6 +49,7 @@ from urllib.parse import urlsplit
 from siotools.exceptions import NodePeerError
 
 __all__ = [
+    "CLUSTER_CLIENT_FLAVORS",
     "FLAVORS",
     "UNDEFINED",
     "NodePeer",
@@ -56,6 +57,7 @@ __all__ = [
     "ensure_installed",
     "flavor_for",
     "from_wire",
+    "peer_options_for",
     "to_wire",
 ]
 
@@ -132,7 +134,14 @@ _FLAVOR_OF: dict[str, str] = {
     "legacy-lite": "legacy4",
     "current": "current",
     "streams": "streams",
+    "sharded": "current",
 }
+# The peer options that make a flavour's nodes speak a dialect (beyond the flavour's own).
+_OPTIONS_OF: dict[str, dict[str, str]] = {"sharded": {"adapter": "sharded"}}
+# Flavours whose adapter has a Redis Cluster client (node-redis createCluster); the
+# socket.io-redis 4.x/5.x ones only connect to one node, which a Redis Cluster's classic
+# pub/sub serves as any node.
+CLUSTER_CLIENT_FLAVORS: frozenset[str] = frozenset({"current"})
 
 
 def flavor_for(dialect: Any) -> str:
@@ -147,6 +156,12 @@ def flavor_for(dialect: Any) -> str:
         return _FLAVOR_OF[str(value)]
     except KeyError:
         raise NodePeerError(f"no Node peer flavour speaks dialect {value!r}") from None
+
+
+def peer_options_for(dialect: Any) -> dict[str, str]:
+    """The peer options (beyond :func:`flavor_for`'s flavour) whose nodes speak ``dialect``:
+    ``{"adapter": "sharded"}`` for the sharded one, else none."""
+    return dict(_OPTIONS_OF.get(str(getattr(dialect, "value", dialect)), {}))
 
 
 def cache_root() -> Path:

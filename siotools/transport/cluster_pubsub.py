@@ -833,6 +833,11 @@ class ClusterPublisher:
         """How many times a lost master's traffic found its new master."""
         self.lost_in_flight = 0
         """Publishes written to a node that was lost before answering (perhaps undelivered)."""
+        self._requests: set[asyncio.Task[int]] = set()
+        self.expired = 0
+        """Requests dropped unsent because their deadline passed."""
+        self.stalls = 0
+        """Connections reset because a request went unacknowledged past its deadline."""
 
     @property
     def connected(self) -> bool:
@@ -1089,12 +1094,17 @@ class ClusterPublisher:
             args: The command.
             channel: Route by this channel's (or key's) slot; any master when None.
             node: Run it on this ``host:port`` instead.
-            timeout: Seconds to wait for a connection (the seed's connect timeout).
+            timeout: Seconds for the whole call, waiting for a connection and for the
+                reply (the seed's connect timeout when None), as
+                :meth:`Publisher.execute <siotools.transport.pubsub.Publisher.execute>`.
 
         Raises:
-            RedisUnavailableError: The cluster is unreachable or refused the command.
+            RedisUnavailableError: The cluster is unreachable, did not answer in time or
+                refused the command.
         """
         wait = self.endpoint.connect_timeout if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
         addr = (
             node
             if node is not None
@@ -1102,11 +1112,17 @@ class ClusterPublisher:
         )
         asking = False
         for _ in range(_MAX_REDIRECTS):
-            conn = await self._conn_for(addr, wait)
+            conn = await self._conn_for(addr, max(0.0, deadline - loop.time()))
             if asking:
                 conn.send_nowait(b"ASKING")
             try:
-                return await conn.execute(*args)
+                return await asyncio.wait_for(conn.execute(*args), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                what = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+                raise RedisUnavailableError(
+                    f"Redis Cluster node {addr or 'of ' + self.endpoint.url} did not answer "
+                    f"{what} within {wait:g}s (the server or the network is stalled)."
+                ) from None
             except ClusterRedirect as redirect:
                 if redirect.kind == "MOVED":
                     self.topology.moved(redirect.slot, redirect.addr)
@@ -1118,33 +1134,169 @@ class ClusterPublisher:
             f"{_MAX_REDIRECTS} times; its slots are moving, try again."
         )
 
-    async def publish_wait(self, channel: bytes, payload: bytes) -> int:
+    def publish_request(
+        self, channel: bytes, payload: bytes, *, deadline: float
+    ) -> asyncio.Future[int]:
+        """PUBLISH a request that must reach the cluster before ``deadline``
+        (``loop.time()``), as :meth:`Publisher.publish_request
+        <siotools.transport.pubsub.Publisher.publish_request>` does on one Redis.
+
+        Returns:
+            A future of the node's ``PUBLISH`` reply; it fails with
+            :class:`~siotools.exceptions.RedisUnavailableError` when the request was
+            dropped unsent at its deadline (no master to take it meanwhile) or was not
+            acknowledged by then (the link is then reset, so a stalled connection cannot
+            deliver it after its caller was told it failed).
+        """
+        return self._request(b"PUBLISH", channel, payload, deadline)
+
+    def spublish_request(
+        self, channel: bytes, payload: bytes, *, deadline: float
+    ) -> asyncio.Future[int]:
+        """:meth:`publish_request` with ``SPUBLISH``, on the master of the channel's slot."""
+        return self._request(b"SPUBLISH", channel, payload, deadline)
+
+    def _request(
+        self, verb: bytes, channel: bytes, payload: bytes, deadline: float
+    ) -> asyncio.Future[int]:
+        # Written at once when its connection is up, as on one Redis: a publish made
+        # after the request (a broadcast) cannot overtake it on that connection.
+        conn = self._ready(verb, channel, None)
+        sent = conn.send(verb, channel, payload) if conn is not None else None
+        first = (conn, sent) if conn is not None and sent is not None else None
+        task = asyncio.ensure_future(self._send_request(verb, channel, payload, deadline, first))
+        task.add_done_callback(_consume)
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+        return task
+
+    def _ready(self, verb: bytes, channel: bytes, addr: str | None) -> NodeCommandConnection | None:
+        """The connection a request can be written on now: up, and no earlier publish of
+        the same channel waits offline (a request never overtakes a broadcast queued
+        before it). ``addr``: a node a redirect named."""
+        target = addr
+        if target is None and verb == b"SPUBLISH":
+            target = self.topology.owner_of(channel)
+            if target is None:
+                return None  # the slot's master is not known yet
+        if target is None:
+            conn = self._any
+        else:
+            link = self._links.get(target)
+            conn = link.conn if link is not None else None
+        if conn is None or not conn.connected or conn.transport is None:
+            return None
+        if self._offline and any(args[1] == channel for args in self._offline):
+            return None
+        return conn
+
+    async def _send_request(
+        self,
+        verb: bytes,
+        channel: bytes,
+        payload: bytes,
+        deadline: float,
+        first: tuple[NodeCommandConnection, asyncio.Future[Any]] | None,
+    ) -> int:
+        loop = asyncio.get_running_loop()
+        redirected: str | None = None
+        asking = False
+        for _ in range(_MAX_REDIRECTS):
+            if first is not None:
+                (conn, sent), first = first, None
+            else:
+                conn = await self._request_conn(verb, channel, redirected, deadline)
+                if asking:
+                    conn.send_nowait(b"ASKING")
+                sent = conn.send(verb, channel, payload)
+            try:
+                return int(await asyncio.wait_for(sent, max(0.0, deadline - loop.time())))
+            except TimeoutError:
+                # Sent, but the node did not answer by the deadline while the connection
+                # looks open: a stalled link. Reset it (the kernel must not deliver the
+                # request when the link comes back); _maintain reconnects.
+                self.stalls += 1
+                self.report(
+                    RedisUnavailableError(
+                        f"A Redis Cluster node did not acknowledge a request by its deadline "
+                        f"({self.name}); the link seems stalled, reconnecting."
+                    )
+                )
+                conn.abort(reset=True)
+                raise RedisUnavailableError(
+                    f"The Redis Cluster at {self.endpoint.url} did not acknowledge the "
+                    "request by its deadline (a node or the network is stalled)."
+                ) from None
+            except ClusterRedirect as redirect:
+                self.redirected += 1
+                if redirect.kind == "MOVED":
+                    self.topology.moved(redirect.slot, redirect.addr)
+                    self._stale = True
+                    self._dirty.set()
+                redirected, asking = redirect.addr, redirect.kind == "ASK"
+        raise RedisUnavailableError(
+            f"The Redis Cluster at {self.endpoint.url} redirected a request "
+            f"{_MAX_REDIRECTS} times; its slots are moving, try again."
+        )
+
+    async def _request_conn(
+        self, verb: bytes, channel: bytes, addr: str | None, deadline: float
+    ) -> NodeCommandConnection:
+        """Wait for :meth:`_ready`'s connection; past ``deadline`` the request is dropped
+        unsent."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if addr is not None and addr not in self._links and addr not in self.topology.masters:
+                # A redirect named a node outside the slot map: connect to it.
+                with contextlib.suppress(RedisUnavailableError):
+                    await self._connect(self._link(addr))
+            conn = self._ready(verb, channel, addr)
+            if conn is not None:
+                return conn
+            if loop.time() >= deadline:
+                self.expired += 1
+                raise RedisUnavailableError(
+                    f"The Redis Cluster at {self.endpoint.url} could not take the request "
+                    "before its deadline; it was dropped unsent."
+                )
+            self._dirty.set()
+            await asyncio.sleep(0.02)
+
+    async def publish_wait(
+        self, channel: bytes, payload: bytes, *, timeout: float | None = None
+    ) -> int:
         """PUBLISH and return how many subscribers *of that node* received it (Redis
-        Cluster counts only the node's own clients)."""
-        result: int = await self.execute(b"PUBLISH", channel, payload)
+        Cluster counts only the node's own clients); ``timeout`` as for :meth:`execute`."""
+        result: int = await self.execute(b"PUBLISH", channel, payload, timeout=timeout)
         return result
 
-    async def spublish_wait(self, channel: bytes, payload: bytes) -> int:
+    async def spublish_wait(
+        self, channel: bytes, payload: bytes, *, timeout: float | None = None
+    ) -> int:
         """SPUBLISH and return how many sharded subscribers received it."""
-        result: int = await self.execute(b"SPUBLISH", channel, payload, channel=channel)
+        result: int = await self.execute(
+            b"SPUBLISH", channel, payload, channel=channel, timeout=timeout
+        )
         return result
 
-    async def _sum_over_masters(self, sub: bytes, channel: bytes) -> int:
+    async def _sum_over_masters(self, sub: bytes, channel: bytes, timeout: float | None) -> int:
         # @socket.io/redis-adapter lib/util.ts PUBSUB(): Promise.all over the masters of
         # a node-redis cluster, each reply parsed by parseNumSubResponse, then summed.
         masters = sorted(self.topology.masters)
         replies = await asyncio.gather(
-            *(self.execute(b"PUBSUB", sub, channel, node=addr) for addr in masters)
+            *(self.execute(b"PUBSUB", sub, channel, node=addr, timeout=timeout) for addr in masters)
         )
         return sum(int(reply[1]) for reply in replies)
 
-    async def numsub(self, channel: bytes) -> int:
-        """``PUBSUB NUMSUB channel`` summed over the masters."""
-        return await self._sum_over_masters(b"NUMSUB", channel)
+    async def numsub(self, channel: bytes, *, timeout: float | None = None) -> int:
+        """``PUBSUB NUMSUB channel`` summed over the masters; ``timeout`` bounds each
+        master's answer (see :meth:`execute`)."""
+        return await self._sum_over_masters(b"NUMSUB", channel, timeout)
 
-    async def shardnumsub(self, channel: bytes) -> int:
-        """``PUBSUB SHARDNUMSUB channel`` summed over the masters."""
-        return await self._sum_over_masters(b"SHARDNUMSUB", channel)
+    async def shardnumsub(self, channel: bytes, *, timeout: float | None = None) -> int:
+        """``PUBSUB SHARDNUMSUB channel`` summed over the masters (``timeout`` as for
+        :meth:`numsub`)."""
+        return await self._sum_over_masters(b"SHARDNUMSUB", channel, timeout)
 
     async def flush(self) -> None:
         """Wait until every command written so far was answered."""
@@ -1162,6 +1314,8 @@ class ClusterPublisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for request in list(self._requests):
+            request.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), 1.0)
         for link in self._links.values():

@@ -20,14 +20,14 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeAlias, TypeVar
 
 from siotools.exceptions import RequestTimeout, RequestUndelivered
 
 if TYPE_CHECKING:
-    from siotools.transport.pubsub import Publisher
+    from siotools.transport.endpoint import RedisEndpoint
 
-__all__ = ["PendingRequest", "RequestEngine", "new_request_id"]
+__all__ = ["PendingRequest", "RequestEngine", "RequestPublisher", "new_request_id"]
 
 T = TypeVar("T")
 
@@ -35,6 +35,18 @@ _ALPHABET = string.ascii_letters + string.digits
 
 TimeoutMessage: TypeAlias = str | Callable[[int, int | None], str]
 """Node's wording of a timeout, or a function of ``(answered, expected)`` making it."""
+
+
+class RequestPublisher(Protocol):
+    """What publishes a request with a deadline: the single-Redis
+    :class:`~siotools.transport.pubsub.Publisher` or the Redis Cluster one."""
+
+    @property
+    def endpoint(self) -> RedisEndpoint: ...
+
+    def publish_request(
+        self, channel: bytes, payload: bytes, *, deadline: float
+    ) -> asyncio.Future[int]: ...
 
 
 def new_request_id(length: int = 6, alphabet: str = _ALPHABET) -> str:
@@ -114,7 +126,7 @@ class RequestEngine:
 
     def request(
         self,
-        publisher: Publisher,
+        publisher: RequestPublisher,
         request_id: str,
         channel: bytes,
         payload: bytes,

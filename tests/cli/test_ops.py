@@ -178,8 +178,10 @@ async def test_emit_to_an_empty_room_says_so_with_exit_3(cluster: Cluster) -> No
     )
     out = await cluster.run("emit", "news", "1", "--room", "nobody-here", "--json")
     assert out.code == 3 and out.json()["sockets"] == 0  # type: ignore[index]
+    # No node at all is a failure (exit 1), not an emit to nobody: nothing is sent.
     out = await cluster.run("emit", "news", "1", nsp="/nowhere")
-    assert out.code == 3 and "no node serves the namespace" in out.err
+    assert out.code == 1 and "No node serves namespace /nowhere" in out.err
+    assert out.err.count("\n") == 1 and out.out == ""
     out = await cluster.run("emit", "news", "1", "--room", "general")
     assert out.code == 0 and "2 sockets" in out.out, out.err
 

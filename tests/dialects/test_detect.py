@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from siotools.dialects.detect import Detection, detect
+from siotools.dialects.detect import Detection, detect, detect_with
 from siotools.protocol import Dialect
 from siotools.pynode import PythonNode
 from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.pubsub import Publisher
 from tests.health.numsub import unchanged
 from tests.nodepeer.fixtures import StartFn
 
@@ -185,3 +187,52 @@ async def test_unreachable_redis_is_one_clear_error() -> None:
     with pytest.raises(RedisUnavailableError, match=r"Cannot reach Redis at redis://") as info:
         await detect(RedisEndpoint.from_url("redis://:pw@127.0.0.1:1/0"), "x", listen=0.1)
     assert ":pw@" not in str(info.value) and "127.0.0.1:1/0" in str(info.value)
+
+
+class _JoinsBetweenReads:
+    """A real command connection after whose first ``PUBSUB CHANNELS`` another 8.x node
+    subscribes (on a real connection), as a node starting during a generation check does."""
+
+    def __init__(self, publisher: Publisher, join: Callable[[], Awaitable[None]]) -> None:
+        self.publisher = publisher
+        self.join: Callable[[], Awaitable[None]] | None = join
+
+    @property
+    def connected(self) -> bool:
+        return self.publisher.connected
+
+    async def execute(self, *args: Any, timeout: float | None = None) -> Any:
+        reply = await self.publisher.execute(*args, timeout=timeout)
+        if args[:2] == (b"PUBSUB", b"CHANNELS") and self.join is not None:
+            join, self.join = self.join, None
+            await join()
+        return reply
+
+
+async def test_a_node_starting_during_the_snapshot_is_no_5x_node(
+    rc: aioredis.Redis, redis_url: str, key: str
+) -> None:
+    # What an 8.x classic node SUBSCRIBEs (protocol-current.md §2.1), on real connections.
+    async def node(uid: str) -> Any:
+        sub = rc.pubsub()
+        await sub.subscribe(f"{key}-request#/#", f"{key}-response#/#", f"{key}-response#/#{uid}#")
+        return sub
+
+    first = await node("aaaaaa")
+    joined: list[Any] = []
+
+    async def join() -> None:
+        joined.append(await node("bbbbbb"))
+
+    publisher = Publisher(RedisEndpoint.from_url(redis_url), name="siotools-detect-test")
+    await publisher.start()
+    try:
+        found = await detect_with(_JoinsBetweenReads(publisher, join), key)
+    finally:
+        await publisher.close()
+        for sub in [first, *joined]:
+            await sub.aclose()
+    assert joined, "the second node did not join between the reads"
+    assert found.dialects == {Dialect.CURRENT}, found.evidence
+    assert set(found.clues["/"].current_uids) == {"aaaaaa", "bbbbbb"}
+    assert found.clues["/"].legacy_subscribers == 0

@@ -13,6 +13,7 @@ node reported an error or an uncaught exception, and that no Python node reporte
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,6 +48,8 @@ PARAMS = cluster_params(CONFIGS)
 # (JSON) parser test (test/custom-parser.ts) sends 1, "2", [3]: JSON carries no Buffer.
 RA_ARGS = [1, "2", b"\x03\x04"]
 JSON_ARGS = [1, "2", [3]]
+# Seconds a broadcast with acks waits for the clients' acks in these tests.
+ACK_WINDOW = 2.0
 
 
 def binary_ok(ctx: Ctx) -> bool:
@@ -175,7 +178,9 @@ async def test_broadcasts_to_a_single_client(ctx: Ctx) -> None:
 
 
 async def test_broadcasts_with_multiple_acknowledgements(ctx: Ctx) -> None:
-    acks = await ctx.cluster.a.op("emit_with_ack", ctx.nsp, event="test", args=[], timeout=2.0)
+    acks = await ctx.cluster.a.op(
+        "emit_with_ack", ctx.nsp, event="test", args=[], timeout=ACK_WINDOW
+    )
     assert len(acks) == 3
     assert all(ack["event"] == "test" for ack in acks)
     for client in (ctx.a, ctx.b, ctx.c):
@@ -186,7 +191,7 @@ async def test_broadcasts_with_multiple_acknowledgements_binary_content(ctx: Ctx
     if not binary_ok(ctx):
         pytest.skip("a JSON parser carries no binary (RA runs this test with msgpack only)")
     acks = await ctx.cluster.a.op(
-        "emit_with_ack", ctx.nsp, event="bin", args=[b"\x01\x02"], timeout=2.0
+        "emit_with_ack", ctx.nsp, event="bin", args=[b"\x01\x02"], timeout=ACK_WINDOW
     )
     assert len(acks) == 3
     for client in (ctx.a, ctx.b, ctx.c):
@@ -195,7 +200,7 @@ async def test_broadcasts_with_multiple_acknowledgements_binary_content(ctx: Ctx
 
 async def test_broadcasts_with_multiple_acknowledgements_no_client(ctx: Ctx) -> None:
     acks = await ctx.cluster.a.op(
-        "emit_with_ack", ctx.nsp, event="test", args=[], rooms=["abc"], timeout=2.0
+        "emit_with_ack", ctx.nsp, event="test", args=[], rooms=["abc"], timeout=ACK_WINDOW
     )
     assert acks == []
 
@@ -215,9 +220,18 @@ async def test_broadcasts_with_multiple_acknowledgements_timeout(ctx: Ctx) -> No
             await peer.call("client_close", client="mute")
 
     try:
+        # The three acks that do come cross the client peer, the other nodes and Redis (a
+        # Redis Cluster's bus too): they get the window the tests above give them. With
+        # 0.5 s, a loaded machine sometimes delivered one after the timeout, and the partial
+        # result had two (the result is whatever arrived in time, as in socket.io).
+        started = time.monotonic()
         with pytest.raises(Timeout, match="operation has timed out") as info:
-            await cl.a.op("emit_with_ack", ctx.nsp, event="test", args=[], timeout=0.5)
-        assert len(info.value.partial or []) == 3
+            await cl.a.op("emit_with_ack", ctx.nsp, event="test", args=[], timeout=ACK_WINDOW)
+        elapsed = time.monotonic() - started
+        acks = info.value.partial or []
+        assert len(acks) == 3, acks
+        assert all(ack["event"] == "test" for ack in acks)
+        assert elapsed >= ACK_WINDOW - 0.05  # it waited for the silent client, in vain
     finally:
         await close()
 
