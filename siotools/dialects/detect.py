@@ -48,7 +48,7 @@ from siotools.protocol import (
     decode_entry,
     glob_escape,
 )
-from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms
+from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms, heard_as
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
@@ -407,7 +407,8 @@ async def listen_traffic(
             return
         heard += 1
         try:
-            frame = decode(channel, payload, prefix=g.prefix)
+            # A PSUBSCRIBE hears no SPUBLISH: maps it hears are no sharded adapter's.
+            frame = heard_as(decode(channel, payload, prefix=g.prefix), sharded=False)
         except DecodeError:
             return
         nsp = getattr(frame, "nsp", None) or ch.nsp or "/"

@@ -95,6 +95,7 @@ from siotools.protocol.streams import (
     decode_session,
     encode_entry,
     encode_session,
+    heard_as,
 )
 from siotools.protocol.values import U64, UNDEFINED, TypedArray, Undefined, has_binary
 from siotools.protocol.wire import (
@@ -165,6 +166,7 @@ __all__ = [
     "glob_escape",
     "grammar",
     "has_binary",
+    "heard_as",
     "js_number",
     "js_parse",
     "js_stringify",

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from siotools.exceptions import DecodeError, EncodeError
-from siotools.protocol.frames import ClusterMessage, ClusterMessageType, Dialect
+from siotools.protocol.frames import ClusterMessage, ClusterMessageType, Dialect, Frame
 from siotools.protocol.jsjson import js_parse, js_stringify
 from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack
-from siotools.protocol.values import UNDEFINED
+from siotools.protocol.values import UNDEFINED, has_binary
 
 __all__ = [
     "DEFAULT_SESSION_PREFIX",
@@ -57,6 +57,7 @@ __all__ = [
     "encode_entry",
     "encode_session",
     "entry_id_ms",
+    "heard_as",
     "is_record",
     "pack_record",
 ]
@@ -280,6 +281,53 @@ def encode_entry(message: ClusterMessage) -> list[tuple[bytes, bytes]]:
 def decode_ephemeral(frame: ClusterMessage) -> ClusterMessage:
     """A 0.3.x pub/sub message, decoded by :func:`siotools.protocol.decode` as sharded-style
     ClusterMessage, relabelled as the streams adapter's."""
+    return dataclasses.replace(frame, dialect=Dialect.STREAMS)
+
+
+# sharded-adapter.ts L177-L192: the only types the sharded adapter ever sends as msgpack,
+# and only when their data holds binary (JSON otherwise).
+_SHARDED_MSGPACK_TYPES: Final = frozenset(
+    {
+        ClusterMessageType.BROADCAST,
+        ClusterMessageType.FETCH_SOCKETS_RESPONSE,
+        ClusterMessageType.SERVER_SIDE_EMIT,
+        ClusterMessageType.SERVER_SIDE_EMIT_RESPONSE,
+        ClusterMessageType.BROADCAST_ACK,
+    }
+)
+
+
+def heard_as(frame: Frame, *, sharded: bool) -> Frame:
+    """``frame`` with the dialect that its shape and the way it was heard prove.
+
+    :func:`siotools.protocol.decode` cannot tell a ClusterAdapter map of the 8.x sharded
+    adapter from one of @socket.io/redis-streams-adapter 0.3.x: both are
+    ``{type, data, uid, nsp}`` on ``P#N#`` / ``P#N#<uid>#`` and it labels both ``sharded``.
+    How the message travelled does tell:
+
+    * the sharded adapter only ever SPUBLISHes (``sharded-adapter.ts``), so a map heard by
+      (P)SUBSCRIBE, or seen as a PUBLISH in MONITOR (``sharded=False``), is the streams
+      adapter's, which PUBLISHes its ephemeral messages unless ``useShardedPubSub``
+      (redis-streams-adapter 0.3.1 ``adapter.ts`` ``doPublish``/``doPublishResponse``);
+    * the streams adapter msgpack-encodes every pub/sub message, the sharded adapter only
+      the types of ``_SHARDED_MSGPACK_TYPES`` whose data holds binary: a SPUBLISHed msgpack
+      map that the sharded adapter would have sent as JSON is the streams adapter's with
+      ``useShardedPubSub``. Anything else SPUBLISHed stays ``sharded``.
+
+    Frames of other dialects, JSON maps and stream entries are returned as they are.
+
+    Args:
+        frame: A frame :func:`siotools.protocol.decode` returned for a pub/sub message.
+        sharded: Whether it was heard as an SPUBLISH (the sniffer's ``sharded`` flag).
+    """
+    if (
+        type(frame) is not ClusterMessage
+        or frame.dialect is not Dialect.SHARDED
+        or not frame.binary  # JSON: the streams adapter never PUBLISHes JSON
+    ):
+        return frame
+    if sharded and frame.type in _SHARDED_MSGPACK_TYPES and has_binary(frame.data):
+        return frame  # what the sharded adapter sends too: the way it came says sharded
     return dataclasses.replace(frame, dialect=Dialect.STREAMS)
 
 

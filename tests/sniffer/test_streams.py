@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from siotools import ConfigurationError
-from siotools.protocol import ClusterMessageType, Dialect, StreamMessage
+from siotools.protocol import ClusterMessage, ClusterMessageType, Dialect, StreamMessage
 from siotools.sniffer import start_capture
 from siotools.sniffer.streams import is_stream
 from tests.nodepeer.fixtures import StartFn
@@ -54,6 +54,49 @@ async def test_sniff_streams_nodes(node_peers: StartFn, redis_url: str, key: str
     assert list(rows["dialect"]) == ["streams", "streams"]
     assert list(rows["type"]) == ["BROADCAST", "SOCKETS_JOIN"]
     assert cap.source.endswith("+xread")
+
+
+@pytest.mark.parametrize("monitor", [False, True], ids=["psubscribe", "monitor"])
+async def test_published_maps_say_streams(
+    node_peers: StartFn, redis_url: str, key: str, monitor: bool
+) -> None:
+    # 0.3 PUBLISHes fetchSockets, broadcasts with an ack, serverSideEmit and every answer
+    # as msgpack ClusterAdapter maps: heard by PSUBSCRIBE (or as a PUBLISH in MONITOR)
+    # they cannot be the sharded adapter's, which only SPUBLISHes.
+    opts = {"stream": key, "streams_version": "0.3"}
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/")
+    await cl.call("client_join", client="c1", rooms=["room1"])
+    if monitor:
+        with pytest.warns(RuntimeWarning, match="MONITOR"):
+            cap = await start_capture(redis_url, key, stream=key, monitor=True)
+    else:
+        cap = await start_capture(redis_url, key, stream=key)
+    assert len(await a.call("fetchSockets", nsp="/")) == 1
+    acks = await a.call(
+        "nsp_emit", nsp="/", rooms=["room1"], event="ask", args=[b"\x01"], ack=True,
+        flags={"timeout": 2000},
+    )  # fmt: skip
+    assert acks == [{"client": "c1", "event": "ask"}]
+    await a.call("serverSideEmit", nsp="/", event="sse-ack", args=[1], ack=True)
+    want = ("FETCH_SOCKETS_RESPONSE", "BROADCAST_ACK", "SERVER_SIDE_EMIT_RESPONSE")
+    for name in want:
+        await wait_frames(cap, lambda f, n=name: f.row.type == n, 1)  # type: ignore[misc]
+    cap.stop()
+    await cap.wait()
+
+    maps = [f for f in cap.frames if isinstance(f.frame, ClusterMessage)]
+    published = [f for f in maps if not isinstance(f.frame, StreamMessage)]
+    assert {f.row.type for f in published} >= {"FETCH_SOCKETS", "BROADCAST", *want}
+    assert all(not f.sharded and f.frame.binary for f in published)
+    assert {f.dialect for f in maps} == {Dialect.STREAMS}
+    df = cap.to_pandas()
+    pubsub = df[df["channel"].str.startswith(f"{key}#")]
+    assert len(pubsub) == len(published)
+    assert set(df["dialect"]) == {"streams"}
+    assert cap.anomalies()["mixed_dialect"] == 0
 
 
 async def test_backfill_since_and_bad_key(redis_url: str, key: str) -> None:
