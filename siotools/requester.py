@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from siotools.dialects.base import (
     Action,
     AddExpected,
+    Append,
     Ask,
     Count,
     Expect,
@@ -32,7 +33,7 @@ from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, EventHandler, Publisher, Subscriber
 from siotools.transport.requests import RequestEngine
 
-__all__ = ["AnyPublisher", "AnySubscriber", "Requester", "Transport"]
+__all__ = ["AnyPublisher", "AnySubscriber", "Requester", "Transport", "append"]
 
 T = TypeVar("T")
 
@@ -140,6 +141,17 @@ def sharded_publisher(publisher: AnyPublisher) -> ClusterPublisher:
     return publisher
 
 
+async def append(publisher: AnyPublisher, step: Append, *, timeout: float | None = None) -> Any:
+    """XADD one stream entry and return its id (on a Redis Cluster, on the key's master).
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused the command.
+    """
+    if isinstance(publisher, ClusterPublisher):
+        return await publisher.execute(*step.command, channel=step.stream, timeout=timeout)
+    return await publisher.execute(*step.command, timeout=timeout)
+
+
 def publish(publisher: AnyPublisher, channel: bytes, payload: bytes, sharded: bool) -> None:
     """PUBLISH, or SPUBLISH when ``sharded``, without waiting."""
     if sharded:
@@ -203,11 +215,13 @@ class Requester:
             except Exception as exc:  # handed to the plan, which may handle it
                 error = exc
 
-    async def _step(self, step: Count | Ask | Local) -> Any:
+    async def _step(self, step: Count | Ask | Local | Append) -> Any:
         if isinstance(step, Local):
             if self.local is not None:
                 await self.local(step)
             return None
+        if isinstance(step, Append):
+            return await append(self.publisher, step, timeout=self.timeout)
         if isinstance(step, Count):
             if step.sharded:
                 count = await sharded_publisher(self.publisher).shardnumsub(step.channel)

@@ -43,6 +43,7 @@ from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack
 from siotools.protocol.values import UNDEFINED, has_binary
 
 __all__ = [
+    "DEFAULT_MAX_LEN",
     "DEFAULT_SESSION_PREFIX",
     "DEFAULT_STREAM",
     "EMITTER_UID",
@@ -54,12 +55,19 @@ __all__ = [
     "decode_ephemeral",
     "decode_record",
     "decode_session",
+    "emitter_broadcast",
+    "emitter_message",
+    "emitter_opts",
     "encode_entry",
     "encode_session",
     "entry_id_ms",
     "heard_as",
     "is_record",
+    "js_hash_code",
     "pack_record",
+    "stream_for",
+    "streams_for",
+    "xadd_args",
 ]
 
 DEFAULT_STREAM: Final = "socket.io"
@@ -278,15 +286,48 @@ def encode_entry(message: ClusterMessage) -> list[tuple[bytes, bytes]]:
     return fields
 
 
-def decode_ephemeral(frame: ClusterMessage) -> ClusterMessage:
-    """A 0.3.x pub/sub message, decoded by :func:`siotools.protocol.decode` as sharded-style
-    ClusterMessage, relabelled as the streams adapter's."""
-    return dataclasses.replace(frame, dialect=Dialect.STREAMS)
+# --------------------------------------------------------------------------- emitter
+
+DEFAULT_MAX_LEN: Final = 10_000
+"""The adapter's and the emitter's default ``maxLen`` (``XADD ... MAXLEN ~ maxLen``)."""
 
 
-# sharded-adapter.ts L177-L192: the only types the sharded adapter ever sends as msgpack,
-# and only when their data holds binary (JSON otherwise).
-_SHARDED_MSGPACK_TYPES: Final = frozenset(
+def js_hash_code(text: str) -> int:
+    """redis-streams-adapter 0.3.x ``util.ts`` ``hashCode``: ``hash = hash * 31 +
+    charCodeAt(i); hash |= 0`` over the UTF-16 code units, a signed 32-bit result."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (h * 31 + (units[i] | units[i + 1] << 8)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def stream_for(nsp: str, stream: str = DEFAULT_STREAM, stream_count: int = 1) -> str:
+    """The stream a namespace's entries go to (0.3.x ``adapter.ts`` ``computeStreamName``).
+
+    With ``streamCount`` 1 (the default, and always in 0.2.x) it is ``streamName``; else
+    ``streamName + "-" + (hashCode(nsp) % streamCount)``, with JavaScript's ``%``, whose
+    result takes the sign of the hash: a namespace whose hash is negative goes to
+    ``socket.io--1`` (a stream no node reads, the adapter's own quirk, mirrored so that
+    the emitter writes where a node of that namespace writes). Only the namespace picks
+    the stream, never the rooms.
+    """
+    if stream_count == 1:
+        return stream
+    h = js_hash_code(nsp)
+    r = abs(h) % stream_count
+    return f"{stream}-{-r if h < 0 else r}"
+
+
+def streams_for(stream: str = DEFAULT_STREAM, stream_count: int = 1) -> tuple[str, ...]:
+    """The streams the nodes read (0.3.x ``createReadOnlyClients``): ``streamName``, or
+    ``streamName-0`` .. ``streamName-<streamCount - 1>``."""
+    if stream_count == 1:
+        return (stream,)
+    return tuple(f"{stream}-{i}" for i in range(stream_count))
+
+
+_MAY_CARRY_BINARY: Final = frozenset(
     {
         ClusterMessageType.BROADCAST,
         ClusterMessageType.FETCH_SOCKETS_RESPONSE,
@@ -295,6 +336,64 @@ _SHARDED_MSGPACK_TYPES: Final = frozenset(
         ClusterMessageType.BROADCAST_ACK,
     }
 )
+
+
+def emitter_message(mtype: ClusterMessageType, nsp: str, data: dict[str, Any]) -> ClusterMessage:
+    """The message @socket.io/redis-streams-emitter XADDs: uid ``"emitter"``, ``data`` as
+    base64 msgpack when a type that may carry binary does (``flattenPayload``: BROADCAST,
+    FETCH_SOCKETS_RESPONSE, SERVER_SIDE_EMIT(_RESPONSE), BROADCAST_ACK), JSON otherwise.
+    :func:`encode_entry` gives its fields."""
+    binary = mtype in _MAY_CARRY_BINARY and has_binary(data)
+    return ClusterMessage(type=mtype, data=data, uid=EMITTER_UID, nsp=nsp, binary=binary)
+
+
+def emitter_broadcast(
+    nsp: str,
+    data: list[Any],
+    rooms: Iterable[Any],
+    except_: Iterable[Any],
+    flags: Mapping[str, Any],
+) -> ClusterMessage:
+    """The emitter's BROADCAST: ``{packet: {type: 2, data, nsp}, opts: {rooms, flags,
+    except}}``, in its key order (``BroadcastOperator.emit`` builds ``opts`` as
+    ``{rooms, flags, except}``, and ``Emitter.publish`` then sets ``packet.nsp``; the
+    adapter's own entries carry ``{rooms, except, flags}`` and no ``packet.nsp``)."""
+    body = {
+        "packet": {"type": 2, "data": list(data), "nsp": nsp},
+        "opts": {
+            "rooms": list(dict.fromkeys(rooms)),
+            "flags": dict(flags),
+            "except": list(dict.fromkeys(except_)),
+        },
+    }
+    return emitter_message(ClusterMessageType.BROADCAST, nsp, body)
+
+
+def emitter_opts(rooms: Iterable[Any], except_: Iterable[Any]) -> dict[str, Any]:
+    """``opts`` of the emitter's socketsJoin/socketsLeave/disconnectSockets:
+    ``{rooms, except, flags: {}}``."""
+    return {
+        "rooms": list(dict.fromkeys(rooms)),
+        "except": list(dict.fromkeys(except_)),
+        "flags": {},
+    }
+
+
+def xadd_args(
+    stream: str, fields: Iterable[tuple[bytes, bytes]], max_len: int = DEFAULT_MAX_LEN
+) -> tuple[bytes, ...]:
+    """``XADD <stream> MAXLEN ~ <max_len> * <field> <value> ...``, as the adapter's and the
+    emitter's ``util.ts`` ``XADD`` send it (ioredis form; node-redis sends the same)."""
+    out = [b"XADD", stream.encode(), b"MAXLEN", b"~", str(int(max_len)).encode(), b"*"]
+    for name, value in fields:
+        out += (name, value)
+    return tuple(out)
+
+
+def decode_ephemeral(frame: ClusterMessage) -> ClusterMessage:
+    """A 0.3.x pub/sub message, decoded by :func:`siotools.protocol.decode` as sharded-style
+    ClusterMessage, relabelled as the streams adapter's."""
+    return dataclasses.replace(frame, dialect=Dialect.STREAMS)
 
 
 def heard_as(frame: Frame, *, sharded: bool) -> Frame:
@@ -310,7 +409,8 @@ def heard_as(frame: Frame, *, sharded: bool) -> Frame:
       adapter's, which PUBLISHes its ephemeral messages unless ``useShardedPubSub``
       (redis-streams-adapter 0.3.1 ``adapter.ts`` ``doPublish``/``doPublishResponse``);
     * the streams adapter msgpack-encodes every pub/sub message, the sharded adapter only
-      the types of ``_SHARDED_MSGPACK_TYPES`` whose data holds binary: a SPUBLISHed msgpack
+      the types that may carry binary (sharded-adapter.ts L177-L192, the set
+      the streams adapter and emitter use too) whose data holds binary: a SPUBLISHed msgpack
       map that the sharded adapter would have sent as JSON is the streams adapter's with
       ``useShardedPubSub``. Anything else SPUBLISHed stays ``sharded``.
 
@@ -326,7 +426,7 @@ def heard_as(frame: Frame, *, sharded: bool) -> Frame:
         or not frame.binary  # JSON: the streams adapter never PUBLISHes JSON
     ):
         return frame
-    if sharded and frame.type in _SHARDED_MSGPACK_TYPES and has_binary(frame.data):
+    if sharded and frame.type in _MAY_CARRY_BINARY and has_binary(frame.data):
         return frame  # what the sharded adapter sends too: the way it came says sharded
     return dataclasses.replace(frame, dialect=Dialect.STREAMS)
 
