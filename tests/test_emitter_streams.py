@@ -8,6 +8,7 @@ the adapter's own decode() and deliver them with socket.io's own broadcast.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from siotools.protocol import (
     decode,
     decode_entry,
 )
+from siotools.sync import Emitter as SyncEmitter
 from tests.nodepeer.fixtures import StartFn
 
 pytestmark = pytest.mark.node
@@ -174,3 +176,22 @@ async def test_streams_emitter_reaches_real_nodes(
     assert_same_message(bulk[1], vector("socketsJoin_socketsLeave", 1))
     assert_same_message(bulk[2], vector("serverSideEmit", 0))  # 0.3 PUBLISHes its own
     assert_same_message(bulk[3], vector("disconnectSockets", 0))
+
+
+async def test_sync_streams_emitter(node_peers: StartFn, redis_url: str, key: str) -> None:
+    a = await node_peers("streams", "A", port=0, stream=key)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=a.url, nsp="/")
+    await cl.call("client_join", client="c1", rooms=["room1"])
+
+    def emit() -> Any:
+        with SyncEmitter(redis_url, key=key, dialect="streams", stream=key, max_len=100) as io:
+            io.to("room1").emit("sync-news", b"\x01", {"n": 1})
+            return io.to("room1").sockets_join("room7")
+
+    assert await asyncio.to_thread(emit) is None
+    ev = await cl.wait_event(name="client_recv", client="c1", event="sync-news")
+    assert ev["args"] == [b"\x01", {"n": 1}]
+    # the join reached the node: a Node-side broadcast to room7 finds the socket
+    await a.call("nsp_emit", nsp="/", rooms=["room7"], event="in-7", args=[])
+    await cl.wait_event(name="client_recv", client="c1", event="in-7")
