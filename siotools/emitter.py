@@ -317,6 +317,42 @@ class Emitter:
         heard: int = await self._requester.run(plan)
         return heard if self.wire.counts_listeners else None
 
+    async def node_count(self, nsp: str = "/") -> int | None:
+        """How many nodes serve ``nsp``, as far as Redis shows it without disturbing them.
+
+        ``PUBSUB NUMSUB`` (SHARDNUMSUB for sharded) as the adapters count themselves; on
+        streams 0.3.x nodes SUBSCRIBE ``P#nsp#`` (their ``serverCount``), and 0.2.x nodes
+        are the uids with a heartbeat in the stream in the last
+        :data:`~siotools.dialects.detect.HEARTBEAT_STALE_MS`.
+
+        Returns:
+            The count; ``0`` only when it is known that no node listens (on streams: the
+            stream does not exist yet, so no 0.2.x node ever announced itself, and no
+            0.3.x node subscribes); ``None`` when Redis cannot tell (a stream without
+            fresh heartbeats: 0.3.x nodes with other pub/sub options, or 0.2.x nodes with
+            a long ``heartbeatInterval``, may still read it).
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached.
+        """
+        from siotools.dialects.detect import read_stream
+
+        await self.connect()
+        count: int = await self._requester.run(self.wire.server_count(nsp))
+        streams = self.wire.listener_streams(nsp)
+        if count or not streams:
+            return count
+        unknown = False
+        for key in streams:
+            clues = await read_stream(self._publisher, key)
+            if clues is None:
+                continue  # no such stream: no node of the heartbeat generation wrote one
+            beats = clues.heartbeat_uids.get(nsp)
+            if beats:
+                return len(beats)
+            unknown = True
+        return None if unknown else 0
+
     async def flush(self) -> None:
         """Wait until Redis has taken every message published so far."""
         await self._publisher.flush()

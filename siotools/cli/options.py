@@ -119,8 +119,8 @@ def add_cluster_options(parser: argparse.ArgumentParser, spec: ClusterOptions) -
             metavar="DIALECT",
             help=(
                 "the cluster's adapter: legacy (socket.io-redis 5.x), legacy-lite (4.x), "
-                "current (@socket.io/redis-adapter 8.x), sharded, pysocketio, or auto "
-                "(default: the client chooses)"
+                "current (@socket.io/redis-adapter 8.x), sharded, streams (emit only), "
+                "pysocketio, or auto (default: the client chooses)"
             ),
         )
     if spec.json is not None:

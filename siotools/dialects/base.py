@@ -477,6 +477,11 @@ class WireDialect(ABC):
     """Whether siotools can be a node or a cluster client of this dialect (False: it can
     only emit to it)."""
 
+    def listener_streams(self, nsp: str) -> tuple[str, ...]:
+        """The Redis streams whose recent heartbeats may count the nodes of ``nsp`` that
+        :meth:`server_count` cannot see (none: pub/sub counts them all)."""
+        return ()
+
     def emitter_broadcast(
         self,
         nsp: str,

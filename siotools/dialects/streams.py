@@ -118,6 +118,10 @@ class StreamsDialect(WireDialect):
         # subscribe to nothing (heartbeats on the stream): NUMSUB counts none of them.
         return self.grammar.broadcast(nsp).encode()
 
+    def listener_streams(self, nsp: str) -> tuple[str, ...]:
+        # 0.2.x nodes (ClusterAdapterWithHeartbeat) announce themselves on the stream only.
+        return (self.stream_of(nsp),)
+
     # ------------------------------------------------------------------ emitting
 
     def emitter_broadcast(
