@@ -14,8 +14,9 @@ encoding is :mod:`siotools.protocol.streams`.
 Both adapter generations read every type from the stream (``onRawMessage`` ->
 ``ClusterAdapter.onMessage``), so these entries reach 0.2.x and 0.3.x nodes alike. With
 0.3.x's ``streamCount > 1`` a namespace's entries go to ``<streamName>-<i>`` (see
-:func:`~siotools.protocol.streams.stream_for`), which the Node emitter does not do (it
-always writes ``streamName``): siotools writes where the nodes of the namespace read.
+:func:`~siotools.protocol.streams.emitter_stream_for`), which the Node emitter does not do
+(it always writes ``streamName``, which such nodes do not read): siotools writes to the
+stream the namespace's nodes use.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from siotools.protocol.streams import (
     emitter_broadcast,
     emitter_message,
     emitter_opts,
+    emitter_stream_for,
     encode_entry,
-    stream_for,
     xadd_args,
 )
 
@@ -105,8 +106,9 @@ class StreamsDialect(WireDialect):
         self.stream_count = stream_count
 
     def stream_of(self, nsp: str) -> str:
-        """The stream the entries of ``nsp`` go to."""
-        return stream_for(nsp, self.stream, self.stream_count)
+        """The stream the entries of ``nsp`` go to (one the nodes read: see
+        :func:`~siotools.protocol.streams.emitter_stream_for`)."""
+        return emitter_stream_for(nsp, self.stream, self.stream_count)
 
     def _append(self, message: ClusterMessage) -> Append:
         stream = self.stream_of(message.nsp)

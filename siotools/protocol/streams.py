@@ -58,6 +58,7 @@ __all__ = [
     "emitter_broadcast",
     "emitter_message",
     "emitter_opts",
+    "emitter_stream_for",
     "encode_entry",
     "encode_session",
     "entry_id_ms",
@@ -308,15 +309,29 @@ def stream_for(nsp: str, stream: str = DEFAULT_STREAM, stream_count: int = 1) ->
     With ``streamCount`` 1 (the default, and always in 0.2.x) it is ``streamName``; else
     ``streamName + "-" + (hashCode(nsp) % streamCount)``, with JavaScript's ``%``, whose
     result takes the sign of the hash: a namespace whose hash is negative goes to
-    ``socket.io--1`` (a stream no node reads, the adapter's own quirk, mirrored so that
-    the emitter writes where a node of that namespace writes). Only the namespace picks
-    the stream, never the rooms.
+    ``socket.io--<i>``, a stream no node reads (0.3.1 reads ``-0`` .. ``-<N-1>`` only;
+    seen on real nodes: such a namespace's broadcasts reach no other node). The sniffer
+    follows those too; the emitter writes elsewhere (:func:`emitter_stream_for`). Only
+    the namespace picks the stream, never the rooms.
     """
     if stream_count == 1:
         return stream
     h = js_hash_code(nsp)
     r = abs(h) % stream_count
     return f"{stream}-{-r if h < 0 else r}"
+
+
+def emitter_stream_for(nsp: str, stream: str = DEFAULT_STREAM, stream_count: int = 1) -> str:
+    """The stream siotools' emitter writes a namespace's entries to: :func:`stream_for`,
+    unless that is a ``<streamName>--<i>`` stream, which no node reads (0.3.1 nodes'
+    own broadcasts in such a namespace reach no other node); then ``<streamName>-<i>``,
+    which every node reads and dispatches by ``nsp``. The entry is then delivered live,
+    though a node's connection state recovery, which replays from the namespace's own
+    (``--<i>``) stream, will not find it."""
+    name = stream_for(nsp, stream, stream_count)
+    if stream_count == 1 or not name.startswith(stream + "--"):
+        return name
+    return stream + "-" + name[len(stream) + 2 :]
 
 
 def streams_for(stream: str = DEFAULT_STREAM, stream_count: int = 1) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
-from siotools import ConfigurationError
+from siotools import ConfigurationError, Emitter
 from siotools.protocol import ClusterMessage, ClusterMessageType, Dialect, StreamMessage
 from siotools.sniffer import start_capture
 from siotools.sniffer.streams import is_stream
@@ -142,3 +142,52 @@ async def test_cli_sniff_stream_backfill(redis_url: str, key: str) -> None:
 
 
 DATA = '{"packet":{"type":2,"data":["news",1]},"opts":{"rooms":[],"except":[],"flags":{}}}'
+
+
+NEG = "/" + "x" * 20  # hashCode < 0: 0.3.1 puts it on "<stream>--1", which no node reads
+
+
+async def test_stream_count_streams_followed_and_written(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # 0.3 streamCount 3: "/" -> <key>-2, "/chat" -> <key>-1 (hashCode % 3), NEG -> <key>--1
+    opts = {"stream": key, "streams_version": "0.3", "stream_count": 3,
+            "nsps": ("/", "/chat", NEG)}  # fmt: skip
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    for client, nsp in (("c1", "/"), ("c2", "/chat"), ("c3", NEG)):
+        await cl.call("client_connect", client=client, url=b.url, nsp=nsp)
+    # Started before any of the streams exists: followed from the option.
+    cap = await start_capture(redis_url, key, stream=key, stream_count=3)
+    await a.call("nsp_emit", nsp="/", event="n-root", args=[1])
+    await a.call("nsp_emit", nsp="/chat", event="n-chat", args=[2])
+    await cl.wait_event(name="client_recv", client="c1", event="n-root")
+    await cl.wait_event(name="client_recv", client="c2", event="n-chat")
+    await a.call("nsp_emit", nsp=NEG, event="n-neg", args=[3])  # lost: nobody reads --1
+    async with Emitter(redis_url, key=key, dialect="streams", stream=key, stream_count=3) as io:
+        await io.emit("e-root", 4)
+        await io.of("/chat").emit("e-chat", 5)
+        await io.of(NEG).emit("e-neg", 6)  # written where the nodes read
+    for client, event in (("c1", "e-root"), ("c2", "e-chat"), ("c3", "e-neg")):
+        await cl.wait_event(name="client_recv", client=client, event=event)
+    frames = await wait_frames(cap, lambda f: isinstance(f.frame, StreamMessage), 6)
+    cap.stop()
+    await cap.wait()
+    where = {f.frame.data["packet"]["data"][0]: f.channel for f in frames}
+    assert where == {
+        "n-root": f"{key}-2", "n-chat": f"{key}-1", "n-neg": f"{key}--1",
+        "e-root": f"{key}-2", "e-chat": f"{key}-1", "e-neg": f"{key}-1",
+    }  # fmt: skip
+    assert not [e for e in cl.events if e.get("event") == "n-neg"]  # the adapter's own loss
+    assert set(cap.to_pandas()["dialect"]) == {"streams"}
+
+    # A capture that is not told the count finds the numbered streams by SCAN.
+    found = await start_capture(redis_url, key, stream=key)
+    async with Emitter(redis_url, key=key, dialect="streams", stream=key, stream_count=3) as io:
+        await io.of("/chat").emit("again", 7)
+    (again,) = await wait_frames(found, lambda f: f.event == "again", 1)
+    found.stop()
+    await found.wait()
+    assert again.channel == f"{key}-1"
+    assert set(found.stream_keys) == {key, f"{key}-1", f"{key}-2", f"{key}--1"}
