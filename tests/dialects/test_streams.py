@@ -14,7 +14,7 @@ from siotools import ConfigurationError, UnsupportedOperation
 from siotools.dialects import EMITTED, SPOKEN, StreamsDialect, make_dialect, resolve_dialect
 from siotools.dialects.base import Append
 from siotools.protocol import Dialect
-from siotools.protocol.streams import js_hash_code, stream_for, streams_for
+from siotools.protocol.streams import emitter_stream_for, js_hash_code, stream_for, streams_for
 from tests.nodepeer.fixtures import InstallFn
 
 
@@ -102,6 +102,11 @@ def test_stream_count_naming_mirrors_compute_stream_name() -> None:
     assert streams_for("s", 3) == ("s-0", "s-1", "s-2") and streams_for("s") == ("s",)
     wire = StreamsDialect(stream="s", stream_count=3)
     assert wire.stream_of("/chat") == "s-1"
+    # ...but the emitter writes to a stream the nodes read (they dispatch by nsp)
+    assert emitter_stream_for("/" + "x" * 20, "s", 3) == "s-1"
+    assert emitter_stream_for("/chat", "s", 3) == "s-1"
+    assert emitter_stream_for("/" + "x" * 20, "s", 1) == "s"
+    assert wire.stream_of("/" + "x" * 20) == "s-1"
     step = wire.emitter_broadcast("/chat", ["e"], [], [], {})
     assert isinstance(step, Append) and step.stream == b"s-1"
 
