@@ -97,3 +97,22 @@ async def test_published_03_traffic_is_not_sharded(
     assert any("decode as streams" in e for e in found.evidence)
     assert report.dialects == ["streams"] and report.healthy, report.codes()
     assert "mixed-dialects" not in report.codes()
+
+
+@pytest.mark.node
+async def test_stream_count_streams_are_detected(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # 0.3 streamCount 3: no stream is named like the prefix; <key>-1 and <key>-2 are.
+    opts = {"stream": key, "streams_version": "0.3", "stream_count": 3}
+    a = await node_peers("streams", "A", port=0, **opts)
+    await node_peers("streams", "B", port=0, **opts)
+    await a.call("nsp_emit", nsp="/", event="news", args=[1])
+    await a.call("nsp_emit", nsp="/chat", event="news", args=[1])
+    found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0)
+    assert found.dialects == {Dialect.STREAMS}
+    assert found.streams is not None and found.streams.nodes == 2
+    assert found.streams.key == f"{key}-1, {key}-2" and found.streams.length == 2
+    assert set(found.streams.namespaces) == {"/", "/chat"}
+    report = await doctor(redis_url, key, duration=0.3)
+    assert report.dialects == ["streams"] and report.healthy, report.codes()
