@@ -50,15 +50,34 @@ _SCAN_ROUNDS: Final = 50
 _NUMBERED: Final = re.compile(rb"-(0|-?[1-9][0-9]*)")
 
 
-async def is_stream(url: str, key: str = DEFAULT_STREAM) -> bool:
-    """Whether ``key`` holds a Redis stream (``TYPE``; a read-only look).
+async def is_stream(url: str, key: str = DEFAULT_STREAM, *, numbered: bool = True) -> bool:
+    """Whether ``key`` holds a Redis stream (``TYPE``; a read-only look), or, with
+    ``numbered``, one of its 0.3.x ``streamCount`` siblings ``<key>-<integer>`` does
+    (bounded ``SCAN``): then a :class:`StreamSource` of ``key`` has streams to follow.
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
     """
     client = aioredis.Redis(**RedisEndpoint.from_url(url).redis_py_kwargs())
     try:
-        return bool(await client.type(key) == b"stream")
+        if await client.type(key) == b"stream":
+            return True
+        if not numbered:
+            return False
+        pattern = (glob_escape(key) + "-*").encode()
+        cursor: Any = 0
+        for _ in range(_SCAN_ROUNDS):
+            cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+            for k in keys:
+                k = k.encode() if isinstance(k, str) else bytes(k)
+                if (
+                    _NUMBERED.fullmatch(k[len(key.encode()) :])
+                    and await client.type(k) == b"stream"
+                ):
+                    return True
+            if not cursor:
+                break
+        return False
     except (redis.exceptions.ConnectionError, OSError) as exc:
         raise RedisUnavailableError(f"cannot reach Redis to look at key {key!r}: {exc}") from exc
     finally:

@@ -182,7 +182,9 @@ async def test_stream_count_streams_followed_and_written(
     assert not [e for e in cl.events if e.get("event") == "n-neg"]  # the adapter's own loss
     assert set(cap.to_pandas()["dialect"]) == {"streams"}
 
-    # A capture that is not told the count finds the numbered streams by SCAN.
+    # A capture that is not told the count finds the numbered streams by SCAN (and
+    # sniff/the TUI, which look with is_stream, read them without being asked).
+    assert await is_stream(redis_url, key) and not await is_stream(redis_url, key, numbered=False)
     found = await start_capture(redis_url, key, stream=key)
     async with Emitter(redis_url, key=key, dialect="streams", stream=key, stream_count=3) as io:
         await io.of("/chat").emit("again", 7)
