@@ -96,6 +96,13 @@ def register(sub: Any) -> None:
         metavar="KEY",
         help="--dialect streams: the adapter's streamName (default socket.io)",
     )
+    p.add_argument(
+        "--stream-count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--dialect streams: the adapter's 0.3 streamCount (default 1)",
+    )
     p = add("custom-request", "send a custom request and show every node's reply", _custom)
     p.add_argument("data", metavar="JSON", help="the request data, a JSON value")
 
@@ -385,7 +392,13 @@ async def _emit_only(args: argparse.Namespace, values: list[Any]) -> dict[str, A
     the node count as Redis shows it, the socket count unknown (nobody can be asked)."""
     from siotools.emitter import Emitter
 
-    io = Emitter(args.url, key=args.prefix, dialect=args.dialect, stream=args.stream)
+    io = Emitter(
+        args.url,
+        key=args.prefix,
+        dialect=args.dialect,
+        stream=args.stream,
+        stream_count=args.stream_count,
+    )
     try:
         nodes = await io.node_count(args.nsp)
         await io.of(args.nsp).to(*args.room).emit(args.event, *values)

@@ -50,6 +50,18 @@ async def test_cli_emit_streams(
     await cl.wait_event(name="client_recv", client="c1", event="more")
 
 
+async def test_cli_emit_stream_count(node_peers: StartFn, redis_url: str, key: str) -> None:
+    a = await node_peers("streams", "A", port=0, stream=key, stream_count=2)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=a.url, nsp="/chat")
+    common = ["--url", redis_url, "--prefix", key, "--dialect", "streams", "--stream", key]
+    code, out, err = await _siotools("emit", *common, "--stream-count", "2", "--nsp", "/chat", "x")
+    assert code == 0 and "1 node listening" in out, err
+    await cl.wait_event(name="client_recv", client="c1", event="x")
+    code, _, err = await _siotools("emit", *common, "--stream-count", "0", "x")
+    assert code == 2 and "stream_count must be a positive integer" in err
+
+
 async def test_cli_emit_streams_node_count_known_or_unknown(redis_url: str, key: str) -> None:
     common = ["--url", redis_url, "--prefix", key, "--dialect", "streams", "--stream", key]
     # No stream and no subscriber: no node of either generation can be there.
