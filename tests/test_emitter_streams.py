@@ -195,3 +195,27 @@ async def test_sync_streams_emitter(node_peers: StartFn, redis_url: str, key: st
     # the join reached the node: a Node-side broadcast to room7 finds the socket
     await a.call("nsp_emit", nsp="/", rooms=["room7"], event="in-7", args=[])
     await cl.wait_event(name="client_recv", client="c1", event="in-7")
+
+
+async def test_streams_emitter_on_a_redis_cluster(redis_cluster_url: str, key: str) -> None:
+    # XADD goes to the master of the stream key's slot (MOVED followed), each stream of
+    # streamCount on its own slot.
+    import redis.asyncio.cluster as aiocluster
+
+    url = redis_cluster_url + ("&" if "?" in redis_cluster_url else "?") + "cluster=true"
+    async with Emitter(url, key=key, dialect="streams", stream=key, stream_count=3) as io:
+        await io.emit("a", 1)
+        await io.of("/chat").emit("b", 2)
+        await io.of("/chat").to("r").sockets_join("s")
+    rc = aiocluster.RedisCluster.from_url(redis_cluster_url.split("?")[0])
+    try:
+        root = await rc.xrange(f"{key}-2")
+        chat = await rc.xrange(f"{key}-1")
+    finally:
+        await rc.aclose()
+    assert [decode_entry(f"{key}-2", i, f.items()).data["packet"]["data"] for i, f in root] == [
+        ["a", 1]
+    ]
+    assert [decode_entry(f"{key}-1", i, f.items()).type for i, f in chat] == [
+        T.BROADCAST, T.SOCKETS_JOIN
+    ]  # fmt: skip
