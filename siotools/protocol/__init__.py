@@ -26,7 +26,8 @@ Decoding and encoding::
 * :class:`ClusterMessage` for the sharded adapter (:class:`ClusterMessageType`);
 * :class:`StreamMessage` (a :class:`ClusterMessage`) for @socket.io/redis-streams-adapter
   stream entries: :func:`decode_entry` / :func:`encode_entry` (``Dialect.STREAMS``; its
-  recovery sessions: :func:`decode_session`);
+  recovery sessions: :func:`decode_session`; :func:`heard_as` relabels its 0.3.x pub/sub
+  maps, which :func:`decode` takes for the sharded adapter's, by how they were heard);
 * :class:`PySocketIOMessage` / :class:`PickledMessage` for python-socketio's own channel
   (pickle is never unpickled unless ``allow_pickle=True``).
 

@@ -23,6 +23,13 @@ Connection state recovery keeps each session under ``<sessionKeyPrefix><pid>`` (
 ``sio:session:``) as the base64 of msgpack ``{sid, pid, rooms, data}``, with ``PX``
 ``maxDisconnectionDuration``: :func:`decode_session`.
 
+:func:`heard_as` tells those 0.3.x pub/sub maps from the sharded adapter's by how they were
+heard. The emitter side mirrors @socket.io/redis-streams-emitter (socketio/socket.io
+monorepo, ``packages/socket.io-redis-streams-emitter/lib/index.ts``):
+:func:`emitter_broadcast` / :func:`emitter_message` / :func:`emitter_opts` build its
+messages, :func:`xadd_args` its ``XADD``, and :func:`stream_for` /
+:func:`emitter_stream_for` / :func:`streams_for` name 0.3.x's ``streamCount`` streams.
+
 Everything here is pure; malformed input raises :class:`~siotools.exceptions.DecodeError`.
 """
 
