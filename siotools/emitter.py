@@ -18,6 +18,14 @@ dynamic nodes publish it), and SOCKETS_JOIN/SOCKETS_LEAVE/DISCONNECT_SOCKETS/
 SERVER_SIDE_EMIT. On a Redis Cluster (``?cluster=true``, or always for sharded) the
 messages go to the slot's master.
 
+``dialect="streams"`` mirrors @socket.io/redis-streams-emitter (socketio/socket.io
+monorepo, ``packages/socket.io-redis-streams-emitter``; not published on npm) for
+@socket.io/redis-streams-adapter 0.2.x/0.3.x clusters: every message is an entry
+``{uid: "emitter", nsp, type, data}`` XADDed to the adapter's stream (``stream``, default
+``socket.io``) with ``MAXLEN ~ max_len`` (default 10 000); with 0.3.x's ``stream_count``
+a namespace's entries go to the stream its nodes use. A stream entry has no receiver
+count: the operations that return how many nodes heard a message return ``None`` there.
+
 Example::
 
     async with Emitter("redis://127.0.0.1:6379/0") as io:
@@ -31,11 +39,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from siotools.dialects import make_dialect, resolve_dialect
-from siotools.dialects.base import Plan
+from siotools.dialects import EMITTED, make_dialect
+from siotools.dialects.base import Append, Plan
 from siotools.exceptions import EncodeError, UnsupportedOperation
 from siotools.protocol import Dialect
-from siotools.requester import AnyPublisher, Requester, Transport, publish, sharded_publisher
+from siotools.requester import (
+    AnyPublisher,
+    Requester,
+    Transport,
+    append,
+    publish,
+    sharded_publisher,
+)
 from siotools.transport.cluster_pubsub import ClusterPublisher
 from siotools.transport.pubsub import ErrorHandler
 from siotools.transport.requests import RequestEngine
@@ -95,26 +110,28 @@ class BroadcastTarget:
         """
         await self.emitter.publish(self, event, args)
 
-    async def sockets_join(self, *rooms: str) -> int:
-        """Make the target's sockets join ``rooms`` (8.x); returns how many nodes heard it."""
+    async def sockets_join(self, *rooms: str) -> int | None:
+        """Make the target's sockets join ``rooms`` (8.x, streams); returns how many nodes
+        heard it (``None`` on streams: an entry has no receiver count)."""
         return await self.emitter.run(
             self.emitter.wire.sockets_join(self.nsp, "", self.rooms, self.except_rooms, rooms)
         )
 
-    async def sockets_leave(self, *rooms: str) -> int:
-        """Make the target's sockets leave ``rooms`` (8.x)."""
+    async def sockets_leave(self, *rooms: str) -> int | None:
+        """Make the target's sockets leave ``rooms`` (8.x, streams)."""
         return await self.emitter.run(
             self.emitter.wire.sockets_leave(self.nsp, "", self.rooms, self.except_rooms, rooms)
         )
 
-    async def disconnect_sockets(self, close: bool = False) -> int:
-        """Disconnect the target's sockets (8.x; ``close``: their whole connections)."""
+    async def disconnect_sockets(self, close: bool = False) -> int | None:
+        """Disconnect the target's sockets (8.x, streams; ``close``: their whole
+        connections)."""
         return await self.emitter.run(
             self.emitter.wire.disconnect_sockets(self.nsp, "", self.rooms, self.except_rooms, close)
         )
 
-    async def server_side_emit(self, event: str, *args: Any) -> int:
-        """Send ``event`` to every server node of the namespace (8.x).
+    async def server_side_emit(self, event: str, *args: Any) -> int | None:
+        """Send ``event`` to every server node of the namespace (8.x, streams).
 
         Raises:
             UnsupportedOperation: An ack callback as last argument (emitter 5.x:
@@ -122,7 +139,7 @@ class BroadcastTarget:
         """
         if args and callable(args[-1]):
             raise UnsupportedOperation("Acknowledgements are not supported")
-        result: int = await self.emitter.run(
+        result = await self.emitter.run(
             self.emitter.wire.server_side_emit(self.nsp, EMITTER_UID, [event, *args], ack=False)
         )
         return result
@@ -135,8 +152,10 @@ class Emitter:
         url: Redis URL.
         key: The cluster's channel prefix.
         dialect: ``"legacy"`` (socket.io-emitter 3.x, notepack 2), ``"legacy-lite"``
-            (msgpack-lite, 4.x), ``"current"`` (@socket.io/redis-emitter 5.x) or
-            ``"sharded"`` (SPUBLISH to 8.x sharded nodes; no Node equivalent).
+            (msgpack-lite, 4.x), ``"current"`` (@socket.io/redis-emitter 5.x),
+            ``"sharded"`` (SPUBLISH to 8.x sharded nodes; no Node equivalent) or
+            ``"streams"`` (XADD to @socket.io/redis-streams-adapter nodes, as
+            @socket.io/redis-streams-emitter does).
         pub_client: A ``redis.asyncio.Redis`` (or ``RedisCluster``) whose connection
             settings to use.
         publisher: Share an already started publisher (the emitter then does not own or
@@ -147,6 +166,10 @@ class Emitter:
         subscription_mode: Sharded: ``"static"`` (the default: every message on the main
             channel, which nodes of every mode hear) or ``"dynamic"``/``"dynamic-private"``
             (single-room broadcasts on the room's channel, as such nodes publish them).
+        stream: Streams: the adapter's ``streamName`` (default ``socket.io``).
+        max_len: Streams: ``maxLen``, each XADD trims to about this many entries (default
+            10 000).
+        stream_count: Streams 0.3.x: ``streamCount`` (default 1).
     """
 
     def __init__(
@@ -160,10 +183,19 @@ class Emitter:
         on_error: ErrorHandler | None = None,
         cluster: bool | None = None,
         subscription_mode: str | None = None,
+        stream: str | None = None,
+        max_len: int | None = None,
+        stream_count: int | None = None,
     ) -> None:
         self.prefix = key or "socket.io"
         self.wire = make_dialect(
-            resolve_dialect(dialect), self.prefix, subscription_mode=subscription_mode or "static"
+            dialect,
+            self.prefix,
+            subscription_mode=subscription_mode or "static",
+            stream=stream,
+            max_len=max_len,
+            stream_count=stream_count,
+            spoken=EMITTED,
         )
         self.dialect = self.wire.dialect
         self._publisher: AnyPublisher
@@ -239,20 +271,28 @@ class Emitter:
         Raises:
             EncodeError: A reserved event name (8.x) or an argument the protocol cannot
                 carry.
-            RedisUnavailableError: Redis cannot be reached at the first emit.
+            RedisUnavailableError: Redis cannot be reached at the first emit (streams: or
+                refused the XADD).
+            UnsupportedOperation: ``count`` on streams (an entry has no receiver count).
         """
         if event in self.wire.reserved_events:
             # @socket.io/redis-emitter 5.1.0 lib/index.ts L240-L247.
             raise EncodeError(f'"{event}" is a reserved event name')
         await self.connect()
-        out = self.wire.broadcast(
-            EMITTER_UID,
+        out = self.wire.emitter_broadcast(
             target.nsp,
             [event, *args],
             target.rooms,
             target.except_rooms,
             dict(target.flags),
         )
+        if isinstance(out, Append):
+            if count:
+                raise UnsupportedOperation(
+                    f"a {self.wire.label} stream entry has no receiver count"
+                )
+            await append(self._publisher, out)
+            return 0
         if count:
             if out.sharded:
                 # SPUBLISH goes to the slot's master, where its subscribers are: exact.
@@ -269,8 +309,9 @@ class Emitter:
         await self._publisher.wait_writable()
         return 0
 
-    async def run(self, plan: Plan[int]) -> int:
-        """Carry out one of the dialect's fire-and-forget operations.
+    async def run(self, plan: Plan[int]) -> int | None:
+        """Carry out one of the dialect's fire-and-forget operations; how many nodes heard
+        it (``None`` where the dialect cannot tell: streams).
 
         Raises:
             UnsupportedOperation: The dialect has no such operation (4.x/5.x emitters can
@@ -279,12 +320,48 @@ class Emitter:
         if not self.wire.capabilities.bulk_operations:
             raise UnsupportedOperation(
                 f"the {self.wire.label} emitter can only broadcast; socketsJoin, "
-                "socketsLeave, disconnectSockets and serverSideEmit need dialect='current' "
-                "or 'sharded'"
+                "socketsLeave, disconnectSockets and serverSideEmit need dialect='current', "
+                "'sharded' or 'streams'"
             )
         await self.connect()
         heard: int = await self._requester.run(plan)
-        return heard
+        return heard if self.wire.counts_listeners else None
+
+    async def node_count(self, nsp: str = "/") -> int | None:
+        """How many nodes serve ``nsp``, as far as Redis shows it without disturbing them.
+
+        ``PUBSUB NUMSUB`` (SHARDNUMSUB for sharded) as the adapters count themselves; on
+        streams 0.3.x nodes SUBSCRIBE ``P#nsp#`` (their ``serverCount``), and 0.2.x nodes
+        are the uids with a heartbeat in the stream in the last
+        :data:`~siotools.dialects.detect.HEARTBEAT_STALE_MS`.
+
+        Returns:
+            The count; ``0`` only when it is known that no node listens (on streams: the
+            stream does not exist yet, so no 0.2.x node ever announced itself, and no
+            0.3.x node subscribes); ``None`` when Redis cannot tell (a stream without
+            fresh heartbeats: 0.3.x nodes with other pub/sub options, or 0.2.x nodes with
+            a long ``heartbeatInterval``, may still read it).
+
+        Raises:
+            RedisUnavailableError: Redis cannot be reached.
+        """
+        from siotools.dialects.detect import read_stream
+
+        await self.connect()
+        count: int = await self._requester.run(self.wire.server_count(nsp))
+        streams = self.wire.listener_streams(nsp)
+        if count or not streams:
+            return count
+        unknown = False
+        for key in streams:
+            clues = await read_stream(self._publisher, key)
+            if clues is None:
+                continue  # no such stream: no node of the heartbeat generation wrote one
+            beats = clues.heartbeat_uids.get(nsp)
+            if beats:
+                return len(beats)
+            unknown = True
+        return None if unknown else 0
 
     async def flush(self) -> None:
         """Wait until Redis has taken every message published so far."""

@@ -34,7 +34,7 @@ from siotools._extras import require
 from siotools.dialects.answers import counts_as_answer, expectation
 from siotools.dialects.detect import PubSubSnapshot, clues, snapshot
 from siotools.exceptions import ConfigurationError, DecodeError, RedisUnavailableError
-from siotools.protocol import Broadcast, ChannelGrammar, ChannelKind, Frame, decode
+from siotools.protocol import Broadcast, ChannelGrammar, ChannelKind, Frame, decode, heard_as
 from siotools.sniffer.frames import describe
 from siotools.sniffer.live import LiveSource
 from siotools.transport.endpoint import RedisEndpoint
@@ -313,24 +313,25 @@ class Exporter:
 
     # ------------------------------------------------------------------ feeding
 
-    def feed(self, now_ns: int, channel: bytes, payload: bytes) -> None:
-        """Count one message heard at ``now_ns`` (the sniffer calls this per message)."""
+    def feed(self, now_ns: int, channel: bytes, payload: bytes, sharded: bool = False) -> None:
+        """Count one message heard at ``now_ns`` (the sniffer calls this per message;
+        ``sharded``: heard as an SPUBLISH)."""
         with self._lock:
-            self._feed(now_ns, channel, payload)
+            self._feed(now_ns, channel, payload, sharded)
 
     def _sink(self, now_ns: int, batch: list[list[bytes]], sharded: bool) -> None:
         with self._lock:
             for reply in batch:
-                self._feed(now_ns, reply[2], reply[3])
+                self._feed(now_ns, reply[2], reply[3], sharded)
 
-    def _feed(self, now_ns: int, channel: bytes, payload: bytes) -> None:
+    def _feed(self, now_ns: int, channel: bytes, payload: bytes, sharded: bool = False) -> None:
         s = self._s
         g = self.grammar
         ch = g.parse(channel)
         if ch.kind is ChannelKind.UNKNOWN or ch.kind is ChannelKind.PYSOCKETIO:
             return
         try:
-            frame = decode(channel, payload, prefix=g.prefix)
+            frame = heard_as(decode(channel, payload, prefix=g.prefix), sharded=sharded)
         except DecodeError:
             s.malformed += 1
             return

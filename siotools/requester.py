@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from siotools.dialects.base import (
     Action,
     AddExpected,
+    Append,
     Ask,
     Count,
     Expect,
@@ -41,6 +42,7 @@ __all__ = [
     "NodeCommands",
     "Requester",
     "Transport",
+    "append",
     "command_runners",
     "detect_on",
 ]
@@ -199,6 +201,17 @@ async def detect_on(publisher: AnyPublisher, prefix: str) -> Detection:
     return await detect_across(command_runners(publisher), prefix)
 
 
+async def append(publisher: AnyPublisher, step: Append, *, timeout: float | None = None) -> Any:
+    """XADD one stream entry and return its id (on a Redis Cluster, on the key's master).
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached or refused the command.
+    """
+    if isinstance(publisher, ClusterPublisher):
+        return await publisher.execute(*step.command, channel=step.stream, timeout=timeout)
+    return await publisher.execute(*step.command, timeout=timeout)
+
+
 def publish(publisher: AnyPublisher, channel: bytes, payload: bytes, sharded: bool) -> None:
     """PUBLISH, or SPUBLISH when ``sharded``, without waiting."""
     if sharded:
@@ -268,11 +281,13 @@ class Requester:
             except Exception as exc:  # handed to the plan, which may handle it
                 error = exc
 
-    async def _step(self, step: Count | Ask | Local, kind: str) -> Any:
+    async def _step(self, step: Count | Ask | Local | Append, kind: str) -> Any:
         if isinstance(step, Local):
             if self.local is not None:
                 await self.local(step)
             return None
+        if isinstance(step, Append):
+            return await append(self.publisher, step, timeout=self.timeout)
         # Every Redis command of a plan has the request's deadline, on one Redis and on a
         # Redis Cluster alike: a stalled server fails the request in time, never hangs it.
         if isinstance(step, Count):

@@ -18,6 +18,7 @@ from typing import Any
 
 from siotools.cli._base import EXIT_FAILED, EXIT_NOBODY, EXIT_OK, say
 from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
+from siotools.dialects import SPOKEN
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout, SocketNotFound
 from siotools.protocol import safe
 
@@ -89,6 +90,19 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--room", action="append", default=[], metavar="ROOM", help="only to ROOM (repeatable)"
+    )
+    p.add_argument(
+        "--stream",
+        default=None,
+        metavar="KEY",
+        help="--dialect streams: the adapter's streamName (default socket.io)",
+    )
+    p.add_argument(
+        "--stream-count",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--dialect streams: the adapter's 0.3 streamCount (default 1)",
     )
     p = add("custom-request", "send a custom request and show every node's reply", _custom)
     p.add_argument("data", metavar="JSON", help="the request data, a JSON value")
@@ -363,18 +377,51 @@ def _emit(args: argparse.Namespace) -> int:
     def render(result: dict[str, Any]) -> None:
         sockets = result["sockets"]
         reach = "socket count unknown" if sockets is None else _count(sockets, "socket")
+        nodes = result["nodes"]
+        listening = "node count unknown" if nodes is None else f"{_count(nodes, 'node')} listening"
         _say(
             f"Emitted {args.event!r} with {_count(len(values), 'argument')} to {target} "
-            f"({_count(result['nodes'], 'node')} listening, {reach})."
+            f"({listening}, {reach})."
         )
 
-    result = _query(args, body)
+    if args.dialect is not None and args.dialect not in SPOKEN:
+        result = asyncio.run(_emit_only(args, values))  # a dialect siotools only emits to
+    else:
+        result = _query(args, body)
     _output(args, result, render)
     if result["sockets"] != 0:
         return EXIT_OK
     where = f"room {', '.join(args.room)} of {args.nsp}" if args.room else f"namespace {args.nsp}"
     say(f"siotools: {where} is empty (no socket is in it), so nobody received {args.event!r}.")
     return EXIT_NOBODY
+
+
+async def _emit_only(args: argparse.Namespace, values: list[Any]) -> dict[str, Any]:
+    """``emit`` through an :class:`~siotools.Emitter` (no cluster client of the dialect):
+    the node count as Redis shows it, the socket count unknown (nobody can be asked)."""
+    from siotools.emitter import Emitter
+
+    io = Emitter(
+        args.url,
+        key=args.prefix,
+        dialect=args.dialect,
+        stream=args.stream,
+        stream_count=args.stream_count,
+    )
+    try:
+        nodes = await io.node_count(args.nsp)
+        await io.of(args.nsp).to(*args.room).emit(args.event, *values)
+    finally:
+        await io.close()
+    return {
+        "ok": True,
+        "event": args.event,
+        "args": values,
+        "rooms": args.room,
+        "nsp": args.nsp,
+        "nodes": nodes,
+        "sockets": 0 if nodes == 0 else None,
+    }
 
 
 def _custom(args: argparse.Namespace) -> int:

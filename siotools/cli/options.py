@@ -124,8 +124,8 @@ def add_cluster_options(parser: argparse.ArgumentParser, spec: ClusterOptions) -
             help=(
                 "the cluster's adapter: legacy (socket.io-redis 5.x), legacy-lite (4.x), "
                 "current (@socket.io/redis-adapter 8.x), sharded (8.x createShardedAdapter, "
-                "Redis 7 SPUBLISH), pysocketio, or auto (default: detected from the "
-                "subscriptions)"
+                "Redis 7 SPUBLISH), streams (emit only), pysocketio, or auto (default: "
+                "detected from the subscriptions)"
             ),
         )
     if spec.json is not None:

@@ -42,6 +42,7 @@ from siotools.protocol.wire import BroadcastFields
 __all__ = [
     "Action",
     "AddExpected",
+    "Append",
     "Ask",
     "CallHook",
     "Capabilities",
@@ -313,6 +314,20 @@ class Count:
 
 
 @dataclass(frozen=True, slots=True)
+class Append:
+    """Add one entry to a Redis stream (``XADD``, trimmed ``MAXLEN ~``): what
+    @socket.io/redis-streams-adapter nodes read instead of a pub/sub message.
+
+    ``command`` is the whole command (see
+    :func:`siotools.protocol.streams.xadd_args`); ``stream`` is its key, which a Redis
+    Cluster routes by. The step's result is the new entry's id.
+    """
+
+    stream: bytes
+    command: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ask:
     """Publish a request and collect its replies.
 
@@ -342,7 +357,7 @@ class Local:
     actions: Callable[[LocalView], list[Action]]
 
 
-Plan = Generator[Count | Ask | Local, Any, T]
+Plan = Generator[Count | Ask | Local | Append, Any, T]
 """A cluster operation: yields steps, receives their results, returns the result."""
 
 
@@ -455,6 +470,29 @@ class WireDialect(ABC):
     """What the channels of :meth:`room_channel` carry."""
     private_room_channels: bool = True
     """Whether a socket's own id room gets a channel of :meth:`room_channel` too."""
+    counts_listeners: bool = True
+    """Whether sending tells how many nodes received it (PUBLISH's reply). False for a
+    stream: an entry is read later by whoever reads the stream, nobody is counted."""
+    node_dialect: bool = True
+    """Whether siotools can be a node or a cluster client of this dialect (False: it can
+    only emit to it)."""
+
+    def listener_streams(self, nsp: str) -> tuple[str, ...]:
+        """The Redis streams whose recent heartbeats may count the nodes of ``nsp`` that
+        :meth:`server_count` cannot see (none: pub/sub counts them all)."""
+        return ()
+
+    def emitter_broadcast(
+        self,
+        nsp: str,
+        data: list[Any],
+        rooms: Sequence[Any],
+        except_: Sequence[Any],
+        flags: Mapping[str, Any],
+    ) -> Publish | Append:
+        """What an emitter sends to broadcast ``data`` (the node's :meth:`broadcast`
+        signed ``"emitter"``, unless the dialect's emitter writes something else)."""
+        return self.broadcast("emitter", nsp, data, rooms, except_, flags)
 
     def __init__(self, prefix: str = "socket.io") -> None:
         self.prefix = prefix or "socket.io"

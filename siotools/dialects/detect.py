@@ -48,7 +48,7 @@ from siotools.protocol import (
     decode_entry,
     glob_escape,
 )
-from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms
+from siotools.protocol.streams import DEFAULT_SESSION_PREFIX, entry_id_ms, heard_as
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import Publisher, Subscriber
 
@@ -425,7 +425,8 @@ async def listen_traffic(
             return
         heard += 1
         try:
-            frame = decode(channel, payload, prefix=g.prefix)
+            # A PSUBSCRIBE hears no SPUBLISH: maps it hears are no sharded adapter's.
+            frame = heard_as(decode(channel, payload, prefix=g.prefix), sharded=False)
         except DecodeError:
             return
         nsp = getattr(frame, "nsp", None) or ch.nsp or "/"
@@ -780,27 +781,38 @@ async def read_stream(
     recovery sessions (bounded ``SCAN``); None when the key holds no stream. Read-only:
     nothing is written, no consumer group is made.
 
+    When ``key`` is no stream, its numbered siblings ``<key>-<integer>`` are read instead:
+    0.3.x with ``streamCount > 1`` uses ``<streamName>-0`` .. ``-<N-1>`` (and ``--<i>``
+    for namespaces of negative hash, see :func:`siotools.protocol.streams.stream_for`);
+    their clues are read as one stream's, ``key`` then naming them all.
+
     Raises:
         RedisUnavailableError: Redis cannot be reached.
     """
-    kind = _text(await publisher.execute(b"TYPE", key.encode()))
-    if kind != "stream":
-        return None
-    length = int(await publisher.execute(b"XLEN", key.encode()))
-    raw = await publisher.execute(
-        b"XREVRANGE", key.encode(), b"+", b"-", b"COUNT", str(_RECENT).encode()
-    )
+    keys = [key]
+    if _text(await publisher.execute(b"TYPE", key.encode())) != "stream":
+        keys = await _numbered_streams(publisher, key)
+        if not keys:
+            return None
+    length = 0
     recent = []
-    for item in raw or ():
-        eid, flat = item[0], item[1] or []
-        recent.append((eid, list(zip(flat[::2], flat[1::2], strict=False))))
+    for k in keys:
+        length += int(await publisher.execute(b"XLEN", k.encode()))
+        raw = await publisher.execute(
+            b"XREVRANGE", k.encode(), b"+", b"-", b"COUNT", str(_RECENT).encode()
+        )
+        for item in raw or ():
+            eid, flat = item[0], item[1] or []
+            recent.append((eid, list(zip(flat[::2], flat[1::2], strict=False))))
+    if len(keys) > 1:  # newest first across the streams, as one XREVRANGE gives them
+        recent.sort(key=lambda e: _entry_order(e[0]), reverse=True)
     cursor, sessions, rounds = b"0", 0, 0
     pattern = (glob_escape(session_prefix) + "*").encode()
     while True:
-        cursor, keys = await publisher.execute(
+        cursor, found = await publisher.execute(
             b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
         )
-        sessions += len(keys)
+        sessions += len(found)
         rounds += 1
         if cursor in (b"0", 0, "0") or rounds >= _SCAN_ROUNDS:
             break
@@ -808,8 +820,40 @@ async def read_stream(
     secs, micros = await publisher.execute(b"TIME")
     now_ms = int(secs) * 1000 + int(micros) // 1000
     return stream_clues(
-        key, length, recent, snap, sessions=sessions, sessions_capped=capped, now_ms=now_ms
-    )
+        ", ".join(keys), length, recent, snap, sessions=sessions, sessions_capped=capped,
+        now_ms=now_ms,
+    )  # fmt: skip
+
+
+_NUMBERED: Final = re.compile(r"-(0|-?[1-9][0-9]*)")
+
+
+def _entry_order(eid: Any) -> tuple[int, int]:
+    text = _text(eid)
+    ms, _, seq = text.partition("-")
+    return (int(ms), int(seq)) if ms.isdigit() and seq.isdigit() else (0, 0)
+
+
+async def _numbered_streams(publisher: CommandRunner, key: str) -> list[str]:
+    """The ``<key>-<integer>`` keys holding streams (bounded SCAN, then TYPE)."""
+    pattern = (glob_escape(key) + "-*").encode()
+    names: set[str] = set()
+    cursor: Any = b"0"
+    for _ in range(_SCAN_ROUNDS):
+        cursor, found = await publisher.execute(
+            b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
+        )
+        for raw in found:
+            name = _text(raw)
+            if _NUMBERED.fullmatch(name[len(key) :]):
+                names.add(name)
+        if cursor in (b"0", 0, "0"):
+            break
+    out = []
+    for name in sorted(names):
+        if _text(await publisher.execute(b"TYPE", name.encode())) == "stream":
+            out.append(name)
+    return out
 
 
 def reconcile_streams(

@@ -25,6 +25,7 @@ from siotools.protocol import (
     Dialect,
     decode,
     glob_escape,
+    heard_as,
 )
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
@@ -392,7 +393,8 @@ class Sniff:
                     self.room_channel_broadcasts[ch.nsp] = n + 1
                 return
         try:
-            frame = decode(channel, payload, prefix=g.prefix)
+            # A PSUBSCRIBE hears no SPUBLISH: maps it hears are no sharded adapter's.
+            frame = heard_as(decode(channel, payload, prefix=g.prefix), sharded=False)
         except DecodeError as exc:
             self.malformed_count += 1
             if len(self.malformed) < 5:

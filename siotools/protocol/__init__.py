@@ -26,7 +26,8 @@ Decoding and encoding::
 * :class:`ClusterMessage` for the sharded adapter (:class:`ClusterMessageType`);
 * :class:`StreamMessage` (a :class:`ClusterMessage`) for @socket.io/redis-streams-adapter
   stream entries: :func:`decode_entry` / :func:`encode_entry` (``Dialect.STREAMS``; its
-  recovery sessions: :func:`decode_session`);
+  recovery sessions: :func:`decode_session`; :func:`heard_as` relabels its 0.3.x pub/sub
+  maps, which :func:`decode` takes for the sharded adapter's, by how they were heard);
 * :class:`PySocketIOMessage` / :class:`PickledMessage` for python-socketio's own channel
   (pickle is never unpickled unless ``allow_pickle=True``).
 
@@ -95,6 +96,7 @@ from siotools.protocol.streams import (
     decode_session,
     encode_entry,
     encode_session,
+    heard_as,
 )
 from siotools.protocol.values import U64, UNDEFINED, TypedArray, Undefined, has_binary
 from siotools.protocol.wire import (
@@ -165,6 +167,7 @@ __all__ = [
     "glob_escape",
     "grammar",
     "has_binary",
+    "heard_as",
     "js_number",
     "js_parse",
     "js_stringify",

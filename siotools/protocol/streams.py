@@ -23,6 +23,13 @@ Connection state recovery keeps each session under ``<sessionKeyPrefix><pid>`` (
 ``sio:session:``) as the base64 of msgpack ``{sid, pid, rooms, data}``, with ``PX``
 ``maxDisconnectionDuration``: :func:`decode_session`.
 
+:func:`heard_as` tells those 0.3.x pub/sub maps from the sharded adapter's by how they were
+heard. The emitter side mirrors @socket.io/redis-streams-emitter (socketio/socket.io
+monorepo, ``packages/socket.io-redis-streams-emitter/lib/index.ts``):
+:func:`emitter_broadcast` / :func:`emitter_message` / :func:`emitter_opts` build its
+messages, :func:`xadd_args` its ``XADD``, and :func:`stream_for` /
+:func:`emitter_stream_for` / :func:`streams_for` name 0.3.x's ``streamCount`` streams.
+
 Everything here is pure; malformed input raises :class:`~siotools.exceptions.DecodeError`.
 """
 
@@ -37,12 +44,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from siotools.exceptions import DecodeError, EncodeError
-from siotools.protocol.frames import ClusterMessage, ClusterMessageType, Dialect
+from siotools.protocol.frames import ClusterMessage, ClusterMessageType, Dialect, Frame
 from siotools.protocol.jsjson import js_parse, js_stringify
 from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack
-from siotools.protocol.values import UNDEFINED
+from siotools.protocol.values import UNDEFINED, has_binary
 
 __all__ = [
+    "DEFAULT_MAX_LEN",
     "DEFAULT_SESSION_PREFIX",
     "DEFAULT_STREAM",
     "EMITTER_UID",
@@ -54,11 +62,20 @@ __all__ = [
     "decode_ephemeral",
     "decode_record",
     "decode_session",
+    "emitter_broadcast",
+    "emitter_message",
+    "emitter_opts",
+    "emitter_stream_for",
     "encode_entry",
     "encode_session",
     "entry_id_ms",
+    "heard_as",
     "is_record",
+    "js_hash_code",
     "pack_record",
+    "stream_for",
+    "streams_for",
+    "xadd_args",
 ]
 
 DEFAULT_STREAM: Final = "socket.io"
@@ -277,9 +294,162 @@ def encode_entry(message: ClusterMessage) -> list[tuple[bytes, bytes]]:
     return fields
 
 
+# --------------------------------------------------------------------------- emitter
+
+DEFAULT_MAX_LEN: Final = 10_000
+"""The adapter's and the emitter's default ``maxLen`` (``XADD ... MAXLEN ~ maxLen``)."""
+
+
+def js_hash_code(text: str) -> int:
+    """redis-streams-adapter 0.3.x ``util.ts`` ``hashCode``: ``hash = hash * 31 +
+    charCodeAt(i); hash |= 0`` over the UTF-16 code units, a signed 32-bit result."""
+    units = text.encode("utf-16-le", "surrogatepass")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (h * 31 + (units[i] | units[i + 1] << 8)) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def stream_for(nsp: str, stream: str = DEFAULT_STREAM, stream_count: int = 1) -> str:
+    """The stream a namespace's entries go to (0.3.x ``adapter.ts`` ``computeStreamName``).
+
+    With ``streamCount`` 1 (the default, and always in 0.2.x) it is ``streamName``; else
+    ``streamName + "-" + (hashCode(nsp) % streamCount)``, with JavaScript's ``%``, whose
+    result takes the sign of the hash: a namespace whose hash is negative goes to
+    ``socket.io--<i>``, a stream no node reads (0.3.1 reads ``-0`` .. ``-<N-1>`` only;
+    seen on real nodes: such a namespace's broadcasts reach no other node). The sniffer
+    follows those too; the emitter writes elsewhere (:func:`emitter_stream_for`). Only
+    the namespace picks the stream, never the rooms.
+    """
+    if stream_count == 1:
+        return stream
+    h = js_hash_code(nsp)
+    r = abs(h) % stream_count
+    return f"{stream}-{-r if h < 0 else r}"
+
+
+def emitter_stream_for(nsp: str, stream: str = DEFAULT_STREAM, stream_count: int = 1) -> str:
+    """The stream siotools' emitter writes a namespace's entries to: :func:`stream_for`,
+    unless that is a ``<streamName>--<i>`` stream, which no node reads (0.3.1 nodes'
+    own broadcasts in such a namespace reach no other node); then ``<streamName>-<i>``,
+    which every node reads and dispatches by ``nsp``. The entry is then delivered live,
+    though a node's connection state recovery, which replays from the namespace's own
+    (``--<i>``) stream, will not find it."""
+    name = stream_for(nsp, stream, stream_count)
+    if stream_count == 1 or not name.startswith(stream + "--"):
+        return name
+    return stream + "-" + name[len(stream) + 2 :]
+
+
+def streams_for(stream: str = DEFAULT_STREAM, stream_count: int = 1) -> tuple[str, ...]:
+    """The streams the nodes read (0.3.x ``createReadOnlyClients``): ``streamName``, or
+    ``streamName-0`` .. ``streamName-<streamCount - 1>``."""
+    if stream_count == 1:
+        return (stream,)
+    return tuple(f"{stream}-{i}" for i in range(stream_count))
+
+
+_MAY_CARRY_BINARY: Final = frozenset(
+    {
+        ClusterMessageType.BROADCAST,
+        ClusterMessageType.FETCH_SOCKETS_RESPONSE,
+        ClusterMessageType.SERVER_SIDE_EMIT,
+        ClusterMessageType.SERVER_SIDE_EMIT_RESPONSE,
+        ClusterMessageType.BROADCAST_ACK,
+    }
+)
+
+
+def emitter_message(mtype: ClusterMessageType, nsp: str, data: dict[str, Any]) -> ClusterMessage:
+    """The message @socket.io/redis-streams-emitter XADDs: uid ``"emitter"``, ``data`` as
+    base64 msgpack when a type that may carry binary does (``flattenPayload``: BROADCAST,
+    FETCH_SOCKETS_RESPONSE, SERVER_SIDE_EMIT(_RESPONSE), BROADCAST_ACK), JSON otherwise.
+    :func:`encode_entry` gives its fields."""
+    binary = mtype in _MAY_CARRY_BINARY and has_binary(data)
+    return ClusterMessage(type=mtype, data=data, uid=EMITTER_UID, nsp=nsp, binary=binary)
+
+
+def emitter_broadcast(
+    nsp: str,
+    data: list[Any],
+    rooms: Iterable[Any],
+    except_: Iterable[Any],
+    flags: Mapping[str, Any],
+) -> ClusterMessage:
+    """The emitter's BROADCAST: ``{packet: {type: 2, data, nsp}, opts: {rooms, flags,
+    except}}``, in its key order (``BroadcastOperator.emit`` builds ``opts`` as
+    ``{rooms, flags, except}``, and ``Emitter.publish`` then sets ``packet.nsp``; the
+    adapter's own entries carry ``{rooms, except, flags}`` and no ``packet.nsp``)."""
+    body = {
+        "packet": {"type": 2, "data": list(data), "nsp": nsp},
+        "opts": {
+            "rooms": list(dict.fromkeys(rooms)),
+            "flags": dict(flags),
+            "except": list(dict.fromkeys(except_)),
+        },
+    }
+    return emitter_message(ClusterMessageType.BROADCAST, nsp, body)
+
+
+def emitter_opts(rooms: Iterable[Any], except_: Iterable[Any]) -> dict[str, Any]:
+    """``opts`` of the emitter's socketsJoin/socketsLeave/disconnectSockets:
+    ``{rooms, except, flags: {}}``."""
+    return {
+        "rooms": list(dict.fromkeys(rooms)),
+        "except": list(dict.fromkeys(except_)),
+        "flags": {},
+    }
+
+
+def xadd_args(
+    stream: str, fields: Iterable[tuple[bytes, bytes]], max_len: int = DEFAULT_MAX_LEN
+) -> tuple[bytes, ...]:
+    """``XADD <stream> MAXLEN ~ <max_len> * <field> <value> ...``, as the adapter's and the
+    emitter's ``util.ts`` ``XADD`` send it (ioredis form; node-redis sends the same)."""
+    out = [b"XADD", stream.encode(), b"MAXLEN", b"~", str(int(max_len)).encode(), b"*"]
+    for name, value in fields:
+        out += (name, value)
+    return tuple(out)
+
+
 def decode_ephemeral(frame: ClusterMessage) -> ClusterMessage:
     """A 0.3.x pub/sub message, decoded by :func:`siotools.protocol.decode` as sharded-style
     ClusterMessage, relabelled as the streams adapter's."""
+    return dataclasses.replace(frame, dialect=Dialect.STREAMS)
+
+
+def heard_as(frame: Frame, *, sharded: bool) -> Frame:
+    """``frame`` with the dialect that its shape and the way it was heard prove.
+
+    :func:`siotools.protocol.decode` cannot tell a ClusterAdapter map of the 8.x sharded
+    adapter from one of @socket.io/redis-streams-adapter 0.3.x: both are
+    ``{type, data, uid, nsp}`` on ``P#N#`` / ``P#N#<uid>#`` and it labels both ``sharded``.
+    How the message travelled does tell:
+
+    * the sharded adapter only ever SPUBLISHes (``sharded-adapter.ts``), so a map heard by
+      (P)SUBSCRIBE, or seen as a PUBLISH in MONITOR (``sharded=False``), is the streams
+      adapter's, which PUBLISHes its ephemeral messages unless ``useShardedPubSub``
+      (redis-streams-adapter 0.3.1 ``adapter.ts`` ``doPublish``/``doPublishResponse``);
+    * the streams adapter msgpack-encodes every pub/sub message, the sharded adapter only
+      the types that may carry binary (sharded-adapter.ts L177-L192, the set
+      the streams adapter and emitter use too) whose data holds binary: a SPUBLISHed msgpack
+      map that the sharded adapter would have sent as JSON is the streams adapter's with
+      ``useShardedPubSub``. Anything else SPUBLISHed stays ``sharded``.
+
+    Frames of other dialects, JSON maps and stream entries are returned as they are.
+
+    Args:
+        frame: A frame :func:`siotools.protocol.decode` returned for a pub/sub message.
+        sharded: Whether it was heard as an SPUBLISH (the sniffer's ``sharded`` flag).
+    """
+    if (
+        type(frame) is not ClusterMessage
+        or frame.dialect is not Dialect.SHARDED
+        or not frame.binary  # JSON: the streams adapter never PUBLISHes JSON
+    ):
+        return frame
+    if sharded and frame.type in _MAY_CARRY_BINARY and has_binary(frame.data):
+        return frame  # what the sharded adapter sends too: the way it came says sharded
     return dataclasses.replace(frame, dialect=Dialect.STREAMS)
 
 

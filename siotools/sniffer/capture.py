@@ -327,6 +327,7 @@ class Capture:
         rotate: str | int | None = None,
         stream: str | None = None,
         since: str | None = None,
+        stream_count: int | None = None,
     ) -> None:
         if count is not None and count <= 0:
             raise ConfigurationError("count must be a positive number of frames")
@@ -359,7 +360,9 @@ class Capture:
             raise
         self._source = source
         if stream is not None:  # the streams adapter: its stream too (sniffer.streams)
-            self._streams = StreamSource(url, stream, source.sink, since=since)
+            self._streams = StreamSource(
+                url, stream, source.sink, since=since, stream_count=stream_count
+            )
             try:
                 await self._streams.start()
             except BaseException:
@@ -410,6 +413,12 @@ class Capture:
     def received(self) -> int:
         """Records kept so far (those already written to rotated files included)."""
         return len(self.columns) + (self.writer.rows if self.writer is not None else 0)
+
+    @property
+    def stream_keys(self) -> tuple[str, ...]:
+        """The Redis streams a live capture with ``stream=`` follows (its numbered
+        ``<stream>-<i>`` siblings included; empty otherwise)."""
+        return self._streams.keys if self._streams is not None else ()
 
     def _truncate(self) -> None:
         count = self._count
@@ -735,6 +744,7 @@ async def start_capture(
     max_size: int | None = None,
     stream: str | None = None,
     since: str | None = None,
+    stream_count: int | None = None,
 ) -> Capture:
     """Start capturing in the background; returns once Redis confirmed the subscription.
 
@@ -770,6 +780,9 @@ async def start_capture(
             frames of dialect ``streams`` (see :mod:`siotools.sniffer.streams`).
         since: With ``stream``: first backfill the entries already there with XRANGE from
             this id (``"-"``: the whole stream).
+        stream_count: With ``stream``: the adapter's 0.3.x ``streamCount``, to follow
+            ``<stream>-0`` .. ``<stream>-<N-1>`` before they exist (existing
+            ``<stream>-<integer>`` streams are found without it).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -796,6 +809,7 @@ async def start_capture(
         rotate=rotate,
         stream=stream,
         since=since,
+        stream_count=stream_count,
     )
     return cap
 

@@ -44,7 +44,7 @@ from siotools.protocol import (
 )
 from siotools.protocol.msgpack_codec import PayloadTooLargeError
 from siotools.protocol.safe import printable
-from siotools.protocol.streams import RECORD_MARK, decode_record
+from siotools.protocol.streams import RECORD_MARK, decode_record, heard_as
 from siotools.protocol.wire import broadcast_parts
 from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
 
@@ -145,7 +145,7 @@ class RowDecoder:
         """The decoded frame. Raises DecodeError only."""
         if payload[:1] == RECORD_MARK:  # a stream entry (sniffer.streams): channel = key
             return decode_record(channel, payload, prefix=self.prefix)
-        return decode(
+        frame = decode(
             channel,
             payload,
             prefix=self.prefix,
@@ -154,6 +154,8 @@ class RowDecoder:
             pysocketio_channel=self.pysocketio,
             max_size=self.max_size,
         )
+        # How it was heard settles sharded vs streams 0.3.x maps (protocol.streams).
+        return heard_as(frame, sharded=sharded)
 
     def info(self, channel: bytes) -> _ChannelInfo:
         """What the channel alone says (cached per channel)."""

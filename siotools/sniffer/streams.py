@@ -7,6 +7,13 @@ the nodes cannot notice the sniffer. :class:`StreamSource` does the same from ``
 added from now on) and, with ``since``, first backfills the entries already in the stream
 with ``XRANGE`` (``"-"`` for all of it, or an entry id / a millisecond time).
 
+With 0.3.x's ``streamCount`` the adapter spreads the namespaces over ``<streamName>-0`` ..
+``<streamName>-<N-1>`` (and, for a namespace whose hash is negative, ``<streamName>--<i>``:
+see :func:`siotools.protocol.streams.stream_for`): the source follows the named stream and
+every ``<streamName>-<integer>`` stream, found with ``SCAN MATCH`` + ``TYPE`` at start and
+again every few seconds (a stream appears with its first entry), and the ones that
+``stream_count`` names, existing yet or not, all in one ``XREAD``.
+
 Each entry is handed to the same raw sink as the pub/sub sources, as a record whose channel
 is the stream key and whose payload is :func:`siotools.protocol.streams.pack_record` (the
 entry id and field/value bytes as read), so captures, files and the column store keep one
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import Any, Final
 
@@ -25,7 +33,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
-from siotools.protocol.streams import DEFAULT_STREAM, pack_record
+from siotools.protocol import glob_escape
+from siotools.protocol.streams import DEFAULT_STREAM, pack_record, streams_for
 from siotools.sniffer.live import RawSink
 from siotools.transport.endpoint import RedisEndpoint
 
@@ -36,17 +45,39 @@ log = logging.getLogger("siotools.sniffer")
 _BLOCK_MS: Final = 1000
 _COUNT: Final = 500
 _RETRY: Final = 0.5
+_RESCAN_S: Final = 5.0
+_SCAN_ROUNDS: Final = 50
+_NUMBERED: Final = re.compile(rb"-(0|-?[1-9][0-9]*)")
 
 
-async def is_stream(url: str, key: str = DEFAULT_STREAM) -> bool:
-    """Whether ``key`` holds a Redis stream (``TYPE``; a read-only look).
+async def is_stream(url: str, key: str = DEFAULT_STREAM, *, numbered: bool = True) -> bool:
+    """Whether ``key`` holds a Redis stream (``TYPE``; a read-only look), or, with
+    ``numbered``, one of its 0.3.x ``streamCount`` siblings ``<key>-<integer>`` does
+    (bounded ``SCAN``): then a :class:`StreamSource` of ``key`` has streams to follow.
 
     Raises:
         RedisUnavailableError: Redis cannot be reached, or refused TYPE (an ACL).
     """
     client = aioredis.Redis(**RedisEndpoint.from_url(url).redis_py_kwargs())
     try:
-        return bool(await client.type(key) == b"stream")
+        if await client.type(key) == b"stream":
+            return True
+        if not numbered:
+            return False
+        pattern = (glob_escape(key) + "-*").encode()
+        cursor: Any = 0
+        for _ in range(_SCAN_ROUNDS):
+            cursor, keys = await client.scan(cursor, match=pattern, count=1000)
+            for k in keys:
+                k = k.encode() if isinstance(k, str) else bytes(k)
+                if (
+                    _NUMBERED.fullmatch(k[len(key.encode()) :])
+                    and await client.type(k) == b"stream"
+                ):
+                    return True
+            if not cursor:
+                break
+        return False
     except (redis.exceptions.ConnectionError, OSError) as exc:
         raise RedisUnavailableError(f"cannot reach Redis to look at key {key!r}: {exc}") from exc
     except redis.exceptions.ResponseError as exc:  # an ACL without +type: cannot tell
@@ -56,7 +87,8 @@ async def is_stream(url: str, key: str = DEFAULT_STREAM) -> bool:
 
 
 class StreamSource:
-    """One connection reading a stream with ``XREAD BLOCK`` into a raw sink.
+    """One connection reading a stream (and its numbered siblings) with ``XREAD BLOCK``
+    into a raw sink.
 
     Args:
         url: The Redis URL.
@@ -65,9 +97,15 @@ class StreamSource:
         since: Backfill first with XRANGE from this id (``"-"``: the whole stream); None
             reads only what is added after :meth:`start`.
         block_ms: How long one XREAD blocks.
+        stream_count: The adapter's 0.3.x ``streamCount``: also follow
+            ``<stream>-0`` .. ``<stream>-<N-1>`` (and ``<stream>--1`` .. ``--<N-1>``)
+            from the start, before they exist (the ones that exist are found anyway).
+        discover: Look for ``<stream>-<integer>`` streams (SCAN, at start and every few
+            seconds).
 
     Attributes:
         last_id: The id of the last entry handed over (``$`` before the first).
+        keys: The stream keys followed so far.
         errors: The connection errors seen, as text.
         reconnects: How many times the connection was re-established.
     """
@@ -80,30 +118,94 @@ class StreamSource:
         *,
         since: str | None = None,
         block_ms: int = _BLOCK_MS,
+        stream_count: int | None = None,
+        discover: bool = True,
     ) -> None:
         if not stream:
             raise ConfigurationError("the stream key must not be empty")
+        if stream_count is not None and (type(stream_count) is not int or stream_count < 1):
+            raise ConfigurationError(
+                f"stream_count must be a positive integer, not {stream_count!r}"
+            )
         self.endpoint = RedisEndpoint.from_url(url)
         self.stream = stream
         self.sink = sink
         self.since = since
         self.block_ms = block_ms
+        self.discover = discover
         self.last_id = "$"
         self.errors: list[str] = []
         self.reconnects = 0
         self._key = stream.encode()
+        named = {stream} | set(streams_for(stream, stream_count or 1))
+        # JavaScript's % keeps the hash's sign: <stream>--1 .. --<N-1> (stream_for)
+        named |= {f"{stream}--{i}" for i in range(1, stream_count or 1)}
+        self._named = sorted(k.encode() for k in named)
+        self._ids: dict[bytes, str] = {}
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def _hand(self, entries: list[Any]) -> None:
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The stream keys followed so far."""
+        return tuple(k.decode("utf-8", "replace") for k in self._ids)
+
+    def _hand(self, key: bytes, entries: list[Any]) -> None:
         if not entries:
             return
         now = time.time_ns()
         batch: list[list[Any]] = []
+        last = self._ids.get(key, "0-0")
         for eid, fields in entries:
-            batch.append([b"stream", None, self._key, pack_record(eid, fields.items())])
-            self.last_id = eid.decode() if isinstance(eid, bytes) else str(eid)
+            batch.append([b"stream", None, key, pack_record(eid, fields.items())])
+            last = eid.decode() if isinstance(eid, bytes) else str(eid)
+        self._ids[key] = self.last_id = last
         self.sink(now, batch, False)
+
+    async def _siblings(self) -> list[bytes]:
+        """The ``<stream>-<integer>`` keys that hold streams (bounded SCAN)."""
+        assert self._client is not None
+        pattern = (glob_escape(self.stream) + "-*").encode()
+        found: list[bytes] = []
+        cursor: Any = 0
+        for _ in range(_SCAN_ROUNDS):
+            cursor, keys = await self._client.scan(cursor, match=pattern, count=1000)
+            for k in keys:
+                k = k.encode() if isinstance(k, str) else bytes(k)
+                if _NUMBERED.fullmatch(k[len(self._key) :]) and k not in self._ids:
+                    found.append(k)
+            if not cursor:
+                break
+        out = []
+        for k in sorted(set(found)):
+            if await self._client.type(k) == b"stream":
+                out.append(k)
+        return out
+
+    async def _follow(self, key: bytes, check: bool) -> None:
+        """Start following ``key``: backfill (``since``), then pin ``$``."""
+        assert self._client is not None
+        kind: Any = await self._client.type(key)
+        if kind not in (b"stream", b"none"):
+            if check:
+                raise ConfigurationError(
+                    f"key {key.decode('utf-8', 'replace')!r} holds a {kind.decode()}, not a "
+                    "stream; pass the adapter's streamName"
+                )
+            return
+        self._ids[key] = "0-0"
+        if self.since is not None:
+            start = self.since
+            while True:
+                got: Any = await self._client.xrange(key, min=start, count=_COUNT)
+                self._hand(key, got)
+                if len(got) < _COUNT:
+                    break
+                start = "(" + self._ids[key]
+        if self._ids[key] == "0-0" and kind == b"stream":
+            # Pin "$" now: entries added between start() and the first XREAD count.
+            info: Any = await self._client.xinfo_stream(key)
+            self._ids[key] = info["last-generated-id"].decode()
 
     async def start(self) -> None:
         """Connect, check the key, backfill (``since``) and start reading.
@@ -116,26 +218,13 @@ class StreamSource:
             **self.endpoint.redis_py_kwargs(), client_name="siotools-sniffer-streams"
         )
         try:
-            kind: Any = await self._client.type(self._key)
-            if kind not in (b"stream", b"none"):
-                raise ConfigurationError(
-                    f"key {self.stream!r} holds a {kind.decode()}, not a stream; pass the "
-                    "adapter's streamName"
-                )
-            if self.since is not None:
-                start = self.since
-                while True:
-                    got: Any = await self._client.xrange(self._key, min=start, count=_COUNT)
-                    self._hand(got)
-                    if len(got) < _COUNT:
-                        break
-                    start = "(" + self.last_id
-            if self.last_id == "$":
-                # Pin "$" now: entries added between start() and the first XREAD count.
-                info: Any = None
-                if kind == b"stream":
-                    info = await self._client.xinfo_stream(self._key)
-                self.last_id = info["last-generated-id"].decode() if info else "0-0"
+            await self._follow(self._key, True)
+            for key in self._named:
+                if key not in self._ids:
+                    await self._follow(key, False)
+            if self.discover:
+                for key in await self._siblings():
+                    await self._follow(key, False)
         except (redis.exceptions.ConnectionError, OSError) as exc:
             await self.close()
             raise RedisUnavailableError(f"cannot read stream {self.stream!r}: {exc}") from exc
@@ -146,19 +235,25 @@ class StreamSource:
 
     async def _read(self) -> None:
         assert self._client is not None
+        loop = asyncio.get_running_loop()
+        rescan = loop.time() + _RESCAN_S
         while True:
             try:
-                got: Any = await self._client.xread(
-                    {self._key: self.last_id}, count=_COUNT, block=self.block_ms
-                )
+                if self.discover and loop.time() >= rescan:
+                    rescan = loop.time() + _RESCAN_S
+                    for key in await self._siblings():
+                        # created after start(): every entry in it is new
+                        self._ids.setdefault(key, "0-0")
+                ids: dict[Any, Any] = dict(self._ids)
+                got: Any = await self._client.xread(ids, count=_COUNT, block=self.block_ms)
             except (redis.exceptions.ConnectionError, OSError, TimeoutError) as exc:
                 self.errors.append(str(exc))
                 log.warning("stream %s: %s; reading again", self.stream, exc)
                 self.reconnects += 1
                 await asyncio.sleep(_RETRY)
                 continue
-            for _key, entries in got or ():
-                self._hand(entries)
+            for key, entries in got or ():
+                self._hand(bytes(key), entries)
 
     async def close(self) -> None:
         """Stop reading and close the connection."""

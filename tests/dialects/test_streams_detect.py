@@ -3,6 +3,8 @@ count from heartbeat uids (0.2.x) or private channels (0.3.x), recovery sessions
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from siotools.dialects.detect import detect, stream_clues
@@ -59,3 +61,58 @@ def test_stream_clues_count_malformed_entries() -> None:
     clues = stream_clues("s", 2, recent)
     assert (clues.nodes, clues.malformed, clues.last_id) == (1, 1, "2-0")
     assert "1 malformed" in clues.describe()
+
+
+@pytest.mark.node
+async def test_published_03_traffic_is_not_sharded(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # fetchSockets and serverSideEmit of 0.3 nodes go over PUBLISH as msgpack maps: heard
+    # by the doctor's and the detection's PSUBSCRIBE they are streams traffic, not a
+    # second (sharded) adapter generation on the prefix.
+    opts = {"stream": key, "streams_version": "0.3"}
+    a = await node_peers("streams", "A", port=0, **opts)
+    await node_peers("streams", "B", port=0, **opts)
+    await a.call("nsp_emit", nsp="/", event="news", args=[1])  # creates the stream
+    stop = asyncio.Event()
+
+    async def traffic() -> int:
+        n = 0
+        while not stop.is_set():
+            await a.call("fetchSockets", nsp="/")
+            await a.call("serverSideEmit", nsp="/", event="sse-ack", args=[n], ack=True)
+            n += 1
+            await asyncio.sleep(0.05)
+        return n
+
+    task = asyncio.create_task(traffic())
+    try:
+        found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0.8)
+        report = await doctor(redis_url, key, duration=0.8)
+    finally:
+        stop.set()
+        rounds = await task
+    assert rounds >= 2
+    assert found.dialects == {Dialect.STREAMS} and found.dialect is Dialect.STREAMS
+    assert any("decode as streams" in e for e in found.evidence)
+    assert report.dialects == ["streams"] and report.healthy, report.codes()
+    assert "mixed-dialects" not in report.codes()
+
+
+@pytest.mark.node
+async def test_stream_count_streams_are_detected(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # 0.3 streamCount 3: no stream is named like the prefix; <key>-1 and <key>-2 are.
+    opts = {"stream": key, "streams_version": "0.3", "stream_count": 3}
+    a = await node_peers("streams", "A", port=0, **opts)
+    await node_peers("streams", "B", port=0, **opts)
+    await a.call("nsp_emit", nsp="/", event="news", args=[1])
+    await a.call("nsp_emit", nsp="/chat", event="news", args=[1])
+    found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0)
+    assert found.dialects == {Dialect.STREAMS}
+    assert found.streams is not None and found.streams.nodes == 2
+    assert found.streams.key == f"{key}-1, {key}-2" and found.streams.length == 2
+    assert set(found.streams.namespaces) == {"/", "/chat"}
+    report = await doctor(redis_url, key, duration=0.3)
+    assert report.dialects == ["streams"] and report.healthy, report.codes()

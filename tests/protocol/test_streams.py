@@ -25,6 +25,8 @@ from siotools.protocol import (
     encode,
     encode_entry,
     encode_session,
+    has_binary,
+    heard_as,
 )
 
 STREAMS = Path(__file__).resolve().parents[1] / "data" / "vectors" / "streams"
@@ -239,3 +241,58 @@ def test_records_round_trip_through_capture_files(tmp_path: Path) -> None:
     assert [f.frame for f in frames] == [entry(r) for r in recs]
     assert {f.dialect for f in frames} == {Dialect.STREAMS}
     assert loaded.to_pandas()["type"].iloc[0] == "INITIAL_HEARTBEAT"
+
+
+SHARDED_VECTORS = Path(__file__).resolve().parents[1] / "data" / "vectors" / "current"
+
+
+def sharded_frames() -> list[ClusterMessage]:
+    out = []
+    for name in ("sharded_static", "sharded_dynamic"):
+        text = (SHARDED_VECTORS / f"{name}.jsonl").read_text(encoding="utf-8")
+        for line in text.splitlines():
+            rec = json.loads(line)
+            frame = decode(rec["channel"], bytes.fromhex(rec["data_hex"]), dialect=Dialect.SHARDED)
+            assert isinstance(frame, ClusterMessage)
+            out.append(frame)
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "rec"), PUBSUB)
+def test_heard_as_03_published_maps(scenario: str, rec: dict[str, Any]) -> None:
+    # What a PSUBSCRIBE (or MONITOR's PUBLISH) hears of 0.3.x: never the sharded adapter.
+    payload = bytes.fromhex(rec["data_hex"])
+    key = meta(scenario)["key"]
+    frame = decode(rec["channel"], payload, prefix=key)
+    assert frame.dialect is Dialect.SHARDED  # what the shape alone says
+    heard = heard_as(frame, sharded=False)
+    assert isinstance(heard, ClusterMessage) and heard.dialect is Dialect.STREAMS
+    assert heard == decode_ephemeral(frame)
+    # useShardedPubSub: SPUBLISHed, but msgpack where the sharded adapter sends JSON
+    forced = decode(rec["channel"], payload, prefix=key, dialect=Dialect.SHARDED)
+    spublished = heard_as(forced, sharded=True)
+    may_carry = (T.BROADCAST, T.FETCH_SOCKETS_RESPONSE, T.SERVER_SIDE_EMIT,
+                 T.SERVER_SIDE_EMIT_RESPONSE, T.BROADCAST_ACK)  # fmt: skip
+    binary = frame.type in may_carry and has_binary(frame.data)
+    assert spublished.dialect is (Dialect.SHARDED if binary else Dialect.STREAMS)
+
+
+def test_heard_as_keeps_sharded_adapter_maps() -> None:
+    frames = sharded_frames()
+    assert any(f.binary for f in frames) and any(not f.binary for f in frames)
+    for frame in frames:
+        assert heard_as(frame, sharded=True) is frame
+        if not frame.binary:  # JSON: the streams adapter never publishes JSON
+            assert heard_as(frame, sharded=False) is frame
+    entry_frame = entry(records("broadcast_all")[0])
+    assert heard_as(entry_frame, sharded=False) is entry_frame
+    classic = decode("socket.io#/#", bytes.fromhex(_CLASSIC_BROADCAST))
+    assert heard_as(classic, sharded=False) is classic
+
+
+# ["uid", {type: 2, data: ["e"], nsp: "/"}, {rooms: [], except: [], flags: {}}] (notepack 3)
+_CLASSIC_BROADCAST = (
+    "93a3756964"
+    "83a47479706502a46461746191a165a36e7370a12f"
+    "83a5726f6f6d7390a665786365707490a5666c61677380"
+)

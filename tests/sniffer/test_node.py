@@ -128,3 +128,10 @@ async def test_sharded_cluster_through_monitor(
     fetch = [f for f in cap.frames if f.row.type == "FETCH_SOCKETS"]
     assert fetch and fetch[0].kind == "request"
     assert cap.anomalies()["unanswered"] == 0
+    # SPUBLISHed maps stay sharded, the msgpack broadcast with binary included (the
+    # streams adapter's 0.3 pub/sub maps are told apart by how they were heard).
+    assert news.frame.binary
+    maps = [f for f in cap.frames if isinstance(f.frame, ClusterMessage)]
+    assert maps and all(f.sharded and f.dialect is Dialect.SHARDED for f in maps)
+    df = cap.to_pandas()
+    assert set(df[df["channel"].str.startswith(f"{key}#")]["dialect"]) == {"sharded"}

@@ -11,8 +11,8 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
-from siotools import ConfigurationError
-from siotools.protocol import ClusterMessageType, Dialect, StreamMessage
+from siotools import ConfigurationError, Emitter
+from siotools.protocol import ClusterMessage, ClusterMessageType, Dialect, StreamMessage
 from siotools.sniffer import start_capture
 from siotools.sniffer.streams import is_stream
 from tests.nodepeer.fixtures import StartFn
@@ -54,6 +54,49 @@ async def test_sniff_streams_nodes(node_peers: StartFn, redis_url: str, key: str
     assert list(rows["dialect"]) == ["streams", "streams"]
     assert list(rows["type"]) == ["BROADCAST", "SOCKETS_JOIN"]
     assert cap.source.endswith("+xread")
+
+
+@pytest.mark.parametrize("monitor", [False, True], ids=["psubscribe", "monitor"])
+async def test_published_maps_say_streams(
+    node_peers: StartFn, redis_url: str, key: str, monitor: bool
+) -> None:
+    # 0.3 PUBLISHes fetchSockets, broadcasts with an ack, serverSideEmit and every answer
+    # as msgpack ClusterAdapter maps: heard by PSUBSCRIBE (or as a PUBLISH in MONITOR)
+    # they cannot be the sharded adapter's, which only SPUBLISHes.
+    opts = {"stream": key, "streams_version": "0.3"}
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    await cl.call("client_connect", client="c1", url=b.url, nsp="/")
+    await cl.call("client_join", client="c1", rooms=["room1"])
+    if monitor:
+        with pytest.warns(RuntimeWarning, match="MONITOR"):
+            cap = await start_capture(redis_url, key, stream=key, monitor=True)
+    else:
+        cap = await start_capture(redis_url, key, stream=key)
+    assert len(await a.call("fetchSockets", nsp="/")) == 1
+    acks = await a.call(
+        "nsp_emit", nsp="/", rooms=["room1"], event="ask", args=[b"\x01"], ack=True,
+        flags={"timeout": 2000},
+    )  # fmt: skip
+    assert acks == [{"client": "c1", "event": "ask"}]
+    await a.call("serverSideEmit", nsp="/", event="sse-ack", args=[1], ack=True)
+    want = ("FETCH_SOCKETS_RESPONSE", "BROADCAST_ACK", "SERVER_SIDE_EMIT_RESPONSE")
+    for name in want:
+        await wait_frames(cap, lambda f, n=name: f.row.type == n, 1)  # type: ignore[misc]
+    cap.stop()
+    await cap.wait()
+
+    maps = [f for f in cap.frames if isinstance(f.frame, ClusterMessage)]
+    published = [f for f in maps if not isinstance(f.frame, StreamMessage)]
+    assert {f.row.type for f in published} >= {"FETCH_SOCKETS", "BROADCAST", *want}
+    assert all(not f.sharded and f.frame.binary for f in published)
+    assert {f.dialect for f in maps} == {Dialect.STREAMS}
+    df = cap.to_pandas()
+    pubsub = df[df["channel"].str.startswith(f"{key}#")]
+    assert len(pubsub) == len(published)
+    assert set(df["dialect"]) == {"streams"}
+    assert cap.anomalies()["mixed_dialect"] == 0
 
 
 async def test_backfill_since_and_bad_key(redis_url: str, key: str) -> None:
@@ -99,3 +142,54 @@ async def test_cli_sniff_stream_backfill(redis_url: str, key: str) -> None:
 
 
 DATA = '{"packet":{"type":2,"data":["news",1]},"opts":{"rooms":[],"except":[],"flags":{}}}'
+
+
+NEG = "/" + "x" * 20  # hashCode < 0: 0.3.1 puts it on "<stream>--1", which no node reads
+
+
+async def test_stream_count_streams_followed_and_written(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # 0.3 streamCount 3: "/" -> <key>-2, "/chat" -> <key>-1 (hashCode % 3), NEG -> <key>--1
+    opts = {"stream": key, "streams_version": "0.3", "stream_count": 3,
+            "nsps": ("/", "/chat", NEG)}  # fmt: skip
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    for client, nsp in (("c1", "/"), ("c2", "/chat"), ("c3", NEG)):
+        await cl.call("client_connect", client=client, url=b.url, nsp=nsp)
+    # Started before any of the streams exists: followed from the option.
+    cap = await start_capture(redis_url, key, stream=key, stream_count=3)
+    await a.call("nsp_emit", nsp="/", event="n-root", args=[1])
+    await a.call("nsp_emit", nsp="/chat", event="n-chat", args=[2])
+    await cl.wait_event(name="client_recv", client="c1", event="n-root")
+    await cl.wait_event(name="client_recv", client="c2", event="n-chat")
+    await a.call("nsp_emit", nsp=NEG, event="n-neg", args=[3])  # lost: nobody reads --1
+    async with Emitter(redis_url, key=key, dialect="streams", stream=key, stream_count=3) as io:
+        await io.emit("e-root", 4)
+        await io.of("/chat").emit("e-chat", 5)
+        await io.of(NEG).emit("e-neg", 6)  # written where the nodes read
+    for client, event in (("c1", "e-root"), ("c2", "e-chat"), ("c3", "e-neg")):
+        await cl.wait_event(name="client_recv", client=client, event=event)
+    frames = await wait_frames(cap, lambda f: isinstance(f.frame, StreamMessage), 6)
+    cap.stop()
+    await cap.wait()
+    where = {f.frame.data["packet"]["data"][0]: f.channel for f in frames}
+    assert where == {
+        "n-root": f"{key}-2", "n-chat": f"{key}-1", "n-neg": f"{key}--1",
+        "e-root": f"{key}-2", "e-chat": f"{key}-1", "e-neg": f"{key}-1",
+    }  # fmt: skip
+    assert not [e for e in cl.events if e.get("event") == "n-neg"]  # the adapter's own loss
+    assert set(cap.to_pandas()["dialect"]) == {"streams"}
+
+    # A capture that is not told the count finds the numbered streams by SCAN (and
+    # sniff/the TUI, which look with is_stream, read them without being asked).
+    assert await is_stream(redis_url, key) and not await is_stream(redis_url, key, numbered=False)
+    found = await start_capture(redis_url, key, stream=key)
+    async with Emitter(redis_url, key=key, dialect="streams", stream=key, stream_count=3) as io:
+        await io.of("/chat").emit("again", 7)
+    (again,) = await wait_frames(found, lambda f: f.event == "again", 1)
+    found.stop()
+    await found.wait()
+    assert again.channel == f"{key}-1"
+    assert set(found.stream_keys) == {key, f"{key}-1", f"{key}-2", f"{key}--1"}

@@ -4,7 +4,7 @@
 //   node peer.js --modules DIR --name A --port 3001 --redis-port 6390 [--redis-host H]
 //                [--streams-version 0.3|0.2]  (0.3.1, or 0.2.3 installed under an npm alias)
 //                [--stream socket.io] [--key socket.io] (0.3 channelPrefix) [--nsps /,/chat]
-//                [--max-len 10000] [--read-count 100] [--block-time MS] (0.3)
+//                [--max-len 10000] [--read-count 100] [--block-time MS] [--stream-count N] (0.3)
 //                [--heartbeat-interval MS] [--heartbeat-timeout MS] (0.2)
 //                [--session-key-prefix sio:session:] [--recovery MS] (connectionStateRecovery)
 //                [--only-plaintext true] (0.3) [--sse-events sse,sse-ack] [--sse-mode reply|silent]
@@ -54,7 +54,9 @@ async function waitReady(timeoutMs) {
     const mine = (await pub.sendCommand(['CLIENT', 'LIST']))
       .split('\n')
       .filter((line) => line.includes(` name=${CLIENT_NAME} `));
-    const reading = mine.some((line) => / cmd=xread /.test(line) && / flags=\S*b/.test(line));
+    // one reading connection per stream (0.3 streamCount: streamName-0 .. -<N-1>)
+    const blocked = mine.filter((line) => / cmd=xread /.test(line) && / flags=\S*b/.test(line));
+    const reading = blocked.length >= (intArg('stream-count') || 1);
     // 0.3: SUBSCRIBE to the public and the private channel of every namespace
     const subscribed = VERSION === '0.2' || mine.some((line) => parseInt((/ sub=(\d+)/.exec(line) || [0, 0])[1], 10) >= 2 * NSPS.length);
     if (reading && subscribed) return;
@@ -105,6 +107,7 @@ async function startServer() {
     streamName: STREAM,
     channelPrefix: KEY,
     maxLen: intArg('max-len'),
+    streamCount: intArg('stream-count'),
     readCount: intArg('read-count'),
     blockTimeInMs: intArg('block-time'),
     sessionKeyPrefix: args['session-key-prefix'],
@@ -180,6 +183,7 @@ const info = () => ({
   flavor: 'streams',
   streams_version: VERSION,
   stream: STREAM,
+  stream_count: intArg('stream-count') || 1,
   key: KEY,
   client_name: CLIENT_NAME,
   port: listenPort,
