@@ -410,6 +410,11 @@ async def _emit_only(args: argparse.Namespace, values: list[Any]) -> dict[str, A
     )
     try:
         nodes = await io.node_count(args.nsp)
+        if nodes == 0:  # known: no node reads there (None is unknown, and sent anyway)
+            raise RequestError(
+                f"No node serves namespace {args.nsp} under prefix {args.prefix!r}, so "
+                f"nobody could receive {args.event!r} (nothing was sent)"
+            )
         await io.of(args.nsp).to(*args.room).emit(args.event, *values)
     finally:
         await io.close()
@@ -420,7 +425,7 @@ async def _emit_only(args: argparse.Namespace, values: list[Any]) -> dict[str, A
         "rooms": args.room,
         "nsp": args.nsp,
         "nodes": nodes,
-        "sockets": 0 if nodes == 0 else None,
+        "sockets": None,
     }
 
 

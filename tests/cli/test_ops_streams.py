@@ -66,12 +66,13 @@ async def test_cli_emit_streams_node_count_known_or_unknown(redis_url: str, key:
     common = ["--url", redis_url, "--prefix", key, "--dialect", "streams", "--stream", key]
     # No stream and no subscriber: no node of either generation can be there.
     code, out, err = await _siotools("emit", *common, "news")
-    assert code != 0 and "0 nodes listening" in out
-    assert "no node serves the namespace" in err and "Traceback" not in err
+    assert code == 1 and out == ""
+    assert "No node serves namespace / under prefix" in err and "nothing was sent" in err
+    assert "Traceback" not in err
     # Now our own entry (and an old heartbeat) is there, but nobody reads or beats: unknown.
     r = aioredis.from_url(redis_url)
     try:
-        await r.delete(key)
+        assert not await r.exists(key)  # nothing was appended
         await r.xadd(key, {"uid": "0123456789abcdef", "nsp": "/", "type": "2"}, id="1-0")
     finally:
         await r.aclose()
