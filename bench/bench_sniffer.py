@@ -154,15 +154,20 @@ def demo_message(i: int) -> tuple[bytes, bytes]:
     return ch.encode(), p
 
 
-def bench_end_to_end(rows: int, distinct: int | None) -> None:
+def bench_end_to_end(rows: int, distinct: int | None, rounds: int = 5) -> None:
     """Capture -> DataFrame end to end, as a ratio of bare ``msgpack.unpackb``; RSS held.
 
     ``distinct``: how many distinct messages are cycled (None: every message distinct).
+    ``rounds``: how many times both rates are measured, alternately, in this process (the
+    table is built cold each time); the median ratio and its spread are printed.
     """
     import json
+    import statistics
 
     import msgpack
     import pandas  # noqa: F401 - imported before timing: the import is not the table's cost
+
+    from siotools.sniffer.columns import DecodedColumns
 
     cycle = [demo_message(i) for i in range(distinct)] if distinct else None
 
@@ -181,31 +186,47 @@ def bench_end_to_end(rows: int, distinct: int | None) -> None:
     cap.stopped_ns = t + rows * 1000
     gc.collect()
     rss_raw = _rss_mb()
-    # Bare unpackb over the same payloads, in the same run.
-    t0 = time.perf_counter()
-    for _, _, p, _ in cap.raw():
-        if p[0] == 0x7B:
-            json.loads(p)
-        else:
-            msgpack.unpackb(p, strict_map_key=False)
-    bare = time.perf_counter() - t0
-    gc.collect()
-    t0 = time.perf_counter()
-    df = cap.to_pandas()
-    e2e = time.perf_counter() - t0
-    gc.collect()
-    rss_all = _rss_mb()
+
+    def bare_unpack() -> float:
+        # Bare unpackb over the same payloads, in the same run.
+        t0 = time.perf_counter()
+        for _, _, p, _ in cap.raw():
+            if p[0] == 0x7B:
+                json.loads(p)
+            else:
+                msgpack.unpackb(p, strict_map_key=False)
+        return time.perf_counter() - t0
+
     what = f"{distinct:,} distinct messages cycled" if distinct else "every message distinct"
-    print(f"end to end, {rows:,} frames of demo traffic ({what}):")
-    print(f"  bare msgpack.unpackb (json.loads for the JSON rows): {rows / bare:,.0f} rows/s")
-    print(f"  capture -> to_pandas() cold, all columns: {e2e:.2f}s = {rows / e2e:,.0f} rows/s")
-    print(f"  ratio to bare unpackb: {bare / e2e:.2f}x")
+    print(f"end to end, {rows:,} frames of demo traffic ({what}), {rounds} rounds:")
+    ratios: list[float] = []
+    for r in range(rounds):
+        bare = bare_unpack()
+        cap.columns.decoded = DecodedColumns()  # cold: nothing decoded yet
+        gc.collect()
+        t0 = time.perf_counter()
+        df = cap.to_pandas()
+        e2e = time.perf_counter() - t0
+        ratios.append(bare / e2e)
+        print(
+            f"  round {r + 1}: bare msgpack.unpackb (json.loads for the JSON rows) "
+            f"{rows / bare:,.0f} rows/s, capture -> to_pandas() cold, all columns "
+            f"{rows / e2e:,.0f} rows/s: ratio {bare / e2e:.2f}x",
+            flush=True,
+        )
+        if r == 0:
+            gc.collect()
+            rss_all = _rss_mb()
+        del df
+    print(
+        f"  ratio to bare unpackb: median {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x over {rounds} rounds)"
+    )
     per_m = 1e6 / rows
     print(
         f"  RSS per 1M frames: capture holding raw records {(rss_raw - rss0) * per_m:,.0f} MB,"
         f" + the DataFrame {(rss_all - rss0) * per_m:,.0f} MB"
     )
-    del df
     gc.collect()
     print(
         f"  capture after the DataFrame is dropped (raw + cached columns): "
@@ -310,15 +331,15 @@ async def bench_soak(
         )
 
 
-def _e2e_subprocesses(rows: int) -> None:
+def _e2e_subprocesses(rows: int, rounds: int, variants: tuple[str, ...]) -> None:
     # Each variant in a fresh process, so that RSS deltas are not blurred by memory an
     # earlier run freed but the allocator kept.
     import sys
 
-    for variant in ("cycled", "distinct"):
+    for variant in variants:
         subprocess.run(
             [sys.executable, "-m", "bench.bench_sniffer", "--rows", str(rows),
-             "--e2e-variant", variant],
+             "--rounds", str(rounds), "--e2e-variant", variant],
             check=False,
         )  # fmt: skip
 
@@ -343,6 +364,10 @@ async def main() -> None:
     ap.add_argument("--soak-rotate", default="16MB", help="soak rotation size")
     ap.add_argument("--skip-table", action="store_true")
     ap.add_argument("--only-e2e", action="store_true", help="only the end-to-end table bench")
+    ap.add_argument("--rounds", type=int, default=5, help="end-to-end rounds (median ratio)")
+    ap.add_argument(
+        "--only-distinct", action="store_true", help="end to end: only every-message-distinct"
+    )
     ap.add_argument("--e2e-variant", choices=["cycled", "distinct"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.soak or args.minutes:
@@ -354,10 +379,13 @@ async def main() -> None:
             )  # fmt: skip
         return
     if args.e2e_variant:
-        bench_end_to_end(args.rows, 1000 if args.e2e_variant == "cycled" else None)
+        bench_end_to_end(
+            args.rows, 1000 if args.e2e_variant == "cycled" else None, args.rounds
+        )  # fmt: skip
         return
-    if args.only_e2e:
-        _e2e_subprocesses(args.rows)
+    variants = ("distinct",) if args.only_distinct else ("cycled", "distinct")
+    if args.only_e2e or args.only_distinct:
+        _e2e_subprocesses(args.rows, args.rounds, variants)
         return
     if not args.skip_capture:
         with RedisServer() as server:
@@ -365,7 +393,7 @@ async def main() -> None:
             if args.rate:
                 await bench_paced(args.rate, args.seconds, server.port, server.url)
     if not args.skip_table:
-        _e2e_subprocesses(args.rows)
+        _e2e_subprocesses(args.rows, args.rounds, variants)
 
 
 if __name__ == "__main__":
