@@ -550,8 +550,9 @@ class ColumnStore:
         bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
         bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
         unknown = kind_code("unknown")
-        done = probes = 0
-        use_cache = True
+        done = probes = frame_probes = frame_hits = 0
+        use_cache = use_frame_cache = True
+        frame_of: dict[type, int] = {}
         try:
             for i, payload in items:
                 done += 1
@@ -645,8 +646,16 @@ class ColumnStore:
                         f_err = None
                 else:
                     f_err = None
-                per = frame_cache.get(code)
-                hit = per.get(payload) if per is not None and f_err is None else None
+                if use_frame_cache:
+                    per = frame_cache.get(code)
+                    hit = per.get(payload) if per is not None and f_err is None else None
+                    frame_probes += 1
+                    if hit is not None:
+                        frame_hits += 1
+                    elif frame_probes == _PROBES and frame_hits < _PROBES // 10:
+                        use_frame_cache = False  # nearly every payload is new: not worth it
+                else:
+                    hit = None
                 if hit is None and f_err is None:
                     try:
                         f = decode_frame(channels[code], payload, bool(sharded[i]))
@@ -691,18 +700,28 @@ class ColumnStore:
                         t_c = type_ix.get(type_v)
                     except TypeError:  # an unhashable value: code() shows it by its repr
                         k_c = n_c = e_c = u_c = r_c = t_c = None
+                    fd = f.dialect
+                    if fd is last_dialect:
+                        d = last_d
+                    else:  # .value is a Python-level property: looked up on a change only
+                        d = last_d = dia_code(fd.value)
+                        last_dialect = fd
+                    fcls = type(f)
+                    fr_c = frame_of.get(fcls)
+                    if fr_c is None:
+                        fr_c = frame_of[fcls] = fr_code(fcls.__name__)
                     row = (
                         kind_code(kind_v) if k_c is None else k_c,
-                        dia_code(f.dialect.value),
+                        d,
                         nsp_code(nsp_v) if n_c is None else n_c,
                         ev_code(ev_v) if e_c is None else e_c,
                         uid_code(uid_v) if u_c is None else u_c,
                         type_code(type_v) if t_c is None else t_c,
-                        fr_code(type(f).__name__),
+                        fr_c,
                         rid_code(rid_v) if r_c is None else r_c,
                         req, resp, r.rooms, r.except_, r.args, r.flags,
                     )  # fmt: skip
-                    if len(payload) <= _CACHED_SIZE:
+                    if use_frame_cache and len(payload) <= _CACHED_SIZE:
                         per = frame_cache.get(code)
                         if per is None:
                             per = frame_cache[code] = {}
