@@ -81,6 +81,7 @@ from siotools.protocol.frames import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
+    dialect_family,
 )
 from siotools.protocol.jsjson import js_number, js_parse, js_stringify, js_stringify_bytes
 from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack, unpack_detect
@@ -141,6 +142,7 @@ __all__ = [
     "Undefined",
     "decode",
     "decode_broadcast",
+    "dialect_family",
     "encode",
     "encode_broadcast",
     "glob_escape",

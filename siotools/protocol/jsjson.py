@@ -13,6 +13,7 @@ import json
 import math
 import re
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 from siotools.protocol.values import U64, UNDEFINED, TypedArray, Undefined
@@ -231,4 +232,5 @@ def js_parse(payload: bytes | str) -> Any:
 
 
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-_SCAN: Final = _DECODER.scan_once
+# The C scanner JSONDecoder.__init__ sets (json.scanner.make_scanner); untyped in typeshed.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]

@@ -71,6 +71,7 @@ def decode(
     allow_pickle: bool = False,
     pysocketio_channel: str = "socketio",
     max_size: int | None = None,
+    sharded: bool = False,
 ) -> F.Frame:
     """Decode one pub/sub message into a frame.
 
@@ -89,6 +90,10 @@ def decode(
             for trusted Redis servers).
         pysocketio_channel: python-socketio's channel name.
         max_size: Refuse payloads over this many bytes undecoded (None: no limit).
+        sharded: The message was published with SPUBLISH (seen through MONITOR, say):
+            only the 8.x sharded adapter publishes that way, so unless ``dialect`` is
+            given it is decoded as :attr:`Dialect.SHARDED` (its classic-looking channels
+            carry ClusterAdapter messages there, not broadcasts).
 
     Returns:
         The frame.
@@ -97,6 +102,8 @@ def decode(
         PayloadTooLargeError: the payload is over ``max_size`` (a DecodeError).
         DecodeError: for anything that cannot be decoded; no other exception escapes.
     """
+    if sharded and dialect is None:
+        dialect = Dialect.SHARDED
     if max_size is not None and len(payload) > max_size:
         try:
             check_size(payload, max_size)
@@ -474,7 +481,9 @@ def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
     rid = obj.get("requestId")
     if rid is not None and type(rid) is not str:
         raise _fail("'requestId' must be a string")
-    nsp, prefix = ch.nsp, ch.prefix
+    # Request channels always have a namespace (typed Any as the kwargs dict was).
+    nsp: Any = ch.nsp
+    prefix = ch.prefix
     if t in _ANSWERED:
         if rid is None:
             raise _fail("'requestId' is required")
@@ -533,7 +542,8 @@ def _current_response(obj: dict[str, Any], ch: Channel) -> F.Frame:
     rid = obj.get("requestId")
     if type(rid) is not str:
         raise _fail("'requestId' must be a string")
-    nsp, prefix, to_uid = ch.nsp, ch.prefix, ch.uid
+    nsp: Any = ch.nsp  # response channels always have a namespace
+    prefix, to_uid = ch.prefix, ch.uid
     keys = list(obj)
     if keys == ["requestId"]:
         return F.EmptyResponse(request_id=rid, nsp=nsp, prefix=prefix, to_uid=to_uid)

@@ -41,11 +41,12 @@ from siotools.protocol import (
     ChannelKind,
     Dialect,
     decode,
+    dialect_family,
 )
 from siotools.protocol.msgpack_codec import PayloadTooLargeError
 from siotools.protocol.safe import printable
 from siotools.protocol.wire import broadcast_parts
-from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
+from siotools.sniffer.frames import Row, describe, expects_response
 
 __all__ = [
     "ANOMALIES",
@@ -146,7 +147,7 @@ class RowDecoder:
             channel,
             payload,
             prefix=self.prefix,
-            dialect=Dialect.SHARDED if sharded else None,
+            sharded=sharded,
             allow_pickle=self.allow_pickle,
             pysocketio_channel=self.pysocketio,
             max_size=self.max_size,

@@ -48,6 +48,7 @@ from siotools.protocol import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
+    dialect_family,
     safe,
 )
 
@@ -410,18 +411,6 @@ def expects_response(frame: Frame) -> bool:
     if answered == 2:
         return getattr(frame, "request_id", None) is not None
     return answered == 1
-
-
-def dialect_family(dialect: Dialect | None) -> str | None:
-    """Which generations cannot share a prefix: ``legacy`` (4.x/5.x), ``current``, ``sharded``.
-
-    python-socketio's own channel is not an adapter prefix, so it has no family.
-    """
-    if dialect is None or dialect is Dialect.PYSOCKETIO:
-        return None
-    if dialect is Dialect.LEGACY_LITE:
-        return "legacy"
-    return str(dialect.value)
 
 
 # --------------------------------------------------------------------------- filters
