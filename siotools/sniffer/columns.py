@@ -33,6 +33,7 @@ import collections
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, repeat
+from struct import pack
 from typing import Any, Final, NamedTuple
 
 from siotools.exceptions import DecodeError
@@ -544,8 +545,11 @@ class ColumnStore:
 
         def flush() -> None:
             if pending:
+                # struct packs a C int per value more cheaply than array.extend/append,
+                # which parse each item with PyArg_Parse (arraymodule.c i_setitem).
+                fmt = f"{len(pending)}i"
                 for target, values in zip(targets, zip(*pending, strict=True), strict=True):
-                    target.extend(values)
+                    target.frombytes(pack(fmt, *values))
                 pending.clear()
 
         ev_index, uid_index = cols.event.index, cols.uid.index
