@@ -85,6 +85,7 @@ from siotools.protocol.frames import (
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
+    dialect_family,
 )
 from siotools.protocol.jsjson import js_number, js_parse, js_stringify, js_stringify_bytes
 from siotools.protocol.msgpack_codec import MsgpackFlavor, pack, unpack, unpack_detect
@@ -160,6 +161,7 @@ __all__ = [
     "decode_entry",
     "decode_ephemeral",
     "decode_session",
+    "dialect_family",
     "encode",
     "encode_broadcast",
     "encode_entry",

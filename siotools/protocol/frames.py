@@ -91,6 +91,20 @@ _DIALECT_LABELS = {
 }
 
 
+def dialect_family(dialect: Dialect | None) -> str | None:
+    """Which generations cannot share a prefix: ``legacy`` (4.x/5.x), ``current``, ``sharded``.
+
+    socket.io-redis 4.x and 5.x read each other's channels (only the msgpack library
+    differs), while 8.x classic and sharded use other payloads on the same prefix.
+    python-socketio's own channel is not an adapter prefix, so it has no family.
+    """
+    if dialect is None or dialect is Dialect.PYSOCKETIO:
+        return None
+    if dialect is Dialect.LEGACY_LITE:
+        return "legacy"
+    return str(dialect.value)
+
+
 class PacketType(enum.IntEnum):
     """socket.io-parser packet types."""
 

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import struct
+from collections.abc import Callable
 from typing import Any, Final
 
 from siotools.protocol.values import U64, UNDEFINED, TypedArray, Undefined
@@ -215,8 +216,21 @@ def js_parse(payload: bytes | str) -> Any:
     """
     text = payload.decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload
     # One decoder for every call: json.loads(text, parse_constant=...) builds a new
-    # JSONDecoder each time, which costs as much as parsing a small request.
+    # JSONDecoder each time, which costs as much as parsing a small request. Its C
+    # scanner is called directly first: decode() adds two whitespace regex matches and a
+    # Python frame, more than the scan itself for a request. Anything the bare scan does
+    # not settle (surrounding whitespace, trailing data, any error) goes through decode(),
+    # so results and error messages are decode()'s.
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, TypeError):
+        pass
+    else:
+        if end == len(text):
+            return value
     return _DECODER.decode(text)
 
 
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+# The C scanner JSONDecoder.__init__ sets (json.scanner.make_scanner); untyped in typeshed.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]

@@ -71,6 +71,7 @@ def decode(
     allow_pickle: bool = False,
     pysocketio_channel: str = "socketio",
     max_size: int | None = None,
+    sharded: bool = False,
 ) -> F.Frame:
     """Decode one pub/sub message into a frame.
 
@@ -89,6 +90,10 @@ def decode(
             for trusted Redis servers).
         pysocketio_channel: python-socketio's channel name.
         max_size: Refuse payloads over this many bytes undecoded (None: no limit).
+        sharded: The message was published with SPUBLISH (seen through MONITOR, say):
+            only the 8.x sharded adapter publishes that way, so unless ``dialect`` is
+            given it is decoded as :attr:`Dialect.SHARDED` (its classic-looking channels
+            carry ClusterAdapter messages there, not broadcasts).
 
     Returns:
         The frame.
@@ -97,6 +102,8 @@ def decode(
         PayloadTooLargeError: the payload is over ``max_size`` (a DecodeError).
         DecodeError: for anything that cannot be decoded; no other exception escapes.
     """
+    if sharded and dialect is None:
+        dialect = Dialect.SHARDED
     if max_size is not None and len(payload) > max_size:
         try:
             check_size(payload, max_size)
@@ -108,20 +115,39 @@ def decode(
         g = _GRAMMARS.get(prefix)
         if g is not None:
             ch = g._cache.get(channel)
-            if (
-                ch is not None
-                and (ch.kind is _ROOM or ch.kind is _BROADCAST)
-                and payload
-                and payload[0] & 0xF0 == 0x90
-                and dialect is not Dialect.SHARDED
-            ):
-                try:
-                    return decode_broadcast(
-                        payload, nsp=ch.nsp or "/", dialect=dialect, prefix=prefix
-                    )
-                except DecodeError as exc:
-                    exc.channel = channel
-                    raise
+            if ch is not None and payload:
+                kind = ch.kind
+                if (
+                    (kind is _ROOM or kind is _BROADCAST)
+                    and payload[0] & 0xF0 == 0x90
+                    and dialect is not Dialect.SHARDED
+                ):
+                    try:
+                        return decode_broadcast(
+                            payload, nsp=ch.nsp or "/", dialect=dialect, prefix=prefix
+                        )
+                    except DecodeError as exc:
+                        exc.channel = channel
+                        raise
+                if (
+                    (kind is _REQUEST or kind is _RESPONSE or kind is _RESPONSE_UID)
+                    and payload[0] == 0x7B
+                    and dialect is not Dialect.SHARDED
+                    and dialect is not Dialect.PYSOCKETIO
+                ):
+                    # A JSON request or response: what _decode does, without its checks.
+                    try:
+                        return _decode_json(ch, payload, dialect)
+                    except DecodeError as exc:
+                        if exc.channel is None:
+                            exc.channel, exc.payload = channel, payload
+                        raise
+                    except Exception as exc:
+                        raise DecodeError(
+                            f"cannot decode: {type(exc).__name__}: {exc}",
+                            channel=channel,
+                            payload=payload,
+                        ) from exc
     try:
         if isinstance(payload, (bytearray, memoryview)):
             payload = bytes(payload)
@@ -146,6 +172,9 @@ def decode(
 
 _ROOM: Final = ChannelKind.ROOM
 _BROADCAST: Final = ChannelKind.BROADCAST
+_REQUEST: Final = ChannelKind.REQUEST
+_RESPONSE: Final = ChannelKind.RESPONSE
+_RESPONSE_UID: Final = ChannelKind.RESPONSE_UID
 
 
 BroadcastFields = tuple[str, Any, list[Any], list[Any], list[Any], dict[str, Any]]
@@ -300,19 +329,7 @@ def _decode(ch: Channel, payload: bytes, dialect: Dialect | None, allow_pickle: 
     if dialect is Dialect.SHARDED:
         raise _fail("sharded messages travel on K#N# channels only")
     if is_json:
-        obj = js_parse(payload)
-        if type(obj) is not dict:
-            raise _fail("request/response JSON is not an object")
-        legacy = "requestid" in obj
-        if dialect is not None and legacy != (dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE)):
-            raise _fail(f"message does not belong to dialect {dialect.value}")
-        if kind is ChannelKind.REQUEST:
-            if legacy:
-                return _legacy_request(obj, ch, dialect or Dialect.LEGACY)
-            return _current_request(obj, ch)
-        if legacy:
-            return _legacy_response(obj, ch, dialect or Dialect.LEGACY)
-        return _current_response(obj, ch)
+        return _decode_json(ch, payload, dialect)
     if dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE):
         raise _fail("legacy requests and responses are JSON")
     obj, _ = _unpack(payload)
@@ -321,6 +338,23 @@ def _decode(ch: Channel, payload: bytes, dialect: Dialect | None, allow_pickle: 
     if kind is ChannelKind.REQUEST:
         return _broadcast_ack_request(obj, ch)
     return _broadcast_ack_response(obj, ch)
+
+
+def _decode_json(ch: Channel, payload: bytes, dialect: Dialect | None) -> F.Frame:
+    # A JSON payload on a request or response channel (not sharded).
+    obj = js_parse(payload)
+    if type(obj) is not dict:
+        raise _fail("request/response JSON is not an object")
+    legacy = "requestid" in obj
+    if dialect is not None and legacy != (dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE)):
+        raise _fail(f"message does not belong to dialect {dialect.value}")
+    if ch.kind is _REQUEST:
+        if legacy:
+            return _legacy_request(obj, ch, dialect or Dialect.LEGACY)
+        return _current_request(obj, ch)
+    if legacy:
+        return _legacy_response(obj, ch, dialect or Dialect.LEGACY)
+    return _current_response(obj, ch)
 
 
 # --------------------------------------------------------------------------- decode helpers
@@ -361,6 +395,8 @@ def _opt_map(obj: Mapping[str, Any], key: str) -> dict[str, Any] | None:
 
 
 def _check_keys(obj: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    if type(allowed) is frozenset and obj.keys() <= allowed:
+        return
     extra = set(obj) - set(allowed)
     if extra:
         raise _fail(f"unexpected keys {sorted(map(str, extra))}")
@@ -421,27 +457,50 @@ def _legacy_response(obj: dict[str, Any], ch: Channel, dialect: Dialect) -> F.Fr
     raise _fail(f"unknown legacy response shape {keys}")
 
 
+_SOCKETS_KEYS: Final = frozenset(("uid", "requestId", "type", "rooms"))
+_ALL_ROOMS_KEYS: Final = frozenset(("uid", "requestId", "type"))
+_FETCH_KEYS: Final = frozenset(("uid", "requestId", "type", "opts"))
+_JOIN_KEYS: Final = frozenset(("uid", "requestId", "type", "opts", "rooms", "sid", "room"))
+_DISCONNECT_KEYS: Final = frozenset(("uid", "requestId", "type", "opts", "sid", "close"))
+_EMIT_KEYS: Final = frozenset(("uid", "requestId", "type", "data"))
+_ANSWERED: Final = frozenset(
+    (F.RequestType.SOCKETS, F.RequestType.ALL_ROOMS, F.RequestType.REMOTE_FETCH)
+)
+_JOIN_LEAVE: Final = frozenset((F.RequestType.REMOTE_JOIN, F.RequestType.REMOTE_LEAVE))
+
+
 def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
-    t = _type(obj)
-    uid = _opt_str(obj, "uid")
-    rid = _opt_str(obj, "requestId")
-    common: dict[str, Any] = {"nsp": ch.nsp, "prefix": ch.prefix}
-    base = ("uid", "requestId", "type")
-    if t in (F.RequestType.SOCKETS, F.RequestType.ALL_ROOMS, F.RequestType.REMOTE_FETCH):
+    # The helpers (_type, _opt_str, _check_keys) inlined for the common types: the
+    # sniffer decodes every request of a capture through here.
+    t = obj.get("type")
+    if type(t) is not int:
+        raise _fail("'type' must be an integer")
+    uid = obj.get("uid")
+    if uid is not None and type(uid) is not str:
+        raise _fail("'uid' must be a string")
+    rid = obj.get("requestId")
+    if rid is not None and type(rid) is not str:
+        raise _fail("'requestId' must be a string")
+    # Request channels always have a namespace (typed Any as the kwargs dict was).
+    nsp: Any = ch.nsp
+    prefix = ch.prefix
+    if t in _ANSWERED:
         if rid is None:
             raise _fail("'requestId' is required")
         if t == F.RequestType.SOCKETS:
-            _check_keys(obj, (*base, "rooms"))
+            _check_keys(obj, _SOCKETS_KEYS)
             rooms = _list(obj, "rooms") if "rooms" in obj else ()
-            return F.SocketsRequest(uid=uid, request_id=rid, rooms=rooms, **common)
+            return F.SocketsRequest(uid=uid, request_id=rid, rooms=rooms, nsp=nsp, prefix=prefix)
         if t == F.RequestType.ALL_ROOMS:
-            _check_keys(obj, base)
-            return F.AllRoomsRequest(uid=uid, request_id=rid, **common)
-        _check_keys(obj, (*base, "opts"))
+            _check_keys(obj, _ALL_ROOMS_KEYS)
+            return F.AllRoomsRequest(uid=uid, request_id=rid, nsp=nsp, prefix=prefix)
+        _check_keys(obj, _FETCH_KEYS)
         opts = _opt_map(obj, "opts")
-        return F.RemoteFetchRequest(uid=uid, request_id=rid, opts=opts or {}, **common)
-    if t in (F.RequestType.REMOTE_JOIN, F.RequestType.REMOTE_LEAVE):
-        _check_keys(obj, (*base, "opts", "rooms", "sid", "room"))
+        return F.RemoteFetchRequest(
+            uid=uid, request_id=rid, opts=opts or {}, nsp=nsp, prefix=prefix
+        )
+    if t in _JOIN_LEAVE:
+        _check_keys(obj, _JOIN_KEYS)
         cls = F.RemoteJoinRequest if t == F.RequestType.REMOTE_JOIN else F.RemoteLeaveRequest
         return cls(
             uid=uid,
@@ -450,10 +509,11 @@ def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
             rooms=_opt_list(obj, "rooms"),
             sid=obj.get("sid"),
             room=obj.get("room"),
-            **common,
+            nsp=nsp,
+            prefix=prefix,
         )
     if t == F.RequestType.REMOTE_DISCONNECT:
-        _check_keys(obj, (*base, "opts", "sid", "close"))
+        _check_keys(obj, _DISCONNECT_KEYS)
         close = obj.get("close", UNDEFINED)
         if close is not UNDEFINED and type(close) is not bool:
             raise _fail("'close' must be a boolean")
@@ -463,14 +523,15 @@ def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
             opts=_opt_map(obj, "opts"),
             sid=obj.get("sid"),
             close=close,
-            **common,
+            nsp=nsp,
+            prefix=prefix,
         )
     if t == F.RequestType.SERVER_SIDE_EMIT:
-        _check_keys(obj, (*base, "data"))
+        _check_keys(obj, _EMIT_KEYS)
         data = obj.get("data")
         if type(data) is not list:
             raise _fail("'data' must be an array")
-        return F.ServerSideEmitRequest(uid=uid, request_id=rid, data=data, **common)
+        return F.ServerSideEmitRequest(uid=uid, request_id=rid, data=data, nsp=nsp, prefix=prefix)
     if t == F.RequestType.BROADCAST:
         # A custom (JSON) parser encodes the msgpack types as JSON (RA 8.x `parser` option).
         return _broadcast_ack_request(obj, ch)
@@ -478,23 +539,34 @@ def _current_request(obj: dict[str, Any], ch: Channel) -> F.Frame:
 
 
 def _current_response(obj: dict[str, Any], ch: Channel) -> F.Frame:
-    rid = _str(obj, "requestId")
-    common: dict[str, Any] = {"nsp": ch.nsp, "prefix": ch.prefix, "to_uid": ch.uid}
+    rid = obj.get("requestId")
+    if type(rid) is not str:
+        raise _fail("'requestId' must be a string")
+    nsp: Any = ch.nsp  # response channels always have a namespace
+    prefix, to_uid = ch.prefix, ch.uid
     keys = list(obj)
     if keys == ["requestId"]:
-        return F.EmptyResponse(request_id=rid, **common)
+        return F.EmptyResponse(request_id=rid, nsp=nsp, prefix=prefix, to_uid=to_uid)
     if keys == ["requestId", "rooms"]:
-        return F.RoomsResponse(request_id=rid, rooms=_list(obj, "rooms"), **common)
+        return F.RoomsResponse(
+            request_id=rid, rooms=_list(obj, "rooms"), nsp=nsp, prefix=prefix, to_uid=to_uid
+        )
     if keys == ["requestId", "sockets"]:
-        return F.SocketsResponse(request_id=rid, sockets=_list(obj, "sockets"), **common)
+        return F.SocketsResponse(
+            request_id=rid, sockets=_list(obj, "sockets"), nsp=nsp, prefix=prefix, to_uid=to_uid
+        )
     t = obj.get("type")
     if keys in (["type", "requestId", "data"], ["type", "requestId"]) and t == 6:
-        return F.ServerSideEmitResponse(request_id=rid, data=obj.get("data", UNDEFINED), **common)
+        return F.ServerSideEmitResponse(
+            request_id=rid, data=obj.get("data", UNDEFINED), nsp=nsp, prefix=prefix, to_uid=to_uid
+        )
     if keys == ["type", "requestId", "clientCount"] and t == 8:
         count = obj["clientCount"]
         if type(count) is not int:
             raise _fail("'clientCount' must be an integer")
-        return F.BroadcastClientCountResponse(request_id=rid, client_count=count, **common)
+        return F.BroadcastClientCountResponse(
+            request_id=rid, client_count=count, nsp=nsp, prefix=prefix, to_uid=to_uid
+        )
     if keys == ["type", "requestId", "packet"] and t == 9:
         return _broadcast_ack_response(obj, ch)  # a custom (JSON) parser's BROADCAST_ACK
     raise _fail(f"unknown response shape {keys}")

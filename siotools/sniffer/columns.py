@@ -33,6 +33,7 @@ import collections
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, repeat
+from struct import pack
 from typing import Any, Final, NamedTuple
 
 from siotools.exceptions import DecodeError
@@ -41,12 +42,13 @@ from siotools.protocol import (
     ChannelKind,
     Dialect,
     decode,
+    dialect_family,
 )
 from siotools.protocol.msgpack_codec import PayloadTooLargeError
 from siotools.protocol.safe import printable
 from siotools.protocol.streams import RECORD_MARK, decode_record, heard_as
 from siotools.protocol.wire import broadcast_parts
-from siotools.sniffer.frames import Row, describe, dialect_family, expects_response
+from siotools.sniffer.frames import Row, describe, expects_response
 
 __all__ = [
     "ANOMALIES",
@@ -149,7 +151,7 @@ class RowDecoder:
             channel,
             payload,
             prefix=self.prefix,
-            dialect=Dialect.SHARDED if sharded else None,
+            sharded=sharded,
             allow_pickle=self.allow_pickle,
             pysocketio_channel=self.pysocketio,
             max_size=self.max_size,
@@ -532,16 +534,29 @@ class ColumnStore:
         # What each channel says, by code (rows only refer to channels added before them).
         infos = [dec.info(c) for c in channels]
         fast = [info.broadcast for info in infos]
-        kind_code, kind_codes = cols.kind.code, cols.kind.codes.append
-        dia_code, dia_codes = cols.dialect.code, cols.dialect.codes.append
-        nsp_code, nsp_codes = cols.nsp.code, cols.nsp.codes.append
-        ev_code, ev_codes = cols.event.code, cols.event.codes.append
-        uid_code, uid_codes = cols.uid.code, cols.uid.codes.append
-        type_code, type_codes = cols.type.code, cols.type.codes.append
-        fr_code, fr_codes = cols.frame.code, cols.frame.codes.append
-        rid_code, rid_codes = cols.request_id.code, cols.request_id.codes.append
-        err_code, err_codes = cols.error.code, cols.error.codes.append
-        size = cols.size.append
+        kind_code, dia_code, nsp_code = cols.kind.code, cols.dialect.code, cols.nsp.code
+        ev_code, uid_code, type_code = cols.event.code, cols.uid.code, cols.type.code
+        fr_code, rid_code, err_code = cols.frame.code, cols.request_id.code, cols.error.code
+        # A new row's codes go out as one tuple (size, kind, dialect, nsp, event, uid, type,
+        # frame, request_id, error), moved into the arrays a chunk at a time: one list
+        # append per row instead of ten array appends.
+        pending: list[tuple[int, ...]] = []
+        pend = pending.append
+        targets = (
+            cols.size, cols.kind.codes, cols.dialect.codes, cols.nsp.codes, cols.event.codes,
+            cols.uid.codes, cols.type.codes, cols.frame.codes, cols.request_id.codes,
+            cols.error.codes,
+        )  # fmt: skip
+
+        def flush() -> None:
+            if pending:
+                # struct packs a C int per value more cheaply than array.extend/append,
+                # which parse each item with PyArg_Parse (arraymodule.c i_setitem).
+                fmt = f"{len(pending)}i"
+                for target, values in zip(targets, zip(*pending, strict=True), strict=True):
+                    target.frombytes(pack(fmt, *values))
+                pending.clear()
+
         ev_index, uid_index = cols.event.index, cols.uid.index
         nsp_index, kind_ix = cols.nsp.index, cols.kind.index
         rid_ix, type_ix = cols.request_id.index, cols.type.index
@@ -555,13 +570,16 @@ class ColumnStore:
         bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
         bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
         unknown = kind_code("unknown")
-        done = probes = 0
-        use_cache = True
+        done = probes = frame_probes = frame_hits = 0
+        use_cache = use_frame_cache = True
+        frame_of: dict[type, int] = {}
         try:
             for i, payload in items:
                 done += 1
-                if on_chunk is not None and done % CHUNK == 0:
-                    on_chunk(CHUNK)
+                if done % CHUNK == 0:
+                    flush()
+                    if on_chunk is not None:
+                        on_chunk(CHUNK)
                 have = i < fill
                 code = codes[i]
                 if fast[code] and not sharded[i]:
@@ -581,16 +599,10 @@ class ColumnStore:
                             args_o(hit[6])
                             flags_o(hit[7])
                         if not have:
-                            size(len(payload))
-                            kind_codes(bc_kind)
-                            dia_codes(hit[2])
-                            nsp_codes(nsp_of[code])
-                            ev_codes(hit[0])
-                            uid_codes(hit[1])
-                            type_codes(hit[3])
-                            fr_codes(bc_frame)
-                            rid_codes(-1)
-                            err_codes(-1)
+                            pend(
+                                (len(payload), bc_kind, hit[2], nsp_of[code], hit[0], hit[1],
+                                 hit[3], bc_frame, -1, -1)
+                            )  # fmt: skip
                         continue
                     if payload and payload[0] & 0xF0 == 0x90:
                         # The bulk of any capture: a classic broadcast, read without a
@@ -635,23 +647,25 @@ class ColumnStore:
                                 flags_o(fl)
                             if have:
                                 continue
-                            size(len(payload))
-                            kind_codes(bc_kind)
-                            dia_codes(d)
-                            nsp_codes(nsp_of[code])
-                            ev_codes(e)
-                            uid_codes(u)
-                            type_codes(ty)
-                            fr_codes(bc_frame)
-                            rid_codes(-1)
-                            err_codes(-1)
+                            pend(
+                                (len(payload), bc_kind, d, nsp_of[code], e, u, ty, bc_frame,
+                                 -1, -1)
+                            )  # fmt: skip
                             continue
                     else:
                         f_err = None
                 else:
                     f_err = None
-                per = frame_cache.get(code)
-                hit = per.get(payload) if per is not None and f_err is None else None
+                if use_frame_cache:
+                    per = frame_cache.get(code)
+                    hit = per.get(payload) if per is not None and f_err is None else None
+                    frame_probes += 1
+                    if hit is not None:
+                        frame_hits += 1
+                    elif frame_probes == _PROBES and frame_hits < _PROBES // 10:
+                        use_frame_cache = False  # nearly every payload is new: not worth it
+                else:
+                    hit = None
                 if hit is None and f_err is None:
                     try:
                         f = decode_frame(channels[code], payload, bool(sharded[i]))
@@ -665,13 +679,7 @@ class ColumnStore:
                         flags_o(None)
                     if have:
                         continue
-                    size(len(payload))
-                    kind_codes(unknown)
-                    for append in (dia_codes, nsp_codes, ev_codes, uid_codes, type_codes):
-                        append(-1)
-                    fr_codes(-1)
-                    rid_codes(-1)
-                    err_codes(err_code(str(f_err)))
+                    pend((len(payload), unknown, -1, -1, -1, -1, -1, -1, -1, err_code(str(f_err))))
                     cols.errors.append(i)
                     if isinstance(f_err, PayloadTooLargeError):
                         cols.oversized.append(i)
@@ -696,18 +704,28 @@ class ColumnStore:
                         t_c = type_ix.get(type_v)
                     except TypeError:  # an unhashable value: code() shows it by its repr
                         k_c = n_c = e_c = u_c = r_c = t_c = None
+                    fd = f.dialect
+                    if fd is last_dialect:
+                        d = last_d
+                    else:  # .value is a Python-level property: looked up on a change only
+                        d = last_d = dia_code(fd.value)
+                        last_dialect = fd
+                    fcls = type(f)
+                    fr_c = frame_of.get(fcls)
+                    if fr_c is None:
+                        fr_c = frame_of[fcls] = fr_code(fcls.__name__)
                     row = (
                         kind_code(kind_v) if k_c is None else k_c,
-                        dia_code(f.dialect.value),
+                        d,
                         nsp_code(nsp_v) if n_c is None else n_c,
                         ev_code(ev_v) if e_c is None else e_c,
                         uid_code(uid_v) if u_c is None else u_c,
                         type_code(type_v) if t_c is None else t_c,
-                        fr_code(type(f).__name__),
+                        fr_c,
                         rid_code(rid_v) if r_c is None else r_c,
                         req, resp, r.rooms, r.except_, r.args, r.flags,
                     )  # fmt: skip
-                    if len(payload) <= _CACHED_SIZE:
+                    if use_frame_cache and len(payload) <= _CACHED_SIZE:
                         per = frame_cache.get(code)
                         if per is None:
                             per = frame_cache[code] = {}
@@ -723,21 +741,13 @@ class ColumnStore:
                     flags_o(row[13])
                 if have:
                     continue
-                size(len(payload))
-                kind_codes(row[0])
-                dia_codes(row[1])
-                nsp_codes(row[2])
-                ev_codes(row[3])
-                uid_codes(row[4])
-                type_codes(row[5])
-                fr_codes(row[6])
-                rid_codes(row[7])
-                err_codes(-1)
+                pend((len(payload), *row[:8], -1))
                 if row[8]:
                     cols.requests.append(i)
                 elif row[9]:
                     cols.responses.append(i)
         finally:
+            flush()
             # Every new row appended exactly one size: that is how far the codes reach.
             cols.n = len(cols.size)
             # The caches only pay within a pass; kept, they would hold up to 64k rows'

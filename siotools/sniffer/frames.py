@@ -49,6 +49,7 @@ from siotools.protocol import (
     SocketsRequest,
     SocketsResponse,
     StreamMessage,
+    dialect_family,
     safe,
 )
 
@@ -195,8 +196,21 @@ def _request(f: Any) -> Row:
         flags,
         getattr(f, "uid", None),
         f.request_id,
-        f.type.name,
+        _type_name(f),
     )
+
+
+_TYPE_NAMES: Final[dict[type, str]] = {}
+
+
+def _type_name(f: Any) -> str:
+    # A request's type is a class attribute: its enum name (a Python-level property in
+    # enum) is looked up once per class.
+    cls = type(f)
+    name = _TYPE_NAMES.get(cls)
+    if name is None:
+        name = _TYPE_NAMES[cls] = f.type.name
+    return name
 
 
 _RESPONSE_TYPE: Final[dict[type, str]] = {
@@ -370,31 +384,35 @@ _REQUESTS_ANSWERED: Final = frozenset(
 )
 
 
+_ANSWERED_CLASS: Final[dict[type, int]] = {}
+"""Per frame class: 0 never answered, 1 always (legacy requests), 2 when it has a request id."""
+
+
+def _answered_class(cls: type, frame: Frame) -> int:
+    if cls.__name__.startswith("Legacy") and cls.__name__.endswith("Request"):
+        return 1
+    rtype = getattr(frame, "type", None)
+    return (
+        2
+        if isinstance(rtype, RequestType)
+        and rtype in _REQUESTS_ANSWERED
+        and _DESCRIBE.get(cls) is _request
+        else 0
+    )
+
+
 def expects_response(frame: Frame) -> bool:
     """Whether some node must answer this frame (a request with a request id)."""
     if isinstance(frame, ClusterMessage):
         return frame.type in (3, 7, 9) and frame.request_id is not None
-    if type(frame).__name__.startswith("Legacy") and type(frame).__name__.endswith("Request"):
-        return True
-    rtype = getattr(frame, "type", None)
-    return (
-        isinstance(rtype, RequestType)
-        and rtype in _REQUESTS_ANSWERED
-        and getattr(frame, "request_id", None) is not None
-        and _DESCRIBE.get(type(frame)) is _request
-    )
-
-
-def dialect_family(dialect: Dialect | None) -> str | None:
-    """Which generations cannot share a prefix: ``legacy`` (4.x/5.x), ``current``, ``sharded``.
-
-    python-socketio's own channel is not an adapter prefix, so it has no family.
-    """
-    if dialect is None or dialect is Dialect.PYSOCKETIO:
-        return None
-    if dialect is Dialect.LEGACY_LITE:
-        return "legacy"
-    return str(dialect.value)
+    # What the class says is worked out once per class (the sniffer asks for every row).
+    cls = type(frame)
+    answered = _ANSWERED_CLASS.get(cls)
+    if answered is None:
+        answered = _ANSWERED_CLASS[cls] = _answered_class(cls, frame)
+    if answered == 2:
+        return getattr(frame, "request_id", None) is not None
+    return answered == 1
 
 
 # --------------------------------------------------------------------------- filters

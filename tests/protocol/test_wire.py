@@ -233,6 +233,26 @@ def test_dialect_detection() -> None:
         decode("socket.io-request#/#", b'{"requestid":"a","type":2}', dialect=Dialect.CURRENT)
 
 
+def test_sharded_traffic_is_decoded_as_sharded() -> None:
+    # A classic broadcast payload is not a ClusterAdapter message: heard as SPUBLISH
+    # traffic (MONITOR) it does not decode; requests never travel by SPUBLISH.
+    channel, payload = P.encode_broadcast(uid="AbC123", data=["e", 1], rooms=["r"])
+    assert isinstance(decode(channel, payload), P.Broadcast)
+    with pytest.raises(DecodeError, match="sharded message is not a map"):
+        decode(channel, payload, sharded=True)
+    with pytest.raises(DecodeError, match="K#N# channels only"):
+        decode("socket.io-request#/#", b'{"uid":"u","requestId":"a","type":1}', sharded=True)
+    frame = decode(channel, payload, sharded=True, dialect=Dialect.CURRENT)  # forced wins
+    assert isinstance(frame, P.Broadcast) and frame.dialect is Dialect.CURRENT
+
+
+def test_dialect_families() -> None:
+    assert P.dialect_family(Dialect.LEGACY) == P.dialect_family(Dialect.LEGACY_LITE) == "legacy"
+    assert P.dialect_family(Dialect.CURRENT) == "current"
+    assert P.dialect_family(Dialect.SHARDED) == "sharded"
+    assert P.dialect_family(Dialect.PYSOCKETIO) is None and P.dialect_family(None) is None
+
+
 def test_decode_errors_carry_channel_and_payload() -> None:
     for channel, payload in [
         (b"socket.io#/#", b"bar"),

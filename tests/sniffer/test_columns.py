@@ -8,6 +8,7 @@ from siotools.protocol import encode_broadcast
 from siotools.sniffer import Capture
 from siotools.sniffer.columns import CHUNK, OBJECT_COLUMNS, ColumnStore, RowDecoder
 from siotools.sniffer.table import CATEGORICAL, COLUMNS
+from tests.protocol.vectors import all_messages
 
 
 def records(n: int, key: str = "socket.io") -> list[tuple[int, bytes, bytes, bool]]:
@@ -91,3 +92,40 @@ def test_oversized_payloads_are_counted_not_decoded() -> None:
     assert "max_size" in str(df["error"].iloc[1]) and df["size"].iloc[1] == len(big)
     assert cap.columns.payload(1) == big  # kept raw: nothing lost
     assert "max_size" in str(cap.frame(1).error)
+
+
+def _cell(value: object) -> object:
+    # A missing categorical is NaN in the table, None in a frame's row.
+    return None if isinstance(value, float) and value != value else value
+
+
+@pytest.mark.parametrize("group", sorted({m.group for m in all_messages()}))
+def test_table_matches_typed_frames_on_every_vector(group: str) -> None:
+    # The table's columns come from the bulk decode (broadcasts read without a frame,
+    # repeated payloads decoded once); a typed frame is decoded alone: both must agree on
+    # every real message, read once (every payload new) and again (the repeat caches).
+    msgs = [m for m in all_messages() if m.group == group]
+    for prefix in ("socket.io", "myapp"):
+        mine = [m for m in msgs if ("myapp" in m.scenario) == (prefix == "myapp")]
+        if not mine:
+            continue
+        cap = Capture(prefix=prefix)
+        for rnd in range(2):
+            for k, m in enumerate(mine):
+                sharded = "sharded" in m.scenario
+                cap.append(rnd * 10_000 + k, m.channel.encode(), bytes(m.payload), sharded)
+        df = cap.to_pandas()
+        assert len(df) == 2 * len(mine)
+        for i in range(len(df)):
+            f = cap.frame(i)
+            got = {c: _cell(df[c].iat[i]) for c in df.columns}
+            assert got["size"] == f.size and got["error"] == f.error, i
+            assert got["dialect"] == (f.dialect.value if f.dialect is not None else None), i
+            assert got["frame"] == (type(f.frame).__name__ if f.frame is not None else None), i
+            row = f.row
+            for col, want in (
+                ("kind", row.kind), ("nsp", row.nsp), ("event", row.event), ("uid", row.uid),
+                ("request_id", row.request_id), ("type", row.type), ("rooms", row.rooms),
+                ("except", row.except_), ("args", row.args), ("flags", row.flags),
+            ):  # fmt: skip
+                assert got[col] == want, (mine[i % len(mine)].id, col, got[col], want)
