@@ -19,8 +19,9 @@ Where things go, as node-redis' cluster client does for @socket.io/redis-adapter
   When a slot migrates, Redis tells the old master's subscribers with an unsolicited
   ``sunsubscribe``; the subscriber re-subscribes on the new owner. Both cases are silent
   message loss in clients that do not handle them.
-* ``NUMSUB``/``SHARDNUMSUB`` are summed over the masters, as @socket.io/redis-adapter's
-  ``PUBSUB`` helper does for a node-redis cluster (``lib/util.ts``).
+* ``NUMSUB``/``SHARDNUMSUB`` are summed over the masters and the replicas, as
+  @socket.io/redis-adapter's ``PUBSUB`` helper does for an ioredis cluster (``lib/util.ts``;
+  node-redis asks the masters only, which misses a node subscribed on a replica).
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 0.25  # a failover takes about cluster-node-timeout; poll it closely
 _PROBE_AFTER = 0.5  # seconds before a lost master is tried again
 _MAX_REDIRECTS = 5
+_REPLICA_COUNT_TIMEOUT = 1.0
+"""Seconds a replica gets to answer a count (a master gets the request's timeout)."""
+_REPLICA_RETRY_AFTER = 10.0
+"""Seconds a replica that did not answer a count is left out of the next ones."""
 
 
 def _by_slot(channels: Iterable[bytes]) -> list[list[bytes]]:
@@ -834,6 +839,7 @@ class ClusterPublisher:
         self.lost_in_flight = 0
         """Publishes written to a node that was lost before answering (perhaps undelivered)."""
         self._requests: set[asyncio.Task[int]] = set()
+        self._replicas_down: dict[str, float] = {}
         self.expired = 0
         """Requests dropped unsent because their deadline passed."""
         self.stalls = 0
@@ -1279,24 +1285,50 @@ class ClusterPublisher:
         )
         return result
 
-    async def _sum_over_masters(self, sub: bytes, channel: bytes, timeout: float | None) -> int:
-        # @socket.io/redis-adapter lib/util.ts PUBSUB(): Promise.all over the masters of
-        # a node-redis cluster, each reply parsed by parseNumSubResponse, then summed.
+    async def _sum_over_nodes(self, sub: bytes, channel: bytes, timeout: float | None) -> int:
+        # @socket.io/redis-adapter lib/util.ts PUBSUB(): Promise.all over the nodes, each
+        # reply parsed by parseNumSubResponse, then summed. node-redis asks the masters,
+        # ioredis ``nodes()`` every node: a subscriber on a replica (a socket.io-redis 5.x
+        # node whose one connection went to a node that a failover made a replica) is a
+        # node that answers, so replicas are asked too. A master must answer; a replica
+        # that does not is counted as 0 and skipped for a while (it cannot stall requests).
         masters = sorted(self.topology.masters)
-        replies = await asyncio.gather(
-            *(self.execute(b"PUBSUB", sub, channel, node=addr, timeout=timeout) for addr in masters)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        replicas = sorted(
+            {r for reps in self.topology.replicas.values() for r in reps}
+            - set(masters)
+            - {a for a, until in self._replicas_down.items() if until > now}
         )
-        return sum(int(reply[1]) for reply in replies)
+        bound = _REPLICA_COUNT_TIMEOUT if timeout is None else min(timeout, _REPLICA_COUNT_TIMEOUT)
+        replies = await asyncio.gather(
+            *(
+                self.execute(b"PUBSUB", sub, channel, node=addr, timeout=timeout)
+                for addr in masters
+            ),
+            *(self.execute(b"PUBSUB", sub, channel, node=addr, timeout=bound) for addr in replicas),
+            return_exceptions=True,
+        )
+        total = 0
+        for addr, reply in zip([*masters, *replicas], replies, strict=True):
+            if isinstance(reply, BaseException):
+                if addr in self.topology.masters:
+                    raise reply
+                self._replicas_down[addr] = loop.time() + _REPLICA_RETRY_AFTER
+                continue
+            self._replicas_down.pop(addr, None)
+            total += int(reply[1])
+        return total
 
     async def numsub(self, channel: bytes, *, timeout: float | None = None) -> int:
-        """``PUBSUB NUMSUB channel`` summed over the masters; ``timeout`` bounds each
-        master's answer (see :meth:`execute`)."""
-        return await self._sum_over_masters(b"NUMSUB", channel, timeout)
+        """``PUBSUB NUMSUB channel`` summed over the masters and the replicas that answer;
+        ``timeout`` bounds each master's answer (see :meth:`execute`)."""
+        return await self._sum_over_nodes(b"NUMSUB", channel, timeout)
 
     async def shardnumsub(self, channel: bytes, *, timeout: float | None = None) -> int:
-        """``PUBSUB SHARDNUMSUB channel`` summed over the masters (``timeout`` as for
-        :meth:`numsub`)."""
-        return await self._sum_over_masters(b"SHARDNUMSUB", channel, timeout)
+        """``PUBSUB SHARDNUMSUB channel`` summed as :meth:`numsub` (a sharded subscriber
+        waits on a replica while its master fails over)."""
+        return await self._sum_over_nodes(b"SHARDNUMSUB", channel, timeout)
 
     async def flush(self) -> None:
         """Wait until every command written so far was answered."""

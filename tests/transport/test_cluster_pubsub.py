@@ -198,3 +198,34 @@ async def test_a_failing_handler_loses_nothing_else(
     assert sub.shard_node(chan) is not None  # still subscribed on the same connection
     await sub.close()
     await pub.close()
+
+
+async def test_numsub_counts_a_subscriber_on_a_replica(
+    redis_cluster: RedisCluster, key: str
+) -> None:
+    # A socket.io-redis 5.x node holds one connection, to whichever node its host names; after
+    # a failover that node is a replica. It still hears every PUBLISH and answers requests,
+    # so the count must include it (ioredis nodes() does; node-redis masters would not).
+    replica = next(n for n in redis_cluster.nodes() if not n.master and not n.failed)
+    spy = redis_cluster.client(replica.port).pubsub()
+    chan = f"{key}-request#/#"
+    spy.subscribe(chan)
+    spy.get_message(timeout=2)  # the subscribe confirmation
+    pub = ClusterPublisher(seed(redis_cluster))
+    await pub.start()
+    try:
+        assert await pub.numsub(chan.encode()) == 1
+        pub.publish(chan.encode(), b"hello")
+        await pub.flush()
+        got = None
+        for _ in range(50):
+            got = spy.get_message(timeout=0.1)
+            if got is not None:
+                break
+        assert got is not None and got["data"] == b"hello"  # it hears what masters publish
+        spy.unsubscribe(chan)
+        spy.get_message(timeout=2)
+        assert await pub.numsub(chan.encode()) == 0
+    finally:
+        spy.close()
+        await pub.close()
