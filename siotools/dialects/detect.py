@@ -429,7 +429,7 @@ async def listen_traffic(
             frame = heard_as(decode(channel, payload, prefix=g.prefix), sharded=False)
         except DecodeError:
             return
-        nsp = getattr(frame, "nsp", None) or ch.nsp or "/"
+        nsp = frame.nsp or ch.nsp or "/"
         per = seen.setdefault(nsp, {})
         count, example = per.get(frame.dialect, (0, ch.name))
         per[frame.dialect] = (count + 1, example)

@@ -101,7 +101,8 @@ async def test_sharded_demo_on_a_redis_cluster(redis_cli: None, stop: signal.Sig
         assert len(sids) == 6
 
         # join, seen by rooms; emit counts both nodes
-        code, out, err = await _siotools("join", sids[0], "spotlight", *target, "--nsp", "/")
+        # Options first and "--": a socket id may start with "-".
+        code, out, err = await _siotools("join", *target, "--nsp", "/", "--", sids[0], "spotlight")
         assert code == 0, err
         code, out, err = await _siotools("rooms", *target, "--nsp", "/", "--json")
         assert {"room": "spotlight", "sockets": 1} in json.loads(out)
