@@ -30,8 +30,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy siotools tui
 
+# The suite mostly waits on real servers (Redis, Node peers, timeouts), so three workers
+# run it in about a third of the time even on two cores. PYTEST_WORKERS=0 runs it serially.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
