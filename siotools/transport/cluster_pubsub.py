@@ -61,8 +61,6 @@ _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 0.25  # a failover takes about cluster-node-timeout; poll it closely
 _PROBE_AFTER = 0.5  # seconds before a lost master is tried again
 _MAX_REDIRECTS = 5
-_REPLICA_COUNT_TIMEOUT = 1.0
-"""Seconds a replica gets to answer a count (a master gets the request's timeout)."""
 _REPLICA_RETRY_AFTER = 10.0
 """Seconds a replica that did not answer a count is left out of the next ones."""
 
@@ -1290,8 +1288,10 @@ class ClusterPublisher:
         # reply parsed by parseNumSubResponse, then summed. node-redis asks the masters,
         # ioredis ``nodes()`` every node: a subscriber on a replica (a socket.io-redis 5.x
         # node whose one connection went to a node that a failover made a replica) is a
-        # node that answers, so replicas are asked too. A master must answer; a replica
-        # that does not is counted as 0 and skipped for a while (it cannot stall requests).
+        # node that answers, so replicas are asked too, with the same deadline (a short one
+        # would undercount a busy replica's subscribers, and a count too low ends a request
+        # before every node answered). A master must answer; a replica that cannot (down)
+        # is counted as 0 and left out for a while, so a dead one does not slow requests.
         masters = sorted(self.topology.masters)
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -1300,17 +1300,13 @@ class ClusterPublisher:
             - set(masters)
             - {a for a, until in self._replicas_down.items() if until > now}
         )
-        bound = _REPLICA_COUNT_TIMEOUT if timeout is None else min(timeout, _REPLICA_COUNT_TIMEOUT)
+        nodes = [*masters, *replicas]
         replies = await asyncio.gather(
-            *(
-                self.execute(b"PUBSUB", sub, channel, node=addr, timeout=timeout)
-                for addr in masters
-            ),
-            *(self.execute(b"PUBSUB", sub, channel, node=addr, timeout=bound) for addr in replicas),
+            *(self.execute(b"PUBSUB", sub, channel, node=addr, timeout=timeout) for addr in nodes),
             return_exceptions=True,
         )
         total = 0
-        for addr, reply in zip([*masters, *replicas], replies, strict=True):
+        for addr, reply in zip(nodes, replies, strict=True):
             if isinstance(reply, BaseException):
                 if addr in self.topology.masters:
                     raise reply
