@@ -58,6 +58,7 @@ __all__ = [
     "PubSubSnapshot",
     "StreamClues",
     "choose",
+    "classic",
     "clues",
     "conflict",
     "describe_dialects",
@@ -65,7 +66,10 @@ __all__ = [
     "detect_across",
     "detect_with",
     "dialect_name",
+    "generation",
+    "generations",
     "is_current_uid",
+    "is_legacy",
     "is_sharded_uid",
     "listen_traffic",
     "merge_snapshots",
@@ -149,6 +153,15 @@ class NamespaceClues:
     sharded_subscribers: int = 0
     sharded_uids: tuple[str, ...] = ()
     sharded_rooms: dict[str, int] = field(default_factory=dict)
+
+    def node_uids(self, dialect: Dialect) -> tuple[str, ...]:
+        """The node uids the subscriptions name for ``dialect`` (8.x classic response
+        channels, sharded private channels; 4.x/5.x subscriptions carry none)."""
+        if dialect is Dialect.CURRENT:
+            return self.current_uids
+        if dialect is Dialect.SHARDED:
+            return self.sharded_uids
+        return ()
 
     @property
     def legacy_subscribers(self) -> int:
@@ -601,6 +614,28 @@ def with_traffic(structural: set[Dialect], heard: Iterable[Dialect]) -> None:
     if Dialect.LEGACY_LITE in heard and Dialect.LEGACY not in heard:
         structural.discard(Dialect.LEGACY)
     structural |= heard
+
+
+def is_legacy(dialect: Dialect) -> bool:
+    """Whether ``dialect`` is socket.io-redis 4.x or 5.x (one request format, no uids)."""
+    return dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE)
+
+
+def generation(dialect: Dialect) -> Dialect:
+    """The request generation ``dialect`` belongs to: 4.x and 5.x read each other's
+    requests, so both are :attr:`Dialect.LEGACY`."""
+    return Dialect.LEGACY if dialect is Dialect.LEGACY_LITE else dialect
+
+
+def classic(dialects: Iterable[Dialect]) -> set[Dialect]:
+    """The classic pub/sub adapter dialects among ``dialects`` (4.x, 5.x, 8.x classic)."""
+    return {d for d in dialects if is_legacy(d) or d is Dialect.CURRENT}
+
+
+def generations(dialects: Iterable[Dialect]) -> set[Dialect]:
+    """The adapter generations among ``dialects`` (4.x with 5.x as one; python-socketio's
+    own channel is no adapter generation)."""
+    return {generation(d) for d in dialects if d is not Dialect.PYSOCKETIO}
 
 
 def spoken(dialects: Iterable[Dialect]) -> list[Dialect]:

@@ -16,7 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from siotools.dialects.answers import DefaultTimeout, default_timeouts
-from siotools.dialects.detect import NamespaceClues, PubSubSnapshot, dialect_name
+from siotools.dialects.detect import (
+    NamespaceClues,
+    PubSubSnapshot,
+    classic,
+    dialect_name,
+    generations,
+    is_legacy,
+)
 from siotools.dialects.sharded import looks_like_socket_id
 from siotools.health.facts import ClientInfo, ServerFacts, Sniff, TrackedRequest
 from siotools.health.probe import ProbeResult
@@ -29,7 +36,6 @@ _DEFAULT_LIMIT = (32 << 20, 8 << 20)  # Redis' default pubsub hard/soft limits
 _NEAR_LIMIT = 0.5
 _PATTERN_LOAD = 1000
 _DEAF_SHARE = 0.8
-_CLASSIC = (Dialect.LEGACY, Dialect.LEGACY_LITE, Dialect.CURRENT)
 _PROBE_REQUESTS = frozenset({"allRooms", "clients", "sockets", "fetchSockets"})
 _HEADROOM = 0.5  # a probe answer slower than this share of the timeout leaves little margin
 
@@ -173,8 +179,7 @@ def _mixed(inp: Inputs, out: list[Finding]) -> None:
     for nsp, dialects in inp.dialects.items():
         for d in dialects:
             every.setdefault(d, []).append(nsp)
-    families = {Dialect.LEGACY if d is Dialect.LEGACY_LITE else d for d in every}
-    families.discard(Dialect.PYSOCKETIO)
+    families = generations(every)
     if len(families) < 2:
         if Dialect.LEGACY in every and Dialect.LEGACY_LITE in every:
             out.append(
@@ -193,13 +198,11 @@ def _mixed(inp: Inputs, out: list[Finding]) -> None:
         uids: set[str] = set(inp.sniff.uids.get(d, set()))
         for nsp in nsps:
             c = inp.clues.get(nsp)
-            if c is not None and d is Dialect.CURRENT:
-                uids |= set(c.current_uids)
-            if c is not None and d is Dialect.SHARDED:
-                uids |= set(c.sharded_uids)
+            if c is not None:
+                uids |= set(c.node_uids(d))
         uid_text = f", uids {', '.join(sorted(uids))}" if uids else ""
         count = ""
-        if d in (Dialect.LEGACY, Dialect.LEGACY_LITE):
+        if is_legacy(d):
             n = max(
                 (
                     nodes_estimate(inp.clues[x], inp.server)[0] - len(inp.clues[x].current_uids)
@@ -576,7 +579,7 @@ def _malformed(inp: Inputs, out: list[Finding]) -> None:
     if not s.malformed_count:
         return
     ev = list(s.malformed)
-    families = {d for ds in inp.dialects.values() for d in ds} & set(_CLASSIC)
+    families = classic(d for ds in inp.dialects.values() for d in ds)
     if len(families) > 1:
         ev.append(
             "several adapter generations share the prefix: answers without a request id are "
