@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # pip's output goes to a log; a failure shows its end, a success one progress line.
 LOG    := $(VENV)/install.log
 PIP    := $(PY) -m pip --disable-pip-version-check --no-input
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml siotools/protocol/_columns.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@printf 'siotools: installing into $(VENV) with every extra (about a minute, once)... '
 	@( $(PIP) install --quiet --upgrade pip \

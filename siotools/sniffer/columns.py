@@ -32,7 +32,8 @@ from __future__ import annotations
 import collections
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
+from operator import not_
 from struct import pack
 from typing import Any, Final, NamedTuple
 
@@ -41,6 +42,7 @@ from siotools.protocol import (
     ChannelGrammar,
     ChannelKind,
     Dialect,
+    columnar,
     decode,
     dialect_family,
 )
@@ -112,6 +114,12 @@ class Interned:
     def take(self, n: int) -> None:
         """Keep the first ``n`` rows."""
         del self.codes[n:]
+
+    def sibling(self) -> Interned:
+        """A column with no rows that shares this one's values (codes mean the same)."""
+        other = Interned()
+        other.index, other.values = self.index, self.values
+        return other
 
 
 class _ChannelInfo(NamedTuple):
@@ -198,6 +206,16 @@ class DecodedColumns:
     def __len__(self) -> int:
         return self.n
 
+    def scratch(self) -> DecodedColumns:
+        """Empty columns whose codes mean what this one's mean (rows decoded apart)."""
+        other = DecodedColumns()
+        other.kind, other.dialect = self.kind.sibling(), self.dialect.sibling()
+        other.nsp, other.event = self.nsp.sibling(), self.event.sibling()
+        other.uid, other.type = self.uid.sibling(), self.type.sibling()
+        other.frame, other.request_id = self.frame.sibling(), self.request_id.sibling()
+        other.error = self.error.sibling()
+        return other
+
     def categorical(self, name: str) -> Interned:
         """The categorical column ``name`` (``kind``, ``dialect``, ``nsp``...)."""
         col = getattr(self, name)
@@ -280,6 +298,28 @@ def _printable_row(r: Row) -> Row:
     )
 
 
+class _Seen:
+    """What one decoding pass remembers of the payloads it read: identical payloads are
+    decoded once, and a cache that finds almost nothing is switched off."""
+
+    __slots__ = (
+        "broadcasts", "frame_hits", "frame_probes", "frames", "probes", "use_broadcasts",
+        "use_frames",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.broadcasts: dict[bytes, tuple[Any, ...]] = {}
+        self.frames: dict[int, dict[bytes, tuple[Any, ...]]] = {}
+        self.probes = self.frame_probes = self.frame_hits = 0
+        self.use_broadcasts = self.use_frames = True
+
+    def clear(self) -> None:
+        # The caches only pay within a pass; kept, they would hold up to 64k rows' decoded
+        # objects for as long as the capture lives.
+        self.broadcasts.clear()
+        self.frames.clear()
+
+
 class ColumnStore:
     """Raw records in columns plus their cached decoded columns (schema: see the module).
 
@@ -299,9 +339,9 @@ class ColumnStore:
         self._nbytes = 0
         self._tail_counted = self._tail_bytes = 0
         self.decoded = DecodedColumns()
-        self._cache: dict[bytes, tuple[Any, ...]] = {}
-        self._cache_owner: DecodedColumns | None = None
-        self._frame_cache: dict[int, dict[bytes, tuple[Any, ...]]] = {}
+        self.native = True
+        """Read classic broadcasts with the native decoder when it is built
+        (:mod:`siotools.protocol.columnar`); False: every row in Python (same result)."""
 
     # ------------------------------------------------------------------ raw
     def __len__(self) -> int:
@@ -511,7 +551,124 @@ class ColumnStore:
         if start > fill:
             self._decode(fill, start, None, None)
             fill = start
-        self._decode_items(enumerate(self.payloads(start, stop), start), fill, objects, on_chunk)
+        if self.native and columnar.AVAILABLE:
+            self._decode_native(start, stop, fill, objects, on_chunk)
+        else:
+            items = enumerate(self.payloads(start, stop), start)
+            self._decode_items(items, fill, objects, on_chunk)
+
+    def _blocks(
+        self, start: int, stop: int, fill: int
+    ) -> Iterator[tuple[int, bytes, Any, int, int]]:
+        """``(row, data, offsets, first, count)`` runs of rows ``start`` .. ``stop``: joined
+        payloads with their offsets, none across a chunk or across ``fill``."""
+        stop = min(stop, len(self))
+        i = start
+        while i < stop:
+            c, j = divmod(i, CHUNK)
+            end = min(stop - c * CHUNK, CHUNK)
+            if i < fill < c * CHUNK + end:
+                end = fill - c * CHUNK
+            if c < len(self._chunks):
+                data, offs = self._chunks[c]
+                yield i, data, offs, j, end - j
+            else:
+                part = self._tail[j:end]
+                offsets = array("q", [0])
+                offsets.extend(accumulate(map(len, part)))
+                yield i, b"".join(part), offsets, 0, end - j
+            i = c * CHUNK + end
+
+    def _decode_native(
+        self,
+        start: int,
+        stop: int,
+        fill: int,
+        objects: dict[str, list[Any]] | None,
+        on_chunk: Callable[[int], None] | None,
+    ) -> None:
+        # Classic broadcasts are read a block at a time by the native decoder
+        # (protocol.columnar); the rows it declines go through _decode_items, into scratch
+        # columns that share the codes, and are put in their places.
+        cols = self.decoded
+        dec = self.decoder
+        infos = [dec.info(c) for c in self.channels]
+        fast = bytes(info.broadcast for info in infos)
+        nsp_of = array("i", [cols.nsp.code(info.nsp) for info in infos])
+        bc_kind, bc_frame = cols.kind.code("broadcast"), cols.frame.code("Broadcast")
+        type_codes = (cols.type.code("EVENT"), cols.type.code("BINARY_EVENT"))
+        dialects = (Dialect.CURRENT.value, Dialect.LEGACY.value)
+        dialect_col = (cols.dialect.index, cols.dialect.values)
+        uid_col = (cols.uid.index, cols.uid.values)
+        event_col = (cols.event.index, cols.event.values)
+        codes_view, sharded_view = memoryview(self.channel_codes), memoryview(self.sharded)
+        want = objects is not None
+        seen = _Seen()
+        try:
+            for row, data, offsets, first, count in self._blocks(start, stop, fill):
+                got = columnar.broadcast_columns(
+                    data, offsets, first, codes_view[row : row + count],
+                    sharded_view[row : row + count], fast, nsp_of, dec.max_size, dialects,
+                    dialect_col, type_codes, uid_col, event_col, want,
+                )  # fmt: skip
+                bad = list(compress(range(count), map(not_, got.ok)))
+                part = cols.scratch()
+                part_objects: dict[str, list[Any]] | None = (
+                    {name: [] for name in OBJECT_COLUMNS} if want else None
+                )
+                if bad:
+                    at = offsets.__getitem__
+                    items = ((row + k, data[at(first + k) : at(first + k + 1)]) for k in bad)
+                    self._decode_items(items, fill, part_objects, None, part, seen)
+                    cols.errors.extend(part.errors)
+                    cols.oversized.extend(part.oversized)
+                    cols.requests.extend(part.requests)
+                    cols.responses.extend(part.responses)
+                if row >= fill:
+                    self._place_codes(got.codes, count, bad, part, bc_kind, bc_frame)
+                if objects is not None and part_objects is not None:
+                    cells = (got.rooms, got.except_, got.args, got.flags)
+                    for name, column in zip(OBJECT_COLUMNS, cells, strict=True):
+                        assert column is not None
+                        if bad:
+                            collections.deque(map(column.__setitem__, bad, part_objects[name]), 0)
+                        objects[name].extend(column)
+                if on_chunk is not None:
+                    on_chunk(count)
+        finally:
+            cols.n = len(cols.size)
+            seen.clear()
+
+    def _place_codes(
+        self,
+        codes: bytes,
+        count: int,
+        bad: list[int],
+        part: DecodedColumns,
+        bc_kind: int,
+        bc_frame: int,
+    ) -> None:
+        """Append a block's codes: the native decoder's, with declined rows from ``part``."""
+        cols = self.decoded
+        size, dialect, nsp, event, uid, type_ = (
+            array("i", codes[k * 4 * count : (k + 1) * 4 * count]) for k in range(6)
+        )
+        blocks = (
+            (cols.size, size, part.size),
+            (cols.kind.codes, array("i", [bc_kind]) * count, part.kind.codes),
+            (cols.dialect.codes, dialect, part.dialect.codes),
+            (cols.nsp.codes, nsp, part.nsp.codes),
+            (cols.event.codes, event, part.event.codes),
+            (cols.uid.codes, uid, part.uid.codes),
+            (cols.type.codes, type_, part.type.codes),
+            (cols.frame.codes, array("i", [bc_frame]) * count, part.frame.codes),
+            (cols.request_id.codes, array("i", [-1]) * count, part.request_id.codes),
+            (cols.error.codes, array("i", [-1]) * count, part.error.codes),
+        )
+        for target, block, declined in blocks:
+            if bad:
+                collections.deque(map(block.__setitem__, bad, declined), 0)
+            target.extend(block)
 
     def _decode_items(
         self,
@@ -519,14 +676,17 @@ class ColumnStore:
         fill: int,
         objects: dict[str, list[Any]] | None,
         on_chunk: Callable[[int], None] | None,
+        into: DecodedColumns | None = None,
+        seen: _Seen | None = None,
     ) -> None:
-        cols = self.decoded
-        if self._cache_owner is not cols:
-            # Cached codes are codes of one DecodedColumns: a new one starts a new cache.
-            self._cache, self._cache_owner = {}, cols
-            self._frame_cache = {}
-        cache = self._cache
-        frame_cache = self._frame_cache
+        # into: scratch columns sharing the codes (the native pass's declined rows);
+        # seen: what the pass has read so far, when it calls this more than once.
+        cols = self.decoded if into is None else into
+        own = seen is None
+        if seen is None:
+            seen = _Seen()
+        cache = seen.broadcasts
+        frame_cache = seen.frames
         dec = self.decoder
         decode_frame = dec.decode
         max_size = dec.max_size
@@ -570,8 +730,9 @@ class ColumnStore:
         bc_kind, bc_frame = kind_code("broadcast"), fr_code("Broadcast")
         bc_event, bc_binary = type_code("EVENT"), type_code("BINARY_EVENT")
         unknown = kind_code("unknown")
-        done = probes = frame_probes = frame_hits = 0
-        use_cache = use_frame_cache = True
+        done = 0
+        probes, frame_probes, frame_hits = seen.probes, seen.frame_probes, seen.frame_hits
+        use_cache, use_frame_cache = seen.use_broadcasts, seen.use_frames
         frame_of: dict[type, int] = {}
         try:
             for i, payload in items:
@@ -750,9 +911,9 @@ class ColumnStore:
             flush()
             # Every new row appended exactly one size: that is how far the codes reach.
             cols.n = len(cols.size)
-            # The caches only pay within a pass; kept, they would hold up to 64k rows'
-            # decoded objects for as long as the capture lives.
-            cache.clear()
-            frame_cache.clear()
+            seen.probes, seen.frame_probes, seen.frame_hits = probes, frame_probes, frame_hits
+            seen.use_broadcasts, seen.use_frames = use_cache, use_frame_cache
+            if own:
+                seen.clear()
         if on_chunk is not None and done % CHUNK:
             on_chunk(done % CHUNK)
