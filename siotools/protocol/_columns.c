@@ -27,10 +27,62 @@
  * Python exception is set: memory). */
 enum { OK = 0, DECLINE = 1, FAIL = -1 };
 
+/* Short strings (map keys, room names, repeated values) are made once per call: equal
+ * strings are immutable, so rows may share them, as msgpack-python's interned keys are
+ * shared. A direct-mapped table: bounded, a miss replaces the slot's string. */
+#define STR_SLOTS 1024
+#define STR_CACHED 24
+
+typedef struct {
+    uint64_t hash;
+    Py_ssize_t n;
+    PyObject *str;
+} StrSlot;
+
+typedef struct {
+    StrSlot slot[STR_SLOTS];
+} StrCache;
+
 typedef struct {
     const unsigned char *p;
     const unsigned char *end;
+    StrCache *strings; /* or NULL */
 } Reader;
+
+static uint64_t fnv1a(const unsigned char *s, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A str from validated UTF-8 bytes (new reference, NULL on a Python error). */
+static PyObject *make_str(StrCache *c, const unsigned char *s, Py_ssize_t n) {
+    if (c == NULL || n > STR_CACHED) return PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+    uint64_t h = fnv1a(s, n);
+    StrSlot *e = &c->slot[h & (STR_SLOTS - 1)];
+    if (e->str != NULL && e->hash == h && e->n == n) {
+        Py_ssize_t len;
+        const char *u = PyUnicode_AsUTF8AndSize(e->str, &len);
+        if (u == NULL) return NULL;
+        if (len == n && memcmp(u, s, n) == 0) return Py_NewRef(e->str);
+    }
+    PyObject *v = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+    if (v == NULL) return NULL;
+    PyUnicode_InternInPlace(&v);
+    Py_XSETREF(e->str, Py_NewRef(v));
+    e->hash = h;
+    e->n = n;
+    return v;
+}
+
+static void str_cache_free(StrCache *c) {
+    if (c == NULL) return;
+    for (int i = 0; i < STR_SLOTS; i++) Py_XDECREF(c->slot[i].str);
+    PyMem_Free(c);
+}
 
 /* notepack.io wraps an integral double >= 2**32 into a uint64 (cf + hi/lo); one whose high
  * word is zero must stay a U64 (msgpack_codec.py): such payloads are declined. */
@@ -187,7 +239,7 @@ static int read_value(Reader *r, PyObject **out, int depth) {
         Py_ssize_t n;
         int st = read_str_span(r, &s, &n);
         if (st != OK) return st;
-        if (out) v = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
+        if (out) v = make_str(r->strings, s, n);
     } else if ((b & 0xf0) == 0x90 || (b & 0xf0) == 0x80 || (b >= 0xdc && b <= 0xdf)) {
         Py_ssize_t count;
         int is_map;
@@ -491,7 +543,7 @@ static int read_broadcast(Reader *r, int objects, Choice *dialects, const int32_
     /* type == 5: BINARY_EVENT (compared as Python compares, 5.0 included) */
     int binary = 0;
     if (type_at != NULL) {
-        Reader tr = {type_at, r->end};
+        Reader tr = {type_at, r->end, NULL};
         PyObject *t = NULL;
         if ((st = read_value(&tr, &t, MAX_DEPTH)) != OK) return st;
         binary = PyObject_RichCompareBool(t, FIVE, Py_EQ);
@@ -501,7 +553,7 @@ static int read_broadcast(Reader *r, int objects, Choice *dialects, const int32_
     row->type = type_codes[binary ? 1 : 0];
 
     /* data: [event, *args]; the event a str */
-    Reader dr = {data_at, r->end};
+    Reader dr = {data_at, r->end, r->strings};
     if ((st = container_header(&dr, &count, &is_map)) != OK) return st;
     if (is_map || count == 0) return DECLINE;
     if ((st = read_str_span(&dr, &s, &n)) != OK) return st; /* a non-str event: declined */
@@ -521,7 +573,7 @@ static int read_broadcast(Reader *r, int objects, Choice *dialects, const int32_
         for (int k = 0; k < 3; k++) {
             PyObject *v = NULL;
             if (at[k] != NULL) {
-                Reader vr = {at[k], r->end};
+                Reader vr = {at[k], r->end, r->strings};
                 if ((st = read_value(&vr, &v, MAX_DEPTH)) != OK) return st;
                 if ((k < 2 && !PyList_CheckExact(v)) || (k == 2 && !PyDict_CheckExact(v)))
                     Py_CLEAR(v); /* the row reader's `rm if type(rm) is list else []` */
@@ -534,15 +586,6 @@ static int read_broadcast(Reader *r, int objects, Choice *dialects, const int32_
     if ((st = code_str(events, ev_s, ev_n, &row->event)) != OK) return st;
     if ((st = code_str(uids, uid_s, uid_n, &row->uid)) != OK) return st;
     return choice_code(dialects, legacy, &row->dialect);
-}
-
-static uint64_t fnv1a(const unsigned char *s, Py_ssize_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
 }
 
 static int column_arg(PyObject *pair, Column *c, const char *what) {
@@ -575,6 +618,7 @@ static PyObject *broadcast_columns(PyObject *self, PyObject *args) {
     PyObject *result = NULL, *ok = NULL, *codes = NULL;
     PyObject *lists[4] = {NULL, NULL, NULL, NULL};
     int32_t *table = NULL;
+    StrCache *strings = NULL;
 
     if (!PyArg_ParseTuple(args, "y*y*ny*y*y*y*n(OO)O(ii)OOp", &data, &offsets, &first, &chan,
                           &sharded, &fast, &nsp, &max_size, &cur_value, &leg_value,
@@ -636,6 +680,13 @@ static PyObject *broadcast_columns(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < slots; i++) table[i] = -1;
+    if (objects) {
+        strings = PyMem_Calloc(1, sizeof(StrCache));
+        if (strings == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
     int use_cache = 1;
     Py_ssize_t probes = 0, hits = 0;
 
@@ -689,7 +740,7 @@ static PyObject *broadcast_columns(PyObject *self, PyObject *args) {
             }
             if (wide) continue;
         }
-        Reader r = {p, p + len};
+        Reader r = {p, p + len, strings};
         Row row = {0, 0, 0, 0, NULL, NULL, NULL, NULL};
         int st = read_broadcast(&r, objects, &dialects, type_codes, &uids, &events, &row);
         if (st == FAIL) {
@@ -724,6 +775,7 @@ static PyObject *broadcast_columns(PyObject *self, PyObject *args) {
 
 done:
     PyMem_Free(table);
+    str_cache_free(strings);
     Py_XDECREF(ok);
     Py_XDECREF(codes);
     for (int k = 0; k < 4; k++) Py_XDECREF(lists[k]);
