@@ -11,8 +11,11 @@ Run: ``python -m bench.bench_sniffer [--n 1000000] [--rows 1000000] [--rate 0]``
    appended to a Capture as a live capture would (no I/O), then ``to_pandas()`` builds the
    table cold; the rate is printed as a ratio of bare ``msgpack.unpackb`` (``json.loads``
    for the JSON rows) over the same payloads in the same run, with the RSS the capture and
-   the DataFrame hold per 1M frames. Twice: 1000 distinct messages cycled (repeated
-   payloads are decoded once), and every message distinct (a counter in each).
+   the DataFrame hold per 1M frames (the DataFrame's RSS: the first round's, native path).
+   Twice: 1000 distinct messages cycled (repeated payloads are decoded once), and every
+   message distinct (a counter in each). Every round builds the table twice: with the
+   native broadcast decoder (``siotools.protocol.columnar``) and with every row decoded in
+   Python (``ColumnStore.native = False``, the path used where the extension is not built).
 
 3. Soak (``--minutes M`` or ``--soak SECONDS``): a private redis-server, a capture
    streaming to rotated parquet files (``path=``, ``rotate=``) under a paced flood of
@@ -37,7 +40,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from siotools.protocol import Dialect, encode_broadcast
+from siotools.protocol import Dialect, columnar, encode_broadcast
 from siotools.redis_server import RedisServer
 from siotools.sniffer import Capture, start_capture
 
@@ -199,29 +202,34 @@ def bench_end_to_end(rows: int, distinct: int | None, rounds: int = 5) -> None:
 
     what = f"{distinct:,} distinct messages cycled" if distinct else "every message distinct"
     print(f"end to end, {rows:,} frames of demo traffic ({what}), {rounds} rounds:")
-    ratios: list[float] = []
+    # Each round: bare unpackb, the table with the native broadcast decoder (the default
+    # where it is built) and with every row decoded in Python, alternately.
+    paths = ("native", "pure") if columnar.AVAILABLE else ("pure",)
+    ratios: dict[str, list[float]] = {path: [] for path in paths}
     for r in range(rounds):
         bare = bare_unpack()
-        cap.columns.decoded = DecodedColumns()  # cold: nothing decoded yet
-        gc.collect()
-        t0 = time.perf_counter()
-        df = cap.to_pandas()
-        e2e = time.perf_counter() - t0
-        ratios.append(bare / e2e)
-        print(
-            f"  round {r + 1}: bare msgpack.unpackb (json.loads for the JSON rows) "
-            f"{rows / bare:,.0f} rows/s, capture -> to_pandas() cold, all columns "
-            f"{rows / e2e:,.0f} rows/s: ratio {bare / e2e:.2f}x",
-            flush=True,
-        )
-        if r == 0:
+        line = [f"  round {r + 1}: bare msgpack.unpackb {rows / bare:,.0f} rows/s"]
+        for path in paths:
+            cap.columns.native = path == "native"
+            cap.columns.decoded = DecodedColumns()  # cold: nothing decoded yet
             gc.collect()
-            rss_all = _rss_mb()
-        del df
-    print(
-        f"  ratio to bare unpackb: median {statistics.median(ratios):.2f}x "
-        f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x over {rounds} rounds)"
-    )
+            t0 = time.perf_counter()
+            df = cap.to_pandas()
+            e2e = time.perf_counter() - t0
+            ratios[path].append(bare / e2e)
+            line.append(f"to_pandas() {path} {rows / e2e:,.0f} rows/s ({bare / e2e:.2f}x)")
+            if r == 0 and path == paths[0]:
+                gc.collect()
+                rss_all = _rss_mb()
+            del df
+        print(", ".join(line), flush=True)
+    cap.columns.native = True
+    for path in paths:
+        rs = ratios[path]
+        print(
+            f"  ratio to bare unpackb ({path}): median {statistics.median(rs):.2f}x "
+            f"(min {min(rs):.2f}x, max {max(rs):.2f}x over {rounds} rounds)"
+        )
     per_m = 1e6 / rows
     print(
         f"  RSS per 1M frames: capture holding raw records {(rss_raw - rss0) * per_m:,.0f} MB,"

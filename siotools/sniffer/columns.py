@@ -25,6 +25,14 @@ the payloads again whenever a table asks for them (:meth:`ColumnStore.objects`).
 Payloads are kept in chunks of :data:`CHUNK` rows joined into one ``bytes`` with an offset
 array (a separate ``bytes`` object per message costs 33 bytes of header and an allocation);
 the newest rows sit in a plain list until a chunk is full, so appending stays a list append.
+
+Decoding goes a chunk at a time: the classic broadcasts (most of any capture) are read by
+the native decoder of :mod:`siotools.protocol.columnar` straight from the joined chunk into
+the code arrays (and object cells when asked); every row it declines (requests, responses,
+sharded or streams traffic, exts, anything malformed) is decoded in Python, frame by frame,
+into scratch columns that share the codes, and put in its place. Where the extension is not
+built (or :attr:`ColumnStore.native` is False) every row takes the Python path; the result
+is the same row for row.
 """
 
 from __future__ import annotations
@@ -601,14 +609,15 @@ class ColumnStore:
         dialect_col = (cols.dialect.index, cols.dialect.values)
         uid_col = (cols.uid.index, cols.uid.values)
         event_col = (cols.event.index, cols.event.values)
-        codes_view, sharded_view = memoryview(self.channel_codes), memoryview(self.sharded)
         want = objects is not None
         seen = _Seen()
         try:
             for row, data, offsets, first, count in self._blocks(start, stop, fill):
+                # Copies, not views: an array exporting its buffer cannot grow, and the
+                # capture may append while a part is decoded for its file.
                 got = columnar.broadcast_columns(
-                    data, offsets, first, codes_view[row : row + count],
-                    sharded_view[row : row + count], fast, nsp_of, dec.max_size, dialects,
+                    data, offsets, first, self.channel_codes[row : row + count],
+                    self.sharded[row : row + count], fast, nsp_of, dec.max_size, dialects,
                     dialect_col, type_codes, uid_col, event_col, want,
                 )  # fmt: skip
                 bad = list(compress(range(count), map(not_, got.ok)))

@@ -270,3 +270,13 @@ def test_table_is_the_same_either_way() -> None:
     for c in a.columns:
         left, right = list(a[c].astype(object)), list(b[c].astype(object))
         assert all(_same(x, y) for x, y in zip(left, right, strict=True)), c
+
+
+def test_rows_appended_after_a_pass_are_decoded_too() -> None:
+    first, more = _broadcasts(CHUNK + 5), _broadcasts(40)
+    native, pure = _stores(first)
+    for store in (native, pure):
+        store.decode()
+        store.extend(more)  # the arrays can still grow: no buffer left exported
+        store.decode()
+    assert _values(native) == _values(pure) and len(native.decoded) == CHUNK + 45
