@@ -167,6 +167,12 @@ class ClusterClient:
         """The Redis URL, without password."""
         return self.endpoint.url
 
+    @property
+    def on_redis_cluster(self) -> bool:
+        """Whether :attr:`endpoint` is a node of a Redis Cluster (``?cluster=true``,
+        ``cluster=True`` or a redis-py ``RedisCluster``), not a single Redis."""
+        return self._transport.cluster
+
     async def connect(self) -> ClusterClient:
         """Connect to Redis and, unless ``dialect=`` was given, detect the dialect.
 

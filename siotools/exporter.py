@@ -5,7 +5,9 @@ Redis: messages and bytes by namespace, event and room, broadcasts and requests 
 request latency (from a request to its last answer), unanswered requests, malformed frames,
 dialects, nodes per namespace, and the sniffer's own health. It listens with one
 ``PSUBSCRIBE`` connection (never counted by NUMSUB) and reads ``PUBSUB`` counts every few
-seconds; it publishes nothing.
+seconds; it publishes nothing. On a Redis Cluster (``?cluster=true``), where ``PUBSUB`` is
+node-local, the counts are read on every master and summed (as
+:class:`~siotools.ClusterClient`'s detection does), and the listen follows failovers.
 
 Rooms and events are unbounded in a cluster (socket ids are rooms), so their labels are
 bounded: the ``top`` busiest (tracked with a Space-Saving sketch) get a label each, every
@@ -32,13 +34,13 @@ from typing import Any, Final
 
 from siotools._extras import require
 from siotools.dialects.answers import counts_as_answer, expectation
-from siotools.dialects.detect import PubSubSnapshot, clues, snapshot
+from siotools.dialects.detect import PubSubSnapshot, clues, snapshot_across
 from siotools.exceptions import ConfigurationError, DecodeError, RedisUnavailableError
 from siotools.protocol import Broadcast, ChannelGrammar, ChannelKind, Frame, decode, heard_as
+from siotools.requester import AnyPublisher, Transport, command_runners
 from siotools.sniffer.frames import describe
 from siotools.sniffer.live import LiveSource
-from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher
+from siotools.sniffer.sharded import ClusterPubSubSource, SnifferSource
 
 __all__ = ["DASHBOARD", "METRICS", "Exporter", "TopN", "dashboard", "parse_listen"]
 
@@ -248,7 +250,7 @@ class Exporter:
     """Cluster metrics from the passive sniffer, as a ``prometheus_client`` collector.
 
     Args:
-        url: The Redis URL.
+        url: The Redis URL (``?cluster=true``: a node of a Redis Cluster).
         prefix: The adapters' key.
         top_rooms: Room labels per exporter (the rest is ``other``).
         top_events: Event labels per exporter.
@@ -257,9 +259,12 @@ class Exporter:
             unanswered (Node's default ``requestsTimeout`` is 5 s).
         refresh: Seconds between ``PUBSUB`` reads (nodes per namespace).
         registry: The ``prometheus_client`` registry to register with (a new one if None).
+        cluster: ``True``: ``url`` names a node of a Redis Cluster (as ``?cluster=true``
+            does), ``False`` a single Redis; ``None`` reads the URL.
 
     Raises:
         MissingExtraError: ``prometheus_client`` is not installed.
+        ConfigurationError: Bad URL or arguments.
     """
 
     def __init__(
@@ -273,12 +278,15 @@ class Exporter:
         request_timeout: float = 5.0,
         refresh: float = 5.0,
         registry: Any = None,
+        cluster: bool | None = None,
     ) -> None:
         prom = require("prometheus_client", "metrics")
         if request_timeout <= 0 or refresh <= 0:
             raise ConfigurationError("request_timeout and refresh must be positive seconds")
         self.url = url
-        self.endpoint = RedisEndpoint.from_url(url)
+        self._transport = Transport(url, cluster=cluster)
+        self.endpoint = self._transport.endpoint
+        self.cluster = self._transport.cluster
         self.prefix = prefix or "socket.io"
         self.grammar = ChannelGrammar(self.prefix)
         self.request_timeout = float(request_timeout)
@@ -291,8 +299,8 @@ class Exporter:
         self._max_pending = 100_000
         self._snap: PubSubSnapshot | None = None
         self._lag = 0.0
-        self._source: LiveSource | None = None
-        self._publisher: Publisher | None = None
+        self._source: SnifferSource | None = None
+        self._publisher: AnyPublisher | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Any = None
         self.registry = registry if registry is not None else prom.CollectorRegistry()
@@ -440,10 +448,11 @@ class Exporter:
             self._s.gap_seconds += max(0, back_ns - lost_ns) / 1e9
 
     async def refresh_counts(self) -> None:
-        """Read ``PUBSUB`` counts now (nodes per namespace, NUMPAT)."""
+        """Read ``PUBSUB`` counts now (nodes per namespace, NUMPAT), on every master of a
+        Redis Cluster."""
         if self._publisher is None:
             return
-        snap = await snapshot(self._publisher, self.prefix)
+        snap = await snapshot_across(command_runners(self._publisher), self.prefix)
         with self._lock:
             self._snap = snap
 
@@ -453,11 +462,17 @@ class Exporter:
         Raises:
             RedisUnavailableError: Redis cannot be reached.
         """
-        self._publisher = Publisher(self.endpoint, name="siotools-exporter")
+        self._publisher = self._transport.publisher(None, name="siotools-exporter", on_error=None)
         await self._publisher.start()
         await self.refresh_counts()
-        self._source = LiveSource(self.url, self.prefix, self._sink, on_gap=self._gap)
-        await self._source.start()
+        source: SnifferSource
+        if self.cluster:
+            # PSUBSCRIBE on one node hears every PUBLISH; it moves on when that node dies.
+            source = ClusterPubSubSource(self.endpoint, self.prefix, self._sink, on_gap=self._gap)
+        else:
+            source = LiveSource(self.endpoint, self.prefix, self._sink, on_gap=self._gap)
+        self._source = source
+        await source.start()
         self._tasks = [
             asyncio.create_task(self._every(self.refresh, self._refresh_safely)),
             asyncio.create_task(self._every(0.5, self._tick)),

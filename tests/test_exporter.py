@@ -22,7 +22,9 @@ from siotools.demo import DemoCluster
 from siotools.exporter import METRICS, OTHER, Exporter, TopN, dashboard, metric_names
 from siotools.metrics import NODE_METRICS
 from siotools.protocol import Dialect, encode_broadcast
+from siotools.redis_cluster import RedisCluster
 from siotools.redis_server import RedisServer
+from tests.cluster_nodes import classic_on_two_masters, sharded_on_every_master
 from tests.nodepeer.fixtures import StartFn
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -313,3 +315,76 @@ async def test_reconnects_and_gaps_after_a_redis_restart(fresh_redis: RedisServe
     assert value(s, "siotools_sniffer_gaps_total") >= 1
     assert value(s, "siotools_sniffer_gap_seconds_total") > 0
     assert value(s, "siotools_sniffer_lag_seconds") >= 0
+
+
+# ---------------------------------------------------------------------------- Redis Cluster
+
+
+async def _cluster_exporter(url: str, key: str) -> tuple[Exporter, int]:
+    exp = Exporter(url, key, refresh=0.2)
+    await exp.start()
+    return exp, exp.listen("127.0.0.1", 0)
+
+
+async def test_cluster_node_gauges_count_every_master(
+    redis_cluster: RedisCluster, key: str
+) -> None:
+    redis_cluster.wait_ok(30)
+    async with classic_on_two_masters(redis_cluster, key) as spread:
+        exp, port = await _cluster_exporter(spread.url, key)
+        try:
+            # A broadcast from the node on the other master is heard too (classic pub/sub
+            # reaches every node of a Redis Cluster).
+            await spread.nodes[-1].sio.emit("hello", 1, namespace="/chat")
+
+            async def heard() -> bool:
+                s = await scrape(port)
+                return value(s, "siotools_room_messages_total", nsp="/chat") >= 1
+
+            await until(heard)
+            s = await scrape(port)
+        finally:
+            await exp.close()
+    # One node per master: a single master's NUMSUB would say 1.
+    assert value(s, "siotools_nodes", nsp="/") == 2
+    assert value(s, "siotools_nodes", nsp="/chat") == 2
+    assert value(s, "siotools_up") == 1
+
+
+async def test_cluster_sharded_gauges_count_every_master(
+    sharded_cluster: RedisCluster, key: str
+) -> None:
+    async with sharded_on_every_master(sharded_cluster, key) as spread:
+        exp, port = await _cluster_exporter(spread.url, key)
+        try:
+            s = await scrape(port)
+        finally:
+            await exp.close()
+    for nsp in spread.namespaces:
+        assert value(s, "siotools_sharded_nodes", nsp=nsp) == 2, nsp
+    assert value(s, "siotools_up") == 1
+
+
+@pytest.mark.parametrize("flag", ["false", "0", "no"])
+async def test_cluster_false_is_a_single_redis(redis_url: str, key: str, flag: str) -> None:
+    r = aioredis.from_url(redis_url)
+    exp, port = await _cluster_exporter(f"{redis_url}?cluster={flag}", key)
+    try:
+        ch, payload = encode_broadcast(uid="u1", data=["ev", 1], prefix=key)
+        await r.publish(ch, payload)
+
+        async def heard() -> bool:
+            return value(await scrape(port), "siotools_messages_total") >= 1
+
+        await until(heard)
+        assert value(await scrape(port), "siotools_up") == 1
+        assert exp.endpoint.url == redis_url
+    finally:
+        await exp.close()
+        await r.aclose()
+
+
+def test_a_bad_cluster_flag_is_one_sentence(redis_url: str) -> None:
+    with pytest.raises(siotools.ConfigurationError) as bad:
+        Exporter(f"{redis_url}?cluster=maybe")
+    assert "cluster='maybe'" in str(bad.value) and "\n" not in str(bad.value)

@@ -58,7 +58,9 @@ class HealthScreen(ClusterScreen):
         cluster: Any = self.cluster
         # A ClusterClient's endpoint keeps the password its printable url drops.
         target = getattr(cluster, "endpoint", None) or cluster.url
-        report = await doctor(target, cluster.prefix, duration=self.listen)
+        # An endpoint does not say it is a Redis Cluster's node: the client does.
+        on_cluster = getattr(cluster, "on_redis_cluster", None)
+        report = await doctor(target, cluster.prefix, duration=self.listen, cluster=on_cluster)
         self.report = report
         self.note = report.summary()
         if not report.findings:

@@ -34,8 +34,9 @@ def register(sub: Any) -> None:
         help="find why a cluster's requests time out (passive unless --probe)",
         description=(
             "Examine a Socket.IO Redis cluster: PUBSUB counts, CLIENT LIST, INFO, CONFIG GET "
-            "and a few seconds of passive listening (PSUBSCRIBE only). Each finding has a "
-            "severity, the evidence and the fix. Exit 0 healthy, 1 problems, 2 not run."
+            "and a few seconds of passive listening (PSUBSCRIBE only); --url ...?cluster=true "
+            "reads every master of a Redis Cluster. Each finding has a severity, the evidence "
+            "and the fix. Exit 0 healthy, 1 problems, 2 not run."
         ),
     )
     # --url/$SIOTOOLS_URL and --prefix/--key/$SIOTOOLS_PREFIX, as every command reads them.

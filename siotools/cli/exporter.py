@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
         description=(
             "Serve /metrics for Prometheus: messages, bytes, rooms (top N + other), events, "
             "broadcasts and requests by type, request latency, unanswered requests, nodes per "
-            "namespace, dialects and the sniffer's health. Passive: PSUBSCRIBE only."
+            "namespace, dialects and the sniffer's health. Passive: PSUBSCRIBE only; "
+            "--url ...?cluster=true counts nodes on every master of a Redis Cluster."
         ),
     )
     # --url/$SIOTOOLS_URL and --prefix/--key/$SIOTOOLS_PREFIX, as every command reads them.

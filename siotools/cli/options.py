@@ -171,6 +171,7 @@ def check_url(url: str, source: str) -> str:
         ConfigurationError: It does not; the message names ``source`` (a flag or variable)
             and hides the password.
     """
+    _check_cluster_flag(url, source)
     why = _url_problem(url)
     if why is not None:
         raise ConfigurationError(
@@ -185,6 +186,25 @@ def check_url(url: str, source: str) -> str:
 
 
 _SCHEMES = ("redis", "rediss", "valkey", "valkeys", "unix")
+
+
+def _check_cluster_flag(url: str, source: str) -> None:
+    """Refuse a ``cluster=`` value that is not a boolean, in a sentence of its own (the
+    rest of the URL may be fine: "is not a Redis URL" would mislead)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from siotools.transport.endpoint import cluster_flag
+
+    try:
+        query = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    except ValueError:
+        return  # _url_problem says what is wrong with it
+    for name, value in query:
+        if name.lower() == "cluster":
+            try:
+                cluster_flag(value, f"{source} {url!r}")
+            except ConfigurationError as exc:
+                raise ConfigurationError(redact(str(exc), _password_of(url))) from None
 
 
 def _url_problem(url: str) -> str | None:

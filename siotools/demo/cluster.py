@@ -220,9 +220,11 @@ class DemoCluster:
         url = self.redis_url
         if "@" not in url:
             return url
-        from siotools.transport.endpoint import RedisEndpoint
+        from siotools.transport.endpoint import redact_url
 
-        return RedisEndpoint.from_url(url).url
+        # Not RedisEndpoint.from_url: that reads a single Redis, and this may end in
+        # ?cluster=true (kept, as the printed URL is meant to be used).
+        return redact_url(url)
 
     @property
     def node_urls(self) -> list[str]:

@@ -73,8 +73,10 @@ __all__ = [
     "is_sharded_uid",
     "listen_traffic",
     "merge_snapshots",
+    "numsub_across",
     "read_stream",
     "snapshot",
+    "snapshot_across",
     "spoken",
     "stream_clues",
     "structural_evidence",
@@ -585,18 +587,44 @@ def merge_snapshots(prefix: str, snaps: Sequence[PubSubSnapshot]) -> PubSubSnaps
     )
 
 
+async def snapshot_across(runners: Sequence[CommandRunner], prefix: str) -> PubSubSnapshot:
+    """:func:`snapshot` of each node (every master of a Redis Cluster), merged by
+    :func:`merge_snapshots`; a single Redis' as it is.
+
+    Raises:
+        RedisUnavailableError: A node cannot be reached or refused ``PUBSUB``.
+    """
+    if len(runners) == 1:
+        return await snapshot(runners[0], prefix)
+    return merge_snapshots(prefix, [await snapshot(runner, prefix) for runner in runners])
+
+
+async def numsub_across(runners: Sequence[CommandRunner], channels: Sequence[bytes]) -> list[int]:
+    """``PUBSUB NUMSUB`` of ``channels`` summed over the nodes (every master of a Redis
+    Cluster, where it is node-local), in the order given.
+
+    Raises:
+        RedisUnavailableError: A node cannot be reached or refused ``PUBSUB``.
+    """
+    totals = [0] * len(channels)
+    if not channels:
+        return totals
+    for runner in runners:
+        reply = list(await runner.execute(b"PUBSUB", b"NUMSUB", *channels) or [])
+        for i in range(len(channels)):
+            totals[i] += int(reply[2 * i + 1])
+    return totals
+
+
 async def detect_across(runners: Sequence[CommandRunner], prefix: str = "socket.io") -> Detection:
     """:func:`detect_with` over several nodes (every master of a Redis Cluster), their
-    snapshots merged by :func:`merge_snapshots`.
+    snapshots merged by :func:`merge_snapshots` (:func:`snapshot_across`).
 
     Raises:
         RedisUnavailableError: A node cannot be reached or refused ``PUBSUB``.
     """
     prefix = prefix or "socket.io"
-    if len(runners) == 1:
-        return await detect_with(runners[0], prefix)
-    snaps = [await snapshot(runner, prefix) for runner in runners]
-    return _detection(prefix, merge_snapshots(prefix, snaps))
+    return _detection(prefix, await snapshot_across(runners, prefix))
 
 
 _FAMILY: Final = {

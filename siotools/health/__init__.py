@@ -18,42 +18,46 @@ from __future__ import annotations
 import statistics
 
 from siotools.dialects.detect import (
+    CommandRunner,
     clues,
+    numsub_across,
     read_stream,
     reconcile_streams,
-    snapshot,
+    snapshot_across,
     structural_evidence,
     with_traffic,
 )
 from siotools.dialects.detect import spoken as spoken_dialects
 from siotools.exceptions import ConfigurationError
-from siotools.health.facts import ServerFacts, Sniff, read_server, sniff
+from siotools.health.facts import ServerFacts, Sniff, read_servers, sniff
 from siotools.health.probe import ProbeResult, probe
 from siotools.health.report import Finding, NamespaceHealth, Report, Severity
 from siotools.health.rules import Inputs, dynamic_private_rooms, evaluate, is_probe
 from siotools.protocol import ChannelGrammar, Dialect
+from siotools.requester import Transport, command_runners
+from siotools.transport.cluster_pubsub import ClusterPublisher
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import Publisher
 
 __all__ = ["Finding", "NamespaceHealth", "Report", "Severity", "doctor"]
 
 
-async def _other_prefixes(publisher: Publisher) -> list[str]:
-    names = await publisher.execute(b"PUBSUB", b"CHANNELS", b"*-request#*")
+async def _other_prefixes(runners: list[CommandRunner]) -> list[str]:
     found = set()
-    for raw in names:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        head = text.split("-request#", 1)[0]
-        if head:
-            found.add(head)
-    shard = []
-    try:
-        shard = await publisher.execute(b"PUBSUB", b"SHARDCHANNELS", b"*#/*")
-    except Exception:  # Redis < 7 has no sharded pub/sub
+    for runner in runners:  # PUBSUB CHANNELS is node-local on a Redis Cluster
+        names = await runner.execute(b"PUBSUB", b"CHANNELS", b"*-request#*")
+        for raw in names:
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            head = text.split("-request#", 1)[0]
+            if head:
+                found.add(head)
         shard = []
-    for raw in shard:
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        found.add(text.split("#", 1)[0])
+        try:
+            shard = await runner.execute(b"PUBSUB", b"SHARDCHANNELS", b"*#/*")
+        except Exception:  # Redis < 7 has no sharded pub/sub
+            shard = []
+        for raw in shard:
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            found.add(text.split("#", 1)[0])
     return sorted(found)
 
 
@@ -65,8 +69,14 @@ async def doctor(
     duration: float = 3.0,
     timeout: float = 2.0,
     monitor: bool = False,
+    cluster: bool | None = None,
 ) -> Report:
     """Examine the cluster on ``prefix`` and say what is wrong.
+
+    On a Redis Cluster (``?cluster=true``, or ``cluster=True``), where ``PUBSUB`` is
+    node-local, the subscription counts, ``INFO`` and ``CLIENT LIST`` are read on every
+    master and summed or merged, as :class:`~siotools.ClusterClient`'s detection does;
+    the passive listen is on the seed node, which hears every ``PUBLISH``.
 
     Args:
         url: The Redis URL, or a :class:`~siotools.transport.endpoint.RedisEndpoint` (a
@@ -81,6 +91,8 @@ async def doctor(
             @socket.io/redis-adapter 8.2.x sharded nodes from 8.3 ones. Passive for the
             nodes, but costly for Redis (it formats every command for the monitor) and it
             sees one server only (on a Redis Cluster, the one ``url`` names).
+        cluster: ``True``: ``url`` names a node of a Redis Cluster (as ``?cluster=true``
+            does), ``False`` a single Redis; ``None`` reads the URL (an endpoint: single).
 
     Returns:
         The :class:`Report` (``exit_code`` 0 when healthy, 1 with problems).
@@ -92,15 +104,24 @@ async def doctor(
     if duration < 0 or timeout <= 0:
         raise ConfigurationError("duration must be >= 0 and timeout > 0 seconds")
     prefix = prefix or "socket.io"
-    endpoint = url if isinstance(url, RedisEndpoint) else RedisEndpoint.from_url(url)
+    if isinstance(url, RedisEndpoint):
+        transport = Transport(None, cluster=cluster, endpoint=url)
+    else:
+        transport = Transport(url, cluster=cluster)
+    endpoint, on_cluster = transport.endpoint, transport.cluster
     # The probe's ClusterClient takes a URL; an endpoint with a password has none to give.
     probe_url = url if isinstance(url, str) else (None if endpoint.password else endpoint.url)
     g = ChannelGrammar(prefix)
-    publisher = Publisher(endpoint, name="siotools-doctor")
+    publisher = transport.publisher(None, name="siotools-doctor", on_error=None)
     await publisher.start()
+    masters = (
+        sorted(publisher.topology.masters) if isinstance(publisher, ClusterPublisher) else None
+    )
+    # PUBSUB, INFO and CLIENT LIST are node-local on a Redis Cluster: asked of every master.
+    runners = command_runners(publisher)
     try:
-        snap = await snapshot(publisher, prefix)
-        server: ServerFacts = await read_server(publisher)
+        snap = await snapshot_across(runners, prefix)
+        server: ServerFacts = await read_servers(runners)
         structural, evidence = structural_evidence(snap)
         per_nsp = clues(snap)
         dialects = {nsp: set(d) for nsp, d in structural.items()}
@@ -135,24 +156,36 @@ async def doctor(
                 return
             probes.extend(
                 await probe(
-                    probe_url, prefix, targets, spoken[0], timeout=timeout, want_sids=want_sids
+                    probe_url,
+                    prefix,
+                    targets,
+                    spoken[0],
+                    timeout=timeout,
+                    want_sids=want_sids,
+                    cluster=on_cluster,
                 )
             )
             # Right after the probe, while the sockets it listed are (mostly) still there.
             for p in probes:
                 if p.sids:
                     channels = [g.room(p.nsp, sid).encode() for sid in p.sids]
-                    reply = await publisher.execute(b"PUBSUB", b"NUMSUB", *channels)
-                    room_numsub[p.nsp] = {
-                        sid: int(reply[2 * i + 1]) for i, sid in enumerate(p.sids)
-                    }
+                    counts = await numsub_across(runners, channels)
+                    room_numsub[p.nsp] = dict(zip(p.sids, counts, strict=True))
 
         heard: Sniff = await sniff(
             endpoint, prefix, duration, snap, during=run_probe, monitor=monitor
         )
-        others = await _other_prefixes(publisher) if not targets else []
+        others = await _other_prefixes(runners) if not targets else []
     finally:
         await publisher.close()
+
+    if masters is not None:
+        seed = f"{endpoint.host}:{endpoint.port}"
+        evidence.append(
+            f"a Redis Cluster: PUBSUB counts (summed), INFO and CLIENT LIST were read on every "
+            f"master ({', '.join(masters)}); the listen was on {seed}, which hears every "
+            "PUBLISH" + (" (MONITOR sees that node's commands only)" if heard.monitored else "")
+        )
 
     traffic: dict[str, set[Dialect]] = {}
     for d, per in heard.dialects.items():
@@ -245,6 +278,7 @@ async def doctor(
         messages=heard.messages,
         probed=bool(probes),
         facts={
+            "masters": masters,
             "numpat": snap.numpat,
             "clients": len(server.clients),
             "pubsub_clients": len(subscribers),

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from siotools.dialects.answers import counts_as_answer, expectation
-from siotools.dialects.detect import PubSubSnapshot
+from siotools.dialects.detect import CommandRunner, PubSubSnapshot
 from siotools.exceptions import DecodeError, RedisUnavailableError
 from siotools.protocol import (
     Broadcast,
@@ -29,7 +29,7 @@ from siotools.protocol import (
 )
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
-from siotools.transport.pubsub import Publisher, Subscriber
+from siotools.transport.pubsub import Subscriber
 
 DECODE_BROADCASTS = 20_000
 """Broadcasts a sniff decodes; later ones are only counted (requests are all decoded)."""
@@ -45,6 +45,7 @@ __all__ = [
     "parse_client_list",
     "parse_info",
     "read_server",
+    "read_servers",
     "sniff",
 ]
 
@@ -221,7 +222,7 @@ class ServerFacts:
             return ()
 
 
-async def read_server(publisher: Publisher) -> ServerFacts:
+async def read_server(publisher: CommandRunner) -> ServerFacts:
     """Read INFO, CONFIG GET client-output-buffer-limit and CLIENT LIST.
 
     A command the server refuses (ACL, a managed Redis without CONFIG) is noted in
@@ -261,6 +262,33 @@ async def read_server(publisher: Publisher) -> ServerFacts:
         buffer_limit=limit,
         refused=refused,
         own_id=own_id,
+    )
+
+
+async def read_servers(runners: Sequence[CommandRunner]) -> ServerFacts:
+    """:func:`read_server` of each node (every master of a Redis Cluster) as one server:
+    the clients of them all (a node's subscriptions are on the master it connected to),
+    the oldest version, the first output-buffer limit read, every refusal.
+
+    Raises:
+        RedisUnavailableError: A node cannot be reached.
+    """
+    facts = [await read_server(runner) for runner in runners]
+    if len(facts) == 1:
+        return facts[0]
+    known = [f for f in facts if f.version_tuple]
+    oldest = min(known, key=lambda f: f.version_tuple) if known else facts[0]
+    refused: dict[str, str] = {}
+    for f in facts:
+        for what, why in f.refused.items():
+            refused.setdefault(what, why)
+    return ServerFacts(
+        version=oldest.version,
+        info=oldest.info,
+        clients=[c for f in facts for c in f.clients],
+        buffer_limit=next((f.buffer_limit for f in facts if f.buffer_limit), None),
+        refused=refused,
+        own_id=facts[0].own_id,
     )
 
 

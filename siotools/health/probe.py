@@ -58,6 +58,7 @@ async def probe(
     *,
     timeout: float = 2.0,
     want_sids: frozenset[str] = frozenset(),
+    cluster: bool | None = None,
 ) -> list[ProbeResult]:
     """Ask each namespace once and measure who answers and how fast.
 
@@ -68,6 +69,7 @@ async def probe(
         dialect: The cluster's dialect.
         timeout: Seconds to wait for the answers.
         want_sids: Namespaces whose socket ids to list too (``clients``).
+        cluster: Whether ``url`` names a Redis Cluster node (``None``: as the URL says).
 
     Returns:
         One result per namespace; a probe that could not run says why in ``error``.
@@ -75,11 +77,12 @@ async def probe(
     from siotools.cluster import ClusterClient
 
     try:
-        cluster: Any = ClusterClient(
+        client: Any = ClusterClient(
             url,
             key=prefix,
             requests_timeout=timeout,
             dialect=dialect,
+            cluster=cluster,
         )
     except ConfigurationError as exc:
         return [
@@ -88,19 +91,19 @@ async def probe(
         ]
     results = []
     try:
-        await cluster.connect()
+        await client.connect()
         for nsp in namespaces:
             res = ProbeResult(nsp)
             results.append(res)
-            res.expected = await cluster.node_count(nsp)
+            res.expected = await client.node_count(nsp)
             res.started_ns = time.time_ns()
             started = time.perf_counter()
             try:
                 try:
-                    await cluster.all_rooms(namespace=nsp)
+                    await client.all_rooms(namespace=nsp)
                 except UnsupportedOperation:
                     res.request = "clients"
-                    await cluster.clients(namespace=nsp)
+                    await client.clients(namespace=nsp)
                 res.answered = res.expected
             except RequestTimeout as exc:
                 res.answered = exc.answered
@@ -111,10 +114,10 @@ async def probe(
             res.seconds = time.perf_counter() - started
             if nsp in want_sids:
                 try:
-                    res.sids = list(await cluster.clients(namespace=nsp))
+                    res.sids = list(await client.clients(namespace=nsp))
                 except RequestTimeout as exc:
                     res.sids = list(exc.partial or [])
             res.ended_ns = time.time_ns()  # the window covers both requests
     finally:
-        await cluster.close()
+        await client.close()
     return results

@@ -116,7 +116,7 @@ class LiveSource:
     when the first message moves the end.
 
     Args:
-        url: The Redis URL.
+        url: The Redis URL (a single Redis), or its endpoint.
         prefix: The adapters' key.
         sink: Receives every message of the prefix.
         pysocketio: python-socketio's channel to watch too, or None.
@@ -130,7 +130,7 @@ class LiveSource:
 
     def __init__(
         self,
-        url: str,
+        url: str | RedisEndpoint,
         prefix: str,
         sink: RawSink,
         *,
@@ -138,7 +138,7 @@ class LiveSource:
         monitor: bool = False,
         on_gap: Callable[[int, int], None] | None = None,
     ) -> None:
-        self.endpoint = RedisEndpoint.from_url(url)
+        self.endpoint = url if isinstance(url, RedisEndpoint) else RedisEndpoint.from_url(url)
         self.prefix = prefix
         self.sink = sink
         self.pysocketio = pysocketio

@@ -27,7 +27,7 @@ from redis.crc import key_slot
 
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
 from siotools.transport.connection import CommandConnection, RespConnection, open_connection
-from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.endpoint import RedisEndpoint, cluster_flag, redact_url
 
 __all__ = [
     "SLOTS",
@@ -42,9 +42,6 @@ __all__ = [
 
 SLOTS = 16384
 """Hash slots of a Redis Cluster."""
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 def parse_cluster_url(url: str, cluster: bool | None = None) -> tuple[RedisEndpoint, bool]:
@@ -73,14 +70,7 @@ def parse_cluster_url(url: str, cluster: bool | None = None) -> tuple[RedisEndpo
         if name.lower() != "cluster":
             rest.append((name, value))
             continue
-        if value.lower() in _TRUE:
-            flag = True
-        elif value.lower() in _FALSE:
-            flag = False
-        else:
-            raise ConfigurationError(
-                f"cluster={value!r} in the Redis URL is not a boolean (use cluster=true)"
-            )
+        flag = cluster_flag(value, repr(redact_url(url)))
     plain = urlunsplit(parts._replace(query=urlencode(rest)))
     endpoint = RedisEndpoint.from_url(plain)
     is_cluster = cluster if cluster is not None else bool(flag)

@@ -16,7 +16,9 @@ Query options (the redis-py names): ``db``, ``socket_connect_timeout``,
 ``ssl_ca_certs``, ``ssl_ca_path``, ``ssl_certfile``, ``ssl_keyfile``,
 ``ssl_cert_reqs`` (``none``, ``optional``, ``required``) and ``ssl_check_hostname``
 (``true``/``false``). Any other option is refused, so a typo never silently connects
-without the setting it meant.
+without the setting it meant. ``cluster=false`` (or ``0``, ``no``, ``off``) says the URL
+names a single Redis, which is what this parser reads; ``cluster=true`` names a Redis
+Cluster, which only :func:`~siotools.transport.cluster.parse_cluster_url` accepts.
 
 No string made here ever contains the password: :attr:`RedisEndpoint.url`, ``str()``,
 ``repr()`` and every :class:`~siotools.exceptions.ConfigurationError` show it as
@@ -32,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from siotools.exceptions import ConfigurationError
 
-__all__ = ["CERT_REQS", "RedisEndpoint", "redact_url"]
+__all__ = ["CERT_REQS", "RedisEndpoint", "cluster_flag", "redact_url"]
 
 _SCHEMES = {
     "redis": False,
@@ -58,6 +60,28 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 DEFAULT_SERVICE = "mymaster"
+
+
+def cluster_flag(value: str, where: str = "the Redis URL") -> bool:
+    """What a URL's ``cluster=`` option says: a Redis Cluster (``true``, ``1``, ``yes``,
+    ``on``) or a single Redis (``false``, ``0``, ``no``, ``off``), in any case.
+
+    Args:
+        value: The option's value.
+        where: What the value came from, for the error (a flag, a URL with its password
+            hidden).
+
+    Raises:
+        ConfigurationError: The value is neither (one sentence).
+    """
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ConfigurationError(
+        f"cluster={value!r} in {where} is not a boolean (cluster=true names a Redis "
+        "Cluster, cluster=false a single Redis)"
+    )
 
 
 def redact_url(url: str) -> str:
@@ -179,6 +203,16 @@ class RedisEndpoint:
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
         except ValueError as exc:
             raise ConfigurationError(f"{shown!r} has a malformed query: {exc}") from None
+        # ``cluster=`` as parse_cluster_url reads it (any case): false is this parser's.
+        flags = [
+            cluster_flag(v, repr(shown))
+            for name in [n for n in query if n.lower() == "cluster"]
+            for v in query.pop(name)
+        ]
+        if flags and flags[-1]:
+            raise ConfigurationError(
+                f"{shown!r} names a Redis Cluster (cluster=true); this reads a single Redis only"
+            )
         unknown = sorted(set(query) - set(_OPTIONS))
         if unknown:
             raise ConfigurationError(

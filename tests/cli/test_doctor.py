@@ -9,7 +9,9 @@ import sys
 import pytest
 import redis.asyncio as aioredis
 
+from siotools.redis_cluster import RedisCluster
 from siotools.redis_server import RedisServer
+from tests.cluster_nodes import sharded_on_every_master
 from tests.nodepeer.fixtures import StartFn
 
 
@@ -91,3 +93,33 @@ async def test_monitor_refused_is_a_note_not_a_failure(fresh_redis: RedisServer)
     assert refused["severity"] == "note"
     assert refused["title"] == "Redis refused MONITOR: sharded traffic was not watched"
     assert "pw" not in out
+
+
+async def test_a_redis_cluster_url_reads_every_master(
+    sharded_cluster: RedisCluster, key: str
+) -> None:
+    async with sharded_on_every_master(sharded_cluster, key) as spread:
+        code, out, err = await doctor(
+            "--url", spread.url, "--prefix", key, "--duration", "0.3", "--json"
+        )
+    assert code == 0, err
+    report = json.loads(out)
+    counts = {n["nsp"]: n["sharded_subscribers"] for n in report["namespaces"]}
+    assert counts == dict.fromkeys(spread.namespaces, 2)
+    assert len(report["facts"]["masters"]) == len(sharded_cluster.masters())
+
+
+@pytest.mark.parametrize("flag", ["false", "0", "no"])
+async def test_cluster_false_is_a_single_redis(redis_url: str, key: str, flag: str) -> None:
+    code, out, err = await doctor(
+        "--url", f"{redis_url}?cluster={flag}", "--prefix", key, "--duration", "0", "--json"
+    )
+    assert code == 1, err  # it ran: no node on the prefix is its finding
+    assert err == "" and json.loads(out)["url"] == redis_url
+
+
+async def test_a_bad_cluster_flag_is_one_sentence_exit_2(redis_url: str) -> None:
+    code, out, err = await doctor("--url", f"{redis_url}?cluster=maybe", "--duration", "0")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "cluster='maybe'" in err and "is not a Redis URL" not in err

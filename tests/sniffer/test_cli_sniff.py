@@ -182,3 +182,30 @@ async def test_poison_frames_do_not_kill_the_sniffer(
     assert [(f.channel.encode("utf-8", "surrogateescape"), f.payload) for f in cap.frames] == [
         (ch, p) for ch, p in frames
     ]
+
+
+@pytest.mark.parametrize("flag", ["false", "0", "no"])
+async def test_cluster_false_is_a_single_redis(redis_url: str, key: str, flag: str) -> None:
+    r = aioredis.from_url(redis_url)
+    before = int(await r.execute_command("PUBSUB", "NUMPAT"))
+    url = f"{redis_url}?cluster={flag}"
+    proc = await _start("--url", url, "--prefix", key, "--json", "--count", "1")
+    try:
+        await _wait_subscribed(r, before)
+        await _publish(r, key, 1)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 15)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await r.aclose()
+    assert proc.returncode == 0, stderr
+    (row,) = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert row["channel"] == f"{key}#/#r0#"
+
+
+def test_a_bad_cluster_flag_is_one_sentence_exit_2(redis_url: str) -> None:
+    out = run("--url", f"{redis_url}?cluster=maybe", "--count", "1")
+    assert out.returncode == 2
+    text = one_sentence(out.stderr)
+    assert "cluster='maybe'" in text and "is not a Redis URL" not in text

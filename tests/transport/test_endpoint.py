@@ -56,3 +56,22 @@ def test_from_client_of_a_tls_url() -> None:
     client = aioredis.Redis.from_url("rediss://h:6380/0?ssl_cert_reqs=none")
     ep = RedisEndpoint.from_client(client)
     assert ep.tls and ep.ssl_cert_reqs == "none" and not ep.ssl_check_hostname
+
+
+@pytest.mark.parametrize("flag", ["false", "0", "no", "off", "FALSE"])
+def test_cluster_false_is_a_single_redis(flag: str) -> None:
+    # Every single-Redis path reads the URL here: cluster=false must mean just that.
+    ep = RedisEndpoint.from_url(f"redis://h:7000/2?cluster={flag}&socket_connect_timeout=3")
+    assert (ep.host, ep.port, ep.db, ep.connect_timeout) == ("h", 7000, 2, 3.0)
+    assert "cluster" not in ep.url
+
+
+def test_cluster_flags_a_single_redis_cannot_take() -> None:
+    with pytest.raises(ConfigurationError) as bad:
+        RedisEndpoint.from_url("redis://:secret@h:7000/0?cluster=maybe")
+    text = str(bad.value)
+    assert "cluster='maybe'" in text and "secret" not in text and "\n" not in text
+    with pytest.raises(ConfigurationError) as true:
+        RedisEndpoint.from_url("redis://:secret@h:7000/0?cluster=true")
+    text = str(true.value)
+    assert "Redis Cluster" in text and "secret" not in text and "unknown option" not in text

@@ -1,0 +1,75 @@
+"""The doctor on a real Redis Cluster reads every master (``PUBSUB`` is node-local there),
+and ``cluster=`` in a URL means what it says on a single Redis too."""
+
+from __future__ import annotations
+
+import pytest
+
+import siotools
+from siotools.exceptions import ConfigurationError
+from siotools.redis_cluster import RedisCluster
+from siotools.transport.endpoint import RedisEndpoint
+from tests.cluster_nodes import classic_on_two_masters, sharded_on_every_master
+
+
+async def test_classic_nodes_on_two_masters_are_both_counted(
+    redis_cluster: RedisCluster, key: str
+) -> None:
+    redis_cluster.wait_ok(30)
+    async with classic_on_two_masters(redis_cluster, key) as spread:
+        report = await siotools.doctor(spread.url, key, duration=1.0, probe_nodes=True)
+    assert report.exit_code == 0, report.to_text()
+    assert report.findings == [], report.to_text()
+    assert report.dialects == ["current"]
+    uids = sorted(n.adapter.uid for n in spread.nodes)
+    assert [n.nsp for n in report.namespaces] == spread.namespaces
+    for n in report.namespaces:
+        # One node per master: a single master's NUMSUB would say 1.
+        assert n.request_subscribers == 2, report.to_text()
+        assert n.node_uids == uids
+        assert (n.probe_answers, n.probe_expected) == (2, 2), report.to_text()
+    masters = {f"127.0.0.1:{m.port}" for m in redis_cluster.masters()}
+    assert set(report.facts["masters"]) == masters
+    assert any("every master" in e for e in report.evidence)
+
+
+async def test_sharded_nodes_over_every_master(sharded_cluster: RedisCluster, key: str) -> None:
+    async with sharded_on_every_master(sharded_cluster, key) as spread:
+        report = await siotools.doctor(spread.url, key, duration=0.5)
+        uids = sorted(n.adapter.uid for n in spread.nodes)
+    assert report.exit_code == 0, report.to_text()
+    assert report.dialects == ["sharded"]
+    assert sorted(n.nsp for n in report.namespaces) == sorted(spread.namespaces)
+    for n in report.namespaces:
+        assert n.sharded_subscribers == 2, (n.nsp, report.to_text())
+        assert n.node_uids == uids, n.nsp
+
+
+async def test_an_endpoint_with_the_cluster_keyword(
+    sharded_cluster: RedisCluster, key: str
+) -> None:
+    endpoint = RedisEndpoint.from_url(sharded_cluster.url)
+    async with sharded_on_every_master(sharded_cluster, key) as spread:
+        report = await siotools.doctor(endpoint, key, duration=0.2, cluster=True)
+    assert report.exit_code == 0, report.to_text()
+    assert sorted(n.nsp for n in report.namespaces) == sorted(spread.namespaces)
+    assert all(n.sharded_subscribers == 2 for n in report.namespaces), report.to_text()
+
+
+@pytest.mark.parametrize("flag", ["false", "0", "no", "False"])
+async def test_cluster_false_is_a_single_redis(redis_url: str, key: str, flag: str) -> None:
+    report = await siotools.doctor(f"{redis_url}?cluster={flag}", key, duration=0.1)
+    assert report.url == redis_url
+    assert report.facts["masters"] is None
+    assert report.redis_version  # INFO was read: it connected
+
+
+async def test_bad_cluster_flags_are_one_sentence(redis_url: str, key: str) -> None:
+    with pytest.raises(ConfigurationError) as bad:
+        await siotools.doctor(f"{redis_url}?cluster=maybe", key, duration=0.1)
+    text = str(bad.value)
+    assert "cluster='maybe'" in text and "\n" not in text
+    # A single Redis named a cluster: said in one sentence, not a hang or a traceback.
+    with pytest.raises(ConfigurationError) as single:
+        await siotools.doctor(f"{redis_url}?cluster=true", key, duration=0.1)
+    assert "cluster=true" in str(single.value) and "\n" not in str(single.value)
