@@ -24,6 +24,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Final, NamedTuple, TypeAlias
 
+from siotools.protocol.frames import Dialect
+
 _columns: ModuleType | None
 try:
     from siotools.protocol import _columns
@@ -37,6 +39,9 @@ Buffer: TypeAlias = Any
 
 AVAILABLE: Final = _columns is not None
 """Whether the native decoder was built (else :func:`broadcast_columns` is not usable)."""
+
+# What the opts shape says (wire.broadcast_parts): 8.x, else socket.io-redis 4.x/5.x.
+_DIALECTS: Final = (Dialect.CURRENT.value, Dialect.LEGACY.value)
 
 CODE_COLUMNS: Final = ("size", "dialect", "nsp", "event", "uid", "type")
 """The int32 columns of :attr:`BroadcastColumns.codes`, in order."""
@@ -71,7 +76,6 @@ def broadcast_columns(
     channel_fast: Buffer,
     channel_nsp: Buffer,
     max_size: int | None,
-    dialect_values: tuple[str, str],
     dialect_column: tuple[dict[Any, int], list[Any]],
     type_codes: tuple[int, int],
     uid_column: tuple[dict[Any, int], list[Any]],
@@ -90,9 +94,8 @@ def broadcast_columns(
         channel_fast: One byte per channel code, 1 for classic broadcast / room channels.
         channel_nsp: int32 namespace code per channel code.
         max_size: Payloads over this many bytes are declined (None: no limit).
-        dialect_values: The dialect column's values for 8.x and for 4.x/5.x broadcasts.
-        dialect_column: ``(index, values)`` of the dialect column; a value is added (coded)
-            when first seen.
+        dialect_column: ``(index, values)`` of the dialect column (:class:`Dialect` values,
+            as in frames); a value is added (coded) when first seen.
         type_codes: Codes of ``EVENT`` and ``BINARY_EVENT`` in the type column.
         uid_column: ``(index, values)`` of the uid column (values added when new).
         event_column: ``(index, values)`` of the event column (values added when new).
@@ -113,7 +116,7 @@ def broadcast_columns(
         channel_fast,
         channel_nsp,
         -1 if max_size is None else max_size,
-        dialect_values,
+        _DIALECTS,
         dialect_column,
         type_codes,
         uid_column,

@@ -605,7 +605,6 @@ class ColumnStore:
         nsp_of = array("i", [cols.nsp.code(info.nsp) for info in infos])
         bc_kind, bc_frame = cols.kind.code("broadcast"), cols.frame.code("Broadcast")
         type_codes = (cols.type.code("EVENT"), cols.type.code("BINARY_EVENT"))
-        dialects = (Dialect.CURRENT.value, Dialect.LEGACY.value)
         dialect_col = (cols.dialect.index, cols.dialect.values)
         uid_col = (cols.uid.index, cols.uid.values)
         event_col = (cols.event.index, cols.event.values)
@@ -617,8 +616,8 @@ class ColumnStore:
                 # capture may append while a part is decoded for its file.
                 got = columnar.broadcast_columns(
                     data, offsets, first, self.channel_codes[row : row + count],
-                    self.sharded[row : row + count], fast, nsp_of, dec.max_size, dialects,
-                    dialect_col, type_codes, uid_col, event_col, want,
+                    self.sharded[row : row + count], fast, nsp_of, dec.max_size, dialect_col,
+                    type_codes, uid_col, event_col, want,
                 )  # fmt: skip
                 bad = list(compress(range(count), map(not_, got.ok)))
                 part = cols.scratch()

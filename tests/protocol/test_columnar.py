@@ -30,7 +30,6 @@ def _call(payloads: list[bytes], **over: object) -> columnar.BroadcastColumns:
         "channel_fast": b"\x01",
         "channel_nsp": array("i", [7]),
         "max_size": None,
-        "dialect_values": ("current", "legacy"),
         "dialect_column": ({None: -1}, []),
         "type_codes": (3, 4),
         "uid_column": ({None: -1}, []),
