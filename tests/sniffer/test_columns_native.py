@@ -59,7 +59,10 @@ def assert_parity(records: list[Record], prefix: str = "socket.io", **kw: Any) -
     got, want = _values(native), _values(pure)
     assert got.keys() == want.keys()
     for name in got:
-        assert got[name] == want[name], name
+        # Element by element: a NaN event (decoded apart in each store) is not == itself.
+        assert len(got[name]) == len(want[name]), name
+        for i, (a, b) in enumerate(zip(got[name], want[name], strict=True)):
+            assert _same(a, b), (name, i, a, b)
     for name in OBJECT_COLUMNS:
         assert len(objs_n[name]) == len(objs_p[name]) == len(records)
         for i, (a, b) in enumerate(zip(objs_n[name], objs_p[name], strict=True)):
@@ -152,6 +155,7 @@ HOSTILE = [
     _packed("u", {"data": ["ev"]}, [1]),
     _packed("u", {"data": ["ev", {1: 2, 2.5: None, b"k": True}]}, {"rooms": [], "rooms2": 1}),
     _packed("u", {"data": ["ev", float("nan"), float("inf"), -0.0]}, {"rooms": [], "flags": {}}),
+    _packed("u", {"data": [float("nan")]}, {"rooms": []}),
     _packed("u", {"data": ["ev", 2**64 - 1, -(2**63), 2**32, 1.5]}, {"rooms": []}),
     _packed("u", {"data": ["ev"], 3: 4}, {"rooms": [], 5: 6}),
     _packed("u", {"data": ["ev"], "data ": ["x"]}, {"rooms": ["a"], "except": ["b"]}),
