@@ -18,7 +18,8 @@ def test_the_wheel_builds_quietly_and_ships_the_node_peers(tmp_path: Path) -> No
     pytest.importorskip("build")
     # A copy of what the wheel is built from: the build's scratch files stay out of the tree.
     src = tmp_path / "src"
-    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", "*.egg-info")
+    # An in-place build of the extension stays behind too: the wheel must compile its own.
+    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "node_modules", "*.egg-info", "*.so")
     for name in ("siotools", "tui"):
         shutil.copytree(ROOT / name, src / name, ignore=junk)
     for name in ("pyproject.toml", "README.md"):
@@ -38,3 +39,6 @@ def test_the_wheel_builds_quietly_and_ships_the_node_peers(tmp_path: Path) -> No
         assert f"siotools/nodepeer/{peer}/package.json" in names
         assert f"siotools/nodepeer/{peer}/peer.js" in names
     assert "siotools/tui/app.tcss" in names and "siotools/py.typed" in names
+    # The native column decoder, compiled, with its type stub.
+    assert any(n.startswith("siotools/protocol/_columns.") and n.endswith(".so") for n in names)
+    assert "siotools/protocol/_columns.pyi" in names
