@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 from siotools.tui.app import SiotoolsApp
+from siotools.tui.base import STALE_AFTER
 from siotools.tui.rooms import RoomsScreen
 from siotools.tui.sockets import SocketsScreen
 from siotools.tui.table import Column, KeyedTable
@@ -57,7 +59,9 @@ async def test_back_from_a_drill_down_requeries_and_shows_the_age(cluster: Clust
         await pilot.press("enter")
         await loaded(pilot, app, SocketsScreen)
         await cluster.alice.join("fresh-room")
-        await pilot.pause(0.8)
+        # Rows older than STALE_AFTER are asked for again on return: wait until they are
+        # (a fixed pause raced with it: a fast drill-down came back under a second).
+        await until(pilot, lambda: time.monotonic() - before > STALE_AFTER + 0.1)
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is rooms)
         # Re-queried on return (the timer would take a minute), the cursor still on vip.
