@@ -420,7 +420,8 @@ class Capture:
     @property
     def stream_keys(self) -> tuple[str, ...]:
         """The Redis streams a live capture with ``stream=`` follows (its numbered
-        ``<stream>-<i>`` siblings included; empty otherwise)."""
+        ``<stream>-<i>`` siblings included; with ``stream_count=``, exactly the nodes'
+        streams; empty otherwise)."""
         return self._streams.keys if self._streams is not None else ()
 
     def _truncate(self) -> None:
