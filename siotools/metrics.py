@@ -233,8 +233,11 @@ class NodeMetrics:
             this node waits for: late, or another node's), ``requests_ignored``,
             ``foreign_requests`` (another adapter generation on the prefix)...
         errors: Errors reported to the error callbacks (or logged).
-        link_events: ``"lost"``/``"restored"`` -> count, of the subscriber's connection.
-        link_gap_seconds: Seconds the subscriber was without a connection, summed.
+        link_events: ``"lost"``/``"restored"`` -> count, of the subscriber's connection
+            (on a Redis Cluster or sharded pub/sub: of its outages, however many of its
+            connections each one took).
+        link_gap_seconds: Seconds the subscriber was without a connection (or without
+            every subscription), summed.
         reconnects: ``"pub"``/``"sub"`` -> reconnects of each connection.
         subscriptions: ``"channel"``, ``"pattern"``, ``"shard_channel"`` -> how many the
             subscriber holds now.

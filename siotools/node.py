@@ -58,9 +58,13 @@ class NodeCore:
         metrics: Where to count what arrives (a new recorder if None).
 
     Attributes:
-        received: Broadcast messages that arrived.
+        received: Broadcast messages that arrived. On the sharded adapter's channels,
+            which carry its requests too, every message is read to tell: there it is the
+            broadcasts of the other nodes (its own are dropped once read, as
+            ``ClusterAdapter`` does, and are not told apart from its requests), the same
+            ones :attr:`metrics` counts as received broadcasts.
         decoded: Broadcast messages decoded (the others were dropped unread by the room
-            gate, as the Node adapters do).
+            gate, as the Node adapters do; the sharded adapter reads all of them).
     """
 
     def __init__(
@@ -139,6 +143,8 @@ class NodeCore:
             # is delivered was one (counted as such, not as a request).
             if actions and type(actions[0]) is Deliver:
                 self.metrics.reclassify(cell, "broadcast", nsp, len(payload))
+                self.received += 1
+                self.decoded += 1
             return actions
         return self.dialect.on_response(channel, payload)
 

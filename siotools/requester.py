@@ -127,11 +127,16 @@ class Transport:
         on_error: ErrorHandler | None = None,
         on_event: EventHandler | None = None,
     ) -> AnySubscriber:
-        """A subscriber for ``dialect`` (not started). ``on_event`` (lost/restored link
-        events) is reported by the single-Redis subscriber only, for now."""
+        """A subscriber for ``dialect`` (not started); ``on_event`` gets its lost and
+        restored link events."""
         if self.uses_cluster(dialect):
             return ClusterSubscriber(
-                self.topology(), on_message, on_batch=on_batch, name=name, on_error=on_error
+                self.topology(),
+                on_message,
+                on_batch=on_batch,
+                name=name,
+                on_error=on_error,
+                on_event=on_event,
             )
         return Subscriber(
             self.endpoint,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from siotools.dialects import CurrentDialect, LegacyDialect
+from siotools.dialects import CurrentDialect, LegacyDialect, ShardedDialect
 from siotools.dialects.base import Deliver, Ignored, Malformed
 from siotools.node import NodeCore
 from siotools.protocol import encode_broadcast
-from tests.dialects.test_current import View
+from tests.dialects.test_current import View, first_ask
 
 
 def test_broadcast_routing_and_gates() -> None:
@@ -60,3 +60,27 @@ def test_multiplexed_room_channels() -> None:
     assert isinstance(d, Deliver)
     assert core.room_removed("/", "r") == b"k#/#r#"
     assert core.receive(b"k#/#r#", payload, None, view) == (Ignored("ignored"),)
+
+
+def test_sharded_broadcasts_are_counted_on_the_main_channel() -> None:
+    # The sharded adapter's broadcasts come on its main channel, a request route: those
+    # of the other nodes count as received and decoded, as in the metrics.
+    d = ShardedDialect("k")
+    core = NodeCore(d, d.new_uid())
+    core.join_namespace("/")
+    view = View("/", {"a": ["r1"]})
+    other = d.broadcast("0123456789abcdef", "/", ["ev", 1], [], [], {})
+    assert other.channel == b"k#/#"
+    (deliver,) = core.receive(other.channel, other.payload, None, view)
+    assert isinstance(deliver, Deliver) and deliver.data == ["ev", 1]
+    assert (core.received, core.decoded) == (1, 1)
+    room = d.broadcast("0123456789abcdef", "/", ["ev", 2], ["r1"], [], {})
+    core.room_added("/", "r1")
+    assert room.channel == b"k#/#r1#"
+    assert isinstance(core.receive(room.channel, room.payload, None, view)[0], Deliver)
+    mine = d.broadcast(core.uid, "/", ["ev", 3], [], [], {})
+    assert core.receive(mine.channel, mine.payload, None, view) == []  # own: dropped
+    ask = first_ask(d.fetch_sockets("/", "0123456789abcdef", [], [], None))
+    assert core.receive(ask.channel, ask.payload, None, view)  # a request: answered
+    assert (core.received, core.decoded) == (2, 2)
+    assert core.metrics.received[("broadcast", "/")][0] == core.received

@@ -116,6 +116,14 @@ def register(sub: Any) -> None:
         "e.g. socket.io) with XREAD from $; passive, nothing counts a stream reader",
     )
     p.add_argument(
+        "--stream-count",
+        type=count_arg,
+        metavar="N",
+        help="with --stream: the adapter's 0.3 streamCount; read exactly the streams its "
+        "nodes read (KEY-0 .. KEY-<N-1>, KEY alone for 1) and the KEY--<i> ones 0.3.1 writes "
+        "namespaces with a negative hash to (without it: every KEY-<integer> stream found)",
+    )
+    p.add_argument(
         "--since",
         metavar="ID",
         help="with --stream: first show the entries already in the stream from this id "
@@ -144,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         parse_size(args.rotate)
     if args.since is not None and args.stream is None:
         raise ConfigurationError("--since needs --stream KEY (the stream to backfill from)")
+    if args.stream_count is not None and args.stream is None:
+        raise ConfigurationError("--stream-count needs --stream KEY (the adapter's streamName)")
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():
@@ -342,6 +352,7 @@ async def _sniff(args: argparse.Namespace) -> int:
             on_gap=stats.gap,
             stream=args.stream,
             since=args.since,
+            stream_count=args.stream_count,
         )
         # Filtering here rather than in sniff(): the summary counts every frame seen
         # (an undecodable frame matches no filter but is still worth reporting).

@@ -331,6 +331,8 @@ class Capture:
     ) -> None:
         if count is not None and count <= 0:
             raise ConfigurationError("count must be a positive number of frames")
+        if stream_count is not None and stream is None:
+            raise ConfigurationError("stream_count= needs stream= (the adapter's streamName)")
         if duration is not None and duration <= 0:
             raise ConfigurationError("duration must be a positive number of seconds")
         if path is not None:
@@ -352,6 +354,10 @@ class Capture:
         )
         self.url = source.endpoint.url
         self.source = "monitor" if monitor else "ssubscribe" if ssubscribe else "psubscribe"
+        if stream is not None:  # the streams adapter: its stream too (sniffer.streams)
+            self._streams = StreamSource(
+                url, stream, source.sink, since=since, stream_count=stream_count
+            )
         gc_relaxed(True)
         try:
             await source.start()
@@ -359,10 +365,7 @@ class Capture:
             gc_relaxed(False)
             raise
         self._source = source
-        if stream is not None:  # the streams adapter: its stream too (sniffer.streams)
-            self._streams = StreamSource(
-                url, stream, source.sink, since=since, stream_count=stream_count
-            )
+        if self._streams is not None:
             try:
                 await self._streams.start()
             except BaseException:
@@ -417,7 +420,8 @@ class Capture:
     @property
     def stream_keys(self) -> tuple[str, ...]:
         """The Redis streams a live capture with ``stream=`` follows (its numbered
-        ``<stream>-<i>`` siblings included; empty otherwise)."""
+        ``<stream>-<i>`` siblings included; with ``stream_count=``, exactly the nodes'
+        streams; empty otherwise)."""
         return self._streams.keys if self._streams is not None else ()
 
     def _truncate(self) -> None:
@@ -780,9 +784,11 @@ async def start_capture(
             frames of dialect ``streams`` (see :mod:`siotools.sniffer.streams`).
         since: With ``stream``: first backfill the entries already there with XRANGE from
             this id (``"-"``: the whole stream).
-        stream_count: With ``stream``: the adapter's 0.3.x ``streamCount``, to follow
-            ``<stream>-0`` .. ``<stream>-<N-1>`` before they exist (existing
-            ``<stream>-<integer>`` streams are found without it).
+        stream_count: With ``stream``: the adapter's 0.3.x ``streamCount``, to read
+            exactly the streams its nodes read and write, before they exist
+            (:func:`siotools.sniffer.streams.node_streams`: ``<stream>-0`` ..
+            ``<stream>-<N-1>`` and the ``<stream>--<i>`` of negative-hash namespaces);
+            without it every ``<stream>-<integer>`` stream found by SCAN is followed.
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -833,6 +839,7 @@ async def capture(
     max_size: int | None = None,
     stream: str | None = None,
     since: str | None = None,
+    stream_count: int | None = None,
 ) -> Capture:
     """Capture until ``duration`` seconds passed or ``count`` frames arrived.
 
@@ -865,6 +872,7 @@ async def capture(
         max_size=max_size,
         stream=stream,
         since=since,
+        stream_count=stream_count,
     )
     try:
         return await cap.wait()
@@ -892,6 +900,7 @@ async def sniff(
     max_size: int | None = None,
     stream: str | None = None,
     since: str | None = None,
+    stream_count: int | None = None,
 ) -> AsyncGenerator[SniffedFrame, None]:
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
@@ -923,6 +932,8 @@ async def sniff(
         stream: Also read this Redis stream (the streams adapter's ``streamName``) with
             XREAD from ``$``; ``since`` backfills it first (see :func:`start_capture`).
         since: With ``stream``: XRANGE from this id first (``"-"``: the whole stream).
+        stream_count: With ``stream``: the adapter's 0.3.x ``streamCount``, to read exactly
+            its nodes' streams (see :func:`start_capture`).
 
     Raises:
         RedisUnavailableError: Redis cannot be reached.
@@ -936,6 +947,8 @@ async def sniff(
         async for f in _sniff_offline(url, prefix, filter, count, pysocketio, allow_pickle):
             yield f
         return
+    if stream_count is not None and stream is None:
+        raise ConfigurationError("stream_count= needs stream= (the adapter's streamName)")
     queue: collections.deque[RawRecord] = collections.deque()
     wake = asyncio.Event()
     dropped = 0
@@ -962,8 +975,12 @@ async def sniff(
         on_notice=on_notice,
     )
     decoder = Decoder(prefix, _pysocketio_channel(pysocketio), allow_pickle, max_size)
+    streams = (
+        None
+        if stream is None
+        else StreamSource(str(url), stream, sink, since=since, stream_count=stream_count)
+    )
     await source.start()
-    streams = None if stream is None else StreamSource(str(url), stream, sink, since=since)
     if streams is not None:
         try:
             await streams.start()

@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, NamedTuple
 
 from siotools.protocol import (
@@ -42,13 +43,11 @@ from siotools.protocol import (
     RemoteFetchRequest,
     RemoteJoinRequest,
     RemoteLeaveRequest,
-    RequestType,
     RoomsResponse,
     ServerSideEmitRequest,
     ServerSideEmitResponse,
     SocketsRequest,
     SocketsResponse,
-    StreamMessage,
     dialect_family,
     safe,
 )
@@ -143,115 +142,193 @@ class SniffedFrame:
         return self.row.event
 
 
+_UNKNOWN_ROW: Final = Row("unknown", None, None, None, None, None, None, None, None, None)
+_PICKLED_ROW: Final = Row("unknown", None, None, None, None, None, None, None, None, "pickle")
+
+
 def _unknown_row() -> Row:
-    return Row("unknown", None, None, None, None, None, None, None, None, None)
+    return _UNKNOWN_ROW
 
 
 # --------------------------------------------------------------------------- describe
 
+# Row's own constructor is a Python function taking the fields by name: building the tuple
+# directly, as NamedTuple._make does, halves what a row costs (every field is given).
+_row: Final[Callable[[tuple[Any, ...]], Row]] = partial(tuple.__new__, Row)
 
-def _broadcast(f: Any) -> Row:
+_Request = (
+    LegacyClientsRequest
+    | LegacyClientRoomsRequest
+    | LegacyAllRoomsRequest
+    | LegacyRemoteJoinRequest
+    | LegacyRemoteLeaveRequest
+    | LegacyCustomRequest
+    | LegacyRemoteDisconnectRequest
+    | SocketsRequest
+    | AllRoomsRequest
+    | RemoteJoinRequest
+    | RemoteLeaveRequest
+    | RemoteDisconnectRequest
+    | RemoteFetchRequest
+    | ServerSideEmitRequest
+    | BroadcastAckRequest
+)
+
+_Response = (
+    LegacyClientsResponse
+    | LegacyRoomsResponse
+    | LegacyDataResponse
+    | LegacyEmptyResponse
+    | SocketsResponse
+    | RoomsResponse
+    | EmptyResponse
+    | ServerSideEmitResponse
+    | BroadcastClientCountResponse
+    | BroadcastAckResponse
+)
+
+
+def describe(frame: Frame) -> Row:
+    """Flatten a frame into one row's fields.
+
+    ``rooms``/``except_`` are the target and excluded rooms (a request's rooms, a rooms
+    response's rooms), ``args`` the event arguments (or a response's payload: clients,
+    sockets, data, client count), ``uid`` the sender's uid (a response's addressee on
+    8.x per-requester channels, python-socketio's ``host_id``), ``type`` a readable type
+    name (``EVENT``, ``ALL_ROOMS``, ``ROOMS``, ``FETCH_SOCKETS``, a python-socketio method).
+    """
+    # Each case costs an isinstance, so the frames a capture holds most come first:
+    # sharded and stream messages (heartbeats), broadcasts, 8.x answers and requests,
+    # then the legacy ones and python-socketio's.
+    match frame:
+        case ClusterMessage():  # a StreamMessage (a stream entry) is one too
+            return _cluster(frame)
+        case Broadcast():
+            return _broadcast(frame)
+        case SocketsResponse():
+            return _response(frame, None, list(frame.sockets), frame.to_uid, "SOCKETS")
+        case RoomsResponse():
+            return _response(frame, list(frame.rooms), None, frame.to_uid, "ROOMS")
+        case BroadcastClientCountResponse():
+            return _response(
+                frame, None, frame.client_count, frame.to_uid, "BROADCAST_CLIENT_COUNT"
+            )
+        case BroadcastAckResponse():
+            return _response(frame, None, frame.packet, frame.to_uid, "BROADCAST_ACK")
+        case ServerSideEmitResponse():
+            return _response(frame, None, frame.data, frame.to_uid, "SERVER_SIDE_EMIT")
+        case EmptyResponse():
+            return _response(frame, None, None, frame.to_uid, "EMPTY")
+        case SocketsRequest():
+            return _request(frame, list(frame.rooms), None, None, None, None, frame.uid)
+        case AllRoomsRequest():
+            return _request(frame, None, None, None, None, None, frame.uid)
+        case RemoteFetchRequest() | RemoteDisconnectRequest():
+            opts = frame.opts  # whom they are for is in opts alone
+            if isinstance(opts, dict):
+                rooms = _listed(opts.get("rooms"))
+                return _request(frame, rooms, opts.get("except"), None, None, None, frame.uid)
+            return _request(frame, None, None, None, None, None, frame.uid)
+        case ServerSideEmitRequest():
+            data = frame.data
+            if data:
+                return _request(frame, None, None, data[0], list(data[1:]), None, frame.uid)
+            return _request(frame, None, None, None, None, None, frame.uid)
+        case BroadcastAckRequest():
+            return _broadcast_ack(frame)
+        case RemoteJoinRequest() | RemoteLeaveRequest():
+            return _membership(frame)
+        case LegacyClientsResponse():
+            return _response(frame, None, list(frame.clients), None, "CLIENTS")
+        case LegacyRoomsResponse():
+            return _response(frame, list(frame.rooms), None, None, "ROOMS")
+        case LegacyDataResponse():
+            return _response(frame, None, frame.data, None, "DATA")
+        case LegacyEmptyResponse():
+            return _response(frame, None, None, None, "EMPTY")
+        case LegacyClientsRequest():
+            return _request(frame, list(frame.rooms), None, None, None, None, None)
+        case LegacyRemoteJoinRequest() | LegacyRemoteLeaveRequest():
+            room = frame.room
+            rooms = [room] if room is not None else None
+            return _request(frame, rooms, None, None, None, None, None)
+        case LegacyCustomRequest():
+            return _request(frame, None, None, None, frame.data, None, None)
+        case LegacyClientRoomsRequest() | LegacyAllRoomsRequest() | LegacyRemoteDisconnectRequest():
+            return _request(frame, None, None, None, None, None, None)
+        case PySocketIOMessage():
+            return _pysocketio(frame)
+        case PickledMessage():
+            return _PICKLED_ROW
+    return _UNKNOWN_ROW
+
+
+def _listed(rooms: Any) -> list[Any] | None:
+    return list(rooms) if rooms is not None else None
+
+
+def _broadcast(f: Broadcast) -> Row:
     data = f.data
-    return Row(
-        "broadcast",
-        f.nsp,
-        f.rooms,
-        f.except_,
-        data[0] if data else None,
-        data[1:],
-        f.flags,
-        f.uid,
-        None,
-        "BINARY_EVENT" if f.packet_type == 5 else "EVENT",
+    return _row(
+        (
+            "broadcast",
+            f.nsp,
+            f.rooms,
+            f.except_,
+            data[0] if data else None,
+            data[1:],
+            f.flags,
+            f.uid,
+            None,
+            "BINARY_EVENT" if f.packet_type == 5 else "EVENT",
+        )
     )
 
 
-def _request(f: Any) -> Row:
-    rooms = getattr(f, "rooms", None)
-    if rooms is None and getattr(f, "room", None) is not None:
-        rooms = [f.room]
-    opts = getattr(f, "opts", None)
-    except_ = None
-    if isinstance(opts, dict):
-        if rooms is None or type(f) is RemoteFetchRequest:
-            rooms = rooms or opts.get("rooms")
-        except_ = opts.get("except")
-    event = args = flags = None
-    if type(f) is ServerSideEmitRequest and f.data:
-        event, args = f.data[0], list(f.data[1:])
-    elif type(f) is BroadcastAckRequest:
-        data = f.packet.get("data")
-        if isinstance(data, list) and data:
-            event, args = data[0], data[1:]
-        flags = opts.get("flags") if isinstance(opts, dict) else None
-    elif type(f) is LegacyCustomRequest:
-        args = f.data
-    return Row(
-        "request",
-        f.nsp,
-        list(rooms) if rooms is not None else None,
-        except_,
-        event,
-        args,
-        flags,
-        getattr(f, "uid", None),
-        f.request_id,
-        _type_name(f),
-    )
+def _response(f: _Response, rooms: Any, args: Any, uid: Any, type_name: str) -> Row:
+    return _row(("response", f.nsp, rooms, None, None, args, None, uid, f.request_id, type_name))
+
+
+def _request(
+    f: _Request, rooms: Any, except_: Any, event: Any, args: Any, flags: Any, uid: Any
+) -> Row:
+    name = _TYPE_NAMES.get(type(f))
+    if name is None:
+        # A request's type is a class attribute: its enum name (a Python-level property
+        # in enum) is looked up once per class.
+        name = _TYPE_NAMES[type(f)] = f.type.name
+    return _row(("request", f.nsp, rooms, except_, event, args, flags, uid, f.request_id, name))
 
 
 _TYPE_NAMES: Final[dict[type, str]] = {}
 
 
-def _type_name(f: Any) -> str:
-    # A request's type is a class attribute: its enum name (a Python-level property in
-    # enum) is looked up once per class.
-    cls = type(f)
-    name = _TYPE_NAMES.get(cls)
-    if name is None:
-        name = _TYPE_NAMES[cls] = f.type.name
-    return name
+def _membership(f: RemoteJoinRequest | RemoteLeaveRequest) -> Row:
+    # socketsJoin/Leave name the rooms to join (``rooms``) and whom (``opts``); the 7.x
+    # form one socket (``sid``) and one room (``room``).
+    rooms: Any = f.rooms
+    if rooms is None and f.room is not None:
+        rooms = [f.room]
+    opts = f.opts
+    except_ = None
+    if isinstance(opts, dict):
+        if rooms is None:
+            rooms = opts.get("rooms")
+        except_ = opts.get("except")
+    return _request(f, _listed(rooms), except_, None, None, None, f.uid)
 
 
-_RESPONSE_TYPE: Final[dict[type, str]] = {
-    LegacyClientsResponse: "CLIENTS",
-    LegacyRoomsResponse: "ROOMS",
-    LegacyDataResponse: "DATA",
-    LegacyEmptyResponse: "EMPTY",
-    SocketsResponse: "SOCKETS",
-    RoomsResponse: "ROOMS",
-    EmptyResponse: "EMPTY",
-    ServerSideEmitResponse: "SERVER_SIDE_EMIT",
-    BroadcastClientCountResponse: "BROADCAST_CLIENT_COUNT",
-    BroadcastAckResponse: "BROADCAST_ACK",
-}
-
-
-def _response(f: Any) -> Row:
-    rooms = getattr(f, "rooms", None)
-    args: Any = None
-    if type(f) is LegacyClientsResponse:
-        args = list(f.clients)
-    elif type(f) is SocketsResponse:
-        args = list(f.sockets)
-    elif type(f) in (LegacyDataResponse, ServerSideEmitResponse):
-        args = f.data
-    elif type(f) is BroadcastClientCountResponse:
-        args = f.client_count
-    elif type(f) is BroadcastAckResponse:
-        args = f.packet
-    return Row(
-        "response",
-        f.nsp,
-        list(rooms) if rooms is not None else None,
-        None,
-        None,
-        args,
-        None,
-        getattr(f, "to_uid", None),
-        f.request_id,
-        _RESPONSE_TYPE[type(f)],
-    )
+def _broadcast_ack(f: BroadcastAckRequest) -> Row:
+    opts = f.opts
+    rooms = except_ = flags = event = args = None
+    if isinstance(opts, dict):
+        rooms = _listed(opts.get("rooms"))
+        except_ = opts.get("except")
+        flags = opts.get("flags")
+    data = f.packet.get("data")
+    if isinstance(data, list) and data:
+        event, args = data[0], data[1:]
+    return _request(f, rooms, except_, event, args, flags, f.uid)
 
 
 _CLUSTER_KIND: Final = {
@@ -269,14 +346,14 @@ _CLUSTER_KIND: Final = {
     11: "response",
     12: "response",
 }
+_CLUSTER_TYPE_NAMES: Final = {t.value: t.name for t in ClusterMessageType}
 
 
-def _cluster(f: Any) -> Row:
+def _cluster(f: ClusterMessage) -> Row:
     data = f.data if isinstance(f.data, dict) else {}
     kind = _CLUSTER_KIND.get(f.type, "unknown")
-    try:
-        type_name: str | None = ClusterMessageType(f.type).name
-    except ValueError:
+    type_name = _CLUSTER_TYPE_NAMES.get(f.type)
+    if type_name is None:  # a type this version does not know, kept as its number
         type_name = str(f.type)
     raw_opts = data.get("opts")
     opts: dict[str, Any] = raw_opts if isinstance(raw_opts, dict) else {}
@@ -291,128 +368,73 @@ def _cluster(f: Any) -> Row:
     rooms = opts.get("rooms")
     if rooms is None and f.target is not None and kind == "broadcast":
         rooms = [f.target]
-    return Row(
-        kind,
-        f.nsp,
-        rooms,
-        opts.get("except"),
-        event,
-        args,
-        opts.get("flags"),
-        f.uid,
-        f.request_id,
-        type_name,
+    return _row(
+        (
+            kind,
+            f.nsp,
+            rooms,
+            opts.get("except"),
+            event,
+            args,
+            opts.get("flags"),
+            f.uid,
+            f.request_id,
+            type_name,
+        )
     )
 
 
 _PY_KIND: Final = {"emit": "broadcast", "callback": "response"}
 
 
-def _pysocketio(f: Any) -> Row:
+def _pysocketio(f: PySocketIOMessage) -> Row:
     body = f.body
     room = body.get("room")
     rooms = room if isinstance(room, list) else ([room] if room is not None else None)
     skip = body.get("skip_sid")
     except_ = skip if isinstance(skip, list) else ([skip] if skip is not None else None)
-    return Row(
-        _PY_KIND.get(f.method, "request"),
-        body.get("namespace", f.nsp),
-        rooms,
-        except_,
-        body.get("event"),
-        body.get("data"),
-        None,
-        body.get("host_id"),
-        body.get("id"),
-        f.method,
-    )
-
-
-def _pickled(f: Any) -> Row:
-    return Row("unknown", None, None, None, None, None, None, None, None, "pickle")
-
-
-_DESCRIBE: Final[dict[type, Callable[[Any], Row]]] = {Broadcast: _broadcast}
-_cls: type
-for _cls in (
-    LegacyClientsRequest,
-    LegacyClientRoomsRequest,
-    LegacyAllRoomsRequest,
-    LegacyRemoteJoinRequest,
-    LegacyRemoteLeaveRequest,
-    LegacyCustomRequest,
-    LegacyRemoteDisconnectRequest,
-    SocketsRequest,
-    AllRoomsRequest,
-    RemoteJoinRequest,
-    RemoteLeaveRequest,
-    RemoteDisconnectRequest,
-    RemoteFetchRequest,
-    ServerSideEmitRequest,
-    BroadcastAckRequest,
-):
-    _DESCRIBE[_cls] = _request
-for _cls in _RESPONSE_TYPE:
-    _DESCRIBE[_cls] = _response
-_DESCRIBE[ClusterMessage] = _cluster
-_DESCRIBE[StreamMessage] = _cluster  # a stream entry is a ClusterMessage too
-_DESCRIBE[PySocketIOMessage] = _pysocketio
-_DESCRIBE[PickledMessage] = _pickled
-
-
-def describe(frame: Frame) -> Row:
-    """Flatten a frame into one row's fields.
-
-    ``rooms``/``except_`` are the target and excluded rooms (a request's rooms, a rooms
-    response's rooms), ``args`` the event arguments (or a response's payload: clients,
-    sockets, data, client count), ``uid`` the sender's uid (a response's addressee on
-    8.x per-requester channels, python-socketio's ``host_id``), ``type`` a readable type
-    name (``EVENT``, ``ALL_ROOMS``, ``ROOMS``, ``FETCH_SOCKETS``, a python-socketio method).
-    """
-    fn = _DESCRIBE.get(type(frame))
-    return fn(frame) if fn is not None else _unknown_row()
-
-
-_REQUESTS_ANSWERED: Final = frozenset(
-    {
-        RequestType.SOCKETS,
-        RequestType.ALL_ROOMS,
-        RequestType.REMOTE_FETCH,
-        RequestType.SERVER_SIDE_EMIT,
-        RequestType.BROADCAST,
-    }
-)
-
-
-_ANSWERED_CLASS: Final[dict[type, int]] = {}
-"""Per frame class: 0 never answered, 1 always (legacy requests), 2 when it has a request id."""
-
-
-def _answered_class(cls: type, frame: Frame) -> int:
-    if cls.__name__.startswith("Legacy") and cls.__name__.endswith("Request"):
-        return 1
-    rtype = getattr(frame, "type", None)
-    return (
-        2
-        if isinstance(rtype, RequestType)
-        and rtype in _REQUESTS_ANSWERED
-        and _DESCRIBE.get(cls) is _request
-        else 0
+    return _row(
+        (
+            _PY_KIND.get(f.method, "request"),
+            body.get("namespace", f.nsp),
+            rooms,
+            except_,
+            body.get("event"),
+            body.get("data"),
+            None,
+            body.get("host_id"),
+            body.get("id"),
+            f.method,
+        )
     )
 
 
 def expects_response(frame: Frame) -> bool:
     """Whether some node must answer this frame (a request with a request id)."""
-    if isinstance(frame, ClusterMessage):
-        return frame.type in (3, 7, 9) and frame.request_id is not None
-    # What the class says is worked out once per class (the sniffer asks for every row).
-    cls = type(frame)
-    answered = _ANSWERED_CLASS.get(cls)
-    if answered is None:
-        answered = _ANSWERED_CLASS[cls] = _answered_class(cls, frame)
-    if answered == 2:
-        return getattr(frame, "request_id", None) is not None
-    return answered == 1
+    match frame:
+        case ClusterMessage():  # BROADCAST, FETCH_SOCKETS, SERVER_SIDE_EMIT
+            return frame.type in (3, 7, 9) and frame.request_id is not None
+        case Broadcast():
+            return False
+        case (
+            RemoteFetchRequest()
+            | ServerSideEmitRequest()
+            | BroadcastAckRequest()
+            | SocketsRequest()
+            | AllRoomsRequest()
+        ):
+            return frame.request_id is not None
+        case (
+            LegacyClientsRequest()
+            | LegacyClientRoomsRequest()
+            | LegacyAllRoomsRequest()
+            | LegacyRemoteJoinRequest()
+            | LegacyRemoteLeaveRequest()
+            | LegacyCustomRequest()
+            | LegacyRemoteDisconnectRequest()
+        ):
+            return True  # every legacy request is answered
+    return False  # broadcasts, answers, socketsJoin/Leave and disconnectSockets
 
 
 # --------------------------------------------------------------------------- filters

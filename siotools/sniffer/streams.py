@@ -9,10 +9,13 @@ with ``XRANGE`` (``"-"`` for all of it, or an entry id / a millisecond time).
 
 With 0.3.x's ``streamCount`` the adapter spreads the namespaces over ``<streamName>-0`` ..
 ``<streamName>-<N-1>`` (and, for a namespace whose hash is negative, ``<streamName>--<i>``:
-see :func:`siotools.protocol.streams.stream_for`): the source follows the named stream and
-every ``<streamName>-<integer>`` stream, found with ``SCAN MATCH`` + ``TYPE`` at start and
-again every few seconds (a stream appears with its first entry), and the ones that
-``stream_count`` names, existing yet or not, all in one ``XREAD``.
+see :func:`siotools.protocol.streams.stream_for`). Told the count (``stream_count``), the
+source reads exactly the streams such nodes read and write, existing yet or not, all in
+one ``XREAD``: ``<streamName>`` alone for a count of 1, else ``-0`` .. ``-<N-1>`` and
+``--1`` .. ``--<N-1>`` (not ``<streamName>`` itself, which they never touch). Not told, it
+follows the named stream and every ``<streamName>-<integer>`` stream, found with
+``SCAN MATCH`` + ``TYPE`` at start and again every few seconds (a stream appears with its
+first entry).
 
 Each entry is handed to the same raw sink as the pub/sub sources, as a record whose channel
 is the stream key and whose payload is :func:`siotools.protocol.streams.pack_record` (the
@@ -38,7 +41,7 @@ from siotools.protocol.streams import DEFAULT_STREAM, pack_record, streams_for
 from siotools.sniffer.live import RawSink
 from siotools.transport.endpoint import RedisEndpoint
 
-__all__ = ["StreamSource", "is_stream"]
+__all__ = ["StreamSource", "is_stream", "node_streams"]
 
 log = logging.getLogger("siotools.sniffer")
 
@@ -86,6 +89,22 @@ async def is_stream(url: str, key: str = DEFAULT_STREAM, *, numbered: bool = Tru
         await client.aclose()
 
 
+def node_streams(stream: str = DEFAULT_STREAM, stream_count: int = 1) -> tuple[str, ...]:
+    """The streams @socket.io/redis-streams-adapter nodes with this ``streamCount`` read or
+    write: what they read (:func:`siotools.protocol.streams.streams_for`) and, from a count
+    of 2, the ``<stream>--1`` .. ``<stream>--<N-1>`` that 0.3.1 writes a namespace with a
+    negative hash to (JavaScript's ``%`` keeps the sign: see
+    :func:`siotools.protocol.streams.stream_for`), which no node reads.
+
+    Raises:
+        ConfigurationError: ``stream_count`` is not a positive integer.
+    """
+    if type(stream_count) is not int or stream_count < 1:
+        raise ConfigurationError(f"stream_count must be a positive integer, not {stream_count!r}")
+    negative = tuple(f"{stream}--{i}" for i in range(1, stream_count))
+    return streams_for(stream, stream_count) + negative
+
+
 class StreamSource:
     """One connection reading a stream (and its numbered siblings) with ``XREAD BLOCK``
     into a raw sink.
@@ -97,11 +116,11 @@ class StreamSource:
         since: Backfill first with XRANGE from this id (``"-"``: the whole stream); None
             reads only what is added after :meth:`start`.
         block_ms: How long one XREAD blocks.
-        stream_count: The adapter's 0.3.x ``streamCount``: also follow
-            ``<stream>-0`` .. ``<stream>-<N-1>`` (and ``<stream>--1`` .. ``--<N-1>``)
-            from the start, before they exist (the ones that exist are found anyway).
+        stream_count: The adapter's 0.3.x ``streamCount``: read exactly the streams its
+            nodes read and write (:func:`node_streams`), from the start, before they exist.
+            None: the count is not known, ``discover`` finds the numbered streams.
         discover: Look for ``<stream>-<integer>`` streams (SCAN, at start and every few
-            seconds).
+            seconds); None (the default) when ``stream_count`` is not given.
 
     Attributes:
         last_id: The id of the last entry handed over (``$`` before the first).
@@ -119,28 +138,23 @@ class StreamSource:
         since: str | None = None,
         block_ms: int = _BLOCK_MS,
         stream_count: int | None = None,
-        discover: bool = True,
+        discover: bool | None = None,
     ) -> None:
         if not stream:
             raise ConfigurationError("the stream key must not be empty")
-        if stream_count is not None and (type(stream_count) is not int or stream_count < 1):
-            raise ConfigurationError(
-                f"stream_count must be a positive integer, not {stream_count!r}"
-            )
         self.endpoint = RedisEndpoint.from_url(url)
         self.stream = stream
         self.sink = sink
         self.since = since
         self.block_ms = block_ms
-        self.discover = discover
+        self.discover = stream_count is None if discover is None else discover
         self.last_id = "$"
         self.errors: list[str] = []
         self.reconnects = 0
         self._key = stream.encode()
-        named = {stream} | set(streams_for(stream, stream_count or 1))
-        # JavaScript's % keeps the hash's sign: <stream>--1 .. --<N-1> (stream_for)
-        named |= {f"{stream}--{i}" for i in range(1, stream_count or 1)}
-        self._named = sorted(k.encode() for k in named)
+        self._counted = stream_count is not None
+        named = node_streams(stream, stream_count) if stream_count is not None else (stream,)
+        self._named = [k.encode() for k in named]
         self._ids: dict[bytes, str] = {}
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
@@ -191,6 +205,7 @@ class StreamSource:
                 raise ConfigurationError(
                     f"key {key.decode('utf-8', 'replace')!r} holds a {kind.decode()}, not a "
                     "stream; pass the adapter's streamName"
+                    + (" and streamCount" if self._counted else "")
                 )
             return
         self._ids[key] = "0-0"
@@ -218,10 +233,9 @@ class StreamSource:
             **self.endpoint.redis_py_kwargs(), client_name="siotools-sniffer-streams"
         )
         try:
-            await self._follow(self._key, True)
+            # The stream(s) named are checked: a key of another type is a wrong name.
             for key in self._named:
-                if key not in self._ids:
-                    await self._follow(key, False)
+                await self._follow(key, True)
             if self.discover:
                 for key in await self._siblings():
                     await self._follow(key, False)

@@ -51,7 +51,7 @@ from siotools.transport.connection import (
     open_connection,
 )
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.pubsub import ErrorHandler, Subscriber
+from siotools.transport.pubsub import ErrorHandler, EventHandler, LinkEvent, Subscriber
 
 __all__ = ["ClusterPublisher", "ClusterSubscriber", "ShardSubscriberConnection"]
 
@@ -231,6 +231,13 @@ class ClusterSubscriber:
         name: The connections' name in logs and errors.
         on_error: Called with connection errors (a node lost, a slot moved).
         on_reconnect: Called after the subscriptions were restored.
+        on_event: Called with a :class:`~siotools.transport.pubsub.LinkEvent` when a
+            connection that carries subscriptions is lost (``"lost"``: the first one of
+            an outage; others lost before it ends add no event) and once every
+            subscription is confirmed again (``"restored"``, with the gap's span), as the
+            single-Redis :class:`~siotools.transport.pubsub.Subscriber` reports its one
+            connection. A connection with nothing subscribed on it (the classic one of a
+            sharded-only subscriber) is restored without a word.
     """
 
     def __init__(
@@ -242,6 +249,7 @@ class ClusterSubscriber:
         name: str = "siotools-sub",
         on_error: ErrorHandler | None = None,
         on_reconnect: Callable[[], None] | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
         if (on_message is None) == (on_batch is None):
             raise ValueError("pass exactly one of on_message and on_batch")
@@ -252,6 +260,7 @@ class ClusterSubscriber:
         self._on_batch = on_batch
         self._on_error = on_error
         self._on_reconnect = on_reconnect
+        self._on_event = on_event
         # Classic pub/sub works on any node: the single-node Subscriber, re-pointed at
         # another node when its own is lost.
         self._classic = Subscriber(
@@ -261,6 +270,7 @@ class ClusterSubscriber:
             name=name,
             on_error=self._classic_error,
             on_reconnect=on_reconnect,
+            on_event=self._classic_event,
         )
         self.shard_channels: set[bytes] = set()
         """The sharded channels asked for (restored on their slot's master)."""
@@ -280,6 +290,14 @@ class ClusterSubscriber:
         """How many times sharded subscriptions were restored after a loss or a move."""
         self.moves = 0
         """Sharded channels re-subscribed elsewhere (failover or slot migration)."""
+        self.losses = 0
+        """How many outages began: a connection carrying subscriptions was lost."""
+        self.downtime = 0.0
+        """Seconds from each outage's first loss until every subscription was back, summed."""
+        self.last_event: LinkEvent | None = None
+        """The latest loss or restore."""
+        self._last_shard_message: float | None = None
+        self._lost_at: float | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -299,6 +317,14 @@ class ClusterSubscriber:
         return self._classic.connected and all(
             link.connected for link in self._links.values() if link.assigned
         )
+
+    @property
+    def last_message_at(self) -> float | None:
+        """When the last message arrived, classic or sharded (``time.time()``)."""
+        classic, shard = self._classic.last_message_at, self._last_shard_message
+        if classic is None or shard is None:
+            return shard if classic is None else classic
+        return max(classic, shard)
 
     @property
     def classic_endpoint(self) -> RedisEndpoint:
@@ -391,6 +417,69 @@ class ClusterSubscriber:
             fut.cancel()
         self._waiters.clear()
         await self._classic.close()
+
+    # ------------------------------------------------------------------ link events
+
+    def _event(self, event: LinkEvent) -> None:
+        self.last_event = event
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:  # an event handler must never break the subscriber
+                log.exception("event handler of %s failed", self.name)
+
+    def _link_lost(self, url: str, error: BaseException | None) -> None:
+        """A connection with subscriptions on it was lost: an outage begins (if none is
+        going on)."""
+        if self._closing or self._lost_at is not None:
+            return
+        self.losses += 1
+        self._lost_at = now = time.time()
+        last = self.last_message_at
+        self._event(
+            LinkEvent(
+                "lost", self.name, url, now, now, last_message_at=last,
+                reconnects=self.reconnects, error=error,
+            )
+        )  # fmt: skip
+
+    def _whole(self) -> bool:
+        """Whether every subscription is confirmed on a connection that is up."""
+        classic = self._classic
+        if (classic.channels or classic.patterns) and not classic.connected:
+            return False
+        for ch in self.shard_channels:
+            addr = self._where.get(ch)
+            link = self._links.get(addr) if addr is not None else None
+            if link is None or not link.connected or ch not in link.subscribed:
+                return False
+        return True
+
+    def _maybe_restored(self) -> None:
+        """End the outage if every subscription is back."""
+        lost_at = self._lost_at
+        if lost_at is None or self._closing or not self._whole():
+            return
+        now = time.time()
+        gap = max(0.0, now - lost_at)
+        self.downtime += gap
+        self._lost_at = None
+        self._event(
+            LinkEvent(
+                "restored", self.name, self.endpoint.url, now, lost_at, gap=gap,
+                last_message_at=self.last_message_at, reconnects=self.reconnects,
+            )
+        )  # fmt: skip
+
+    def _classic_event(self, event: LinkEvent) -> None:
+        # The classic connection counts only while it carries subscriptions (a sharded
+        # adapter subscribes nothing on it); its restore ends an outage once the sharded
+        # subscriptions are back too.
+        if event.kind == "lost":
+            if self._classic.channels or self._classic.patterns:
+                self._link_lost(event.url, event.error)
+        else:
+            self._maybe_restored()
 
     # ------------------------------------------------------------------ classic
 
@@ -596,6 +685,7 @@ class ClusterSubscriber:
         link.subscribed.clear()
         if self._closing or not link.assigned:
             return
+        self._link_lost(self.topology.endpoint(link.addr).url, conn.lost.result())
         self.report(
             RedisUnavailableError(
                 f"Lost the connection to Redis Cluster node {link.addr} ({self.name}); "
@@ -648,6 +738,7 @@ class ClusterSubscriber:
 
     def _dispatch(self, channel: bytes, payload: bytes, pattern: bytes | None) -> None:
         assert self._on_message is not None
+        self._last_shard_message = time.time()
         try:
             self._on_message(channel, payload, pattern)
         except Exception as exc:  # a bad handler must not kill the connection
@@ -656,6 +747,7 @@ class ClusterSubscriber:
 
     def _dispatch_batch(self, now: int, batch: list[list[bytes]]) -> None:
         assert self._on_batch is not None
+        self._last_shard_message = now / 1e9
         try:
             self._on_batch(now, batch)
         except Exception as exc:  # a bad handler must not kill the connection
@@ -689,6 +781,7 @@ class ClusterSubscriber:
                     self.reconnects += 1
                     if self._on_reconnect is not None:
                         self._on_reconnect()
+                self._maybe_restored()
                 continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX)

@@ -4,21 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from siotools import ConfigurationError, Emitter
 from siotools.protocol import ClusterMessage, ClusterMessageType, Dialect, StreamMessage
-from siotools.sniffer import start_capture
-from siotools.sniffer.streams import is_stream
+from siotools.protocol.streams import stream_for, streams_for
+from siotools.sniffer import capture, sniff, start_capture
+from siotools.sniffer.streams import is_stream, node_streams
 from tests.nodepeer.fixtures import StartFn
 from tests.sniffer.helpers import wait_frames
 
 pytestmark = pytest.mark.node
+
+SIOTOOLS = [sys.executable, "-m", "siotools"]
 
 
 async def test_sniff_streams_nodes(node_peers: StartFn, redis_url: str, key: str) -> None:
@@ -139,6 +145,11 @@ async def test_cli_sniff_stream_backfill(redis_url: str, key: str) -> None:
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert bad.returncode == 2 and "--since needs --stream" in bad.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "siotools", "sniff", "--url", redis_url, "--stream-count", "2"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--stream-count needs --stream" in bad.stderr
 
 
 DATA = '{"packet":{"type":2,"data":["news",1]},"opts":{"rooms":[],"except":[],"flags":{}}}'
@@ -193,3 +204,137 @@ async def test_stream_count_streams_followed_and_written(
     await found.wait()
     assert again.channel == f"{key}-1"
     assert set(found.stream_keys) == {key, f"{key}-1", f"{key}-2", f"{key}--1"}
+
+
+def test_node_streams_are_where_every_namespace_goes() -> None:
+    assert node_streams("K", 1) == ("K",)
+    assert node_streams("K", 3) == ("K-0", "K-1", "K-2", "K--1", "K--2")
+    nsps = ["/", "/chat", NEG, *(f"/n{i}" for i in range(200)), *(f"/{'y' * i}" for i in range(40))]
+    for count in (1, 2, 3, 7):
+        written = {stream_for(nsp, "K", count) for nsp in nsps}
+        assert written <= set(node_streams("K", count)), count
+        assert set(streams_for("K", count)) <= set(node_streams("K", count))
+    assert {stream_for(nsp, "K", 3) for nsp in nsps} == set(node_streams("K", 3))
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ConfigurationError, match="stream_count must be a positive integer"):
+            node_streams("K", bad)  # type: ignore[arg-type]
+
+
+def _entry(event: str, nsp: str = "/") -> dict[Any, Any]:
+    data = {
+        "packet": {"type": 2, "data": [event]},
+        "opts": {"rooms": [], "except": [], "flags": {}},
+    }
+    return {"uid": "abc", "nsp": nsp, "type": "3", "data": json.dumps(data)}
+
+
+async def test_capture_with_stream_count_reads_exactly_those_streams(
+    redis_url: str, key: str
+) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        for stream, event in (
+            (f"{key}-1", "one"), (f"{key}--1", "neg"), (key, "base"), (f"{key}-2", "two"),
+        ):  # fmt: skip
+            await client.xadd(stream, _entry(event))
+        # streamCount 2: <key>-0, <key>-1 and <key>--1; <key> and <key>-2 are no node's
+        cap = await capture(redis_url, key, stream=key, stream_count=2, since="-", duration=1)
+        assert set(cap.stream_keys) == {f"{key}-0", f"{key}-1", f"{key}--1"}
+        assert sorted(f.event for f in cap.frames) == ["neg", "one"]
+        everything = await capture(redis_url, key, stream=key, since="-", duration=1)
+        assert sorted(f.event for f in everything.frames) == ["base", "neg", "one", "two"]
+
+        got = []
+        agen = sniff(redis_url, key, stream=key, stream_count=1, since="-", duration=1)
+        async with contextlib.aclosing(agen):
+            async for f in agen:
+                got.append((f.channel, f.event))
+        assert got == [(key, "base")]
+
+        await client.set(f"{key}--1", "x")
+        with pytest.raises(ConfigurationError, match=r"not a stream.*streamCount"):
+            await start_capture(redis_url, key, stream=key, stream_count=2)
+    finally:
+        await client.aclose()
+    with pytest.raises(ConfigurationError, match="stream_count= needs stream="):
+        await start_capture(redis_url, key, stream_count=2)
+    with pytest.raises(ConfigurationError, match="stream_count= needs stream="):
+        await anext(sniff(redis_url, key, stream_count=2))
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        await start_capture(redis_url, key, stream=key, stream_count=0)
+
+
+async def _lines_until(proc: asyncio.subprocess.Process, rows: list[Any], event: str) -> None:
+    async def until() -> None:
+        while not any(row.get("event") == event for row in rows):
+            line = await proc.stdout.readline()  # type: ignore[union-attr]
+            assert line, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+            rows.append(json.loads(line))
+
+    await asyncio.wait_for(until(), 20)
+
+
+async def test_cli_stream_count_reads_the_nodes_streams(
+    node_peers: StartFn, redis_url: str, key: str
+) -> None:
+    # streamCount 3: "/" -> <key>-2, "/chat" -> <key>-1, "/a" -> <key>-0, NEG -> <key>--1.
+    opts = {"stream": key, "streams_version": "0.3", "stream_count": 3,
+            "nsps": ("/", "/chat", "/a", NEG)}  # fmt: skip
+    a = await node_peers("streams", "A", port=0, **opts)
+    b = await node_peers("streams", "B", port=0, **opts)
+    cl = await node_peers("streams", "CL")
+    for name, nsp in (("c1", "/"), ("c2", "/chat"), ("c3", "/a")):
+        await cl.call("client_connect", client=name, url=b.url, nsp=nsp)
+    client = aioredis.from_url(redis_url)
+    try:
+        await a.call("nsp_emit", nsp="/", event="n-root", args=[1])
+        await a.call("nsp_emit", nsp=NEG, event="n-neg", args=[2])  # lost: nobody reads --1
+        await cl.wait_event(name="client_recv", client="c1", event="n-root")
+        for _ in range(100):
+            if await client.xlen(f"{key}--1"):
+                break
+            await asyncio.sleep(0.05)
+        # Streams no node with streamCount 3 reads or writes, with entries that decode.
+        await client.xadd(key, _entry("decoy-base"))
+        await client.xadd(f"{key}-5", _entry("decoy-5"))
+
+        sniff_args = ["--url", redis_url, "--prefix", key, "--stream", key, "--since", "-"]
+        # Told the count: the entries already there (--since -), then live ones, also on
+        # <key>-0 and <key>-1, which did not exist when it started.
+        proc = await asyncio.create_subprocess_exec(
+            *SIOTOOLS, "sniff", *sniff_args, "--stream-count", "3", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        rows: list[Any] = []
+        try:
+            await _lines_until(proc, rows, "n-neg")
+            await _lines_until(proc, rows, "n-root")
+            await a.call("nsp_emit", nsp="/a", event="n-a", args=[3])
+            await cl.wait_event(name="client_recv", client="c3", event="n-a")
+            await client.xadd(key, _entry("decoy-base-live"))
+            await client.xadd(f"{key}-5", _entry("decoy-5-live"))
+            await a.call("nsp_emit", nsp="/chat", event="n-last", args=[4])
+            await cl.wait_event(name="client_recv", client="c2", event="n-last")
+            # One XREAD reads every stream followed: the decoys, added before n-last,
+            # would have come with it or before.
+            await _lines_until(proc, rows, "n-last")
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGINT)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0, stderr.decode()
+        read = {row["event"]: row["channel"] for row in rows if row["dialect"] == "streams"}
+        assert read == {
+            "n-root": f"{key}-2", "n-neg": f"{key}--1", "n-a": f"{key}-0", "n-last": f"{key}-1",
+        }  # fmt: skip
+
+        # Not told: every <key>-<integer> stream found by SCAN, and <key> itself.
+        out = await asyncio.to_thread(
+            subprocess.run, [*SIOTOOLS, "sniff", *sniff_args, "--json", "--duration", "2"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        found = {json.loads(line).get("event") for line in out.stdout.splitlines()}
+        assert {"decoy-base", "decoy-5", "n-root", "n-neg", "n-a", "n-last"} <= found
+    finally:
+        await client.aclose()

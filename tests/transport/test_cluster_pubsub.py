@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from siotools.redis_cluster import RedisCluster
+from siotools.redis_server import RedisServer
 from siotools.transport.cluster import (
     ClusterTopology,
     channel_slot,
@@ -14,6 +15,7 @@ from siotools.transport.cluster import (
 )
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.pubsub import LinkEvent
 
 
 class Inbox:
@@ -229,3 +231,59 @@ async def test_numsub_counts_a_subscriber_on_a_replica(
     finally:
         spy.close()
         await pub.close()
+
+
+async def test_link_events_are_one_lost_and_one_restored_per_outage(
+    fresh_redis: RedisServer, key: str
+) -> None:
+    # The sharded subscriber reports its outages as the single-Redis Subscriber does:
+    # one "lost" when the first connection carrying subscriptions goes, one "restored"
+    # once every subscription is confirmed again, whatever number of connections it has.
+    events: list[LinkEvent] = []
+    topology = ClusterTopology(RedisEndpoint.from_url(fresh_redis.url), standalone_ok=True)
+    pub = ClusterPublisher(topology, on_error=lambda exc: None)
+    await pub.start()
+    info = await pub.execute(b"INFO", b"server")
+    if b"redis_version:6." in info:
+        pytest.skip("sharded pub/sub needs Redis 7 or later")
+    inbox = Inbox()
+    sub = ClusterSubscriber(topology, inbox, on_error=lambda exc: None, on_event=events.append)
+    await sub.start()
+    chans = [f"{key}#/#".encode(), f"{key}#/#room#".encode()]
+    await sub.ssubscribe(chans)
+    pub.spublish(chans[0], b"a")
+    await inbox.wait_for(1)
+
+    async def outage(n: int) -> tuple[LinkEvent, LinkEvent]:
+        for _ in range(250):
+            if len(events) >= 2 * n:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # nothing more comes
+        assert [e.kind for e in events] == ["lost", "restored"] * n
+        return events[-2], events[-1]
+
+    # The sharded connection killed (the classic one, with nothing on it, is not).
+    await pub.execute(b"CLIENT", b"KILL", b"TYPE", b"pubsub")
+    lost, restored = await outage(1)
+    assert lost.url == fresh_redis.url and lost.name == sub.name
+    assert lost.last_message_at is not None and lost.last_message_at <= lost.at
+    assert restored.lost_at == lost.at and restored.gap is not None and restored.gap > 0
+    assert (sub.losses, sub.reconnects, sub.last_event) == (1, 1, restored)
+    pub.spublish(chans[1], b"b")
+    await inbox.wait_for(2)
+
+    # Redis restarted: the classic connection, now with a channel, and the sharded one
+    # are lost together: one outage.
+    await sub.subscribe([f"{key}-request#/#".encode()])
+    await asyncio.to_thread(fresh_redis.restart)
+    lost, restored = await outage(2)
+    assert restored.gap is not None and restored.gap >= 0
+    assert sub.losses == 2 and sub.downtime >= restored.gap
+    pub.spublish(chans[0], b"c")
+    pub.publish(f"{key}-request#/#".encode(), b"d")
+    await inbox.wait_for(4)
+    assert sorted(p for _, p, _ in inbox.items) == [b"a", b"b", b"c", b"d"]
+    await sub.close()
+    await pub.close()
+    assert len(events) == 4  # closing is no loss
