@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from siotools.cli._base import EXIT_FAILED, EXIT_NOBODY, EXIT_OK, say
-from siotools.cli.options import ClusterOptions, add_cluster_options, cluster_client, json_text
+from siotools.cli.options import (
+    ClusterOptions,
+    add_cluster_options,
+    cluster_client,
+    count_arg,
+    json_text,
+)
 from siotools.dialects import SPOKEN
 from siotools.exceptions import ConfigurationError, RequestError, RequestTimeout, SocketNotFound
 from siotools.protocol import safe
@@ -99,7 +105,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--stream-count",
-        type=int,
+        type=count_arg,
         default=None,
         metavar="N",
         help="--dialect streams: the adapter's 0.3 streamCount (default 1)",

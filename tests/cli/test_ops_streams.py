@@ -59,7 +59,7 @@ async def test_cli_emit_stream_count(node_peers: StartFn, redis_url: str, key: s
     assert code == 0 and "1 node listening" in out, err
     await cl.wait_event(name="client_recv", client="c1", event="x")
     code, _, err = await _siotools("emit", *common, "--stream-count", "0", "x")
-    assert code == 2 and "stream_count must be a positive integer" in err
+    assert code == 2 and "--stream-count: '0' must be at least 1" in err
 
 
 async def test_cli_emit_streams_node_count_known_or_unknown(redis_url: str, key: str) -> None:
