@@ -69,9 +69,10 @@ static PyObject *make_str(StrCache *c, const unsigned char *s, Py_ssize_t n) {
         if (u == NULL) return NULL;
         if (len == n && memcmp(u, s, n) == 0) return Py_NewRef(e->str);
     }
+    /* Not interned here: on Python 3.12 an interned string is never freed, and values are
+     * unbounded. Keys are interned by read_key, as msgpack-python interns them. */
     PyObject *v = PyUnicode_DecodeUTF8((const char *)s, n, NULL);
     if (v == NULL) return NULL;
-    PyUnicode_InternInPlace(&v);
     Py_XSETREF(e->str, Py_NewRef(v));
     e->hash = h;
     e->n = n;
