@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import redis.asyncio as aioredis
 
 from siotools.dialects.detect import detect, stream_clues
 from siotools.health import doctor
@@ -29,6 +30,12 @@ async def test_streams_nodes_are_detected(
     await b.wait_event(name="disconnect")
     await a.call("nsp_emit", nsp="/", event="news", args=[1])
     await a.call("nsp_emit", nsp="/chat", event="news", args=[1])
+    # The node saves the session after its disconnect event: wait until it is there.
+    async with aioredis.from_url(redis_url) as r:
+        for _ in range(200):
+            if [k async for k in r.scan_iter(match="sio:session:*", count=1000)]:
+                break
+            await asyncio.sleep(0.02)
 
     found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0)
     assert Dialect.STREAMS in found.dialects
@@ -109,6 +116,12 @@ async def test_stream_count_streams_are_detected(
     await node_peers("streams", "B", port=0, **opts)
     await a.call("nsp_emit", nsp="/", event="news", args=[1])
     await a.call("nsp_emit", nsp="/chat", event="news", args=[1])
+    # The node's XADD may still be on its way when the call returns: wait for both streams.
+    async with aioredis.from_url(redis_url) as r:
+        for _ in range(200):
+            if await r.exists(f"{key}-1", f"{key}-2") == 2:
+                break
+            await asyncio.sleep(0.02)
     found = await detect(RedisEndpoint.from_url(redis_url), key, listen=0)
     assert found.dialects == {Dialect.STREAMS}
     assert found.streams is not None and found.streams.nodes == 2
