@@ -29,6 +29,7 @@ the traffic shows msgpack-lite.
 from __future__ import annotations
 
 import asyncio
+import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from siotools.transport.pubsub import Publisher, Subscriber
 
 __all__ = [
     "Detection",
+    "MixHazard",
     "NamespaceClues",
     "PubSubSnapshot",
     "StreamClues",
@@ -71,8 +73,11 @@ __all__ = [
     "is_current_uid",
     "is_legacy",
     "is_sharded_uid",
+    "legacy_versions_mixed",
     "listen_traffic",
     "merge_snapshots",
+    "mix_hazards",
+    "needs_sharded_pubsub",
     "numsub_across",
     "read_stream",
     "snapshot",
@@ -664,6 +669,47 @@ def generations(dialects: Iterable[Dialect]) -> set[Dialect]:
     """The adapter generations among ``dialects`` (4.x with 5.x as one; python-socketio's
     own channel is no adapter generation)."""
     return {generation(d) for d in dialects if d is not Dialect.PYSOCKETIO}
+
+
+def legacy_versions_mixed(dialects: Iterable[Dialect]) -> bool:
+    """Whether socket.io-redis 4.x and 5.x nodes both show among ``dialects``: 4.x's
+    msgpack-lite (:attr:`Dialect.LEGACY_LITE`) beside :attr:`Dialect.LEGACY`, which then is
+    5.x's notepack 2. They are one request generation, but binary, dates and ``undefined``
+    decode differently between them."""
+    found = set(dialects)
+    return Dialect.LEGACY in found and Dialect.LEGACY_LITE in found
+
+
+class MixHazard(enum.Enum):
+    """What breaks when two adapter generations share one prefix."""
+
+    REQUESTS_MISREAD = "requests-misread"
+    """socket.io-redis 4.x/5.x beside @socket.io/redis-adapter 8.x classic: one set of
+    request channels, but 8.x renumbered the request types (RA issue #506) and 5.x nodes
+    crash on its ack requests."""
+    CHANNELS_APART = "channels-apart"
+    """@socket.io/redis-adapter 8.x sharded beside classic nodes (socket.io-redis 4.x/5.x
+    or 8.x classic): SSUBSCRIBE/SPUBLISH and PSUBSCRIBE/PUBLISH never meet."""
+
+
+def mix_hazards(dialects: Iterable[Dialect]) -> list[MixHazard]:
+    """The hazards of the adapter generations among ``dialects`` sharing one prefix, in
+    the order of :class:`MixHazard` (none for one generation; python-socketio's own channel
+    and the streams adapter are in no pair)."""
+    found = generations(dialects)
+    out: list[MixHazard] = []
+    if Dialect.LEGACY in found and Dialect.CURRENT in found:
+        out.append(MixHazard.REQUESTS_MISREAD)
+    if Dialect.SHARDED in found and found & {Dialect.LEGACY, Dialect.CURRENT}:
+        out.append(MixHazard.CHANNELS_APART)
+    return out
+
+
+def needs_sharded_pubsub(dialects: Iterable[Dialect]) -> bool:
+    """Whether a node of ``dialects`` needs Redis 7's sharded pub/sub: the
+    @socket.io/redis-adapter 8.x sharded adapter (``createShardedAdapter``, SSUBSCRIBE and
+    SPUBLISH); every other adapter runs on plain pub/sub or streams."""
+    return any(d is Dialect.SHARDED for d in dialects)
 
 
 def spoken(dialects: Iterable[Dialect]) -> list[Dialect]:

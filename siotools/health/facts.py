@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siotools.dialects.answers import counts_as_answer, expectation
-from siotools.dialects.detect import CommandRunner, PubSubSnapshot
+from siotools.dialects.detect import CommandRunner, PubSubSnapshot, is_legacy
 from siotools.exceptions import DecodeError, RedisUnavailableError
 from siotools.protocol import (
     Broadcast,
@@ -386,7 +386,7 @@ class Sniff:
             return
         self.spublished += 1
         try:
-            frame = decode(channel, payload, prefix=g.prefix, dialect=Dialect.SHARDED)
+            frame = decode(channel, payload, prefix=g.prefix, sharded=True)
         except DecodeError as exc:
             self.malformed_count += 1
             if len(self.malformed) < 5:
@@ -442,7 +442,7 @@ class Sniff:
                 ch.kind is ChannelKind.BROADCAST
                 and rooms is not None
                 and len(rooms) == 1
-                and frame.dialect in (Dialect.LEGACY, Dialect.LEGACY_LITE)
+                and is_legacy(frame.dialect)
             ):
                 self.single_room_on_base.setdefault(nsp, set()).add(frame.uid)
             return

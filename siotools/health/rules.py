@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 
 from siotools.dialects.answers import DefaultTimeout, default_timeouts
 from siotools.dialects.detect import (
+    MixHazard,
     NamespaceClues,
     PubSubSnapshot,
     classic,
     dialect_name,
     generations,
     is_legacy,
+    legacy_versions_mixed,
+    mix_hazards,
+    needs_sharded_pubsub,
 )
 from siotools.dialects.sharded import looks_like_socket_id
 from siotools.health.facts import ClientInfo, ServerFacts, Sniff, TrackedRequest
@@ -174,6 +178,20 @@ def _foreign(inp: Inputs, out: list[Finding]) -> None:
         )
 
 
+_HAZARDS = {
+    MixHazard.REQUESTS_MISREAD: (
+        "8.x fetchSockets()/allRooms() time out (the 5.x nodes are counted by NUMSUB but "
+        "read the renumbered requests as other ones, #506), and an 8.x "
+        "io.timeout().emit(..., ack) crashes every 5.x node (JSON.parse of a msgpack "
+        "request)"
+    ),
+    MixHazard.CHANNELS_APART: (
+        "sharded nodes (SSUBSCRIBE/SPUBLISH) and classic nodes (PSUBSCRIBE/PUBLISH) never "
+        "hear each other's broadcasts or requests"
+    ),
+}
+
+
 def _mixed(inp: Inputs, out: list[Finding]) -> None:
     every: dict[Dialect, list[str]] = {}
     for nsp, dialects in inp.dialects.items():
@@ -181,7 +199,7 @@ def _mixed(inp: Inputs, out: list[Finding]) -> None:
             every.setdefault(d, []).append(nsp)
     families = generations(every)
     if len(families) < 2:
-        if Dialect.LEGACY in every and Dialect.LEGACY_LITE in every:
+        if legacy_versions_mixed(every):
             out.append(
                 Finding(
                     "mixed-legacy",
@@ -213,19 +231,7 @@ def _mixed(inp: Inputs, out: list[Finding]) -> None:
             )
             count = f", {n} node(s) in the busiest namespace (5.x requests carry no uid)"
         ev.append(f"{dialect_name(d)} in {', '.join(nsps)}{count}{uid_text}")
-    hazards = []
-    if Dialect.LEGACY in families and Dialect.CURRENT in families:
-        hazards.append(
-            "8.x fetchSockets()/allRooms() time out (the 5.x nodes are counted by NUMSUB but "
-            "read the renumbered requests as other ones, #506), and an 8.x "
-            "io.timeout().emit(..., ack) crashes every 5.x node (JSON.parse of a msgpack "
-            "request)"
-        )
-    if Dialect.SHARDED in families and families & {Dialect.LEGACY, Dialect.CURRENT}:
-        hazards.append(
-            "sharded nodes (SSUBSCRIBE/SPUBLISH) and classic nodes (PSUBSCRIBE/PUBLISH) never "
-            "hear each other's broadcasts or requests"
-        )
+    hazards = [_HAZARDS[h] for h in mix_hazards(families)]
     names = " and ".join(dialect_name(d) for d in sorted(families, key=lambda d: d.value))
     out.append(
         Finding(
@@ -551,7 +557,7 @@ def _patterns(inp: Inputs, out: list[Finding]) -> None:
 
 def _server(inp: Inputs, out: list[Finding]) -> None:
     v = inp.server.version_tuple
-    sharded = any(Dialect.SHARDED in d for d in inp.dialects.values())
+    sharded = needs_sharded_pubsub(d for ds in inp.dialects.values() for d in ds)
     if v and v < (7,) and not inp.snap.sharded_supported:
         out.append(
             Finding(
