@@ -89,8 +89,9 @@ async def doctor(
             silent; while the listen lasts, its late answer is still timed).
         monitor: Also watch ``SPUBLISH`` with ``MONITOR`` during the listen, to tell
             @socket.io/redis-adapter 8.2.x sharded nodes from 8.3 ones. Passive for the
-            nodes, but costly for Redis (it formats every command for the monitor) and it
-            sees one server only (on a Redis Cluster, the one ``url`` names).
+            nodes, but costly for Redis (it formats every command for the monitor); on a
+            Redis Cluster every master is monitored (a ``SPUBLISH`` runs on its slot's
+            master).
         cluster: ``True``: ``url`` names a node of a Redis Cluster (as ``?cluster=true``
             does), ``False`` a single Redis; ``None`` reads the URL (an endpoint: single).
 
@@ -173,8 +174,9 @@ async def doctor(
                     room_numsub[p.nsp] = dict(zip(p.sids, counts, strict=True))
 
         heard: Sniff = await sniff(
-            endpoint, prefix, duration, snap, during=run_probe, monitor=monitor
-        )
+            endpoint, prefix, duration, snap, during=run_probe, monitor=monitor,
+            cluster=on_cluster,
+        )  # fmt: skip
         others = await _other_prefixes(runners) if not targets else []
     finally:
         await publisher.close()
@@ -184,7 +186,12 @@ async def doctor(
         evidence.append(
             f"a Redis Cluster: PUBSUB counts (summed), INFO and CLIENT LIST were read on every "
             f"master ({', '.join(masters)}); the listen was on {seed}, which hears every "
-            "PUBLISH" + (" (MONITOR sees that node's commands only)" if heard.monitored else "")
+            "PUBLISH"
+            + (
+                f"; MONITOR watched every master ({', '.join(heard.monitored_masters)})"
+                if heard.monitored_masters
+                else ""
+            )
         )
 
     traffic: dict[str, set[Dialect]] = {}
@@ -279,6 +286,9 @@ async def doctor(
         probed=bool(probes),
         facts={
             "masters": masters,
+            "monitored": heard.monitored_masters
+            or ([f"{endpoint.host}:{endpoint.port}"] if heard.monitored else []),
+            "spublished": heard.spublished,
             "numpat": snap.numpat,
             "clients": len(server.clients),
             "pubsub_clients": len(subscribers),

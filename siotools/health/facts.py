@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from siotools.protocol import (
     glob_escape,
     heard_as,
 )
+from siotools.sniffer.sharded import ClusterMonitorSource
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
 from siotools.transport.pubsub import Subscriber
@@ -357,6 +359,7 @@ class Sniff:
         sharded_without_nsp: Sender uid -> sharded messages without it (8.2.x, its own
             ClusterAdapter: ``{uid, type, data}``).
         monitor_error: Why MONITOR could not run, when it was asked for and refused.
+        monitored_masters: On a Redis Cluster, the masters MONITOR watched (``host:port``).
     """
 
     seconds: float = 0.0
@@ -377,6 +380,7 @@ class Sniff:
     sharded_with_nsp: dict[str, int] = field(default_factory=dict)
     sharded_without_nsp: dict[str, int] = field(default_factory=dict)
     monitor_error: str | None = None
+    monitored_masters: list[str] = field(default_factory=list)
 
     def feed_spublish(self, channel: bytes, payload: bytes, g: ChannelGrammar) -> None:
         """Account for one ``SPUBLISH`` that MONITOR showed: which sharded adapter
@@ -479,6 +483,7 @@ async def sniff(
     *,
     during: Callable[[], Any] | None = None,
     monitor: bool = False,
+    cluster: bool = False,
 ) -> Sniff:
     """Listen passively (``PSUBSCRIBE P*``) for ``seconds`` and track requests and answers.
 
@@ -490,8 +495,10 @@ async def sniff(
         during: An awaitable factory run while listening (the probe), awaited before the
             listen ends.
         monitor: Also run ``MONITOR`` to see ``SPUBLISH`` (sharded traffic); costly for
-            the server (it formats every command for the monitor), and it sees only the
-            server it is connected to (one master of a Redis Cluster).
+            the server (it formats every command for the monitor). MONITOR sees only the
+            server it is connected to: on a Redis Cluster every master is monitored
+            (and followed through failovers).
+        cluster: ``endpoint`` is a node of a Redis Cluster.
 
     A refused MONITOR (ACL, a managed Redis) is noted in ``monitor_error``; the listen
     goes on without it.
@@ -509,14 +516,30 @@ async def sniff(
         if len(args) == 3 and args[0].upper() == b"SPUBLISH":
             result.feed_spublish(args[1], args[2], g)
 
-    watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor") if monitor else None
+    def on_published(_: int, batch: list[list[bytes]], sharded: bool) -> None:
+        if sharded:
+            for reply in batch:
+                result.feed_spublish(reply[2], reply[3], g)
+
+    watcher: Monitor | ClusterMonitorSource | None = None
+    if monitor and cluster:
+        # A SPUBLISH is executed on the master of its slot: one MONITOR per master.
+        watcher = ClusterMonitorSource(endpoint, prefix, on_published)
+    elif monitor:
+        watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor")
     sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff")
     sub.patterns.add((glob_escape(g.prefix) + "*").encode())
     if watcher is not None:
         try:
-            await watcher.start()
+            with warnings.catch_warnings():
+                # The cost is the doctor's to say (its --monitor help and the CLI).
+                warnings.simplefilter("ignore", RuntimeWarning)
+                await watcher.start()
         except RedisUnavailableError as exc:  # refused (ACL, managed Redis): said, not fatal
             result.monitored, result.monitor_error, watcher = False, str(exc), None
+        else:
+            if isinstance(watcher, ClusterMonitorSource):
+                result.monitored_masters = list(watcher.masters)
     try:
         await sub.start()
     except BaseException:

@@ -3,11 +3,14 @@ and ``cluster=`` in a URL means what it says on a single Redis too."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import siotools
 from siotools.exceptions import ConfigurationError
 from siotools.redis_cluster import RedisCluster
+from siotools.transport.cluster import channel_slot
 from siotools.transport.endpoint import RedisEndpoint
 from tests.cluster_nodes import classic_on_two_masters, sharded_on_every_master
 
@@ -73,3 +76,33 @@ async def test_bad_cluster_flags_are_one_sentence(redis_url: str, key: str) -> N
     with pytest.raises(ConfigurationError) as single:
         await siotools.doctor(f"{redis_url}?cluster=true", key, duration=0.1)
     assert "cluster=true" in str(single.value) and "\n" not in str(single.value)
+
+
+async def test_monitor_watches_every_master(sharded_cluster: RedisCluster, key: str) -> None:
+    # A SPUBLISH runs on the master of its channel's slot: MONITOR on the seed alone misses
+    # the others. Broadcasts go only to namespaces whose channels live elsewhere.
+    seed = int(sharded_cluster.url.rsplit(":", 1)[1].split("/")[0])
+    async with sharded_on_every_master(sharded_cluster, key) as spread:
+        away = [
+            nsp
+            for nsp in spread.namespaces
+            if sharded_cluster.master_of_slot(channel_slot(f"{key}#{nsp}#".encode())).port != seed
+        ]
+        assert away, "every namespace on the seed's master"
+        sent = 0
+
+        async def traffic() -> None:
+            nonlocal sent
+            await asyncio.sleep(0.4)  # the monitors are on
+            for round_ in range(3):
+                for nsp in away:
+                    await spread.nodes[0].sio.emit("tick", round_, namespace=nsp)
+                    sent += 1
+
+        report, _ = await asyncio.gather(
+            siotools.doctor(spread.url, key, duration=1.5, monitor=True), traffic()
+        )
+    masters = {f"127.0.0.1:{m.port}" for m in sharded_cluster.masters()}
+    assert set(report.facts["monitored"]) == masters, report.to_text()
+    assert report.facts["spublished"] >= sent >= 3, report.to_text()
+    assert any("MONITOR watched every master" in e for e in report.evidence)
