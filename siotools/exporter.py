@@ -296,6 +296,7 @@ class Exporter:
         self._s = _State()
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+        self._last_gap: tuple[int, int] | None = None
         self._max_pending = 100_000
         self._snap: PubSubSnapshot | None = None
         self._lag = 0.0
@@ -443,9 +444,16 @@ class Exporter:
     # ------------------------------------------------------------------ running
 
     def _gap(self, lost_ns: int, back_ns: int) -> None:
+        # A source reports a gap at resubscription, then again (same start) when its first
+        # message moves the end: one gap, its seconds grown by the move.
         with self._lock:
-            self._s.gaps += 1
-            self._s.gap_seconds += max(0, back_ns - lost_ns) / 1e9
+            last = self._last_gap
+            if last is not None and last[0] == lost_ns:
+                self._s.gap_seconds += max(0, back_ns - last[1]) / 1e9
+            else:
+                self._s.gaps += 1
+                self._s.gap_seconds += max(0, back_ns - lost_ns) / 1e9
+            self._last_gap = (lost_ns, max(back_ns, lost_ns))
 
     async def refresh_counts(self) -> None:
         """Read ``PUBSUB`` counts now (nodes per namespace, NUMPAT), on every master of a

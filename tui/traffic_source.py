@@ -11,7 +11,7 @@ import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from siotools.exceptions import SiotoolsError
+from siotools.exceptions import ConfigurationError, SiotoolsError
 
 from .traffic_model import FrameLike
 
@@ -23,14 +23,31 @@ Discovery = Callable[[], Awaitable[str]]
 
 
 def sniffer_source(
-    url: str, prefix: str, *, monitor: bool = False, ssubscribe: bool = False
+    url: str,
+    prefix: str,
+    *,
+    monitor: bool = False,
+    ssubscribe: bool = False,
+    stream: str | None = None,
+    stream_count: int | None = None,
 ) -> TrafficSource | None:
     """A factory of live sniffs of ``url``/``prefix``, or None without the sniffer.
 
     ``monitor``/``ssubscribe`` choose how sharded pub/sub is seen (see
     :mod:`siotools.sniffer.sharded`); without them a sharded-only prefix ends each sniff
     with one sentence naming ``--monitor`` and ``--ssubscribe`` (the traffic view shows it).
+
+    ``stream`` names the @socket.io/redis-streams-adapter stream to read too (its
+    ``streamName``); without it, the one named like the prefix is read when it is a stream
+    (or has ``<prefix>-<integer>`` siblings). ``stream_count`` is the adapter's 0.3
+    ``streamCount``: exactly its nodes' streams are read (see
+    :func:`siotools.sniffer.streams.node_streams`); it needs ``stream``.
+
+    Raises:
+        ConfigurationError: ``stream_count`` without ``stream``.
     """
+    if stream_count is not None and stream is None:
+        raise ConfigurationError("stream_count= needs stream= (the adapter's streamName)")
     try:
         sniffer: Any = importlib.import_module("siotools.sniffer")
     except ImportError:
@@ -43,11 +60,20 @@ def sniffer_source(
     async def source() -> AsyncIterator[FrameLike]:
         # @socket.io/redis-streams-adapter: its stream is named like the prefix by default;
         # read it too (XREAD is passive), its entries show as dialect "streams".
-        try:
-            stream = prefix if await is_stream(url, prefix) else None
-        except SiotoolsError:  # unreachable Redis: the sniff says so itself
-            stream = None
-        frames = sniff(url, prefix=prefix, stream=stream, monitor=monitor, ssubscribe=ssubscribe)
+        read = stream
+        if read is None:
+            try:
+                read = prefix if await is_stream(url, prefix) else None
+            except SiotoolsError:  # unreachable Redis: the sniff says so itself
+                read = None
+        frames = sniff(
+            url,
+            prefix=prefix,
+            stream=read,
+            stream_count=stream_count,
+            monitor=monitor,
+            ssubscribe=ssubscribe,
+        )
         async with contextlib.aclosing(frames):
             try:
                 async for frame in frames:

@@ -9,7 +9,13 @@ from typing import Any
 
 from siotools._extras import require
 from siotools.cli._base import EXIT_OK, EXIT_USAGE, say
-from siotools.cli.options import ClusterOptions, add_cluster_options, check_seconds, cluster_client
+from siotools.cli.options import (
+    ClusterOptions,
+    add_cluster_options,
+    check_seconds,
+    cluster_client,
+    count_arg,
+)
 from siotools.exceptions import ConfigurationError
 
 __all__ = ["register"]
@@ -59,6 +65,20 @@ def register(sub: Any) -> None:
         help="traffic view: SSUBSCRIBE the prefix's sharded channels (counted by PUBSUB "
         "SHARDNUMSUB: the nodes' requests wait for the console and time out)",
     )
+    p.add_argument(
+        "--stream",
+        metavar="KEY",
+        help="traffic view: read this Redis stream (@socket.io/redis-streams-adapter's "
+        "streamName) with XREAD from $ (default: the prefix's, when it is a stream)",
+    )
+    p.add_argument(
+        "--stream-count",
+        type=count_arg,
+        metavar="N",
+        help="with --stream: the adapter's 0.3 streamCount; read exactly the streams its "
+        "nodes read (KEY-0 .. KEY-<N-1>, KEY alone for 1) and the KEY--<i> ones 0.3.1 writes "
+        "namespaces with a negative hash to (without it: every KEY-<integer> stream found)",
+    )
     p.set_defaults(func=run)
 
 
@@ -73,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lines < 1:
         raise ConfigurationError("--lines must be at least 1")
+    if args.stream_count is not None and args.stream is None:
+        raise ConfigurationError("--stream-count needs --stream KEY (the adapter's streamName)")
     settings = config.load_settings(
         args.url, args.prefix, read_only=args.read_only, refresh=args.refresh
     )
@@ -87,7 +109,12 @@ def run(args: argparse.Namespace) -> int:
         read_only=settings.read_only,
         refresh=settings.refresh,
         traffic=traffic_source.sniffer_source(
-            args.url, args.prefix, monitor=args.monitor, ssubscribe=args.ssubscribe
+            args.url,
+            args.prefix,
+            monitor=args.monitor,
+            ssubscribe=args.ssubscribe,
+            stream=args.stream,
+            stream_count=args.stream_count,
         ),
         traffic_cap=args.lines,
         traffic_filter=" ".join(words),

@@ -46,6 +46,7 @@ from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscribe
 from siotools.transport.connection import CommandConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
+from siotools.transport.pubsub import LinkEvent
 
 __all__ = [
     "DISCOVER_NOTE",
@@ -517,7 +518,8 @@ class ClusterMonitorSource:
     sharded). Every ``refresh`` seconds, and at once when a monitor loses its master, the
     slot map is read again: a master that is gone (or demoted by a failover) is no longer
     monitored, a new one (a promoted replica) is; each change is reported through
-    ``on_notice`` and is a gap until the new master is monitored.
+    ``on_notice`` and is a gap until the new master is monitored. Masters lost together
+    are one gap, ended once every master is monitored again.
 
     Args:
         seed: One node of the cluster (a single Redis is a cluster of one master).
@@ -561,6 +563,7 @@ class ClusterMonitorSource:
         self._kinds: dict[bytes, bool] = {}
         self.errors: list[str] = []
         self.changes = 0
+        self._restarts = 0
 
     @property
     def gaps(self) -> list[tuple[int, int]]:
@@ -574,8 +577,8 @@ class ClusterMonitorSource:
 
     @property
     def reconnects(self) -> int:
-        """Reconnects of the monitors plus master changes."""
-        return sum(m.reconnects for m in self._monitors.values()) + self.changes
+        """Reconnects of the monitors plus master changes (still counted once stopped)."""
+        return self._restarts + self.changes
 
     def _keep(self, channel: bytes) -> bool:
         keep = self._kinds.get(channel)
@@ -615,10 +618,21 @@ class ClusterMonitorSource:
             _notify(self._notice, f"MONITOR of master {addr} lost ({text}); following the cluster")
         self._wake.set()
 
+    def _healthy(self) -> bool:
+        """Whether every slot's master is monitored on a connection that is up."""
+        return self.topology.covered and all(m.connected for m in self._monitors.values())
+
+    def _maybe_restored(self) -> None:
+        # Masters lost together (or one lost and its heir not monitored yet) are one gap,
+        # ended once every master is monitored again.
+        if self._gaps.lost_ns is not None and not self._lost and self._healthy():
+            self._gaps.restored()
+
     def _reconnected(self, addr: str) -> None:
+        self._restarts += 1
         self._lost.discard(addr)
         _notify(self._notice, f"MONITOR of master {addr} restored; traffic in between was missed")
-        self._gaps.restored()
+        self._maybe_restored()
 
     async def _attach(self, addr: str) -> None:
         mon = Monitor(
@@ -683,9 +697,8 @@ class ClusterMonitorSource:
             added = True
             self.changes += 1
             _notify(self._notice, f"monitoring new master {addr}")
-        healthy = self.topology.covered and all(m.connected for m in self._monitors.values())
-        if added and self._gaps.lost_ns is not None and healthy:
-            self._gaps.restored()
+        if added:
+            self._maybe_restored()
 
     async def _close_monitors(self) -> None:
         monitors, self._monitors = self._monitors, {}
@@ -714,6 +727,12 @@ class ClusterPubSubSource:
     ``refresh`` seconds: new ones are subscribed (one ``SSUBSCRIBE`` per slot, on the
     slot's master), those only the sniffer still holds are released. Failovers and slot
     moves are followed by :class:`~siotools.transport.cluster_pubsub.ClusterSubscriber`.
+
+    Its outages are gaps as the single-Redis source's: one per outage, however many of
+    its connections went (its ``"lost"`` and ``"restored"`` link events), from the last
+    message before it to the first one after every subscription is confirmed again. A
+    slot that migrates is a gap too, from the old owner's unsubscribe to the new one's
+    confirmation.
 
     Args:
         seed: One node of the cluster, or the single Redis 7 (``cluster=False``).
@@ -758,7 +777,9 @@ class ClusterPubSubSource:
             name="siotools-sniffer",
             on_error=self._error,
             on_reconnect=self._reconnected,
+            on_event=self._link_event,
         )
+        self._moved = False
         # Remembered before start() so that the first connect sends them.
         self.sub.patterns.update(patterns_for(prefix, pysocketio))
         self.discovery: ShardDiscovery | None = None
@@ -785,17 +806,45 @@ class ClusterPubSubSource:
         else:  # plain "message" replies cannot happen: the sniffer never SUBSCRIBEs
             self.sink(now, [[b"message", b"", r[1], r[2]] for r in batch], False)
 
+    def _outage(self) -> bool:
+        """Whether the subscriber reported a loss it has not reported restored yet."""
+        event = self.sub.last_event
+        return event is not None and event.kind == "lost"
+
+    def _unplaced(self) -> bool:
+        """Whether a sharded channel asked for is confirmed on no master right now."""
+        return any(self.sub.shard_node(ch) is None for ch in self.sub.shard_channels)
+
+    def _link_event(self, event: LinkEvent) -> None:
+        # One outage of the subscriber (however many of its connections went) is one gap,
+        # as the single-Redis source's one connection: from the last message before the
+        # first loss to the first message after every subscription is confirmed again.
+        if event.kind == "lost":
+            self._gaps.lost()
+            return
+        self._moved = False
+        _notify(self._notice, "subscriptions restored; traffic in between was missed")
+        self._gaps.restored()
+
     def _error(self, exc: BaseException) -> None:
         self.errors.append(str(exc))
-        self._gaps.lost()
         _notify(self._notice, str(exc).rstrip("."))
+        if not self._outage() and self._unplaced():
+            # No connection was lost, yet a channel is on no master: its slot moved away
+            # (the old owner unsubscribed it); what is published until it is subscribed on
+            # the new owner is missed.
+            self._moved = True
+            self._gaps.lost()
 
     def _probe_error(self, exc: BaseException) -> None:
         self.errors.append(str(exc))
 
     def _reconnected(self) -> None:
-        _notify(self._notice, "subscriptions restored; traffic in between was missed")
-        self._gaps.restored()
+        # An outage ends with its "restored" event; this ends a slot move's gap.
+        if self._moved and not self._outage() and not self._unplaced():
+            self._moved = False
+            _notify(self._notice, "sharded subscriptions moved; traffic in between was missed")
+            self._gaps.restored()
 
     def _wanted(self, found: ShardDiscovery) -> set[bytes]:
         masters = set(self.topology.masters)

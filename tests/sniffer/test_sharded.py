@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
+import redis.asyncio as aioredis
 
 from siotools.protocol import ClusterMessage, Dialect
 from siotools.pynode import PythonNode
 from siotools.redis_cluster import RedisCluster
 from siotools.sniffer import (
     SSUBSCRIBE_WARNING,
+    Capture,
     ShardedPubSubError,
     discover_shards,
     sharded_sentence,
@@ -27,7 +29,7 @@ from siotools.sniffer import (
 )
 from siotools.transport.cluster import channel_slot
 from tests.sniffer.helpers import wait_frames
-from tests.sniffer.shards import Masters, sampled
+from tests.sniffer.shards import Masters, sampled, until
 
 NSPS = [f"/n{i}" for i in range(9)]
 
@@ -40,6 +42,8 @@ class Sharded:
     masters: Masters
     owner: dict[str, int]
     """Namespace -> port of the master serving its main channel (cluster only)."""
+    ports: list[int] = field(default_factory=list)
+    """The masters' ports (cluster only)."""
 
     def main(self, nsp: str) -> str:
         return f"{self.key}#{nsp}#"
@@ -83,7 +87,7 @@ async def on_cluster(sharded_cluster: RedisCluster, key: str) -> AsyncIterator[S
         for nsp in NSPS
     }
     try:
-        yield Sharded(url, key, nodes, masters, owner)
+        yield Sharded(url, key, nodes, masters, owner, ports)
     finally:
         for node in nodes:
             await node.stop()
@@ -275,7 +279,7 @@ async def test_cluster_monitor_follows_a_failover(
     assert f"MONITOR of master {victim.host}:{victim.port} lost" in text, text
     assert f"monitoring new master {heir.host}:{heir.port}" in text, text
     assert sum(f"{victim.host}:{victim.port} lost" in n for n in notices) == 1  # said once
-    assert cap.gaps and cap.gaps[-1][1] >= cap.gaps[-1][0]
+    assert len(cap.gaps) == 1 and cap.gaps[0][1] >= cap.gaps[0][0]  # one failover, one gap
 
 
 def test_one_mode_at_a_time_and_the_sentence() -> None:
@@ -331,8 +335,144 @@ async def test_cluster_ssubscribe_follows_a_failover(
         finally:
             await heir_only.close()
         assert cap.running
+        assert len(cap.gaps) == 1, cap.gaps  # the lost master's channels, back on the heir
     finally:
         cap.stop()
         await cap.wait()
         for node in nodes:
             await node.stop()
+
+
+# --------------------------------------------------------------------------- lost links
+
+
+async def _clients(port: int) -> dict[int, dict[str, str]]:
+    """``CLIENT LIST`` of one node: id -> fields."""
+    r = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        text = (await r.execute_command("CLIENT", "LIST")).decode()
+    finally:
+        await r.aclose()
+    out = {}
+    for line in text.splitlines():
+        fields = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+        out[int(fields["id"])] = fields
+    return out
+
+
+async def _kill(port: int, ids: list[int]) -> None:
+    r = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        for i in ids:
+            assert await r.execute_command("CLIENT", "KILL", "ID", i) == 1
+    finally:
+        await r.aclose()
+
+
+async def _one_gap_then_more(s: Sharded, cap: Capture, nsp: str) -> None:
+    """Wait for the capture's gap, then publish until frames after it are captured."""
+    await until(lambda: cap.gaps)
+    for i in range(100):
+        await s.nodes[0].sio.emit("after", i, namespace=nsp)
+        if any(f.event == "after" and f.time_ns > cap.gaps[-1][1] for f in cap.frames):
+            break
+        await asyncio.sleep(0.05)
+    await s.nodes[0].sio.emit("later", 0, namespace=nsp)
+    await wait_frames(cap, lambda f: f.event == "later")
+    assert cap.running
+
+
+def _assert_one_gap(cap: Capture) -> None:
+    assert len(cap.gaps) == 1, cap.gaps
+    (start, end), before = cap.gaps[0], next(f for f in cap.frames if f.event == "before")
+    assert before.time_ns <= start <= end
+    assert any(f.event == "after" and f.time_ns >= end for f in cap.frames)
+    an = cap.anomalies()
+    assert an["gaps"] == 1 and an["gap_s"] == round((end - start) / 1e9, 3)
+    df = cap.to_pandas()
+    assert df["gap_s"].notna().sum() == 1
+
+
+async def test_cluster_ssubscribe_one_outage_is_one_gap(on_cluster: Sharded) -> None:
+    # Both of the sniffer's connections to the master that carries its PSUBSCRIBE (the
+    # classic one and that master's SSUBSCRIBE one) are killed at once, as when the master
+    # restarts: one outage, one gap, ended once every subscription is back.
+    s = on_cluster
+    ports = s.ports
+    before = {p: await _clients(p) for p in ports}
+    notices: list[str] = []
+    with pytest.warns(RuntimeWarning, match="SSUBSCRIBE"):
+        cap = await start_capture(s.url, s.key, ssubscribe=True, on_notice=notices.append)
+    try:
+        ours = {
+            p: {i: f for i, f in (await _clients(p)).items() if i not in before[p]} for p in ports
+        }
+        (port,) = [p for p in ports if any(f["psub"] != "0" for f in ours[p].values())]
+        victims = [i for i, f in ours[port].items() if f["psub"] != "0" or f["ssub"] != "0"]
+        assert len(victims) == 2, ours[port]
+        nsp = next((n for n in NSPS if s.owner[n] == port), NSPS[0])
+        await s.nodes[0].sio.emit("before", 0, namespace=nsp)
+        await wait_frames(cap, lambda f: f.event == "before")
+        await _kill(port, victims)
+        await _one_gap_then_more(s, cap, nsp)
+    finally:
+        cap.stop()
+        await cap.wait()
+    _assert_one_gap(cap)
+    assert cap.reconnects == 1
+    assert sum("restored" in n for n in notices) == 1, notices
+
+
+async def test_cluster_monitor_masters_lost_together_are_one_gap(on_cluster: Sharded) -> None:
+    s = on_cluster
+    ports = s.ports
+    before = {p: await _clients(p) for p in ports}
+    with pytest.warns(RuntimeWarning, match="MONITOR"):
+        cap = await start_capture(s.url, s.key, monitor=True)
+    try:
+        nsp = NSPS[0]
+        await s.nodes[0].sio.emit("before", 0, namespace=nsp)
+        await wait_frames(cap, lambda f: f.event == "before")
+        for p in ports:
+            now = await _clients(p)
+            monitors = [i for i, f in now.items() if i not in before[p] and "O" in f["flags"]]
+            assert len(monitors) == 1
+            await _kill(p, monitors)
+        await _one_gap_then_more(s, cap, nsp)
+    finally:
+        cap.stop()
+        await cap.wait()
+    _assert_one_gap(cap)
+    assert cap.reconnects == len(ports)  # each master's MONITOR restarted once
+
+
+async def test_cluster_ssubscribe_slot_move_is_one_gap(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    # No connection is lost when a slot migrates, but the old owner unsubscribes the
+    # sniffer: what is published until it is subscribed on the new owner is missed.
+    rc = owned_redis_cluster
+    nodes = await _nodes(rc.url, key, cluster=True)
+    s = Sharded(rc.url + "?cluster=true", key, nodes, Masters([]), {})
+    nsp = NSPS[2]
+    slot = channel_slot(f"{key}#{nsp}#".encode())
+    source = rc.master_of_slot(slot)
+    target = next(m for m in rc.masters() if m.node_id != source.node_id)
+    notices: list[str] = []
+    try:
+        with pytest.warns(RuntimeWarning, match="SSUBSCRIBE"):
+            cap = await start_capture(s.url, key, ssubscribe=True, on_notice=notices.append)
+        try:
+            await nodes[0].sio.emit("before", 0, namespace=nsp)
+            await wait_frames(cap, lambda f: f.event == "before")
+            await asyncio.to_thread(rc.migrate_slot, slot, target.port)
+            await _one_gap_then_more(s, cap, nsp)
+        finally:
+            cap.stop()
+            await cap.wait()
+    finally:
+        for node in nodes:
+            await node.stop()
+        await asyncio.to_thread(rc.migrate_slot, slot, source.port)
+    _assert_one_gap(cap)
+    assert sum("moved; traffic in between was missed" in n for n in notices) == 1, notices
