@@ -35,6 +35,11 @@ async def test_sniff_streams_nodes(node_peers: StartFn, redis_url: str, key: str
     await cl.call("client_connect", client="c1", url=b.url, nsp="/")
     await cl.call("client_join", client="c1", rooms=["room1"])
     await a.call("nsp_emit", nsp="/", event="before", args=[0])  # creates the stream
+    # The node's XADD may land just after its call returns.
+    for _ in range(200):
+        if await is_stream(redis_url, key):
+            break
+        await asyncio.sleep(0.02)
     assert await is_stream(redis_url, key)
 
     cap = await start_capture(redis_url, key, stream=key)
