@@ -29,6 +29,7 @@ __all__ = [
     "check_url",
     "cluster_client",
     "count_arg",
+    "duration_arg",
     "json_text",
     "redact",
     "resolve_options",
@@ -307,6 +308,17 @@ def seconds_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(value) or not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds above 0")
+    return value
+
+
+def duration_arg(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds, 0 or more (0: not at all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds, 0 or more")
     return value
 
 

@@ -68,7 +68,14 @@ async def test_unreachable_redis_is_one_sentence_exit_2() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--duration", "-1"], ["--timeout", "0"], ["--url", "http://x"], ["--nope"]],
+    [
+        ["--duration", "-1"],
+        ["--duration", "inf"],
+        ["--timeout", "0"],
+        ["--timeout", "nan"],
+        ["--url", "http://x"],
+        ["--nope"],
+    ],
 )
 async def test_bad_arguments_exit_2(args: list[str]) -> None:
     code, out, err = await doctor(*args)
