@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from siotools.cli.options import seconds_arg
+
 __all__ = ["register", "run"]
 
 
@@ -95,7 +97,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed for repeatable traffic")
     p.add_argument(
         "--duration",
-        type=float,
+        type=seconds_arg,
         default=None,
         metavar="S",
         help="stop after S seconds (default: run until Ctrl-C)",

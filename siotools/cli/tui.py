@@ -51,7 +51,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--kind", choices=["broadcast", "request", "response"], help="traffic filter: kind"
     )
-    p.add_argument("--lines", type=int, default=5000, help="traffic lines kept (5000)")
+    p.add_argument("--lines", type=count_arg, default=5000, help="traffic lines kept (5000)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--monitor",

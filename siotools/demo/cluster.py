@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -141,6 +142,8 @@ class DemoCluster:
     ) -> None:
         if nodes < 1:
             raise ConfigurationError("The demo needs at least one node (--nodes 1 or more)")
+        if not (math.isfinite(rate) and math.isfinite(remote_interval)):
+            raise ConfigurationError("--rate and the remote interval must be finite numbers")
         if clients < 0 or rate < 0 or remote_interval < 0:
             raise ConfigurationError("--clients, --rate and the remote interval cannot be negative")
         if not 0 <= churn <= 1:

@@ -84,6 +84,8 @@ def test_bad_shared_options_are_one_sentence_naming_the_flag(args: list[str], sa
         (["sniff", "--stream-count", "0"], "'0' must be at least 1"),
         (["sniff", "--stream-count", "1.5"], "'1.5' is not a whole number"),
         (["emit", "--stream-count", "0", "ev"], "'0' must be at least 1"),
+        (["demo", "--duration", "nan"], "'nan' must be a finite number of seconds above 0"),
+        (["tui", "--lines", "0"], "'0' must be at least 1"),
         (["exporter", "--top-rooms", "0"], "'0' must be at least 1"),
         (["exporter", "--request-timeout", "inf"], "must be a finite number of seconds"),
     ],

@@ -82,6 +82,11 @@ def test_bad_arguments() -> None:
         DemoCluster(nodes=0)
     with pytest.raises(ConfigurationError):
         DemoCluster(churn=2)
+    for bad in ({"rate": float("nan")}, {"rate": float("inf")}, {"remote_interval": float("nan")}):
+        with pytest.raises(ConfigurationError, match="must be finite numbers"):
+            DemoCluster(**bad)
+    with pytest.raises(ConfigurationError, match="cannot be negative"):
+        DemoCluster(rate=-1)
 
 
 @pytest.mark.node
