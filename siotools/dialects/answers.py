@@ -88,6 +88,13 @@ _NAMES: Final[dict[type, str]] = {
 }
 
 
+_REQUESTS: Final = (
+    *_LEGACY_ALL, *_LEGACY_ONE, *_CURRENT_OTHERS, *_CURRENT_ONE, ServerSideEmitRequest,
+    BroadcastAckRequest,
+)  # fmt: skip
+"""Every request class of :data:`_NAMES` (a tuple, for isinstance)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Expectation:
     """How many answers the requester of a request waits for.
@@ -114,9 +121,11 @@ def expectation(frame: Frame, numsub: int) -> Expectation | None:
         The expectation, or None for a frame that expects no answer (broadcasts, the 8.x
         fire-and-forget forms, server-side emits without ack).
     """
-    name = _NAMES.get(type(frame))
-    request_id = getattr(frame, "request_id", None)
-    if name is None or not isinstance(request_id, str) or not request_id:
+    if not isinstance(frame, _REQUESTS):
+        return None
+    name = _NAMES[type(frame)]
+    request_id = frame.request_id
+    if not isinstance(request_id, str) or not request_id:
         return None
     if isinstance(frame, _LEGACY_ALL):
         return Expectation(name, request_id, numsub)

@@ -13,17 +13,27 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from siotools.dialects.answers import counts_as_answer, expectation
 from siotools.dialects.detect import CommandRunner, PubSubSnapshot, is_legacy
 from siotools.exceptions import DecodeError, RedisUnavailableError
 from siotools.protocol import (
+    AllRoomsRequest,
     Broadcast,
+    BroadcastAckRequest,
     ChannelGrammar,
     ChannelKind,
     ClusterMessage,
     Dialect,
+    LegacyClientsResponse,
+    RemoteDisconnectRequest,
+    RemoteFetchRequest,
+    RemoteJoinRequest,
+    RemoteLeaveRequest,
+    ServerSideEmitRequest,
+    SocketsRequest,
+    StreamMessage,
     decode,
     glob_escape,
     heard_as,
@@ -432,10 +442,10 @@ class Sniff:
             if len(self.malformed) < 5:
                 self.malformed.append(f"{ch.name}: {exc}")
             return
-        nsp = getattr(frame, "nsp", None) or ch.nsp or "/"
+        nsp = frame.nsp or ch.nsp or "/"
         per = self.dialects.setdefault(frame.dialect, {})
         per[nsp] = per.get(nsp, 0) + 1
-        uid = getattr(frame, "uid", None)
+        uid = frame.uid if isinstance(frame, _SENDERS) else None
         if isinstance(uid, str) and uid and uid != "emitter":
             self.uids.setdefault(frame.dialect, set()).add(uid)
         if isinstance(frame, Broadcast):
@@ -470,9 +480,16 @@ class Sniff:
                 self.orphans += 1
             else:
                 req.answers_ns.append(now_ns)
-                sids = getattr(frame, "clients", None)
-                if isinstance(sids, tuple):
-                    req.answer_sids.append(tuple(str(x) for x in sids))
+                if isinstance(frame, LegacyClientsResponse) and isinstance(frame.clients, tuple):
+                    req.answer_sids.append(tuple(str(x) for x in frame.clients))
+
+
+_SENDERS: Final = (
+    Broadcast, ClusterMessage, StreamMessage, AllRoomsRequest, SocketsRequest,
+    RemoteFetchRequest, RemoteJoinRequest, RemoteLeaveRequest, RemoteDisconnectRequest,
+    ServerSideEmitRequest, BroadcastAckRequest,
+)  # fmt: skip
+"""Frames that name their sender's uid."""
 
 
 async def sniff(
