@@ -354,6 +354,7 @@ class Requester:
             timeout=timeout,
             timeout_message=step.timeout_message,
             finish=step.finish,
+            per_node_counts=step.expect is Expect.COUNTS,
         )
         return await fut
 

@@ -297,6 +297,12 @@ class Expect(enum.Enum):
     """The first reply (single-target requests)."""
     COUNT = "count"
     """``Ask.expected`` replies (from a :class:`Count`)."""
+    COUNTS = "counts"
+    """``Ask.expected`` nodes each answer a client count (:class:`AddExpected`), then one
+    reply per client: complete once every node's count and every counted reply arrived,
+    in whatever order they come (socket.io ``BroadcastOperator.emit``'s
+    ``checkCompleteness``: ``expectedServerCount === actualServerCount &&
+    responses.length === expectedClientCount``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -649,7 +649,7 @@ class CurrentDialect(FetchNames, WireDialect):
             channel=channel,
             payload=payload,
             request_id=rid,
-            expect=Expect.COUNT,
+            expect=Expect.COUNTS,
             expected=expected,
             timeout_message=TIMEOUT_MESSAGES["emit_with_ack"],
             finish=finish,

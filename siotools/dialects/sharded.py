@@ -446,8 +446,8 @@ class ShardedDialect(FetchNames, WireDialect):
         # expected = SHARDNUMSUB - 1: the asking node is counted, never answers itself.
         return Count(self._main(nsp), exclude_self=True, sharded=True)
 
-    def _ask(self, out: Publish, rid: str | None, **kwargs: Any) -> Ask:
-        expect = Expect.NONE if rid is None else Expect.COUNT
+    def _ask(self, out: Publish, rid: str | None, *, counts: bool = False, **kwargs: Any) -> Ask:
+        expect = Expect.NONE if rid is None else Expect.COUNTS if counts else Expect.COUNT
         return Ask(
             channel=out.channel,
             payload=out.payload,
@@ -603,6 +603,7 @@ class ShardedDialect(FetchNames, WireDialect):
         result: list[Any] = yield self._ask(
             out,
             rid,
+            counts=True,
             expected=expected,
             timeout_message=TIMEOUT_MESSAGES["emit_with_ack"],
             finish=finish,

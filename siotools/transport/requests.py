@@ -77,12 +77,19 @@ class PendingRequest(Generic[T]):
     """Redis's PUBLISH reply for the request (:meth:`RequestEngine.request` only)."""
     where: str = ""
     timeout: float = 0.0
+    nodes: int | None = None
+    """With per-node counts: how many count replies (:meth:`RequestEngine.add_expected`)
+    must arrive before the request can complete."""
+    counted: int = 0
+    """Count replies arrived so far."""
 
     @property
     def complete(self) -> bool:
         """Whether enough replies arrived."""
         if self.expected is None:
             return len(self.replies) >= 1
+        if self.nodes is not None and self.counted < self.nodes:
+            return False  # a node's acks may come before another node's count
         return len(self.replies) >= self.expected
 
 
@@ -106,16 +113,21 @@ class RequestEngine:
         timeout: float,
         timeout_message: TimeoutMessage,
         finish: Callable[[list[Any]], T],
+        per_node_counts: bool = False,
     ) -> asyncio.Future[T]:
         """Register a request before it is published; returns the future of its result.
 
         The future fails with :class:`RequestTimeout` (carrying the partial result and
         the counts) when ``timeout`` seconds pass first. With ``expected == 0`` it
-        completes at once with ``finish([])``.
+        completes at once with ``finish([])``. With ``per_node_counts``, each of the
+        ``expected`` nodes answers a count first (:meth:`add_expected`), and the request
+        completes only once every one of those counts arrived too.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
         req = PendingRequest(request_id, expected, timeout_message, finish, fut)
+        if per_node_counts and expected is not None:
+            req.nodes = expected
         if req.complete:
             fut.set_result(finish([]))
             return fut
@@ -135,6 +147,7 @@ class RequestEngine:
         timeout: float,
         timeout_message: TimeoutMessage,
         finish: Callable[[list[Any]], T],
+        per_node_counts: bool = False,
     ) -> asyncio.Future[T]:
         """Register a request and publish it with a deadline of ``timeout`` seconds.
 
@@ -151,6 +164,7 @@ class RequestEngine:
             timeout=timeout,
             timeout_message=timeout_message,
             finish=finish,
+            per_node_counts=per_node_counts,
         )
         if fut.done():
             return fut
@@ -172,10 +186,12 @@ class RequestEngine:
         return True
 
     def add_expected(self, request_id: str, count: int) -> None:
-        """Raise how many replies a request waits for (8.x BROADCAST client counts)."""
+        """One node's count: raise how many replies a request waits for (8.x BROADCAST
+        client counts)."""
         req = self._pending.get(request_id)
-        if req is None or req.expected is None:
+        if req is None or req.expected is None or req.future.done():
             return
+        req.counted += 1
         req.expected += count
         if req.complete:
             self._resolve(req)

@@ -72,6 +72,42 @@ async def test_add_expected_and_cancel_all() -> None:
     await asyncio.sleep(0)
 
 
+async def test_per_node_counts_wait_for_every_count_whatever_the_order() -> None:
+    # broadcastWithAck to two other nodes: c has one client, b two (one never acks). b's
+    # ack may come before b's count (another connection, another thread): the request
+    # must not complete on c's count and two acks (socket.io checkCompleteness).
+    engine = RequestEngine()
+    fut = engine.open(
+        "r", expected=2, timeout=0.2, timeout_message="operation has timed out",
+        finish=lambda r: [x for x in r if x != "count"], per_node_counts=True,
+    )  # fmt: skip
+    engine.add_expected("r", 1)
+    engine.reply("r", "count")  # c's count
+    engine.reply("r", "c-ack")
+    engine.reply("r", "b-ack")  # before b's count
+    assert not fut.done()
+    engine.add_expected("r", 2)
+    engine.reply("r", "count")  # b's count: one of b's acks is still missing
+    assert not fut.done()
+    with pytest.raises(RequestTimeout) as info:
+        await fut
+    assert info.value.partial == ["c-ack", "b-ack"]
+
+
+async def test_per_node_counts_complete_once_all_arrived() -> None:
+    engine = RequestEngine()
+    fut = engine.open(
+        "r", expected=2, timeout=5, timeout_message="t", finish=len, per_node_counts=True
+    )
+    engine.reply("r", "b-ack")  # an ack before any count
+    engine.add_expected("r", 1)
+    engine.reply("r", "b-count")
+    assert not fut.done()
+    engine.add_expected("r", 0)
+    engine.reply("r", "c-count")  # c has no client
+    assert await fut == 3
+
+
 def test_request_ids_look_like_uid2() -> None:
     ids = {new_request_id() for _ in range(200)}
     assert len(ids) == 200
