@@ -26,7 +26,6 @@ schema; the decoder tells the records apart by their first byte.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -46,6 +45,7 @@ __all__ = ["StreamSource", "is_stream", "node_streams"]
 log = logging.getLogger("siotools.sniffer")
 
 _BLOCK_MS: Final = 1000
+_CLOSE_S: Final = 3.0
 _COUNT: Final = 500
 _RETRY: Final = 0.5
 _RESCAN_S: Final = 5.0
@@ -270,13 +270,18 @@ class StreamSource:
                 self._hand(bytes(key), entries)
 
     async def close(self) -> None:
-        """Stop reading and close the connection."""
+        """Stop reading and close the connection (within a bounded time)."""
+        # Bounded waits: a reader cancelled in the middle of a blocking XREAD, or a client
+        # closing under a stalled connection, must not hold up the capture's stop.
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            await asyncio.wait({task}, timeout=_CLOSE_S)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the reader's last error is not worth a warning
         if self._client is not None:
-            with contextlib.suppress(Exception):
-                await self._client.aclose()
+            closing = asyncio.ensure_future(self._client.aclose())
+            done, _ = await asyncio.wait({closing}, timeout=_CLOSE_S)
+            if closing in done and not closing.cancelled():
+                closing.exception()  # retrieved: a failed close is not worth a warning
             self._client = None
