@@ -296,30 +296,29 @@ def count_arg(text: str) -> int:
     return value
 
 
+def _seconds(text: str, *, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if math.isfinite(value) and (value >= 0 if zero else value > 0):
+        return value
+    bound = ", 0 or more" if zero else " above 0"
+    raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds{bound}")
+
+
 def seconds_arg(text: str) -> float:
     """An argparse ``type``: a finite number of seconds above 0.
 
     ``inf`` and ``nan`` are refused: an interval of ``inf`` would never report and a
     duration of ``inf`` is what leaving the option out already means.
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds above 0")
-    return value
+    return _seconds(text, zero=False)
 
 
 def duration_arg(text: str) -> float:
     """An argparse ``type``: a finite number of seconds, 0 or more (0: not at all)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds, 0 or more")
-    return value
+    return _seconds(text, zero=True)
 
 
 def _check_nsp(nsp: str) -> str:

@@ -1221,15 +1221,20 @@ class ClusterPublisher:
                     f"{what} within {wait:g}s (the server or the network is stalled)."
                 ) from None
             except ClusterRedirect as redirect:
-                if redirect.kind == "MOVED":
-                    self.topology.moved(redirect.slot, redirect.addr)
-                    self._stale = True
-                    self._dirty.set()
-                addr, asking = redirect.addr, redirect.kind == "ASK"
+                addr, asking = self._follow(redirect)
         raise RedisUnavailableError(
             f"The Redis Cluster at {self.endpoint.url} redirected {args[0]!r} "
             f"{_MAX_REDIRECTS} times; its slots are moving, try again."
         )
+
+    def _follow(self, redirect: ClusterRedirect) -> tuple[str, bool]:
+        """Where a ``MOVED``/``ASK`` sends the command next, and whether with ``ASKING``;
+        a ``MOVED`` also updates the slot map (and has it read again)."""
+        if redirect.kind == "MOVED":
+            self.topology.moved(redirect.slot, redirect.addr)
+            self._stale = True
+            self._dirty.set()
+        return redirect.addr, redirect.kind == "ASK"
 
     def publish_request(
         self, channel: bytes, payload: bytes, *, deadline: float
@@ -1326,11 +1331,7 @@ class ClusterPublisher:
                 ) from None
             except ClusterRedirect as redirect:
                 self.redirected += 1
-                if redirect.kind == "MOVED":
-                    self.topology.moved(redirect.slot, redirect.addr)
-                    self._stale = True
-                    self._dirty.set()
-                redirected, asking = redirect.addr, redirect.kind == "ASK"
+                redirected, asking = self._follow(redirect)
         raise RedisUnavailableError(
             f"The Redis Cluster at {self.endpoint.url} redirected a request "
             f"{_MAX_REDIRECTS} times; its slots are moving, try again."
