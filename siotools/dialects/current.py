@@ -53,6 +53,8 @@ from siotools.protocol import (
     BroadcastAckRequest,
     BroadcastAckResponse,
     BroadcastClientCountResponse,
+    CurrentRequest,
+    CurrentResponse,
     Dialect,
     EmptyResponse,
     Frame,
@@ -88,25 +90,6 @@ TIMEOUT_MESSAGES: Final[dict[str, str]] = {
 # @socket.io/redis-emitter 5.1.0 lib/index.ts RESERVED_EVENTS.
 RESERVED_EVENTS: Final = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-)
-
-_CurrentRequest = (
-    SocketsRequest
-    | AllRoomsRequest
-    | RemoteJoinRequest
-    | RemoteLeaveRequest
-    | RemoteDisconnectRequest
-    | RemoteFetchRequest
-    | ServerSideEmitRequest
-    | BroadcastAckRequest
-)
-_CurrentResponse = (
-    SocketsResponse
-    | RoomsResponse
-    | EmptyResponse
-    | ServerSideEmitResponse
-    | BroadcastClientCountResponse
-    | BroadcastAckResponse
 )
 
 
@@ -283,14 +266,14 @@ class CurrentDialect(FetchNames, WireDialect):
 
     # ------------------------------------------------------------------ answering
 
-    def _to(self, frame: _CurrentRequest) -> str | None:
+    def _to(self, frame: CurrentRequest) -> str | None:
         return frame.uid if self.publish_on_specific_response_channel else None
 
     def on_request(self, uid: str, channel: bytes, payload: bytes, view: LocalView) -> list[Action]:
         frame = self.decode(channel, payload)
         if isinstance(frame, list):
             return frame
-        if not isinstance(frame, _CurrentRequest):
+        if not isinstance(frame, CurrentRequest):
             return [
                 Ignored(
                     "foreign_requests",
@@ -455,13 +438,13 @@ class CurrentDialect(FetchNames, WireDialect):
                 AddExpected(frame.request_id, frame.client_count),
                 Reply(frame.request_id, frame),
             ]
-        if isinstance(frame, _CurrentResponse):
+        if isinstance(frame, CurrentResponse):
             return [Reply(frame.request_id, frame)]
         return [Ignored("responses_ignored")]
 
     # ------------------------------------------------------------------ asking
 
-    def _request(self, frame: _CurrentRequest) -> tuple[bytes, bytes]:
+    def _request(self, frame: CurrentRequest) -> tuple[bytes, bytes]:
         if isinstance(frame, BroadcastAckRequest) and self.parser == "json":
             channel = self.grammar.request(frame.nsp).encode()
             body = {
@@ -545,7 +528,7 @@ class CurrentDialect(FetchNames, WireDialect):
         )
         return result
 
-    def _fire(self, frame: _CurrentRequest) -> Ask:
+    def _fire(self, frame: CurrentRequest) -> Ask:
         channel, payload = self._request(frame)
         return Ask(channel=channel, payload=payload, request_id=None, expect=Expect.NONE)
 

@@ -54,6 +54,8 @@ from siotools.protocol import (
     LegacyRemoteDisconnectRequest,
     LegacyRemoteJoinRequest,
     LegacyRemoteLeaveRequest,
+    LegacyRequest,
+    LegacyResponse,
     LegacyRoomsResponse,
     encode,
     encode_broadcast,
@@ -72,19 +74,6 @@ TIMEOUT_MESSAGES: Final[dict[str, str]] = {
     "remote_disconnect": "timeout reached while waiting for remoteDisconnect response",
     "custom_request": "timeout reached while waiting for customRequest response",
 }
-
-LegacyRequest = (
-    LegacyClientsRequest
-    | LegacyClientRoomsRequest
-    | LegacyAllRoomsRequest
-    | LegacyRemoteJoinRequest
-    | LegacyRemoteLeaveRequest
-    | LegacyCustomRequest
-    | LegacyRemoteDisconnectRequest
-)
-LegacyResponse = (
-    LegacyClientsResponse | LegacyRoomsResponse | LegacyDataResponse | LegacyEmptyResponse
-)
 
 
 def _union(field: str) -> Callable[[list[Any]], list[Any]]:

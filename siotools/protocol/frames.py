@@ -23,6 +23,8 @@ __all__ = [
     "BroadcastClientCountResponse",
     "ClusterMessage",
     "ClusterMessageType",
+    "CurrentRequest",
+    "CurrentResponse",
     "Dialect",
     "EmptyResponse",
     "Frame",
@@ -36,7 +38,9 @@ __all__ = [
     "LegacyRemoteDisconnectRequest",
     "LegacyRemoteJoinRequest",
     "LegacyRemoteLeaveRequest",
+    "LegacyRequest",
     "LegacyRequestType",
+    "LegacyResponse",
     "LegacyRoomsResponse",
     "PacketType",
     "PickledMessage",
@@ -45,7 +49,9 @@ __all__ = [
     "RemoteFetchRequest",
     "RemoteJoinRequest",
     "RemoteLeaveRequest",
+    "Request",
     "RequestType",
+    "Response",
     "RoomsResponse",
     "ServerSideEmitRequest",
     "ServerSideEmitResponse",
@@ -723,3 +729,42 @@ FRAME_KINDS: tuple[type[Frame], ...] = (
     PickledMessage,
 )
 """Every kind of frame :func:`siotools.protocol.decode` can return."""
+
+LegacyRequest = (
+    LegacyClientsRequest
+    | LegacyClientRoomsRequest
+    | LegacyAllRoomsRequest
+    | LegacyRemoteJoinRequest
+    | LegacyRemoteLeaveRequest
+    | LegacyCustomRequest
+    | LegacyRemoteDisconnectRequest
+)
+"""A socket.io-redis 4.x/5.x request (``socket.io-request#<nsp>#``)."""
+LegacyResponse = (
+    LegacyClientsResponse | LegacyRoomsResponse | LegacyDataResponse | LegacyEmptyResponse
+)
+"""A socket.io-redis 4.x/5.x response (``socket.io-response#<nsp>#``)."""
+CurrentRequest = (
+    SocketsRequest
+    | AllRoomsRequest
+    | RemoteJoinRequest
+    | RemoteLeaveRequest
+    | RemoteDisconnectRequest
+    | RemoteFetchRequest
+    | ServerSideEmitRequest
+    | BroadcastAckRequest
+)
+"""A @socket.io/redis-adapter 7.x/8.x request (classic and sharded)."""
+CurrentResponse = (
+    SocketsResponse
+    | RoomsResponse
+    | EmptyResponse
+    | ServerSideEmitResponse
+    | BroadcastClientCountResponse
+    | BroadcastAckResponse
+)
+"""A @socket.io/redis-adapter 7.x/8.x response (classic and sharded)."""
+Request = LegacyRequest | CurrentRequest
+"""A cluster request of any dialect."""
+Response = LegacyResponse | CurrentResponse
+"""A cluster response of any dialect."""

@@ -43,6 +43,8 @@ from siotools.protocol import (
     RemoteFetchRequest,
     RemoteJoinRequest,
     RemoteLeaveRequest,
+    Request,
+    Response,
     RoomsResponse,
     ServerSideEmitRequest,
     ServerSideEmitResponse,
@@ -156,37 +158,6 @@ def _unknown_row() -> Row:
 # directly, as NamedTuple._make does, halves what a row costs (every field is given).
 _row: Final[Callable[[tuple[Any, ...]], Row]] = partial(tuple.__new__, Row)
 
-_Request = (
-    LegacyClientsRequest
-    | LegacyClientRoomsRequest
-    | LegacyAllRoomsRequest
-    | LegacyRemoteJoinRequest
-    | LegacyRemoteLeaveRequest
-    | LegacyCustomRequest
-    | LegacyRemoteDisconnectRequest
-    | SocketsRequest
-    | AllRoomsRequest
-    | RemoteJoinRequest
-    | RemoteLeaveRequest
-    | RemoteDisconnectRequest
-    | RemoteFetchRequest
-    | ServerSideEmitRequest
-    | BroadcastAckRequest
-)
-
-_Response = (
-    LegacyClientsResponse
-    | LegacyRoomsResponse
-    | LegacyDataResponse
-    | LegacyEmptyResponse
-    | SocketsResponse
-    | RoomsResponse
-    | EmptyResponse
-    | ServerSideEmitResponse
-    | BroadcastClientCountResponse
-    | BroadcastAckResponse
-)
-
 
 def describe(frame: Frame) -> Row:
     """Flatten a frame into one row's fields.
@@ -285,12 +256,12 @@ def _broadcast(f: Broadcast) -> Row:
     )
 
 
-def _response(f: _Response, rooms: Any, args: Any, uid: Any, type_name: str) -> Row:
+def _response(f: Response, rooms: Any, args: Any, uid: Any, type_name: str) -> Row:
     return _row(("response", f.nsp, rooms, None, None, args, None, uid, f.request_id, type_name))
 
 
 def _request(
-    f: _Request, rooms: Any, except_: Any, event: Any, args: Any, flags: Any, uid: Any
+    f: Request, rooms: Any, except_: Any, event: Any, args: Any, flags: Any, uid: Any
 ) -> Row:
     name = _TYPE_NAMES.get(type(f))
     if name is None:
