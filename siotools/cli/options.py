@@ -25,7 +25,9 @@ __all__ = [
     "MAX_TIMEOUT",
     "ClusterOptions",
     "add_cluster_options",
+    "add_stream_count",
     "check_seconds",
+    "check_stream_count",
     "check_url",
     "cluster_client",
     "count_arg",
@@ -294,6 +296,25 @@ def count_arg(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def add_stream_count(parser: argparse.ArgumentParser) -> None:
+    """``--stream-count N``, read with ``--stream KEY`` (sniff and the TUI's traffic view);
+    :func:`check_stream_count` refuses it without ``--stream``."""
+    parser.add_argument(
+        "--stream-count",
+        type=count_arg,
+        metavar="N",
+        help="with --stream: the adapter's 0.3 streamCount; read exactly the streams its "
+        "nodes read (KEY-0 .. KEY-<N-1>, KEY alone for 1) and the KEY--<i> ones 0.3.1 writes "
+        "namespaces with a negative hash to (without it: every KEY-<integer> stream found)",
+    )
+
+
+def check_stream_count(args: argparse.Namespace) -> None:
+    """Refuse ``--stream-count`` given without ``--stream`` (one sentence, exit 2)."""
+    if args.stream_count is not None and args.stream is None:
+        raise ConfigurationError("--stream-count needs --stream KEY (the adapter's streamName)")
 
 
 def _seconds(text: str, *, zero: bool) -> float:

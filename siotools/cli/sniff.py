@@ -31,6 +31,8 @@ from typing import Any
 from siotools.cli.options import (
     ClusterOptions,
     add_cluster_options,
+    add_stream_count,
+    check_stream_count,
     count_arg,
     json_text,
     seconds_arg,
@@ -115,14 +117,7 @@ def register(sub: Any) -> None:
         help="also read this Redis stream (@socket.io/redis-streams-adapter's streamName, "
         "e.g. socket.io) with XREAD from $; passive, nothing counts a stream reader",
     )
-    p.add_argument(
-        "--stream-count",
-        type=count_arg,
-        metavar="N",
-        help="with --stream: the adapter's 0.3 streamCount; read exactly the streams its "
-        "nodes read (KEY-0 .. KEY-<N-1>, KEY alone for 1) and the KEY--<i> ones 0.3.1 writes "
-        "namespaces with a negative hash to (without it: every KEY-<integer> stream found)",
-    )
+    add_stream_count(p)
     p.add_argument(
         "--since",
         metavar="ID",
@@ -152,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
         parse_size(args.rotate)
     if args.since is not None and args.stream is None:
         raise ConfigurationError("--since needs --stream KEY (the stream to backfill from)")
-    if args.stream_count is not None and args.stream is None:
-        raise ConfigurationError("--stream-count needs --stream KEY (the adapter's streamName)")
+    check_stream_count(args)
     if args.output:
         out = Path(args.output)
         if not out.parent.is_dir():

@@ -12,7 +12,9 @@ from siotools.cli._base import EXIT_OK, EXIT_USAGE, say
 from siotools.cli.options import (
     ClusterOptions,
     add_cluster_options,
+    add_stream_count,
     check_seconds,
+    check_stream_count,
     cluster_client,
     count_arg,
 )
@@ -71,14 +73,7 @@ def register(sub: Any) -> None:
         help="traffic view: read this Redis stream (@socket.io/redis-streams-adapter's "
         "streamName) with XREAD from $ (default: the prefix's, when it is a stream)",
     )
-    p.add_argument(
-        "--stream-count",
-        type=count_arg,
-        metavar="N",
-        help="with --stream: the adapter's 0.3 streamCount; read exactly the streams its "
-        "nodes read (KEY-0 .. KEY-<N-1>, KEY alone for 1) and the KEY--<i> ones 0.3.1 writes "
-        "namespaces with a negative hash to (without it: every KEY-<integer> stream found)",
-    )
+    add_stream_count(p)
     p.set_defaults(func=run)
 
 
@@ -93,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.lines < 1:
         raise ConfigurationError("--lines must be at least 1")
-    if args.stream_count is not None and args.stream is None:
-        raise ConfigurationError("--stream-count needs --stream KEY (the adapter's streamName)")
+    check_stream_count(args)
     settings = config.load_settings(
         args.url, args.prefix, read_only=args.read_only, refresh=args.refresh
     )
