@@ -545,6 +545,7 @@ class ClusterMonitorSource:
     Attributes:
         masters: The masters monitored now (``host:port``).
         replicas: The replicas monitored now (``host:port``).
+        links: Each monitored replica's master link, whose lines its monitor drops.
         changes: How many times a node was added, dropped, promoted or demoted after the
             start.
     """
@@ -598,6 +599,16 @@ class ClusterMonitorSource:
     def replicas(self) -> list[str]:
         """The replicas monitored now."""
         return sorted(a for a in self._monitors if not self._master[a])
+
+    @property
+    def links(self) -> dict[str, set[bytes]]:
+        """Each monitored replica's master link: the client address(es) whose commands
+        (what the master replicates) its monitor drops; empty while not known yet."""
+        return {
+            a: set(m.ignored_clients)
+            for a, m in sorted(self._monitors.items())
+            if not self._master[a]
+        }
 
     @property
     def reconnects(self) -> int:

@@ -247,3 +247,52 @@ async def test_node_use_replicas_every_broadcast_captured_once(
     got = Counter(f.row.args[0] for f in cap.frames if f.event == "rep-news")
     assert got == Counter(range(n)), got  # each broadcast once, wherever it was sent
     print(f"\nuseReplicas: {on_replicas} of {n} PUBLISH went to replicas; all captured")
+
+
+async def test_cluster_monitor_follows_replicas_through_a_failover(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    rc = owned_redis_cluster
+    heard: list[Heard] = []
+    notices: list[str] = []
+
+    def sink(_now: int, batch: list[list[bytes]], sharded: bool) -> None:
+        heard.extend((r[2], r[3], sharded) for r in batch)
+
+    broadcast = f"{key}#/#".encode()
+    source = ClusterMonitorSource(
+        RedisEndpoint.from_url(rc.url), key, sink, on_notice=notices.append, refresh=0.2
+    )
+    with pytest.warns(RuntimeWarning, match="MONITOR"):
+        await source.start()
+    try:
+        victim = rc.kill_master()
+        heir = await asyncio.to_thread(rc.wait_failover, victim)
+        # The heir was monitored as a replica: it becomes a master, its MONITOR goes on.
+        await until(lambda: _addr(heir) in source.masters, timeout=15)
+        await until(lambda: _addr(victim) not in source.masters + source.replicas, timeout=15)
+        assert f"monitoring new master {_addr(heir)} (a promoted replica)" in notices
+        assert source.links.get(_addr(heir)) is None
+        # The victim comes back as the heir's replica: monitored again, dropping the
+        # lines of its link to the heir (the heir's own address).
+        await asyncio.to_thread(rc.restart_node, victim.port)
+        await until(lambda: source.links.get(_addr(victim)) == {_addr(heir).encode()}, timeout=15)
+        assert f"monitoring new replica {_addr(victim)}" in notices
+        # A replica lost: a notice, and a gap ended once it left the slot map.
+        gaps = len(source.gaps)
+        lost = next(r for r, _ in _pairs(rc) if r.port != victim.port)
+        rc.servers[lost.port].kill()
+        await until(lambda: _addr(lost) not in source.replicas, timeout=15)
+        assert any(f"MONITOR of replica {_addr(lost)} lost" in n for n in notices), notices
+        assert f"replica {_addr(lost)} left the slot map: not monitored now" in notices
+        await until(lambda: len(source.gaps) == gaps + 1)
+        # What clients send to the replica that came back is heard, once.
+        r = aioredis.Redis(port=victim.port)
+        try:
+            await r.publish(broadcast.decode(), b"to-the-new-replica")
+        finally:
+            await r.aclose()
+        await until(lambda: (broadcast, b"to-the-new-replica", False) in heard)
+    finally:
+        await source.close()
+    assert heard.count((broadcast, b"to-the-new-replica", False)) == 1
