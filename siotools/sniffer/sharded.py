@@ -46,7 +46,7 @@ from siotools.transport.cluster import ClusterTopology, parse_cluster_url
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.connection import CommandConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.monitor import Monitor, replication_clients
+from siotools.transport.monitor import Monitor, ReplicaLink, replica_link
 from siotools.transport.pubsub import LinkEvent
 
 __all__ = [
@@ -522,7 +522,7 @@ class ClusterMonitorSource:
     one of its replicas): the replica broadcasts it over the cluster bus, and the masters'
     MONITOR never shows it. So replicas are monitored too. A replica's MONITOR also shows
     what its master replicates to it; those lines are dropped by the monitor
-    (:func:`~siotools.transport.monitor.replication_clients`), so each command is
+    (:func:`~siotools.transport.monitor.replica_link`), so each command is
     reported once, by the node a client sent it to.
 
     Each node's ``PUBLISH``/``SPUBLISH`` of the prefix goes to the sink (``SPUBLISH`` as
@@ -685,23 +685,23 @@ class ClusterMonitorSource:
 
     async def _attach(self, addr: str, master: str | None) -> None:
         """MONITOR ``addr``: a master (``master`` None) or a replica of ``master``."""
-        ignore: set[bytes] = set()
+        link = None
         if master is not None:
             # Read before MONITOR starts, so that no replicated line gets through.
-            ignore = await replication_clients(self.topology.endpoint(addr))
+            link = await replica_link(self.topology.endpoint(addr))
         mon = Monitor(
             self.topology.endpoint(addr),
             self._on_command,
             name=f"siotools-sniffer-monitor@{addr}",
             on_error=partial(self._error, addr),
             on_reconnect=partial(self._reconnected, addr),
-            ignore_clients=ignore,
+            ignore_clients=link.clients if link is not None else (),
         )
         await mon.start()
         self._monitors[addr] = mon
         self._master[addr] = master is None
-        if master is not None:
-            self._links[addr] = master if ignore else None
+        if link is not None:
+            self._links[addr] = self._learned(link)
 
     def _replica_of(self) -> dict[str, str]:
         """Each replica of the slot map with its master."""
@@ -786,17 +786,23 @@ class ClusterMonitorSource:
                 f"{addr} is no longer a master (a failover?): monitored as a replica of {master}",
             )
 
-    async def _relearn(self, addr: str, master: str) -> None:
-        """Read the replication link a replica's monitor must ignore (its master changed,
-        its monitor reconnected, or the link was down at the last look)."""
+    @staticmethod
+    def _learned(link: ReplicaLink) -> str | None:
+        # Known only once the link is up with its client listed; else read it again.
+        return link.master if link.up and link.clients else None
+
+    async def _relearn(self, addr: str) -> None:
+        """Read again the replication link a replica's monitor drops (its master in the
+        slot map is another than the one it was read for, its monitor reconnected, or the
+        link was down at the last look)."""
         try:
-            link = await replication_clients(self.topology.endpoint(addr))
+            link = await replica_link(self.topology.endpoint(addr))
         except RedisUnavailableError as exc:
             self.errors.append(str(exc))
             return
-        if link:
-            self._monitors[addr].ignore(link)
-            self._links[addr] = master
+        if link.clients:
+            self._monitors[addr].ignore(link.clients)
+        self._links[addr] = self._learned(link)
 
     async def _follow(self) -> None:
         prefer, self._prefer = self._prefer, []
@@ -813,7 +819,7 @@ class ClusterMonitorSource:
                 changed = True
         for addr in sorted(set(self._monitors) & set(replicas)):
             if self._links.get(addr) != replicas[addr]:
-                await self._relearn(addr, replicas[addr])
+                await self._relearn(addr)
         for addr in sorted((masters | set(replicas)) - set(self._monitors)):
             role = "master" if addr in masters else "replica"
             try:

@@ -22,7 +22,7 @@ it, under the replication link's client, whose address is the master's own (chec
 Redis 7.0: ``[0 127.0.0.1:<master port>] "SELECT" "0"``, ``"SET"``, ``"PEXPIREAT"`` for an
 ``EXPIRE``, ``"XADD"`` with the id the master chose, a script's writes in lower case);
 what clients send to the replica itself (a ``PUBLISH``, a ``SPUBLISH`` after
-``READONLY``) shows under their own address. :func:`replication_clients` reads that
+``READONLY``) shows under their own address. :func:`replica_link` reads that
 link's address and :class:`Monitor` drops its lines (``ignore_clients``), so a replica's
 monitor hands on only what was sent to the replica.
 """
@@ -47,9 +47,10 @@ __all__ = [
     "Monitor",
     "MonitorConnection",
     "MonitorEntry",
+    "ReplicaLink",
     "parse_monitor_entry",
     "parse_monitor_line",
-    "replication_clients",
+    "replica_link",
 ]
 
 CommandHandler = Callable[[float, list[bytes]], None]
@@ -139,34 +140,57 @@ def _client_addrs(listing: Any) -> set[bytes]:
     return out
 
 
-def _info_master(info: Any) -> set[bytes]:
+def _info_fields(info: Any) -> dict[bytes, bytes]:
     text = info if isinstance(info, bytes) else str(info).encode()
-    fields = dict(
+    return dict(
         row.strip().split(b":", 1) for row in text.splitlines() if b":" in row and row[:1] != b"#"
     )
-    host, port = fields.get(b"master_host"), fields.get(b"master_port")
-    return {host + b":" + port} if host and port else set()
 
 
-async def replication_clients(endpoint: RedisEndpoint) -> set[bytes]:
-    """The client address(es) under which ``endpoint``'s MONITOR shows what its master
-    replicates: the ``addr`` of its ``CLIENT LIST TYPE master`` link.
+@dataclass(frozen=True, slots=True)
+class ReplicaLink:
+    """A server's replication link to its master, as the server says.
 
-    Empty on a master, and on a replica whose link is down (nothing is replicated then).
-    Where ``CLIENT LIST`` is refused (an ACL), ``INFO replication``'s ``master_host`` and
-    ``master_port`` stand in: the same address unless a NAT sits between the two.
+    Attributes:
+        master: ``master_host:master_port`` of ``INFO replication`` (the master's
+            announced address, as a Redis Cluster's slot map names it); None on a master.
+        up: Whether the link is up (``master_link_status:up``).
+        clients: The link's client address(es), under which the server's MONITOR shows
+            what the master replicates (``CLIENT LIST TYPE master``'s ``addr``; where
+            ``CLIENT LIST`` is refused, an ACL, the ``master`` address stands in: the same
+            unless a NAT sits between the two). Empty on a master or while the link is down.
+    """
+
+    master: str | None
+    up: bool
+    clients: frozenset[bytes]
+
+
+async def replica_link(endpoint: RedisEndpoint) -> ReplicaLink:
+    """Read ``endpoint``'s replication link: ``INFO replication``, then ``CLIENT LIST
+    TYPE master`` (in that order, so that a link that changes between the two reads is
+    named by its older master and read again by a caller that compares).
 
     Raises:
-        RedisUnavailableError: The server cannot be reached or refuses both.
+        RedisUnavailableError: The server cannot be reached or refuses ``INFO``.
     """
     conn = await open_connection(endpoint, lambda: CommandConnection("siotools-monitor-link"))
     try:
+        fields = _info_fields(await conn.execute(b"INFO", b"replication"))
+        host, port = fields.get(b"master_host"), fields.get(b"master_port")
+        if fields.get(b"role") != b"slave" or not host or not port:
+            return ReplicaLink(None, False, frozenset())
+        master = (host + b":" + port).decode("utf-8", "replace")
+        up = fields.get(b"master_link_status") == b"up"
         try:
-            return _client_addrs(await conn.execute(b"CLIENT", b"LIST", b"TYPE", b"master"))
+            listing = await conn.execute(b"CLIENT", b"LIST", b"TYPE", b"master")
         except RedisUnavailableError:
             if not conn.connected:
                 raise
-        return _info_master(await conn.execute(b"INFO", b"replication"))
+            clients = {master.encode()} if up else set()
+        else:
+            clients = _client_addrs(listing)
+        return ReplicaLink(master, up, frozenset(clients))
     finally:
         await conn.close()
 
@@ -222,7 +246,7 @@ class Monitor(_Supervised[MonitorConnection]):
         on_event: Called with a :class:`~siotools.transport.pubsub.LinkEvent` on each
             loss and restore (with the gap's span).
         ignore_clients: Clients whose commands are not handed on (on a replica, its
-            master's link, see :func:`replication_clients`); :meth:`ignore` changes them.
+            master's link, see :func:`replica_link`); :meth:`ignore` changes them.
 
     Attributes:
         ignored_clients: The clients whose commands are dropped now.

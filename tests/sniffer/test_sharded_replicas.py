@@ -25,7 +25,7 @@ from siotools.sniffer import start_capture
 from siotools.sniffer.sharded import ClusterMonitorSource
 from siotools.transport.cluster import channel_slot
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.monitor import Monitor, replication_clients
+from siotools.transport.monitor import Monitor, replica_link
 from tests.nodepeer.fixtures import InstallFn
 from tests.sniffer.helpers import wait_frames
 from tests.sniffer.shards import until
@@ -71,14 +71,16 @@ async def test_replica_monitor_drops_what_its_master_replicates(
 ) -> None:
     replica, master = _pairs(sharded_cluster)[0]
     endpoint = RedisEndpoint.from_url(f"redis://{_addr(replica)}/0")
-    link = await replication_clients(endpoint)
+    link = await replica_link(endpoint)
     # What MONITOR shows for the replicated commands: the master's own address.
-    assert link == {_addr(master).encode()}
-    assert await replication_clients(RedisEndpoint.from_url(f"redis://{_addr(master)}/0")) == set()
+    assert link.master == _addr(master) and link.up
+    assert link.clients == {_addr(master).encode()}
+    of_master = await replica_link(RedisEndpoint.from_url(f"redis://{_addr(master)}/0"))
+    assert of_master.master is None and not of_master.clients
     everything: list[list[bytes]] = []
     kept: list[list[bytes]] = []
     raw = Monitor(endpoint, lambda _ts, args: everything.append(args))
-    filtered = Monitor(endpoint, lambda _ts, args: kept.append(args), ignore_clients=link)
+    filtered = Monitor(endpoint, lambda _ts, args: kept.append(args), ignore_clients=link.clients)
     await raw.start()
     await filtered.start()
     try:
@@ -112,7 +114,7 @@ async def test_standalone_replica_monitor_drops_a_replicated_publish() -> None:
                 if (await r.info("replication")).get("master_link_status") == "up":
                     break
                 await asyncio.sleep(0.05)
-            link = await replication_clients(endpoint)
+            link = (await replica_link(endpoint)).clients
             assert link == {f"127.0.0.1:{master.port}".encode()}
             everything: list[list[bytes]] = []
             kept: list[list[bytes]] = []
