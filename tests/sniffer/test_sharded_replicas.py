@@ -196,7 +196,10 @@ async def test_cluster_monitor_hears_publish_sent_to_replicas_once(
     assert Counter(marks) == Counter(h for h in heard if h in marks)
 
 
+@pytest.mark.node
+@pytest.mark.parametrize("adapter", ["classic", "sharded"])
 async def test_node_use_replicas_every_broadcast_captured_once(
+    adapter: str,
     sharded_cluster: RedisCluster,
     node_install: InstallFn,
     clients: dict[int, aioredis.Redis],
@@ -210,13 +213,17 @@ async def test_node_use_replicas_every_broadcast_captured_once(
         out = {}
         for port in replicas:
             stats: dict[str, Any] = await clients[port].info("commandstats")
-            out[port] = int(stats.get("cmdstat_publish", {}).get("calls", 0))
+            out[port] = sum(
+                int(stats.get(f"cmdstat_{verb}", {}).get("calls", 0))
+                for verb in ("publish", "spublish")
+            )
         return out
 
     opts: dict[str, Any] = {
         "redis_url": rc.url,
         "redis_cluster": True,
         "redis_use_replicas": True,
+        "adapter": adapter,
         "key": key,
         "nsps": ("/",),
         "requests_timeout_ms": 1000,
@@ -248,7 +255,9 @@ async def test_node_use_replicas_every_broadcast_captured_once(
     assert on_replicas > 0, (before, after)  # node-redis did send PUBLISH to replicas
     got = Counter(f.row.args[0] for f in cap.frames if f.event == "rep-news")
     assert got == Counter(range(n)), got  # each broadcast once, wherever it was sent
-    print(f"\nuseReplicas: {on_replicas} of {n} PUBLISH went to replicas; all captured")
+    assert all(f.sharded == (adapter == "sharded") for f in cap.frames if f.event == "rep-news")
+    verb = "SPUBLISH" if adapter == "sharded" else "PUBLISH"
+    print(f"\nuseReplicas, {adapter}: {on_replicas} of {n} {verb} went to replicas; all captured")
 
 
 async def test_cluster_monitor_follows_replicas_through_a_failover(
