@@ -8,8 +8,8 @@ which prefixes this Redis does carry. Ctrl-C stops cleanly and prints a summary 
 Sharded pub/sub (the 8.x sharded adapter) has no pattern subscriptions, so the default
 PSUBSCRIBE cannot hear it. On such a prefix sniff says so in one sentence and exits 2
 (when classic nodes share the prefix, it says so and goes on with what PSUBSCRIBE sees),
-unless one mode is chosen: ``--monitor`` (MONITOR on the Redis, or on every master of a
-Redis Cluster: costly), ``--ssubscribe`` (SSUBSCRIBE every sharded channel: counted by
+unless one mode is chosen: ``--monitor`` (MONITOR on the Redis, or on every master and
+replica of a Redis Cluster: costly), ``--ssubscribe`` (SSUBSCRIBE every sharded channel: counted by
 SHARDNUMSUB, so the nodes' requests time out) or ``--discover`` (the sharded channels per
 master with their SHARDNUMSUB counts, refreshed every ``--interval``; no payloads).
 """
@@ -96,8 +96,8 @@ def register(sub: Any) -> None:
     mode.add_argument(
         "--monitor",
         action="store_true",
-        help="use MONITOR to see sharded SPUBLISH traffic, on every master of a Redis "
-        "Cluster (costly for the Redis server)",
+        help="use MONITOR to see sharded SPUBLISH traffic, on every master and replica of a "
+        "Redis Cluster (costly for the Redis server)",
     )
     mode.add_argument(
         "--ssubscribe",

@@ -90,8 +90,8 @@ async def doctor(
         monitor: Also watch ``SPUBLISH`` with ``MONITOR`` during the listen, to tell
             @socket.io/redis-adapter 8.2.x sharded nodes from 8.3 ones. Passive for the
             nodes, but costly for Redis (it formats every command for the monitor); on a
-            Redis Cluster every master is monitored (a ``SPUBLISH`` runs on its slot's
-            master).
+            Redis Cluster every master and replica is monitored (a ``SPUBLISH`` runs on its
+            slot's master, or on one of its replicas after ``READONLY``).
         cluster: ``True``: ``url`` names a node of a Redis Cluster (as ``?cluster=true``
             does), ``False`` a single Redis; ``None`` reads the URL (an endpoint: single).
 
@@ -189,6 +189,11 @@ async def doctor(
             "PUBLISH"
             + (
                 f"; MONITOR watched every master ({', '.join(heard.monitored_masters)})"
+                + (
+                    f" and replica ({', '.join(heard.monitored_replicas)})"
+                    if heard.monitored_replicas
+                    else ""
+                )
                 if heard.monitored_masters
                 else ""
             )
@@ -286,7 +291,7 @@ async def doctor(
         probed=bool(probes),
         facts={
             "masters": masters,
-            "monitored": heard.monitored_masters
+            "monitored": heard.monitored_masters + heard.monitored_replicas
             or ([f"{endpoint.host}:{endpoint.port}"] if heard.monitored else []),
             "spublished": heard.spublished,
             "numpat": snap.numpat,

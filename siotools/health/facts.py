@@ -370,6 +370,7 @@ class Sniff:
             ClusterAdapter: ``{uid, type, data}``).
         monitor_error: Why MONITOR could not run, when it was asked for and refused.
         monitored_masters: On a Redis Cluster, the masters MONITOR watched (``host:port``).
+        monitored_replicas: On a Redis Cluster, the replicas MONITOR watched.
     """
 
     seconds: float = 0.0
@@ -391,6 +392,7 @@ class Sniff:
     sharded_without_nsp: dict[str, int] = field(default_factory=dict)
     monitor_error: str | None = None
     monitored_masters: list[str] = field(default_factory=list)
+    monitored_replicas: list[str] = field(default_factory=list)
 
     def feed_spublish(self, channel: bytes, payload: bytes, g: ChannelGrammar) -> None:
         """Account for one ``SPUBLISH`` that MONITOR showed: which sharded adapter
@@ -513,7 +515,7 @@ async def sniff(
             listen ends.
         monitor: Also run ``MONITOR`` to see ``SPUBLISH`` (sharded traffic); costly for
             the server (it formats every command for the monitor). MONITOR sees only the
-            server it is connected to: on a Redis Cluster every master is monitored
+            server it is connected to: on a Redis Cluster every master and replica is monitored
             (and followed through failovers).
         cluster: ``endpoint`` is a node of a Redis Cluster.
 
@@ -540,7 +542,8 @@ async def sniff(
 
     watcher: Monitor | ClusterMonitorSource | None = None
     if monitor and cluster:
-        # A SPUBLISH is executed on the master of its slot: one MONITOR per master.
+        # A SPUBLISH runs on the node it was sent to: its slot's master, or one of the
+        # master's replicas (after READONLY). One MONITOR per master and per replica.
         watcher = ClusterMonitorSource(endpoint, prefix, on_published)
     elif monitor:
         watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor")
@@ -557,6 +560,7 @@ async def sniff(
         else:
             if isinstance(watcher, ClusterMonitorSource):
                 result.monitored_masters = list(watcher.masters)
+                result.monitored_replicas = list(watcher.replicas)
     try:
         await sub.start()
     except BaseException:

@@ -17,9 +17,9 @@ waiting for exactly the nodes they expect), or ``MONITOR`` when asked, to see sh
     await siotools.replay(cap, staging_url, prefix="staging")
 
 Sharded pub/sub (the 8.x sharded adapter) has no pattern subscriptions: sniff it with
-``monitor=True`` (every master of a Redis Cluster, ``?cluster=true``), ``ssubscribe=True``
-(counted by SHARDNUMSUB: the nodes' requests time out) or list its channels with
-:func:`discover_shards`; see :mod:`siotools.sniffer.sharded`.
+``monitor=True`` (every master and replica of a Redis Cluster, ``?cluster=true``),
+``ssubscribe=True`` (counted by SHARDNUMSUB: the nodes' requests time out) or list its
+channels with :func:`discover_shards`; see :mod:`siotools.sniffer.sharded`.
 
 Nothing here imports pandas until :meth:`Capture.to_pandas` or a parquet file is used.
 """

@@ -766,7 +766,7 @@ async def start_capture(
         pysocketio: Also capture python-socketio's channel (True for ``socketio``, or a
             channel name).
         monitor: Use MONITOR (sees sharded SPUBLISH; costly for the server, warns); on a
-            Redis Cluster (``?cluster=true``) every master is monitored.
+            Redis Cluster (``?cluster=true``) every master and replica is monitored.
         ssubscribe: Also SSUBSCRIBE every sharded channel of the prefix (sees SPUBLISH;
             inflates ``PUBSUB SHARDNUMSUB``, so the nodes' requests time out; warns).
         on_notice: Called with sentences for the user (a sharded prefix, a failover).
@@ -905,7 +905,7 @@ async def sniff(
     """Yield decoded frames as they arrive: ``async for f in siotools.sniff(url): ...``.
 
     Passive: one connection, PSUBSCRIBE on the prefix's patterns only (or MONITOR with
-    ``monitor=True``, on every master of a Redis Cluster). Sharded pub/sub needs
+    ``monitor=True``, on every master and replica of a Redis Cluster). Sharded pub/sub needs
     ``monitor=True`` or ``ssubscribe=True`` (see :mod:`siotools.sniffer.sharded`). ``url``
     may also be a :class:`Capture` or the path of a saved capture: the frames are then read
     offline.
@@ -914,8 +914,8 @@ async def sniff(
         url: A Redis URL, a :class:`Capture`, or a saved capture's path.
         prefix: The adapters' key.
         pysocketio: Also watch python-socketio's channel (True for ``socketio``).
-        monitor: Use MONITOR (sees sharded SPUBLISH; costly, warns); every master of a
-            Redis Cluster.
+        monitor: Use MONITOR (sees sharded SPUBLISH; costly, warns); every master and
+            replica of a Redis Cluster.
         ssubscribe: Also SSUBSCRIBE the prefix's sharded channels (inflates SHARDNUMSUB).
         on_notice: Called with sentences for the user (a sharded prefix, a failover).
         filter: A :class:`SniffFilter` or a predicate on :class:`SniffedFrame`.

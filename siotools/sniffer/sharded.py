@@ -1,4 +1,4 @@
-"""Sniffing sharded pub/sub: on a single Redis 7 and on every master of a Redis Cluster.
+"""Sniffing sharded pub/sub: on a single Redis 7 and on every node of a Redis Cluster.
 
 The 8.x sharded adapter (``createShardedAdapter``, RA 8.3.0 ``lib/sharded-adapter.ts``
 L76-L112) talks with ``SPUBLISH`` on ``P#N#`` (broadcasts and requests), ``P#N#<uid>#``
@@ -13,9 +13,10 @@ Three ways to look, each chosen explicitly:
 * **discovery** (:func:`discover_shards`, :func:`watch_shards`): ``PUBSUB SHARDCHANNELS``
   and ``SHARDNUMSUB`` on every master; which sharded channels exist where, and how many
   subscribers each has. Invisible to the nodes; sees no payloads.
-* **MONITOR on every master** (:class:`ClusterMonitorSource`): every ``SPUBLISH`` of every
-  shard, at MONITOR's cost on each master (:data:`~siotools.sniffer.live.MONITOR_WARNING`).
-  A master lost or replaced by a failover is reported and its successor monitored.
+* **MONITOR on every node** (:class:`ClusterMonitorSource`): every ``SPUBLISH`` of every
+  shard and every ``PUBLISH``, on masters and replicas (a client may send either to a
+  replica), at MONITOR's cost on each node (:data:`~siotools.sniffer.live.MONITOR_WARNING`).
+  A node lost, added or promoted by a failover is reported and followed.
 * **SSUBSCRIBE** (:class:`ClusterPubSubSource` with ``ssubscribe=True``): subscribes every
   discovered sharded channel, one ``SSUBSCRIBE`` per slot on the slot's master
   (:class:`~siotools.transport.cluster_pubsub.ClusterSubscriber`), and follows new ones.
@@ -45,7 +46,7 @@ from siotools.transport.cluster import ClusterTopology, parse_cluster_url
 from siotools.transport.cluster_pubsub import ClusterPublisher, ClusterSubscriber
 from siotools.transport.connection import CommandConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint
-from siotools.transport.monitor import Monitor
+from siotools.transport.monitor import Monitor, ReplicaLink, replica_link
 from siotools.transport.pubsub import LinkEvent
 
 __all__ = [
@@ -512,14 +513,25 @@ def _notify(on_notice: Callable[[str], None] | None, text: str) -> None:
 
 
 class ClusterMonitorSource:
-    """``MONITOR`` on every master of a Redis Cluster (or on the single Redis).
+    """``MONITOR`` on every master and every replica of a Redis Cluster (or on the single
+    Redis).
 
-    Each master's ``PUBLISH``/``SPUBLISH`` of the prefix goes to the sink (``SPUBLISH`` as
-    sharded). Every ``refresh`` seconds, and at once when a monitor loses its master, the
-    slot map is read again: a master that is gone (or demoted by a failover) is no longer
-    monitored, a new one (a promoted replica) is; each change is reported through
-    ``on_notice`` and is a gap until the new master is monitored. Masters lost together
-    are one gap, ended once every master is monitored again.
+    A client may send its ``PUBLISH`` to a replica (node-redis 4 ``createCluster`` with
+    ``useReplicas: true`` sends keyless read-only commands, ``PUBLISH`` among them, to
+    masters and replicas in turn; keyed ones such as ``SPUBLISH`` to the slot's master or
+    one of its replicas): the replica broadcasts it over the cluster bus, and the masters'
+    MONITOR never shows it. So replicas are monitored too. A replica's MONITOR also shows
+    what its master replicates to it; those lines are dropped by the monitor
+    (:func:`~siotools.transport.monitor.replica_link`), so each command is
+    reported once, by the node a client sent it to.
+
+    Each node's ``PUBLISH``/``SPUBLISH`` of the prefix goes to the sink (``SPUBLISH`` as
+    sharded). Every ``refresh`` seconds, and at once when a monitor loses its node, the
+    slot map is read again: a node that is gone is no longer monitored, a new one is, a
+    replica promoted by a failover is monitored as a master from then on (its MONITOR
+    goes on), a demoted master as a replica; each change is reported through
+    ``on_notice``. A lost monitor is a gap until its node is monitored again or has left
+    the cluster; nodes lost together are one gap, ended once every one is monitored again.
 
     Args:
         seed: One node of the cluster (a single Redis is a cluster of one master).
@@ -532,7 +544,10 @@ class ClusterMonitorSource:
 
     Attributes:
         masters: The masters monitored now (``host:port``).
-        changes: How many times a master was added or dropped after the start.
+        replicas: The replicas monitored now (``host:port``).
+        links: Each monitored replica's master link, whose lines its monitor drops.
+        changes: How many times a node was added, dropped, promoted or demoted after the
+            start.
     """
 
     def __init__(
@@ -555,6 +570,11 @@ class ClusterMonitorSource:
         self._notice = on_notice
         self._gaps = _Gaps(on_gap)
         self._monitors: dict[str, Monitor] = {}
+        self._master: dict[str, bool] = {}
+        """Whether each monitored node is a master (else a replica)."""
+        self._links: dict[str, str | None] = {}
+        """Each monitored replica's master whose replication link its monitor ignores
+        (None: to be read again)."""
         self._lost: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -573,12 +593,30 @@ class ClusterMonitorSource:
     @property
     def masters(self) -> list[str]:
         """The masters monitored now."""
-        return sorted(self._monitors)
+        return sorted(a for a in self._monitors if self._master[a])
+
+    @property
+    def replicas(self) -> list[str]:
+        """The replicas monitored now."""
+        return sorted(a for a in self._monitors if not self._master[a])
+
+    @property
+    def links(self) -> dict[str, set[bytes]]:
+        """Each monitored replica's master link: the client address(es) whose commands
+        (what the master replicates) its monitor drops; empty while not known yet."""
+        return {
+            a: set(m.ignored_clients)
+            for a, m in sorted(self._monitors.items())
+            if not self._master[a]
+        }
 
     @property
     def reconnects(self) -> int:
-        """Reconnects of the monitors plus master changes (still counted once stopped)."""
+        """Reconnects of the monitors plus node changes (still counted once stopped)."""
         return self._restarts + self.changes
+
+    def _role(self, addr: str) -> str:
+        return "master" if self._master.get(addr, True) else "replica"
 
     def _keep(self, channel: bytes) -> bool:
         keep = self._kinds.get(channel)
@@ -611,42 +649,74 @@ class ClusterMonitorSource:
     def _error(self, addr: str, exc: BaseException) -> None:
         self.errors.append(str(exc))
         self._gaps.lost()
-        self._prefer = [*self.topology.replicas.get(addr, []), *self._prefer]
+        if self._master.get(addr, True):  # its replicas are the first to know of a failover
+            self._prefer = [*self.topology.replicas.get(addr, []), *self._prefer]
         if addr not in self._lost:  # once per loss, not once per reconnect attempt
             self._lost.add(addr)
             text = str(exc).rstrip(".")
-            _notify(self._notice, f"MONITOR of master {addr} lost ({text}); following the cluster")
+            _notify(
+                self._notice,
+                f"MONITOR of {self._role(addr)} {addr} lost ({text}); following the cluster",
+            )
         self._wake.set()
 
     def _healthy(self) -> bool:
-        """Whether every slot's master is monitored on a connection that is up."""
+        """Whether every slot's master, and every replica, is monitored on a connection
+        that is up."""
         return self.topology.covered and all(m.connected for m in self._monitors.values())
 
     def _maybe_restored(self) -> None:
-        # Masters lost together (or one lost and its heir not monitored yet) are one gap,
-        # ended once every master is monitored again.
+        # Nodes lost together (or a master lost and its heir not monitored yet) are one gap,
+        # ended once every node is monitored again.
         if self._gaps.lost_ns is not None and not self._lost and self._healthy():
             self._gaps.restored()
 
     def _reconnected(self, addr: str) -> None:
         self._restarts += 1
         self._lost.discard(addr)
-        _notify(self._notice, f"MONITOR of master {addr} restored; traffic in between was missed")
+        if addr in self._links:  # a replica restarted: its master link may be another now
+            self._links[addr] = None
+            self._wake.set()
+        _notify(
+            self._notice,
+            f"MONITOR of {self._role(addr)} {addr} restored; traffic in between was missed",
+        )
         self._maybe_restored()
 
-    async def _attach(self, addr: str) -> None:
+    async def _attach(self, addr: str, master: str | None) -> None:
+        """MONITOR ``addr``: a master (``master`` None) or a replica of ``master``."""
+        link = None
+        if master is not None:
+            # Read before MONITOR starts, so that no replicated line gets through.
+            link = await replica_link(self.topology.endpoint(addr))
         mon = Monitor(
             self.topology.endpoint(addr),
             self._on_command,
             name=f"siotools-sniffer-monitor@{addr}",
             on_error=partial(self._error, addr),
             on_reconnect=partial(self._reconnected, addr),
+            ignore_clients=link.clients if link is not None else (),
         )
         await mon.start()
         self._monitors[addr] = mon
+        self._master[addr] = master is None
+        if link is not None:
+            self._links[addr] = self._learned(link)
+
+    def _replica_of(self) -> dict[str, str]:
+        """Each replica of the slot map with its master."""
+        masters = self.topology.masters
+        return {
+            rep: master
+            for master, reps in self.topology.replicas.items()
+            for rep in reps
+            if rep not in masters
+        }
 
     async def start(self) -> None:
-        """Read the slot map and MONITOR every master; returns once each confirmed.
+        """Read the slot map and MONITOR every master and replica; returns once each
+        master's and each reachable replica's monitor confirmed (a replica that cannot be
+        monitored now is reported and tried again at the next refresh).
 
         Raises:
             RedisUnavailableError: A master cannot be reached.
@@ -654,11 +724,23 @@ class ClusterMonitorSource:
         """
         warnings.warn(MONITOR_WARNING, RuntimeWarning, stacklevel=3)
         await self.topology.refresh()
+        replicas = self._replica_of()
         try:
-            await asyncio.gather(*(self._attach(a) for a in sorted(self.topology.masters)))
+            await asyncio.gather(*(self._attach(a, None) for a in sorted(self.topology.masters)))
+            done = await asyncio.gather(
+                *(self._attach(r, m) for r, m in sorted(replicas.items())), return_exceptions=True
+            )
         except BaseException:
             await self._close_monitors()
             raise
+        for (addr, _), outcome in zip(sorted(replicas.items()), done, strict=True):
+            if isinstance(outcome, RedisUnavailableError):
+                self.errors.append(str(outcome))
+                text = str(outcome).rstrip(".")
+                _notify(self._notice, f"replica {addr} not monitored ({text}); trying again")
+            elif isinstance(outcome, BaseException):
+                await self._close_monitors()
+                raise outcome
         self._task = asyncio.create_task(self._watch(), name="siotools-sniffer-topology")
 
     async def _watch(self) -> None:
@@ -673,35 +755,90 @@ class ClusterMonitorSource:
                 await asyncio.sleep(0.2)
                 self._wake.set()
             except Exception as exc:  # the sniffer must outlive whatever went wrong once
-                log.exception("sniffer: following the cluster's masters failed")
+                log.exception("sniffer: following the cluster's nodes failed")
                 self.errors.append(str(exc))
+
+    async def _drop(self, addr: str) -> None:
+        mon = self._monitors.pop(addr)
+        was_master = self._master.pop(addr)
+        self._links.pop(addr, None)
+        self._lost.discard(addr)
+        await mon.close()
+        self.changes += 1
+        if was_master:
+            _notify(self._notice, f"{addr} is no longer a master (a failover?): not monitored now")
+        else:
+            _notify(self._notice, f"replica {addr} left the slot map: not monitored now")
+
+    def _recast(self, addr: str, master: str | None) -> None:
+        """A monitored node changed role: promoted (``master`` None) or demoted."""
+        mon = self._monitors[addr]
+        self._master[addr] = master is None
+        self.changes += 1
+        if master is None:
+            self._links.pop(addr, None)
+            mon.ignore(())  # a master replicates to others; everything it shows was sent to it
+            _notify(self._notice, f"monitoring new master {addr} (a promoted replica)")
+        else:
+            self._links[addr] = None
+            _notify(
+                self._notice,
+                f"{addr} is no longer a master (a failover?): monitored as a replica of {master}",
+            )
+
+    @staticmethod
+    def _learned(link: ReplicaLink) -> str | None:
+        # Known only once the link is up with its client listed; else read it again.
+        return link.master if link.up and link.clients else None
+
+    async def _relearn(self, addr: str) -> None:
+        """Read again the replication link a replica's monitor drops (its master in the
+        slot map is another than the one it was read for, its monitor reconnected, or the
+        link was down at the last look)."""
+        try:
+            link = await replica_link(self.topology.endpoint(addr))
+        except RedisUnavailableError as exc:
+            self.errors.append(str(exc))
+            return
+        if link.clients:
+            self._monitors[addr].ignore(link.clients)
+        self._links[addr] = self._learned(link)
 
     async def _follow(self) -> None:
         prefer, self._prefer = self._prefer, []
         await self.topology.refresh(prefer)
         masters = set(self.topology.masters)
-        for addr in sorted(set(self._monitors) - masters):
-            mon = self._monitors.pop(addr)
-            self._lost.discard(addr)
-            await mon.close()
-            self.changes += 1
-            _notify(self._notice, f"{addr} is no longer a master (a failover?): not monitored now")
-        added = False
-        for addr in sorted(masters - set(self._monitors)):
+        replicas = self._replica_of()
+        changed = False
+        for addr in sorted(set(self._monitors) - masters - set(replicas)):
+            await self._drop(addr)
+            changed = True
+        for addr in sorted(set(self._monitors)):
+            if self._master[addr] != (addr in masters):
+                self._recast(addr, replicas.get(addr))
+                changed = True
+        for addr in sorted(set(self._monitors) & set(replicas)):
+            if self._links.get(addr) != replicas[addr]:
+                await self._relearn(addr)
+        for addr in sorted((masters | set(replicas)) - set(self._monitors)):
+            role = "master" if addr in masters else "replica"
             try:
-                await self._attach(addr)
+                await self._attach(addr, replicas.get(addr))
             except RedisUnavailableError as exc:
                 self.errors.append(str(exc))
-                self._wake.set()  # try again soon
+                if role == "master":
+                    self._wake.set()  # try again soon; a replica waits for the next refresh
                 continue
-            added = True
+            changed = True
             self.changes += 1
-            _notify(self._notice, f"monitoring new master {addr}")
-        if added:
+            _notify(self._notice, f"monitoring new {role} {addr}")
+        if changed:
             self._maybe_restored()
 
     async def _close_monitors(self) -> None:
         monitors, self._monitors = self._monitors, {}
+        self._master.clear()
+        self._links.clear()
         for mon in monitors.values():
             with contextlib.suppress(Exception):
                 await mon.close()
@@ -1001,7 +1138,8 @@ def open_source(
 ) -> SnifferSource:
     """The live source for a URL and a mode (not started).
 
-    * ``monitor``: MONITOR on the single Redis, or on every master of a Redis Cluster;
+    * ``monitor``: MONITOR on the single Redis, or on every master and replica of a Redis
+      Cluster;
     * ``ssubscribe``: PSUBSCRIBE plus SSUBSCRIBE of every sharded channel found;
     * neither: PSUBSCRIBE; its ``start()`` first looks for sharded channels of the prefix
       and raises :class:`ShardedPubSubError` when there are only sharded ones (the sniffer

@@ -269,6 +269,10 @@ async def test_cluster_monitor_follows_a_failover(
                 break
             await asyncio.sleep(0.1)
         await wait_frames(cap, lambda f: f.event == "after", timeout=5)
+        # The heir was monitored as a replica already, so its frames may come before the
+        # source read the new slot map: wait for that (the promotion ends the gap).
+        promoted = f"monitoring new master {heir.host}:{heir.port}"
+        await until(lambda: any(promoted in n for n in notices))
         assert cap.running
     finally:
         cap.stop()

@@ -8,6 +8,9 @@
 //                [--sse-events sse,sse-ack] [--sse-mode reply|silent]
 //                [--specific-response-channel true] [--parser json]
 //                [--redis-cluster true]   (node-redis createCluster from that seed node)
+//                [--redis-use-replicas true]   (with it: createCluster's useReplicas, which
+//                 sends keyless read-only commands such as PUBLISH to masters and replicas
+//                 in turn, and SPUBLISH to its slot's master or one of its replicas)
 // Without --port: a client/emitter-only process.
 // The commands it shares with ../streams/peer.js are in ../js/handlers.js.
 
@@ -24,6 +27,7 @@ const NSPS = (args.nsps || '/').split(',').filter(Boolean);
 const ADAPTER = args.adapter || 'classic';
 // RA's "redis@4 cluster" / "[sharded] redis@4 cluster" setups: a node-redis cluster client.
 const CLUSTER = args['redis-cluster'] === 'true';
+const USE_REPLICAS = args['redis-use-replicas'] === 'true';
 
 let io = null;
 let listenPort = null;
@@ -45,7 +49,9 @@ const { nsp, state, uids } = peer;
 // A connected node-redis client; the first connection error rejects (no endless retry).
 async function redisClient() {
   const redis = req('redis');
-  const c = CLUSTER ? redis.createCluster({ rootNodes: [{ url: REDIS_URL }] }) : redis.createClient({ url: REDIS_URL });
+  const c = CLUSTER
+    ? redis.createCluster({ rootNodes: [{ url: REDIS_URL }], useReplicas: USE_REPLICAS })
+    : redis.createClient({ url: REDIS_URL });
   const failed = new Promise((resolve, reject) => c.once('error', reject));
   c.on('error', (e) => event('redis_error', { error: String(e) }));
   await Promise.race([c.connect(), failed]);
