@@ -38,10 +38,10 @@ from siotools.protocol import (
     glob_escape,
     heard_as,
 )
-from siotools.sniffer.sharded import ClusterMonitorSource
+from siotools.sniffer.sharded import ClusterMonitorSource, ClusterPubSubSource
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
-from siotools.transport.pubsub import Subscriber
+from siotools.transport.pubsub import LinkEvent, Subscriber
 
 DECODE_BROADCASTS = 20_000
 """Broadcasts a sniff decodes; later ones are only counted (requests are all decoded)."""
@@ -370,6 +370,11 @@ class Sniff:
             ClusterAdapter: ``{uid, type, data}``).
         monitor_error: Why MONITOR could not run, when it was asked for and refused.
         monitored_masters: On a Redis Cluster, the masters MONITOR watched (``host:port``).
+        gaps: ``(start_ns, end_ns)`` of each stretch the listen heard nothing because its
+            connection was lost (on a Redis Cluster it moves to another node).
+        lost_at_end: Whether the listen's connection was lost and not back when the
+            listen ended (what was published from the loss on was missed).
+        notices: One sentence per loss or restore of the listen's connection.
     """
 
     seconds: float = 0.0
@@ -391,6 +396,14 @@ class Sniff:
     sharded_without_nsp: dict[str, int] = field(default_factory=dict)
     monitor_error: str | None = None
     monitored_masters: list[str] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    lost_at_end: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def gap_seconds(self) -> float:
+        """Seconds of the listen during which nothing could be heard."""
+        return sum(end - start for start, end in self.gaps) / 1e9
 
     def feed_spublish(self, channel: bytes, payload: bytes, g: ChannelGrammar) -> None:
         """Account for one ``SPUBLISH`` that MONITOR showed: which sharded adapter
@@ -515,7 +528,10 @@ async def sniff(
             the server (it formats every command for the monitor). MONITOR sees only the
             server it is connected to: on a Redis Cluster every master is monitored
             (and followed through failovers).
-        cluster: ``endpoint`` is a node of a Redis Cluster.
+        cluster: ``endpoint`` is a node of a Redis Cluster: the listen is the sniffer's
+            :class:`~siotools.sniffer.sharded.ClusterPubSubSource`, which moves to another
+            node when its own is lost (any node hears every ``PUBLISH``); the stretch it
+            heard nothing is noted in ``gaps``.
 
     A refused MONITOR (ACL, a managed Redis) is noted in ``monitor_error``; the listen
     goes on without it.
@@ -544,8 +560,38 @@ async def sniff(
         watcher = ClusterMonitorSource(endpoint, prefix, on_published)
     elif monitor:
         watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor")
-    sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff")
-    sub.patterns.add((glob_escape(g.prefix) + "*").encode())
+
+    def on_heard(now: int, batch: list[list[bytes]], sharded: bool) -> None:
+        if not sharded:  # ``pmessage`` rows: pattern, channel, payload
+            for reply in batch:
+                result.feed(now, reply[2], reply[3], g, numsub)
+
+    def on_gap(start_ns: int, end_ns: int) -> None:
+        # A gap is told when it is restored and again when its first message arrives.
+        if result.gaps and result.gaps[-1][0] == start_ns:
+            result.gaps[-1] = (start_ns, end_ns)
+        else:
+            result.gaps.append((start_ns, end_ns))
+
+    sub: Subscriber | ClusterPubSubSource
+    if cluster:
+        sub = ClusterPubSubSource(
+            endpoint, prefix, on_heard, on_gap=on_gap, on_notice=result.notices.append
+        )
+    else:
+
+        def on_event(event: LinkEvent) -> None:
+            if event.kind == "lost":
+                result.notices.append(f"the listen's connection to {event.url} was lost")
+                return
+            since = event.last_message_at if event.last_message_at is not None else event.lost_at
+            on_gap(int(since * 1e9), int(event.at * 1e9))
+            result.notices.append(
+                "the listen's subscription was restored; traffic in between was missed"
+            )
+
+        sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff", on_event=on_event)
+        sub.patterns.add((glob_escape(g.prefix) + "*").encode())
     if watcher is not None:
         try:
             with warnings.catch_warnings():
@@ -571,6 +617,12 @@ async def sniff(
         if left > 0:
             await asyncio.sleep(left)
         result.seconds = max(seconds, time.monotonic() - started)
+        event = sub.sub.last_event if isinstance(sub, ClusterPubSubSource) else sub.last_event
+        if event is not None and event.kind == "lost":
+            # Lost and not back by the end: what was published since was missed.
+            result.lost_at_end = True
+            since = event.last_message_at if event.last_message_at is not None else event.at
+            result.gaps.append((int(since * 1e9), time.time_ns()))
     finally:
         await sub.close()
         if watcher is not None:
