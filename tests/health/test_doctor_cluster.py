@@ -106,3 +106,42 @@ async def test_monitor_watches_every_master(sharded_cluster: RedisCluster, key: 
     assert set(report.facts["monitored"]) == masters, report.to_text()
     assert report.facts["spublished"] >= sent >= 3, report.to_text()
     assert any("MONITOR watched every master" in e for e in report.evidence)
+
+
+def _listeners(rc: RedisCluster, port: int) -> set[str]:
+    """Ids of the connections of one node that hold the sniffer's three patterns and no
+    channel (the doctor's listen; adapter nodes SUBSCRIBE channels too)."""
+    with rc.client(port) as r:
+        return {c["id"] for c in r.client_list() if c["psub"] == "3" and c["sub"] == "0"}
+
+
+async def test_the_listen_moves_when_its_node_is_lost(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    # Any node hears every PUBLISH: with the seed lost during the listen, the doctor goes on
+    # listening on another node and says what it missed, rather than hearing nothing.
+    rc = owned_redis_cluster
+    seed = int(rc.url.rsplit(":", 1)[1].split("/")[0])
+    async with classic_on_two_masters(rc, key) as spread:
+        # Broadcasts come from a node whose own master is not the seed.
+        emitter = next(
+            n for n, p in zip(spread.nodes, sorted(spread.masters), strict=True) if p != seed
+        )
+        before = _listeners(rc, seed)
+        doctor = asyncio.create_task(siotools.doctor(spread.url, key, duration=6.0))
+        for _ in range(250):
+            if _listeners(rc, seed) - before:
+                break
+            await asyncio.sleep(0.02)
+        assert _listeners(rc, seed) - before, "the doctor's listen never showed on the seed"
+        rc.servers[seed].kill()
+        sent = 0
+        while not doctor.done():
+            await emitter.sio.emit("tick", sent, namespace="/")
+            sent += 1
+            await asyncio.sleep(0.1)
+        report = await doctor
+    assert sent > 0
+    assert report.messages > 0, report.to_text()
+    (gap,) = [f for f in report.findings if f.code == "listen-gap"]
+    assert "lost its Redis connection 1 time(s)" in gap.title, gap.title
