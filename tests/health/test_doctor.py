@@ -593,9 +593,7 @@ async def test_82_sharded_nodes_alone(node_peers: StartFn, redis_url: str, key: 
     assert f"{a.uid} (1)" in f.evidence[0]
 
 
-async def test_a_lost_listen_is_a_gap_note(
-    redis_url: str, key: str, rc: aioredis.Redis
-) -> None:
+async def test_a_lost_listen_is_a_gap_note(redis_url: str, key: str, rc: aioredis.Redis) -> None:
     # Redis closed the listen's connection (as it does to a slow subscriber): it reconnects,
     # and the report says the listen was deaf meanwhile instead of passing over it.
     async def listeners() -> set[str]:
