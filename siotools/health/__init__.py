@@ -75,9 +75,9 @@ async def doctor(
     On a Redis Cluster (``?cluster=true``, or ``cluster=True``), where ``PUBSUB`` is
     node-local, the subscription counts, ``INFO`` and ``CLIENT LIST`` are read on every
     master and summed or merged, as :class:`~siotools.ClusterClient`'s detection does;
-    the passive listen starts on the seed node (any node hears every ``PUBLISH``) and moves
-    to another node when its own is lost; what it could not hear meanwhile is a
-    ``listen-gap`` note.
+    the passive listen is on one node (any node hears every ``PUBLISH``) and moves to
+    another when its own is lost; what it could not hear meanwhile is a ``listen-gap``
+    note.
 
     Args:
         url: The Redis URL, or a :class:`~siotools.transport.endpoint.RedisEndpoint` (a
@@ -183,11 +183,10 @@ async def doctor(
         await publisher.close()
 
     if masters is not None:
-        seed = f"{endpoint.host}:{endpoint.port}"
         evidence.append(
             f"a Redis Cluster: PUBSUB counts (summed), INFO and CLIENT LIST were read on every "
-            f"master ({', '.join(masters)}); the listen started on {seed} (any node hears "
-            "every PUBLISH) and moves to another node if its own is lost"
+            f"master ({', '.join(masters)}); the listen was on one node (any node hears "
+            "every PUBLISH), moving to another if its own was lost"
             + (
                 f"; MONITOR watched every master ({', '.join(heard.monitored_masters)})"
                 if heard.monitored_masters

@@ -38,7 +38,8 @@ from siotools.protocol import (
     glob_escape,
     heard_as,
 )
-from siotools.sniffer.sharded import ClusterMonitorSource, ClusterPubSubSource
+from siotools.sniffer.sharded import ClusterMonitorSource
+from siotools.transport.cluster_pubsub import ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
 from siotools.transport.pubsub import LinkEvent, Subscriber
@@ -528,10 +529,13 @@ async def sniff(
             the server (it formats every command for the monitor). MONITOR sees only the
             server it is connected to: on a Redis Cluster every master is monitored
             (and followed through failovers).
-        cluster: ``endpoint`` is a node of a Redis Cluster: the listen is the sniffer's
-            :class:`~siotools.sniffer.sharded.ClusterPubSubSource`, which moves to another
-            node when its own is lost (any node hears every ``PUBLISH``); the stretch it
-            heard nothing is noted in ``gaps``.
+        cluster: ``endpoint`` is a node of a Redis Cluster: the listen is a
+            :class:`~siotools.transport.cluster_pubsub.ClusterSubscriber` (as the sniffer's
+            cluster source), which moves to another node when its own is lost (any node
+            hears every ``PUBLISH``).
+
+    Each stretch the listen heard nothing because its connection was lost is noted in
+    ``gaps`` (one per outage, with a sentence in ``notices``).
 
     A refused MONITOR (ACL, a managed Redis) is noted in ``monitor_error``; the listen
     goes on without it.
@@ -561,37 +565,29 @@ async def sniff(
     elif monitor:
         watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor")
 
-    def on_heard(now: int, batch: list[list[bytes]], sharded: bool) -> None:
-        if not sharded:  # ``pmessage`` rows: pattern, channel, payload
-            for reply in batch:
-                result.feed(now, reply[2], reply[3], g, numsub)
+    def on_event(event: LinkEvent) -> None:
+        if event.kind == "lost":
+            result.notices.append(f"the listen's connection to {event.url} was lost")
+            return
+        # From the last message before the loss: Redis may have dropped what it held for
+        # the connection too.
+        since = event.last_message_at if event.last_message_at is not None else event.lost_at
+        result.gaps.append((int(since * 1e9), int(event.at * 1e9)))
+        result.notices.append(
+            f"the listen was subscribed again after {event.gap or 0.0:.1f} s; traffic in "
+            "between was missed"
+        )
 
-    def on_gap(start_ns: int, end_ns: int) -> None:
-        # A gap is told when it is restored and again when its first message arrives.
-        if result.gaps and result.gaps[-1][0] == start_ns:
-            result.gaps[-1] = (start_ns, end_ns)
-        else:
-            result.gaps.append((start_ns, end_ns))
-
-    sub: Subscriber | ClusterPubSubSource
+    sub: Subscriber | ClusterSubscriber
     if cluster:
-        sub = ClusterPubSubSource(
-            endpoint, prefix, on_heard, on_gap=on_gap, on_notice=result.notices.append
+        # Any node hears every PUBLISH: the cluster subscriber moves the listen to another
+        # node when its own is lost (a failover, a node killed).
+        sub = ClusterSubscriber(
+            endpoint, on_message, name="siotools-doctor-sniff", on_event=on_event
         )
     else:
-
-        def on_event(event: LinkEvent) -> None:
-            if event.kind == "lost":
-                result.notices.append(f"the listen's connection to {event.url} was lost")
-                return
-            since = event.last_message_at if event.last_message_at is not None else event.lost_at
-            on_gap(int(since * 1e9), int(event.at * 1e9))
-            result.notices.append(
-                "the listen's subscription was restored; traffic in between was missed"
-            )
-
         sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff", on_event=on_event)
-        sub.patterns.add((glob_escape(g.prefix) + "*").encode())
+    sub.patterns.add((glob_escape(g.prefix) + "*").encode())
     if watcher is not None:
         try:
             with warnings.catch_warnings():
@@ -617,7 +613,7 @@ async def sniff(
         if left > 0:
             await asyncio.sleep(left)
         result.seconds = max(seconds, time.monotonic() - started)
-        event = sub.sub.last_event if isinstance(sub, ClusterPubSubSource) else sub.last_event
+        event = sub.last_event
         if event is not None and event.kind == "lost":
             # Lost and not back by the end: what was published since was missed.
             result.lost_at_end = True

@@ -612,4 +612,4 @@ async def test_a_lost_listen_is_a_gap_note(redis_url: str, key: str, rc: aioredi
     (gap,) = [f for f in report.findings if f.code == "listen-gap"]
     assert gap.severity is Severity.NOTE
     assert "lost its Redis connection 1 time(s)" in gap.title, report.to_text()
-    assert any("restored" in e for e in gap.evidence), gap.evidence
+    assert any("subscribed again" in e for e in gap.evidence), gap.evidence
