@@ -610,8 +610,8 @@ def _listen_gaps(inp: Inputs, out: list[Finding]) -> None:
         return
     if s.lost_at_end:
         title = (
-            f"the passive listen lost its Redis connection and had no other node to move to "
-            f"before it ended: {s.gap_seconds:.1f} s of {s.seconds:.1f} s were not heard"
+            f"the passive listen lost its Redis connection, which was not back when the "
+            f"listen ended: {s.gap_seconds:.1f} s of {s.seconds:.1f} s were not heard"
         )
     else:
         title = (
