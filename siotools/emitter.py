@@ -49,6 +49,7 @@ from siotools.requester import (
     Transport,
     append,
     publish,
+    read_stream_on,
     sharded_publisher,
 )
 from siotools.transport.cluster_pubsub import ClusterPublisher
@@ -345,8 +346,6 @@ class Emitter:
         Raises:
             RedisUnavailableError: Redis cannot be reached.
         """
-        from siotools.dialects.detect import read_stream
-
         await self.connect()
         count: int = await self._requester.run(self.wire.server_count(nsp))
         streams = self.wire.listener_streams(nsp)
@@ -354,7 +353,7 @@ class Emitter:
             return count
         unknown = False
         for key in streams:
-            clues = await read_stream(self._publisher, key)
+            clues = await read_stream_on(self._publisher, key)
             if clues is None:
                 continue  # no such stream: no node of the heartbeat generation wrote one
             beats = clues.heartbeat_uids.get(nsp)

@@ -26,7 +26,15 @@ from siotools.dialects.base import (
     Reply,
     WireDialect,
 )
-from siotools.dialects.detect import CommandRunner, Detection, detect_across
+from siotools.dialects.detect import (
+    CommandRunner,
+    Detection,
+    KeyRoute,
+    PubSubSnapshot,
+    StreamClues,
+    detect_across,
+    read_stream_across,
+)
 from siotools.exceptions import ConfigurationError, RequestTimeout
 from siotools.metrics import MetricsRecorder
 from siotools.transport.cluster import ClusterTopology, parse_cluster_url, seed_from_client
@@ -39,12 +47,15 @@ from siotools.transport.requests import RequestEngine, RequestPublisher
 __all__ = [
     "AnyPublisher",
     "AnySubscriber",
+    "KeyCommands",
     "NodeCommands",
     "Requester",
     "Transport",
     "append",
     "command_runners",
     "detect_on",
+    "key_route",
+    "read_stream_on",
 ]
 
 T = TypeVar("T")
@@ -187,6 +198,32 @@ class NodeCommands:
         return await self.publisher.execute(*args, node=self.addr, timeout=timeout)
 
 
+class KeyCommands:
+    """A Redis Cluster publisher's ``execute`` routed to the master of one key's slot
+    (``MOVED``/``ASK`` followed)."""
+
+    def __init__(self, publisher: ClusterPublisher, key: str) -> None:
+        self.publisher, self.key = publisher, key.encode()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the publisher is connected (to every master)."""
+        return self.publisher.connected
+
+    async def execute(self, *args: bytes | str | int | float, timeout: float | None = None) -> Any:
+        """Run one command on the master of the key's slot."""
+        return await self.publisher.execute(*args, channel=self.key, timeout=timeout)
+
+
+def key_route(publisher: AnyPublisher) -> KeyRoute:
+    """Where a command on a key runs: its slot's master on a Redis Cluster, else the one
+    Redis."""
+    if isinstance(publisher, ClusterPublisher):
+        cluster = publisher
+        return lambda key: KeyCommands(cluster, key)
+    return lambda _key: publisher
+
+
 def command_runners(publisher: AnyPublisher) -> list[CommandRunner]:
     """Where a node-local command must be asked: every master of a Redis Cluster, else the
     one Redis."""
@@ -204,6 +241,19 @@ async def detect_on(publisher: AnyPublisher, prefix: str) -> Detection:
         RedisUnavailableError: Redis cannot be reached or refused ``PUBSUB``.
     """
     return await detect_across(command_runners(publisher), prefix)
+
+
+async def read_stream_on(
+    publisher: AnyPublisher, key: str, snap: PubSubSnapshot | None = None
+) -> StreamClues | None:
+    """:func:`~siotools.dialects.detect.read_stream_across` through ``publisher``: on a
+    Redis Cluster the numbered streams and the recovery sessions are looked for on every
+    master (``SCAN`` is node-local there) and each key is read on its slot's master.
+
+    Raises:
+        RedisUnavailableError: Redis (or a master) cannot be reached.
+    """
+    return await read_stream_across(command_runners(publisher), key_route(publisher), key, snap)
 
 
 async def append(publisher: AnyPublisher, step: Append, *, timeout: float | None = None) -> Any:

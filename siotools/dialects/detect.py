@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -55,6 +55,7 @@ from siotools.transport.pubsub import Publisher, Subscriber
 
 __all__ = [
     "Detection",
+    "KeyRoute",
     "MixHazard",
     "NamespaceClues",
     "PubSubSnapshot",
@@ -80,6 +81,7 @@ __all__ = [
     "needs_sharded_pubsub",
     "numsub_across",
     "read_stream",
+    "read_stream_across",
     "snapshot",
     "snapshot_across",
     "spoken",
@@ -879,8 +881,33 @@ def stream_clues(
     )
 
 
+KeyRoute = Callable[[str], CommandRunner]
+"""Where a command on a key must go: the master holding the key's slot on a Redis Cluster
+(``MOVED`` followed), the one Redis otherwise."""
+
+
 async def read_stream(
     publisher: CommandRunner,
+    key: str,
+    snap: PubSubSnapshot | None = None,
+    *,
+    session_prefix: str = DEFAULT_SESSION_PREFIX,
+) -> StreamClues | None:
+    """:func:`read_stream_across` on one Redis (every key and every ``SCAN`` on
+    ``publisher``); on a Redis Cluster use
+    :func:`siotools.requester.read_stream_on`, which reads every master.
+
+    Raises:
+        RedisUnavailableError: Redis cannot be reached.
+    """
+    return await read_stream_across(
+        [publisher], lambda _key: publisher, key, snap, session_prefix=session_prefix
+    )
+
+
+async def read_stream_across(
+    runners: Sequence[CommandRunner],
+    route: KeyRoute,
     key: str,
     snap: PubSubSnapshot | None = None,
     *,
@@ -895,19 +922,31 @@ async def read_stream(
     for namespaces of negative hash, see :func:`siotools.protocol.streams.stream_for`);
     their clues are read as one stream's, ``key`` then naming them all.
 
+    On a Redis Cluster the numbered streams and the session keys hash to different slots,
+    so to different masters: ``SCAN`` (node-local) runs on each of ``runners`` (every
+    master), and each key's commands go where ``route`` sends them (its slot's master).
+
+    Args:
+        runners: Where ``SCAN`` runs: every master of a Redis Cluster, else the one Redis.
+        route: The runner for a key's commands.
+        key: The stream key (the adapter's ``streamName``).
+        snap: The prefix's pub/sub snapshot (0.3.x nodes' private channels).
+        session_prefix: The adapter's ``sessionKeyPrefix``.
+
     Raises:
-        RedisUnavailableError: Redis cannot be reached.
+        RedisUnavailableError: Redis (or one master) cannot be reached.
     """
     keys = [key]
-    if _text(await publisher.execute(b"TYPE", key.encode())) != "stream":
-        keys = await _numbered_streams(publisher, key)
+    if _text(await route(key).execute(b"TYPE", key.encode())) != "stream":
+        keys = await _numbered_streams(runners, route, key)
         if not keys:
             return None
     length = 0
     recent = []
     for k in keys:
-        length += int(await publisher.execute(b"XLEN", k.encode()))
-        raw = await publisher.execute(
+        owner = route(k)
+        length += int(await owner.execute(b"XLEN", k.encode()))
+        raw = await owner.execute(
             b"XREVRANGE", k.encode(), b"+", b"-", b"COUNT", str(_RECENT).encode()
         )
         for item in raw or ():
@@ -915,18 +954,13 @@ async def read_stream(
             recent.append((eid, list(zip(flat[::2], flat[1::2], strict=False))))
     if len(keys) > 1:  # newest first across the streams, as one XREVRANGE gives them
         recent.sort(key=lambda e: _entry_order(e[0]), reverse=True)
-    cursor, sessions, rounds = b"0", 0, 0
+    sessions, capped = 0, False
     pattern = (glob_escape(session_prefix) + "*").encode()
-    while True:
-        cursor, found = await publisher.execute(
-            b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
-        )
+    for runner in runners:
+        found, complete = await _scan(runner, pattern)
         sessions += len(found)
-        rounds += 1
-        if cursor in (b"0", 0, "0") or rounds >= _SCAN_ROUNDS:
-            break
-    capped = cursor not in (b"0", 0, "0")
-    secs, micros = await publisher.execute(b"TIME")
+        capped = capped or not complete
+    secs, micros = await runners[0].execute(b"TIME")
     now_ms = int(secs) * 1000 + int(micros) // 1000
     return stream_clues(
         ", ".join(keys), length, recent, snap, sessions=sessions, sessions_capped=capped,
@@ -943,24 +977,35 @@ def _entry_order(eid: Any) -> tuple[int, int]:
     return (int(ms), int(seq)) if ms.isdigit() and seq.isdigit() else (0, 0)
 
 
-async def _numbered_streams(publisher: CommandRunner, key: str) -> list[str]:
-    """The ``<key>-<integer>`` keys holding streams (bounded SCAN, then TYPE)."""
+async def _scan(runner: CommandRunner, pattern: bytes) -> tuple[list[Any], bool]:
+    """The keys of one node matching ``pattern`` (at most :data:`_SCAN_ROUNDS` rounds),
+    and whether the SCAN reached its end."""
+    cursor: Any = b"0"
+    names: list[Any] = []
+    for _ in range(_SCAN_ROUNDS):
+        cursor, found = await runner.execute(b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000")
+        names += found
+        if cursor in (b"0", 0, "0"):
+            return names, True
+    return names, False
+
+
+async def _numbered_streams(
+    runners: Sequence[CommandRunner], route: KeyRoute, key: str
+) -> list[str]:
+    """The ``<key>-<integer>`` keys holding streams (bounded SCAN of every node, then TYPE
+    on each key's own node)."""
     pattern = (glob_escape(key) + "-*").encode()
     names: set[str] = set()
-    cursor: Any = b"0"
-    for _ in range(_SCAN_ROUNDS):
-        cursor, found = await publisher.execute(
-            b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000"
-        )
+    for runner in runners:
+        found, _complete = await _scan(runner, pattern)
         for raw in found:
             name = _text(raw)
             if _NUMBERED.fullmatch(name[len(key) :]):
                 names.add(name)
-        if cursor in (b"0", 0, "0"):
-            break
     out = []
     for name in sorted(names):
-        if _text(await publisher.execute(b"TYPE", name.encode())) == "stream":
+        if _text(await route(name).execute(b"TYPE", name.encode())) == "stream":
             out.append(name)
     return out
 

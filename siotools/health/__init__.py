@@ -21,7 +21,6 @@ from siotools.dialects.detect import (
     CommandRunner,
     clues,
     numsub_across,
-    read_stream,
     reconcile_streams,
     snapshot_across,
     structural_evidence,
@@ -34,7 +33,7 @@ from siotools.health.probe import ProbeResult, probe
 from siotools.health.report import Finding, NamespaceHealth, Report, Severity
 from siotools.health.rules import Inputs, dynamic_private_rooms, evaluate, is_probe
 from siotools.protocol import ChannelGrammar, Dialect
-from siotools.requester import Transport, command_runners
+from siotools.requester import Transport, command_runners, read_stream_on
 from siotools.transport.cluster_pubsub import ClusterPublisher
 from siotools.transport.endpoint import RedisEndpoint
 
@@ -76,7 +75,9 @@ async def doctor(
     On a Redis Cluster (``?cluster=true``, or ``cluster=True``), where ``PUBSUB`` is
     node-local, the subscription counts, ``INFO`` and ``CLIENT LIST`` are read on every
     master and summed or merged, as :class:`~siotools.ClusterClient`'s detection does;
-    the passive listen is on the seed node, which hears every ``PUBLISH``.
+    the passive listen is on one node (any node hears every ``PUBLISH``) and moves to
+    another when its own is lost; what it could not hear meanwhile is a ``listen-gap``
+    note.
 
     Args:
         url: The Redis URL, or a :class:`~siotools.transport.endpoint.RedisEndpoint` (a
@@ -126,7 +127,7 @@ async def doctor(
         structural, evidence = structural_evidence(snap)
         per_nsp = clues(snap)
         dialects = {nsp: set(d) for nsp, d in structural.items()}
-        streams = await read_stream(publisher, prefix, snap)
+        streams = await read_stream_on(publisher, prefix, snap)
         if streams is not None:  # @socket.io/redis-streams-adapter: its stream is the prefix
             reconcile_streams(dialects, evidence, streams, snap)
         targets = sorted(
@@ -182,11 +183,10 @@ async def doctor(
         await publisher.close()
 
     if masters is not None:
-        seed = f"{endpoint.host}:{endpoint.port}"
         evidence.append(
             f"a Redis Cluster: PUBSUB counts (summed), INFO and CLIENT LIST were read on every "
-            f"master ({', '.join(masters)}); the listen was on {seed}, which hears every "
-            "PUBLISH"
+            f"master ({', '.join(masters)}); the listen was on one node (any node hears "
+            "every PUBLISH), moving to another if its own was lost"
             + (
                 f"; MONITOR watched every master ({', '.join(heard.monitored_masters)})"
                 + (

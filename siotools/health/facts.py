@@ -39,9 +39,10 @@ from siotools.protocol import (
     heard_as,
 )
 from siotools.sniffer.sharded import ClusterMonitorSource
+from siotools.transport.cluster_pubsub import ClusterSubscriber
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor
-from siotools.transport.pubsub import Subscriber
+from siotools.transport.pubsub import LinkEvent, Subscriber
 
 DECODE_BROADCASTS = 20_000
 """Broadcasts a sniff decodes; later ones are only counted (requests are all decoded)."""
@@ -371,6 +372,11 @@ class Sniff:
         monitor_error: Why MONITOR could not run, when it was asked for and refused.
         monitored_masters: On a Redis Cluster, the masters MONITOR watched (``host:port``).
         monitored_replicas: On a Redis Cluster, the replicas MONITOR watched.
+        gaps: ``(start_ns, end_ns)`` of each stretch the listen heard nothing because its
+            connection was lost (on a Redis Cluster it moves to another node).
+        lost_at_end: Whether the listen's connection was lost and not back when the
+            listen ended (what was published from the loss on was missed).
+        notices: One sentence per loss or restore of the listen's connection.
     """
 
     seconds: float = 0.0
@@ -393,6 +399,14 @@ class Sniff:
     monitor_error: str | None = None
     monitored_masters: list[str] = field(default_factory=list)
     monitored_replicas: list[str] = field(default_factory=list)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    lost_at_end: bool = False
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def gap_seconds(self) -> float:
+        """Seconds of the listen during which nothing could be heard."""
+        return sum(end - start for start, end in self.gaps) / 1e9
 
     def feed_spublish(self, channel: bytes, payload: bytes, g: ChannelGrammar) -> None:
         """Account for one ``SPUBLISH`` that MONITOR showed: which sharded adapter
@@ -517,7 +531,13 @@ async def sniff(
             the server (it formats every command for the monitor). MONITOR sees only the
             server it is connected to: on a Redis Cluster every master and replica is monitored
             (and followed through failovers).
-        cluster: ``endpoint`` is a node of a Redis Cluster.
+        cluster: ``endpoint`` is a node of a Redis Cluster: the listen is a
+            :class:`~siotools.transport.cluster_pubsub.ClusterSubscriber` (as the sniffer's
+            cluster source), which moves to another node when its own is lost (any node
+            hears every ``PUBLISH``).
+
+    Each stretch the listen heard nothing because its connection was lost is noted in
+    ``gaps`` (one per outage, with a sentence in ``notices``).
 
     A refused MONITOR (ACL, a managed Redis) is noted in ``monitor_error``; the listen
     goes on without it.
@@ -547,7 +567,29 @@ async def sniff(
         watcher = ClusterMonitorSource(endpoint, prefix, on_published)
     elif monitor:
         watcher = Monitor(endpoint, on_command, name="siotools-doctor-monitor")
-    sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff")
+
+    def on_event(event: LinkEvent) -> None:
+        if event.kind == "lost":
+            result.notices.append(f"the listen's connection to {event.url} was lost")
+            return
+        # From the last message before the loss: Redis may have dropped what it held for
+        # the connection too.
+        since = event.last_message_at if event.last_message_at is not None else event.lost_at
+        result.gaps.append((int(since * 1e9), int(event.at * 1e9)))
+        result.notices.append(
+            f"the listen was subscribed again after {event.gap or 0.0:.1f} s; traffic in "
+            "between was missed"
+        )
+
+    sub: Subscriber | ClusterSubscriber
+    if cluster:
+        # Any node hears every PUBLISH: the cluster subscriber moves the listen to another
+        # node when its own is lost (a failover, a node killed).
+        sub = ClusterSubscriber(
+            endpoint, on_message, name="siotools-doctor-sniff", on_event=on_event
+        )
+    else:
+        sub = Subscriber(endpoint, on_message, name="siotools-doctor-sniff", on_event=on_event)
     sub.patterns.add((glob_escape(g.prefix) + "*").encode())
     if watcher is not None:
         try:
@@ -575,6 +617,12 @@ async def sniff(
         if left > 0:
             await asyncio.sleep(left)
         result.seconds = max(seconds, time.monotonic() - started)
+        event = sub.last_event
+        if event is not None and event.kind == "lost":
+            # Lost and not back by the end: what was published since was missed.
+            result.lost_at_end = True
+            since = event.last_message_at if event.last_message_at is not None else event.at
+            result.gaps.append((int(since * 1e9), time.time_ns()))
     finally:
         await sub.close()
         if watcher is not None:

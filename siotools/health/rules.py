@@ -604,6 +604,33 @@ def _malformed(inp: Inputs, out: list[Finding]) -> None:
     )
 
 
+def _listen_gaps(inp: Inputs, out: list[Finding]) -> None:
+    s = inp.sniff
+    if not s.gaps:
+        return
+    if s.lost_at_end:
+        title = (
+            f"the passive listen lost its Redis connection, which was not back when the "
+            f"listen ended: {s.gap_seconds:.1f} s of {s.seconds:.1f} s were not heard"
+        )
+    else:
+        title = (
+            f"the passive listen lost its Redis connection {len(s.gaps)} time(s): "
+            f"{s.gap_seconds:.1f} s of {s.seconds:.1f} s were not heard"
+        )
+    out.append(
+        Finding(
+            "listen-gap",
+            Severity.NOTE,
+            title,
+            tuple(s.notices[:10]) or ("the listen's connection was lost",),
+            "Requests and answers published meanwhile were not seen, so the answer counts "
+            "and latencies cover only the rest of the listen; run the doctor again once "
+            "Redis is stable.",
+        )
+    )
+
+
 def _empty(inp: Inputs, out: list[Finding]) -> None:
     if any(
         c.request_subscribers or c.sharded_subscribers or c.subscribe_mode
@@ -733,6 +760,7 @@ def evaluate(inp: Inputs) -> list[Finding]:
         _buffers,
         _patterns,
         _malformed,
+        _listen_gaps,
         _server,
     ):
         rule(inp, out)

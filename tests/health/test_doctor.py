@@ -591,3 +591,52 @@ async def test_82_sharded_nodes_alone(node_peers: StartFn, redis_url: str, key: 
     f = only(report, "sharded-8.2")
     assert f.severity is Severity.NOTE and report.exit_code == 0, report.to_text()
     assert f"{a.uid} (1)" in f.evidence[0]
+
+
+async def test_a_lost_listen_is_a_gap_note(redis_url: str, key: str, rc: aioredis.Redis) -> None:
+    # Redis closed the listen's connection (as it does to a slow subscriber): it reconnects,
+    # and the report says the listen was deaf meanwhile instead of passing over it.
+    async def listeners() -> set[str]:
+        return {c["id"] for c in await rc.client_list() if c["psub"] != "0" and c["sub"] == "0"}
+
+    before = await listeners()
+    doctor = asyncio.create_task(siotools.doctor(redis_url, key, duration=1.5))
+    for _ in range(250):
+        if await listeners() - before:
+            break
+        await asyncio.sleep(0.02)
+    mine = await listeners() - before
+    assert len(mine) == 1, mine
+    assert await rc.execute_command("CLIENT", "KILL", "ID", mine.pop()) == 1
+    report = await doctor
+    (gap,) = [f for f in report.findings if f.code == "listen-gap"]
+    assert gap.severity is Severity.NOTE
+    assert "lost its Redis connection 1 time(s)" in gap.title, report.to_text()
+    assert any("subscribed again" in e for e in gap.evidence), gap.evidence
+
+
+async def test_a_listen_lost_to_the_end_says_so(fresh_redis: RedisServer, key: str) -> None:
+    # Redis went away during the listen and did not come back: the report still comes (the
+    # subscriptions were read before) and says the rest of the listen heard nothing.
+    r = aioredis.Redis.from_url(fresh_redis.url)
+
+    async def listeners() -> set[str]:
+        return {c["id"] for c in await r.client_list() if c["psub"] != "0" and c["sub"] == "0"}
+
+    node = await PythonNode(fresh_redis.url, namespaces=["/"], dialect="current", key=key).start()
+    try:
+        before = await listeners()
+        doctor = asyncio.create_task(siotools.doctor(fresh_redis.url, key, duration=1.5))
+        for _ in range(250):
+            if await listeners() - before:
+                break
+            await asyncio.sleep(0.02)
+        assert await listeners() - before, "the doctor's listen never showed"
+        await r.aclose()
+        fresh_redis.kill()
+        report = await doctor
+    finally:
+        await node.stop()
+    (gap,) = [f for f in report.findings if f.code == "listen-gap"]
+    assert "was not back when the listen ended" in gap.title, gap.title
+    assert any("was lost" in e for e in gap.evidence), gap.evidence

@@ -106,3 +106,44 @@ async def test_monitor_watches_every_master(sharded_cluster: RedisCluster, key: 
     assert set(report.facts["monitored"]) == every, report.to_text()
     assert report.facts["spublished"] >= sent >= 3, report.to_text()
     assert any("MONITOR watched every master" in e for e in report.evidence)
+
+
+def _listeners(rc: RedisCluster, port: int) -> set[str]:
+    """Ids of the connections of one node that hold patterns and no channel (a listen;
+    adapter nodes SUBSCRIBE channels too)."""
+    with rc.client(port) as r:
+        return {c["id"] for c in r.client_list() if c["psub"] != "0" and c["sub"] == "0"}
+
+
+async def test_the_listen_moves_when_its_node_is_lost(
+    owned_redis_cluster: RedisCluster, key: str
+) -> None:
+    # Any node hears every PUBLISH: with the seed lost during the listen, the doctor goes on
+    # listening on another node and says what it missed, rather than hearing nothing.
+    rc = owned_redis_cluster
+    async with classic_on_two_masters(rc, key) as spread:
+        ports = [n.port for n in rc.nodes() if not n.failed]
+        before = {port: _listeners(rc, port) for port in ports}
+        doctor = asyncio.create_task(siotools.doctor(spread.url, key, duration=6.0))
+        where = None
+        for _ in range(250):
+            where = next((p for p in ports if _listeners(rc, p) - before[p]), None)
+            if where is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert where is not None, "the doctor's listen never showed"
+        rc.servers[where].kill()
+        # Broadcasts come from a node whose own master is still there.
+        emitter = next(
+            n for n, p in zip(spread.nodes, sorted(spread.masters), strict=True) if p != where
+        )
+        sent = 0
+        while not doctor.done():
+            await emitter.sio.emit("tick", sent, namespace="/")
+            sent += 1
+            await asyncio.sleep(0.1)
+        report = await doctor
+    assert sent > 0
+    assert report.messages > 0, report.to_text()
+    (gap,) = [f for f in report.findings if f.code == "listen-gap"]
+    assert "lost its Redis connection 1 time(s)" in gap.title, gap.title

@@ -8,6 +8,7 @@
 //                [--heartbeat-interval MS] [--heartbeat-timeout MS] (0.2)
 //                [--session-key-prefix sio:session:] [--recovery MS] (connectionStateRecovery)
 //                [--only-plaintext true] (0.3) [--sse-events sse,sse-ack] [--sse-mode reply|silent]
+//                [--redis-cluster true]   (node-redis createCluster from that seed node)
 // Without --port: a client-only process. There is no emitter: @socket.io/redis-streams-emitter
 // is not published on npm.
 // The commands it shares with ../current/peer.js are in ../js/handlers.js.
@@ -27,6 +28,10 @@ const KEY = args.key || 'socket.io';
 const NSPS = (args.nsps || '/').split(',').filter(Boolean);
 // Every connection of this peer carries this name, so readiness can be read from CLIENT LIST.
 const CLIENT_NAME = `siopeer-${NAME}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+// A node-redis cluster client, which the adapter supports (its PUBSUB helper sums the
+// masters' counts, every duplicate is a cluster client: XREAD and XADD go to the master of
+// the stream's slot, SUBSCRIBE to a random node).
+const CLUSTER = args['redis-cluster'] === 'true';
 
 let io = null;
 let pub = null;
@@ -48,7 +53,10 @@ const intArg = (name) => (args[name] !== undefined ? parseInt(args[name], 10) : 
 
 // A connected node-redis client; the first connection error rejects (no endless retry).
 async function redisClient() {
-  const c = req('redis').createClient({ url: REDIS_URL, name: CLIENT_NAME });
+  const redis = req('redis');
+  const c = CLUSTER
+    ? redis.createCluster({ rootNodes: [{ url: REDIS_URL }], defaults: { name: CLIENT_NAME } })
+    : redis.createClient({ url: REDIS_URL, name: CLIENT_NAME });
   const failed = new Promise((resolve, reject) => c.once('error', reject));
   c.on('error', (e) => event('redis_error', { error: String(e) }));
   await Promise.race([c.connect(), failed]);
@@ -58,10 +66,21 @@ async function redisClient() {
 // The adapter reads the stream from "$" (entries added before its first XREAD are never
 // seen) and, in 0.3, subscribes to its pub/sub channels on a duplicate: wait until this
 // peer's connections are blocked in XREAD and (0.3) subscribed, as CLIENT LIST shows.
+// On a Redis Cluster every node's CLIENT LIST is read: the reading connections are on the
+// masters of the streams' slots, the subscriber on a random node (a replica too).
+async function clientList() {
+  if (!CLUSTER) return pub.sendCommand(['CLIENT', 'LIST']);
+  const lists = [];
+  for (const node of [...pub.masters, ...pub.replicas]) {
+    lists.push(await (await pub.nodeClient(node)).sendCommand(['CLIENT', 'LIST']));
+  }
+  return lists.join('\n');
+}
+
 async function waitReady(timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const mine = (await pub.sendCommand(['CLIENT', 'LIST']))
+    const mine = (await clientList())
       .split('\n')
       .filter((line) => line.includes(` name=${CLIENT_NAME} `));
     // one reading connection per stream (0.3 streamCount: streamName-0 .. -<N-1>)
@@ -116,6 +135,7 @@ const info = () => ({
   stream: STREAM,
   stream_count: intArg('stream-count') || 1,
   key: KEY,
+  redis_cluster: CLUSTER,
   client_name: CLIENT_NAME,
   port: listenPort,
   uid: io ? nsp('/').adapter.uid : null,
