@@ -46,6 +46,8 @@ log = logging.getLogger("siotools.sniffer")
 
 _BLOCK_MS: Final = 1000
 _CLOSE_S: Final = 3.0
+_SOCKET_MARGIN_S: Final = 5.0
+"""How much longer than one XREAD's block a reply may take before the read fails."""
 _COUNT: Final = 500
 _RETRY: Final = 0.5
 _RESCAN_S: Final = 5.0
@@ -61,7 +63,8 @@ async def is_stream(url: str, key: str = DEFAULT_STREAM, *, numbered: bool = Tru
     Raises:
         RedisUnavailableError: Redis cannot be reached, or refused TYPE (an ACL).
     """
-    client = aioredis.Redis(**RedisEndpoint.from_url(url).redis_py_kwargs())
+    endpoint = RedisEndpoint.from_url(url)
+    client = aioredis.Redis(**endpoint.redis_py_kwargs(), socket_timeout=endpoint.connect_timeout)
     try:
         if await client.type(key) == b"stream":
             return True
@@ -158,6 +161,7 @@ class StreamSource:
         self._ids: dict[bytes, str] = {}
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -229,8 +233,13 @@ class StreamSource:
             RedisUnavailableError: Redis cannot be reached.
             ConfigurationError: The key holds something else than a stream.
         """
+        # An explicit socket timeout (redis-py's default differs between versions, none
+        # before 8): a read on a connection that died unannounced fails instead of
+        # waiting forever, and a reply to XREAD BLOCK is given its block time and more.
         self._client = aioredis.Redis(
-            **self.endpoint.redis_py_kwargs(), client_name="siotools-sniffer-streams"
+            **self.endpoint.redis_py_kwargs(),
+            client_name="siotools-sniffer-streams",
+            socket_timeout=self.block_ms / 1000 + _SOCKET_MARGIN_S,
         )
         try:
             # The stream(s) named are checked: a key of another type is a wrong name.
@@ -248,10 +257,20 @@ class StreamSource:
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        assert self._client is not None
+        # Its own reference: close() drops self._client while this may still be in XREAD.
+        client = self._client
+        assert client is not None
+        me = asyncio.current_task()
         loop = asyncio.get_running_loop()
         rescan = loop.time() + _RESCAN_S
         while True:
+            # A cancel can be lost: Python 3.11's asyncio.wait_for, which redis-py sends
+            # every command through when a socket timeout is set, returns the result
+            # instead of raising when the cancel lands just after the send completed; the
+            # XREAD then goes on, and so would this loop, forever. The cancel still counts
+            # in cancelling(), and stop() says so too: either ends the reader here.
+            if self._closing or (me is not None and me.cancelling()):
+                raise asyncio.CancelledError
             try:
                 if self.discover and loop.time() >= rescan:
                     rescan = loop.time() + _RESCAN_S
@@ -259,7 +278,7 @@ class StreamSource:
                         # created after start(): every entry in it is new
                         self._ids.setdefault(key, "0-0")
                 ids: dict[Any, Any] = dict(self._ids)
-                got: Any = await self._client.xread(ids, count=_COUNT, block=self.block_ms)
+                got: Any = await client.xread(ids, count=_COUNT, block=self.block_ms)
             except (redis.exceptions.ConnectionError, OSError, TimeoutError) as exc:
                 self.errors.append(str(exc))
                 log.warning("stream %s: %s; reading again", self.stream, exc)
@@ -269,19 +288,31 @@ class StreamSource:
             for key, entries in got or ():
                 self._hand(bytes(key), entries)
 
+    def stop(self) -> None:
+        """Ask the reader to stop; returns at once (:meth:`close` waits for it)."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+
     async def close(self) -> None:
         """Stop reading and close the connection (within a bounded time)."""
-        # Bounded waits: a reader cancelled in the middle of a blocking XREAD, or a client
-        # closing under a stalled connection, must not hold up the capture's stop.
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
+        # Bounded waits: a reader whose cancel was lost (see _read) reads until its XREAD
+        # returns, and a client closing under a stalled connection must not hold up the
+        # capture's stop either.
+        self.stop()
+        task, self._task = self._task, None
+        if task is not None:
             await asyncio.wait({task}, timeout=_CLOSE_S)
-            if task.done() and not task.cancelled():
-                task.exception()  # retrieved: the reader's last error is not worth a warning
         if self._client is not None:
             closing = asyncio.ensure_future(self._client.aclose())
             done, _ = await asyncio.wait({closing}, timeout=_CLOSE_S)
             if closing in done and not closing.cancelled():
                 closing.exception()  # retrieved: a failed close is not worth a warning
             self._client = None
+        if task is not None:
+            if not task.done():  # in a longer XREAD: the closed connection ends it
+                await asyncio.wait({task}, timeout=_CLOSE_S)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the reader's last error is not worth a warning
