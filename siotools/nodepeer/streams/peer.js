@@ -8,6 +8,7 @@
 //                [--heartbeat-interval MS] [--heartbeat-timeout MS] (0.2)
 //                [--session-key-prefix sio:session:] [--recovery MS] (connectionStateRecovery)
 //                [--only-plaintext true] (0.3) [--sse-events sse,sse-ack] [--sse-mode reply|silent]
+//                [--redis-cluster true]   (node-redis createCluster from that seed node)
 // Without --port: a client-only process. There is no emitter: @socket.io/redis-streams-emitter
 // is not published on npm.
 // The commands it shares with ../current/peer.js are in ../js/handlers.js.
@@ -25,6 +26,9 @@ const PACKAGE = { '0.3': '@socket.io/redis-streams-adapter', '0.2': 'redis-strea
 const STREAM = args.stream || 'socket.io';
 const KEY = args.key || 'socket.io';
 const NSPS = (args.nsps || '/').split(',').filter(Boolean);
+// A node-redis cluster client: the adapter duplicates it once per stream, and each
+// duplicate's XREAD goes to the master of its stream's slot.
+const CLUSTER = args['redis-cluster'] === 'true';
 // Every connection of this peer carries this name, so readiness can be read from CLIENT LIST.
 const CLIENT_NAME = `siopeer-${NAME}-${process.pid}`.replace(/[^A-Za-z0-9_.-]/g, '_');
 
@@ -48,7 +52,10 @@ const intArg = (name) => (args[name] !== undefined ? parseInt(args[name], 10) : 
 
 // A connected node-redis client; the first connection error rejects (no endless retry).
 async function redisClient() {
-  const c = req('redis').createClient({ url: REDIS_URL, name: CLIENT_NAME });
+  const redis = req('redis');
+  const c = CLUSTER
+    ? redis.createCluster({ rootNodes: [{ url: REDIS_URL }], defaults: { name: CLIENT_NAME } })
+    : redis.createClient({ url: REDIS_URL, name: CLIENT_NAME });
   const failed = new Promise((resolve, reject) => c.once('error', reject));
   c.on('error', (e) => event('redis_error', { error: String(e) }));
   await Promise.race([c.connect(), failed]);
@@ -58,10 +65,21 @@ async function redisClient() {
 // The adapter reads the stream from "$" (entries added before its first XREAD are never
 // seen) and, in 0.3, subscribes to its pub/sub channels on a duplicate: wait until this
 // peer's connections are blocked in XREAD and (0.3) subscribed, as CLIENT LIST shows.
+// On a Redis Cluster, every master's CLIENT LIST (each stream is read on its slot's master).
+async function clientList() {
+  if (!CLUSTER) return pub.sendCommand(['CLIENT', 'LIST']);
+  const lists = [];
+  for (const master of pub.masters) {
+    const client = await pub.nodeClient(master);
+    lists.push(await client.sendCommand(['CLIENT', 'LIST']));
+  }
+  return lists.join('\n');
+}
+
 async function waitReady(timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const mine = (await pub.sendCommand(['CLIENT', 'LIST']))
+    const mine = (await clientList())
       .split('\n')
       .filter((line) => line.includes(` name=${CLIENT_NAME} `));
     // one reading connection per stream (0.3 streamCount: streamName-0 .. -<N-1>)
