@@ -412,7 +412,8 @@ class StreamSource:
             return
         for key in list(self._ids):
             group = self._nodes.group(key)
-            if group not in self._readers:
+            reader = self._readers.get(group)
+            if reader is None or reader.done():  # done: its keys were dropped, one is back
                 self._readers[group] = asyncio.create_task(self._read(group))
 
     async def _rescan_loop(self) -> None:
@@ -454,8 +455,9 @@ class StreamSource:
                 ids: dict[Any, Any] = {
                     k: i for k, i in self._ids.items() if nodes.group(k) == group
                 }
-                first = next(iter(ids))
-                got: Any = await nodes.on_key(first, _xread(ids, self.block_ms))
+                if not ids:  # every key of the group was dropped
+                    return
+                got: Any = await nodes.on_key(next(iter(ids)), _xread(ids, self.block_ms))
             except _RETRIED as exc:
                 self.errors.append(str(exc))
                 log.warning("stream %s: %s; reading again", self.stream, exc)
@@ -465,8 +467,31 @@ class StreamSource:
                     with contextlib.suppress(*_RETRIED):
                         await nodes.refresh()
                 continue
+            except redis.exceptions.ResponseError as exc:
+                # A key replaced by another type (WRONGTYPE), an ACL changed under the
+                # reader: said, and read again, rather than a reader that ends silently
+                # while the capture goes on.
+                self.errors.append(str(exc))
+                log.warning("stream %s: %s; reading again", self.stream, exc)
+                with contextlib.suppress(*_RETRIED, redis.exceptions.ResponseError):
+                    await self._drop_non_streams(list(ids))
+                await asyncio.sleep(_RETRY)
+                continue
             for key, entries in got or ():
                 self._hand(bytes(key), entries)
+
+    async def _drop_non_streams(self, keys: list[bytes]) -> None:
+        """Stop following the keys that now hold something else than a stream."""
+        for key in keys:
+            kind: Any = await self._nodes.type(key)
+            if kind not in (b"stream", b"none"):
+                self._ids.pop(key, None)
+                log.warning(
+                    "stream %s: key %r now holds a %s; no longer followed",
+                    self.stream,
+                    key.decode("utf-8", "replace"),
+                    kind.decode(),
+                )
 
     def stop(self) -> None:
         """Ask the readers to stop; returns at once (:meth:`close` waits for them)."""

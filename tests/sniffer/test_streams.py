@@ -384,3 +384,36 @@ async def test_close_stops_a_reader_whose_cancel_was_lost(redis_url: str, key: s
         assert loop.time() - started < 2  # the XREAD (200 ms) ended, not a 3 s bound
     finally:
         await source.close()
+
+
+async def test_a_key_replaced_by_another_type_is_dropped_and_the_rest_read(
+    redis_url: str, key: str
+) -> None:
+    # One XREAD reads every stream: a WRONGTYPE for one key failed all of it, and the
+    # reader ended without a word while the capture went on.
+    got: list[bytes] = []
+    arrived = asyncio.Event()
+
+    def sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
+        got.extend(r[2] for r in batch)
+        arrived.set()
+
+    source = StreamSource(redis_url, key, sink, stream_count=2, block_ms=200)
+    client = aioredis.from_url(redis_url)
+    try:
+        await source.start()
+        await client.set(f"{key}--1", "x")  # seen by the next XREAD (the block is 200 ms)
+
+        async def dropped() -> None:
+            while f"{key}--1" in source.keys:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(dropped(), 10)
+        assert any("WRONGTYPE" in e for e in source.errors)
+        await client.xadd(f"{key}-1", _entry("after"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert got == [f"{key}-1".encode()]
+        assert f"{key}-0" in source.keys
+    finally:
+        await source.close()
+        await client.aclose()
