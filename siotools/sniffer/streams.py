@@ -425,7 +425,7 @@ class StreamSource:
             try:
                 for key in await self._siblings():
                     self._ids.setdefault(key, "0-0")  # created after start(): all new
-            except _RETRIED as exc:
+            except (*_RETRIED, redis.exceptions.ResponseError) as exc:
                 self.errors.append(str(exc))
                 log.warning("stream %s: looking for streams: %s", self.stream, exc)
                 continue
