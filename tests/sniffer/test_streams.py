@@ -358,7 +358,7 @@ async def test_close_stops_a_reader_whose_cancel_was_lost(redis_url: str, key: s
     # the waiting task resumed; the reader then read on, and close() waited for it
     # forever. Forced here: the source is stopped (stop(), what close() does first) in
     # the very loop turn in which the reader's XREAD send completes.
-    source = StreamSource(redis_url, key, lambda *a: None, stream_count=2, block_ms=200)
+    source = StreamSource(redis_url, key, lambda *a: None, stream_count=2, block_ms=500)
     await source.start()
     try:
         reader = _pending_task("StreamSource._read")
@@ -381,7 +381,7 @@ async def test_close_stops_a_reader_whose_cancel_was_lost(redis_url: str, key: s
         started = loop.time()
         await asyncio.wait_for(source.close(), 5)
         assert reader.done() and reader.cancelled()
-        assert loop.time() - started < 2  # the XREAD (200 ms) ended, not a 3 s bound
+        assert loop.time() - started < 2.5  # the XREAD (500 ms) ended, not a 3 s bound
     finally:
         await source.close()
 
