@@ -781,7 +781,8 @@ async def start_capture(
             ``anomalies()["oversized"]``).
         stream: Also read this Redis stream (@socket.io/redis-streams-adapter's
             ``streamName``, e.g. ``"socket.io"``) with XREAD from ``$``: its entries are
-            frames of dialect ``streams`` (see :mod:`siotools.sniffer.streams`).
+            frames of dialect ``streams`` (see :mod:`siotools.sniffer.streams`); on a
+            Redis Cluster one XREAD per slot, on the master that serves it.
         since: With ``stream``: first backfill the entries already there with XRANGE from
             this id (``"-"``: the whole stream).
         stream_count: With ``stream``: the adapter's 0.3.x ``streamCount``, to read

@@ -18,7 +18,7 @@ from siotools import ConfigurationError, Emitter
 from siotools.protocol import ClusterMessage, ClusterMessageType, Dialect, StreamMessage
 from siotools.protocol.streams import stream_for, streams_for
 from siotools.sniffer import capture, sniff, start_capture
-from siotools.sniffer.streams import is_stream, node_streams
+from siotools.sniffer.streams import StreamSource, is_stream, node_streams
 from tests.nodepeer.fixtures import StartFn
 from tests.sniffer.helpers import wait_frames
 
@@ -342,4 +342,78 @@ async def test_cli_stream_count_reads_the_nodes_streams(
         found = {json.loads(line).get("event") for line in out.stdout.splitlines()}
         assert {"decoy-base", "decoy-5", "n-root", "n-neg", "n-a", "n-last"} <= found
     finally:
+        await client.aclose()
+
+
+def _pending_task(qualname: str) -> asyncio.Task[Any] | None:
+    for task in asyncio.all_tasks():
+        if getattr(task.get_coro(), "__qualname__", "") == qualname:
+            return task
+    return None
+
+
+async def test_close_stops_a_reader_whose_cancel_was_lost(redis_url: str, key: str) -> None:
+    # What hung a capture's stop: redis-py sends each command through asyncio.wait_for,
+    # which on Python 3.11 loses a cancel that lands after the send completed but before
+    # the waiting task resumed; the reader then read on, and close() waited for it
+    # forever. Forced here: the source is stopped (stop(), what close() does first) in
+    # the very loop turn in which the reader's XREAD send completes.
+    source = StreamSource(redis_url, key, lambda *a: None, stream_count=2, block_ms=500)
+    await source.start()
+    try:
+        reader = _pending_task("StreamSource._read")
+        assert reader is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        send = None
+        while send is None:  # the next XREAD's send, caught while it is still pending
+            assert loop.time() < deadline, "no redis-py send task seen (renamed?)"
+            await asyncio.sleep(0)
+            send = _pending_task("AbstractConnection._send_packed_command")
+        send.add_done_callback(lambda _: source.stop())
+        while not reader.cancelling():
+            await asyncio.sleep(0)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if sys.version_info < (3, 12):
+            # the cancel was lost: the reader is in its XREAD, not cancelled
+            assert not reader.done()
+        started = loop.time()
+        await asyncio.wait_for(source.close(), 5)
+        assert reader.done() and reader.cancelled()
+        assert loop.time() - started < 2.5  # the XREAD (500 ms) ended, not a 3 s bound
+    finally:
+        await source.close()
+
+
+async def test_a_key_replaced_by_another_type_is_dropped_and_the_rest_read(
+    redis_url: str, key: str
+) -> None:
+    # One XREAD reads every stream: a WRONGTYPE for one key failed all of it, and the
+    # reader ended without a word while the capture went on.
+    got: list[bytes] = []
+    arrived = asyncio.Event()
+
+    def sink(t: int, batch: list[list[bytes]], sharded: bool) -> None:
+        got.extend(r[2] for r in batch)
+        arrived.set()
+
+    source = StreamSource(redis_url, key, sink, stream_count=2, block_ms=200)
+    client = aioredis.from_url(redis_url)
+    try:
+        await source.start()
+        await client.set(f"{key}--1", "x")  # seen by the next XREAD (the block is 200 ms)
+
+        async def dropped() -> None:
+            while f"{key}--1" in source.keys:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(dropped(), 10)
+        assert any("WRONGTYPE" in e for e in source.errors)
+        await client.xadd(f"{key}-1", _entry("after"))
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert got == [f"{key}-1".encode()]
+        assert f"{key}-0" in source.keys
+    finally:
+        await source.close()
         await client.aclose()
