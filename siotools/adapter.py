@@ -50,6 +50,7 @@ from siotools.shell import (
     emit_args,
     timed_out,
 )
+from siotools.transport.timers import wait_for
 
 __all__ = ["AsyncRedisAdapter", "CustomHook", "ErrorCallback", "ServerSideEmitHandler"]
 
@@ -550,7 +551,7 @@ class AsyncRedisAdapter(NodeShell, socketio.AsyncManager):  # type: ignore[misc]
             done.set_result(None)
         remote_task = asyncio.ensure_future(self._requester.run(plan))
         try:
-            await asyncio.wait_for(asyncio.shield(done), timeout)
+            await wait_for(asyncio.shield(done), timeout)
             remote = await remote_task
         except (TimeoutError, RequestTimeout) as exc:
             partial = exc.partial if isinstance(exc, RequestTimeout) else []

@@ -21,6 +21,7 @@ from siotools._extras import require
 from siotools.adapter import AsyncRedisAdapter
 from siotools.exceptions import ConfigurationError
 from siotools.redis_server import free_port
+from siotools.transport.timers import wait_for
 
 __all__ = [
     "DEFAULT_STACK",
@@ -116,7 +117,7 @@ class HttpServer:
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
 
         async def stop() -> None:
-            await asyncio.wait_for(runner.cleanup(), 10)
+            await wait_for(runner.cleanup(), 10)
 
         self._stop = stop
 
@@ -145,7 +146,7 @@ class HttpServer:
         async def stop() -> None:
             server.should_exit = True
             await ticks
-            await asyncio.wait_for(server.shutdown(), 10)
+            await wait_for(server.shutdown(), 10)
 
         self._stop = stop
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from siotools.cli.options import seconds_arg
+from siotools.transport.timers import wait_for
 
 __all__ = ["register", "run"]
 
@@ -235,7 +236,7 @@ async def _status_loop(
             if left <= 0:
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), left)
+                await wait_for(stop.wait(), left)
             line = demo.stats.summary(len(demo.connected_clients()))
             if display is not None:
                 display.update(f"[bold]siotools demo[/]  {line}")
@@ -293,7 +294,7 @@ async def _run_tui(demo: Any, stop: asyncio.Event) -> None:
     if not waiter.done():
         proc.terminate()
         try:
-            await asyncio.wait_for(waiter, 5)
+            await wait_for(waiter, 5)
         except TimeoutError:
             proc.kill()
             await waiter

@@ -31,6 +31,7 @@ from siotools.demo.traffic import (
     remote_operation,
 )
 from siotools.exceptions import ConfigurationError
+from siotools.transport.timers import wait_for
 
 __all__ = ["CHAT_ROOMS", "NAMESPACES", "DemoCluster", "DemoStats"]
 
@@ -456,7 +457,7 @@ class DemoCluster:
             await self._stopped.wait()
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), duration)
+                await wait_for(self._stopped.wait(), duration)
 
     # ------------------------------------------------------------------ traffic
 
@@ -517,7 +518,7 @@ class DemoCluster:
 async def _quietly(aw: Awaitable[Any], timeout: float) -> None:
     # Shutdown must finish even when a part is already dead (e.g. Ctrl-C reached Redis).
     try:
-        await asyncio.wait_for(aw, timeout)
+        await wait_for(aw, timeout)
     except Exception as exc:
         log.debug("demo shutdown step failed: %r", exc)
 

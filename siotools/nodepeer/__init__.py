@@ -47,6 +47,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from siotools.exceptions import NodePeerError
+from siotools.transport.timers import wait_for
 
 __all__ = [
     "CLUSTER_CLIENT_FLAVORS",
@@ -359,7 +360,7 @@ class NodePeer:
         )
         peer = cls(flavor, name, proc)
         try:
-            peer.ready = await asyncio.wait_for(asyncio.shield(peer._ready_fut), startup_timeout)
+            peer.ready = await wait_for(asyncio.shield(peer._ready_fut), startup_timeout)
         except TimeoutError:
             await peer.stop()
             raise NodePeerError(peer._with_stderr(f"not ready after {startup_timeout}s")) from None
@@ -463,7 +464,7 @@ class NodePeer:
         try:
             self._proc.stdin.write(line.encode())
             await self._proc.stdin.drain()
-            reply = await asyncio.wait_for(fut, timeout)
+            reply = await wait_for(fut, timeout)
         except TimeoutError:
             raise NodePeerError(self._with_stderr(f"no reply to {cmd} within {timeout}s")) from None
         except (BrokenPipeError, ConnectionResetError) as exc:
@@ -518,7 +519,7 @@ class NodePeer:
             if left <= 0:
                 raise NodePeerError(self._with_stderr(f"no event {fields or ''} within {timeout}s"))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                await wait_for(self._changed.wait(), left)
 
     async def stop(self, timeout: float = 3.0) -> None:
         """Shut the peer down gracefully, kill it if it lingers, and reap it."""
@@ -528,13 +529,13 @@ class NodePeer:
             with contextlib.suppress(OSError):
                 self._proc.stdin.close()
         try:
-            await asyncio.wait_for(self._proc.wait(), timeout)
+            await wait_for(self._proc.wait(), timeout)
         except TimeoutError:
             self._proc.kill()
             await self._proc.wait()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(task, 1.0)
+                await wait_for(task, 1.0)
 
     async def __aenter__(self) -> NodePeer:
         """Return the peer itself."""

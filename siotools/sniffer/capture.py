@@ -32,6 +32,7 @@ from siotools.sniffer.sharded import SnifferSource, open_source
 from siotools.sniffer.store import CaptureMeta, RotatingWriter
 from siotools.sniffer.streams import StreamSource
 from siotools.sniffer.table import Where
+from siotools.transport.timers import wait_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -390,7 +391,7 @@ class Capture:
                     if wait <= 0:
                         break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), wait)
+                    await wait_for(self._stop.wait(), wait)
                 if writer is not None:
                     await writer.flush_if_due()
                     if self._count is not None and writer.rows + len(self.columns) >= self._count:
@@ -1000,7 +1001,7 @@ async def sniff(
                 if timeout is not None and timeout <= 0:
                     return
                 try:
-                    await asyncio.wait_for(wake.wait(), timeout)
+                    await wait_for(wake.wait(), timeout)
                 except TimeoutError:
                     return
             while queue:

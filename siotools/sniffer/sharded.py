@@ -48,6 +48,7 @@ from siotools.transport.connection import CommandConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.monitor import Monitor, ReplicaLink, replica_link
 from siotools.transport.pubsub import LinkEvent
+from siotools.transport.timers import wait_for
 
 __all__ = [
     "DISCOVER_NOTE",
@@ -746,7 +747,7 @@ class ClusterMonitorSource:
     async def _watch(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.refresh)
+                await wait_for(self._wake.wait(), self.refresh)
             self._wake.clear()
             try:
                 await self._follow()

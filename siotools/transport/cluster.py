@@ -28,6 +28,7 @@ from redis.crc import key_slot
 from siotools.exceptions import ConfigurationError, RedisUnavailableError
 from siotools.transport.connection import CommandConnection, RespConnection, open_connection
 from siotools.transport.endpoint import RedisEndpoint, cluster_flag, redact_url
+from siotools.transport.timers import wait_for
 
 __all__ = [
     "SLOTS",
@@ -248,9 +249,7 @@ class ClusterTopology:
         for addr in self.candidates(prefer):
             ep = self.endpoint(addr)
             try:
-                reply = await asyncio.wait_for(
-                    _one_command(ep, b"CLUSTER", b"SLOTS"), ep.connect_timeout
-                )
+                reply = await wait_for(_one_command(ep, b"CLUSTER", b"SLOTS"), ep.connect_timeout)
             except (RedisUnavailableError, TimeoutError) as exc:
                 if "cluster support disabled" in str(exc) and self.standalone_ok:
                     self._standalone(addr)

@@ -52,6 +52,7 @@ from siotools.transport.connection import (
 )
 from siotools.transport.endpoint import RedisEndpoint
 from siotools.transport.pubsub import ErrorHandler, EventHandler, LinkEvent, Subscriber
+from siotools.transport.timers import wait_for
 
 __all__ = ["ClusterPublisher", "ClusterSubscriber", "ShardSubscriberConnection"]
 
@@ -408,7 +409,7 @@ class ClusterSubscriber:
                 for group in _by_slot(link.subscribed):
                     waits.append(conn.command(b"SUNSUBSCRIBE", group))
         with contextlib.suppress(RedisUnavailableError, TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waits), 1.0)
+            await wait_for(asyncio.gather(*waits), 1.0)
         for link in self._links.values():
             if link.conn is not None:
                 await link.conn.close()
@@ -631,7 +632,7 @@ class ClusterSubscriber:
         fut = self.sunsubscribe_nowait(channels)
         if fut is not None:
             with contextlib.suppress(RedisUnavailableError, TimeoutError):
-                await asyncio.wait_for(fut, self.endpoint.connect_timeout)
+                await wait_for(fut, self.endpoint.connect_timeout)
 
     # ------------------------------------------------------------------ links
 
@@ -849,7 +850,7 @@ class ClusterSubscriber:
                 waits.append(conn.command(b"SSUBSCRIBE", group))
         if waits:
             results = await asyncio.gather(
-                *(asyncio.wait_for(w, self.endpoint.connect_timeout) for w in waits),
+                *(wait_for(w, self.endpoint.connect_timeout) for w in waits),
                 return_exceptions=True,
             )
             for res in results:
@@ -1213,7 +1214,7 @@ class ClusterPublisher:
             if asking:
                 conn.send_nowait(b"ASKING")
             try:
-                return await asyncio.wait_for(conn.execute(*args), max(0.0, deadline - loop.time()))
+                return await wait_for(conn.execute(*args), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 what = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
                 raise RedisUnavailableError(
@@ -1312,7 +1313,7 @@ class ClusterPublisher:
                     conn.send_nowait(b"ASKING")
                 sent = conn.send(verb, channel, payload)
             try:
-                return int(await asyncio.wait_for(sent, max(0.0, deadline - loop.time())))
+                return int(await wait_for(sent, max(0.0, deadline - loop.time())))
             except TimeoutError:
                 # Sent, but the node did not answer by the deadline while the connection
                 # looks open: a stalled link. Reset it (the kernel must not deliver the
@@ -1439,7 +1440,7 @@ class ClusterPublisher:
         for request in list(self._requests):
             request.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.flush(), 1.0)
+            await wait_for(self.flush(), 1.0)
         for link in self._links.values():
             if link.conn is not None:
                 await link.conn.close()

@@ -23,6 +23,7 @@ import hiredis
 
 from siotools.exceptions import RedisUnavailableError, SubscriptionRefused
 from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.timers import wait_for
 
 __all__ = [
     "BatchHandler",
@@ -185,7 +186,7 @@ class RespConnection(asyncio.Protocol):
             self.flush()
             self.transport.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self.lost), 2.0)
+            await wait_for(asyncio.shield(self.lost), 2.0)
 
 
 class CommandConnection(RespConnection):
@@ -427,7 +428,7 @@ async def open_connection(endpoint: RedisEndpoint, factory: Callable[[], C]) -> 
             coro = loop.create_unix_connection(factory, endpoint.path)
         else:
             coro = loop.create_connection(factory, endpoint.host, endpoint.port, ssl=context)
-        _, proto = await asyncio.wait_for(coro, endpoint.connect_timeout)
+        _, proto = await wait_for(coro, endpoint.connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise RedisUnavailableError(
             f"Cannot reach Redis at {endpoint.url}: {_reason(exc, endpoint)}"
@@ -547,7 +548,7 @@ class _OneShot(RespConnection):
 async def _sentinel_query(endpoint: RedisEndpoint, host: str, port: int, service: str) -> Any:
     loop = asyncio.get_running_loop()
     try:
-        _, proto = await asyncio.wait_for(
+        _, proto = await wait_for(
             loop.create_connection(lambda: _OneShot("siotools-sentinel"), host, port),
             endpoint.connect_timeout,
         )
@@ -564,7 +565,7 @@ async def _is_master(master: RedisEndpoint) -> bool:
     # names it: ROLE says which it is (redis-py's Sentinel client checks the same).
     loop = asyncio.get_running_loop()
     try:
-        _, proto = await asyncio.wait_for(
+        _, proto = await wait_for(
             loop.create_connection(
                 lambda: _OneShot("siotools-role"),
                 master.host,

@@ -49,6 +49,7 @@ from siotools.transport.connection import (
     refusal,
 )
 from siotools.transport.endpoint import RedisEndpoint
+from siotools.transport.timers import wait_for
 
 __all__ = ["ErrorHandler", "EventHandler", "LinkEvent", "Publisher", "Subscriber", "settle"]
 
@@ -186,7 +187,7 @@ class _Supervised(Generic[C]):
         first = self._conn is None
         self._conn = conn
         try:
-            await asyncio.wait_for(self._begin(conn), self.endpoint.connect_timeout)
+            await wait_for(self._begin(conn), self.endpoint.connect_timeout)
         except SubscriptionRefused:
             conn.abort()
             raise
@@ -547,7 +548,7 @@ class Subscriber(_Supervised[SubscriberConnection]):
                     waits.append(conn.command(b"UNSUBSCRIBE", sorted(self.channels)))
                 if self.patterns:
                     waits.append(conn.command(b"PUNSUBSCRIBE", sorted(self.patterns)))
-                await asyncio.wait_for(asyncio.gather(*waits), 1.0)
+                await wait_for(asyncio.gather(*waits), 1.0)
             await conn.close()
 
 
@@ -686,11 +687,11 @@ class Publisher(_Supervised[CommandConnection]):
             try:
                 total = 0
                 if channels:
-                    reply = await asyncio.wait_for(
+                    reply = await wait_for(
                         conn.execute(b"PUBSUB", b"NUMSUB", *channels), self.hold_max
                     )
                     total += sum(int(n) for n in reply[1::2])
-                numpat = await asyncio.wait_for(conn.execute(b"PUBSUB", b"NUMPAT"), self.hold_max)
+                numpat = await wait_for(conn.execute(b"PUBSUB", b"NUMPAT"), self.hold_max)
                 total += int(numpat)
             except (RedisUnavailableError, TimeoutError):
                 return  # not allowed (ACL) or not answering: send now rather than never
@@ -844,7 +845,7 @@ class Publisher(_Supervised[CommandConnection]):
             raise RedisUnavailableError(f"{self.name} is closed; no command can be sent.")
         left = max(0.0, wait - (loop.time() - start))
         try:
-            return await asyncio.wait_for(conn.execute(*args), left)
+            return await wait_for(conn.execute(*args), left)
         except TimeoutError:
             what = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
             raise RedisUnavailableError(
@@ -869,7 +870,7 @@ class Publisher(_Supervised[CommandConnection]):
         """Wait until every command written so far was answered by Redis."""
         if self._conn is not None and self._conn.connected:
             with contextlib.suppress(RedisUnavailableError, TimeoutError):
-                await asyncio.wait_for(self._conn.execute(b"PING"), self.endpoint.connect_timeout)
+                await wait_for(self._conn.execute(b"PING"), self.endpoint.connect_timeout)
 
     async def numsub(self, channel: bytes, *, timeout: float | None = None) -> int:
         """``PUBSUB NUMSUB channel``: how many connections SUBSCRIBEd to it.
@@ -901,7 +902,7 @@ class Publisher(_Supervised[CommandConnection]):
         if conn is not None:
             if conn.connected:
                 with contextlib.suppress(RedisUnavailableError, TimeoutError):
-                    await asyncio.wait_for(conn.execute(b"PING"), 1.0)
+                    await wait_for(conn.execute(b"PING"), 1.0)
             await conn.close()
 
 
