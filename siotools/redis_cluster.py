@@ -428,6 +428,54 @@ class RedisCluster:
             time.sleep(0.05)
         raise RedisLaunchError(f"Slot {slot} did not settle on port {target_port} in {timeout}s.")
 
+    def slot_runs(self) -> list[tuple[int, int, int]]:
+        """The slot map as runs of contiguous slots: ``(first, last, master port)``."""
+        owner: dict[int, int] = {}
+        for master in self.masters():
+            owner.update(dict.fromkeys(master.slots, master.port))
+        runs: list[tuple[int, int, int]] = []
+        for slot in sorted(owner):
+            port = owner[slot]
+            if runs and runs[-1][1] == slot - 1 and runs[-1][2] == port:
+                runs[-1] = (runs[-1][0], slot, port)
+            else:
+                runs.append((slot, slot, port))
+        return runs
+
+    def tidy_slots(self, timeout: float = 10.0) -> int:
+        """Leave every master one run of contiguous slots, as the cluster started.
+
+        A slot migrated away and not back (its master died meanwhile) leaves a master with
+        two runs, which CLUSTER SLOTS lists as two entries. node-redis 4 then lists that
+        master twice (cluster-slots.js initiateSlotNode pushes it once per entry), and
+        @socket.io/redis-adapter's PUBSUB helper, summing NUMSUB over ``masters``, counts
+        its subscribers twice: a Node node's requests then wait for answers that never
+        come. Each run of a master that has several, smallest first, goes to the master of
+        the run next to it.
+
+        Returns:
+            How many slots were moved.
+
+        Raises:
+            RedisLaunchError: The cluster did not settle.
+        """
+        moved = 0
+        for _ in range(64):
+            runs = self.slot_runs()
+            counts: dict[int, int] = {}
+            for _first, _last, port in runs:
+                counts[port] = counts.get(port, 0) + 1
+            stray = [i for i, run in enumerate(runs) if counts[run[2]] > 1]
+            if not stray:
+                return moved
+            i = min(stray, key=lambda j: runs[j][1] - runs[j][0])
+            first, last, _port = runs[i]
+            heir = runs[i - 1][2] if i > 0 else runs[i + 1][2]
+            for slot in range(first, last + 1):
+                self.migrate_slot(slot, heir, timeout)
+            moved += last - first + 1
+        raise RedisLaunchError("The Redis Cluster's slots could not be put back in one run each.")
+
     def _slot_owner_seen(self, port: int, slot: int) -> int | None:
         try:
             entries = self._ask("CLUSTER", "SLOTS", port=port)
