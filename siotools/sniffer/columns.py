@@ -854,6 +854,7 @@ class ColumnStore:
                     and answers[code]
                     and not sharded[i]
                     and payload[:1] == b"{"
+                    and len(payload) <= _CACHED_SIZE
                     and (max_size is None or len(payload) <= max_size)
                 ):
                     # A request or response of a shape already read, but for its request
