@@ -30,9 +30,12 @@ Decoding goes a chunk at a time: the classic broadcasts (most of any capture) ar
 the native decoder of :mod:`siotools.protocol.columnar` straight from the joined chunk into
 the code arrays (and object cells when asked); every row it declines (requests, responses,
 sharded or streams traffic, exts, anything malformed) is decoded in Python, frame by frame,
-into scratch columns that share the codes, and put in its place. Where the extension is not
-built (or :attr:`ColumnStore.native` is False) every row takes the Python path; the result
-is the same row for row.
+into scratch columns that share the codes, and put in its place. Within a pass, a JSON
+request or response that differs from one already read only in its request id (what
+:func:`~siotools.protocol.wire.request_id_cut` finds; the protocol says it is then the same
+frame but for that id) is given that row with its own id, without a frame. Where the
+extension is not built (or :attr:`ColumnStore.native` is False) every row takes the Python
+path; the result is the same row for row.
 """
 
 from __future__ import annotations
