@@ -8,7 +8,7 @@ import pytest
 
 from siotools.protocol import decode
 from siotools.protocol.wire import request_id_cut
-from tests.sniffer.test_columns_json import OTHER_IDS, json_vectors, _prefix, with_id
+from tests.sniffer.test_columns_json import OTHER_IDS, json_vectors, prefix_of, with_id
 
 
 @pytest.mark.parametrize(
