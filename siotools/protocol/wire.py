@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
@@ -30,6 +31,7 @@ __all__ = [
     "encode_broadcast",
     "grammar",
     "make_broadcast",
+    "request_id_cut",
 ]
 
 _FLAVOR: Final = {
@@ -355,6 +357,59 @@ def _decode_json(ch: Channel, payload: bytes, dialect: Dialect | None) -> F.Fram
     if legacy:
         return _legacy_response(obj, ch, dialect or Dialect.LEGACY)
     return _current_response(obj, ch)
+
+
+_RID_KEY_ENDS: Final = frozenset((b'Id":"', b'id":"'))
+_CONTROL: Final = re.compile("[\x00-\x1f]")
+
+
+def request_id_cut(payload: bytes) -> tuple[bytes, str] | None:
+    """A JSON request or response with its request id cut out: ``(rest, request_id)``.
+
+    The request id is opaque to the grammar: :func:`decode` checks only that it is a
+    string and passes it on as ``request_id``. So when a payload of a request or response
+    channel decodes to a frame whose ``request_id`` is its cut id (the cut key is then the
+    top-level one), every payload of that channel with the same ``rest`` decodes to the
+    same frame but for ``request_id``, which is its own cut id (``max_size`` aside: the
+    caller checks it on the whole payload).
+
+    The cut is made only where that reasoning holds, else None: the payload has no
+    backslash (every key and string is written as it reads, so no escape can spell a
+    second ``requestId``); the key ``requestId`` or ``requestid`` occurs exactly once (no
+    duplicate key; checked as a single ``"request`` in the payload), written
+    ``"requestId":"`` as JSON.stringify writes it; and the id holds no control character
+    (JSON forbids them in strings) and is valid UTF-8. The id's bytes are then a whole
+    string literal that any other such literal can replace without changing how the rest
+    parses, and ``rest`` shows where it was cut (its only key ``"request``).
+
+    Args:
+        payload: A payload of a request or response channel.
+
+    Returns:
+        The payload without the id's characters (between its quotes) and the id, or None.
+    """
+    # Built-in calls only, each as cheap as it gets (an int in bytes is a memchr): the
+    # sniffer cuts every JSON request and response of a capture.
+    if 0x5C in payload:
+        return None
+    at = payload.find(b'"request')
+    # One "request for both keys: a payload with another string starting so (a room
+    # named "requests") is not cut either, which costs it only the sniffer's cache.
+    if at < 0 or payload.find(b'"request', at + 8) >= 0:
+        return None
+    start = at + 13
+    if payload[at + 8 : start] not in _RID_KEY_ENDS:
+        return None
+    end = payload.find(b'"', start)
+    if end < 0:
+        return None
+    try:
+        rid = payload[start:end].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not rid.isprintable() and _CONTROL.search(rid) is not None:
+        return None
+    return payload[:start] + payload[end:], rid
 
 
 # --------------------------------------------------------------------------- decode helpers

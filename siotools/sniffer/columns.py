@@ -30,9 +30,12 @@ Decoding goes a chunk at a time: the classic broadcasts (most of any capture) ar
 the native decoder of :mod:`siotools.protocol.columnar` straight from the joined chunk into
 the code arrays (and object cells when asked); every row it declines (requests, responses,
 sharded or streams traffic, exts, anything malformed) is decoded in Python, frame by frame,
-into scratch columns that share the codes, and put in its place. Where the extension is not
-built (or :attr:`ColumnStore.native` is False) every row takes the Python path; the result
-is the same row for row.
+into scratch columns that share the codes, and put in its place. Within a pass, a JSON
+request or response that differs from one already read only in its request id (what
+:func:`~siotools.protocol.wire.request_id_cut` finds; the protocol says it is then the same
+frame but for that id) is given that row with its own id, without a frame. Where the
+extension is not built (or :attr:`ColumnStore.native` is False) every row takes the Python
+path; the result is the same row for row.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from siotools.protocol import (
 from siotools.protocol.msgpack_codec import PayloadTooLargeError
 from siotools.protocol.safe import printable
 from siotools.protocol.streams import RECORD_MARK, decode_record, heard_as
-from siotools.protocol.wire import broadcast_parts
+from siotools.protocol.wire import broadcast_parts, request_id_cut
 from siotools.sniffer.frames import Row, describe, expects_response
 
 __all__ = [
@@ -133,6 +136,7 @@ class Interned:
 class _ChannelInfo(NamedTuple):
     broadcast: bool  # a classic broadcast / room channel: the msgpack fast path applies
     nsp: str
+    answers: bool  # a request or response channel: JSON rows may share a shape (request_id_cut)
 
 
 class RowDecoder:
@@ -181,7 +185,10 @@ class RowDecoder:
         if got is None:
             ch = self.grammar.parse(channel)
             fast = ch.kind in (ChannelKind.BROADCAST, ChannelKind.ROOM)
-            got = self._info[channel] = _ChannelInfo(fast, ch.nsp or "/")
+            answers = ch.kind in (
+                ChannelKind.REQUEST, ChannelKind.RESPONSE, ChannelKind.RESPONSE_UID
+            )  # fmt: skip
+            got = self._info[channel] = _ChannelInfo(fast, ch.nsp or "/", answers)
         return got
 
 
@@ -308,24 +315,28 @@ def _printable_row(r: Row) -> Row:
 
 class _Seen:
     """What one decoding pass remembers of the payloads it read: identical payloads are
-    decoded once, and a cache that finds almost nothing is switched off."""
+    decoded once, so are JSON requests and responses that differ in their request id
+    alone (:func:`~siotools.protocol.wire.request_id_cut`), and a cache that finds almost
+    nothing is switched off."""
 
     __slots__ = (
-        "broadcasts", "frame_hits", "frame_probes", "frames", "probes", "use_broadcasts",
-        "use_frames",
+        "broadcasts", "cut_hits", "cut_probes", "cuts", "frame_hits", "frame_probes",
+        "frames", "probes", "use_broadcasts", "use_cuts", "use_frames",
     )  # fmt: skip
 
     def __init__(self) -> None:
         self.broadcasts: dict[bytes, tuple[Any, ...]] = {}
         self.frames: dict[int, dict[bytes, tuple[Any, ...]]] = {}
-        self.probes = self.frame_probes = self.frame_hits = 0
-        self.use_broadcasts = self.use_frames = True
+        self.cuts: dict[int, dict[bytes, tuple[Any, ...]]] = {}
+        self.probes = self.frame_probes = self.frame_hits = self.cut_probes = self.cut_hits = 0
+        self.use_broadcasts = self.use_frames = self.use_cuts = True
 
     def clear(self) -> None:
         # The caches only pay within a pass; kept, they would hold up to 64k rows' decoded
         # objects for as long as the capture lives.
         self.broadcasts.clear()
         self.frames.clear()
+        self.cuts.clear()
 
 
 class ColumnStore:
@@ -702,6 +713,7 @@ class ColumnStore:
         # What each channel says, by code (rows only refer to channels added before them).
         infos = [dec.info(c) for c in channels]
         fast = [info.broadcast for info in infos]
+        answers = [info.answers for info in infos]
         kind_code, dia_code, nsp_code = cols.kind.code, cols.dialect.code, cols.nsp.code
         ev_code, uid_code, type_code = cols.event.code, cols.uid.code, cols.type.code
         fr_code, rid_code, err_code = cols.frame.code, cols.request_id.code, cols.error.code
@@ -741,6 +753,9 @@ class ColumnStore:
         done = 0
         probes, frame_probes, frame_hits = seen.probes, seen.frame_probes, seen.frame_hits
         use_cache, use_frame_cache = seen.use_broadcasts, seen.use_frames
+        cut_cache, cut_probes, cut_hits, use_cuts = (
+            seen.cuts, seen.cut_probes, seen.cut_hits, seen.use_cuts
+        )  # fmt: skip
         frame_of: dict[type, int] = {}
         try:
             for i, payload in items:
@@ -835,6 +850,40 @@ class ColumnStore:
                         use_frame_cache = False  # nearly every payload is new: not worth it
                 else:
                     hit = None
+                cut: tuple[bytes, str] | None = None
+                if (
+                    hit is None
+                    and use_cuts
+                    and answers[code]
+                    and not sharded[i]
+                    and payload[:1] == b"{"
+                    and len(payload) <= _CACHED_SIZE
+                    and (max_size is None or len(payload) <= max_size)
+                ):
+                    # A request or response of a shape already read, but for its request
+                    # id: the shape's row with this id (the protocol says that is the row).
+                    cut = request_id_cut(payload)
+                    cut_probes += 1
+                    if cut is not None:
+                        per = cut_cache.get(code)
+                        shape = per.get(cut[0]) if per is not None else None
+                        if shape is not None:
+                            cut_hits += 1
+                            rid_v = cut[1]
+                            r_c = rid_ix.get(rid_v)
+                            hit = (
+                                *shape[:7], rid_code(rid_v) if r_c is None else r_c, *shape[8:]
+                            )  # fmt: skip
+                            if use_frame_cache and len(payload) <= _CACHED_SIZE:
+                                # Repeated as it is, it is a plain hit from now on.
+                                per = frame_cache.get(code)
+                                if per is None:
+                                    per = frame_cache[code] = {}
+                                if len(per) >= _CACHE_ROWS:
+                                    per.clear()
+                                per[payload] = hit
+                    if cut_probes == _PROBES and cut_hits < _PROBES // 10:
+                        use_cuts = False  # nearly every shape is new: not worth it
                 if hit is None and f_err is None:
                     try:
                         f = decode_frame(channels[code], payload, bool(sharded[i]))
@@ -901,6 +950,14 @@ class ColumnStore:
                         if len(per) >= _CACHE_ROWS:
                             per.clear()
                         per[payload] = row
+                    if cut is not None and rid_v == cut[1]:
+                        # The cut key was the frame's own request id: the shape is known.
+                        per = cut_cache.get(code)
+                        if per is None:
+                            per = cut_cache[code] = {}
+                        if len(per) >= _CACHE_ROWS:
+                            per.clear()
+                        per[cut[0]] = row
                 else:
                     row = hit
                 if objects is not None:
@@ -921,6 +978,7 @@ class ColumnStore:
             cols.n = len(cols.size)
             seen.probes, seen.frame_probes, seen.frame_hits = probes, frame_probes, frame_hits
             seen.use_broadcasts, seen.use_frames = use_cache, use_frame_cache
+            seen.cut_probes, seen.cut_hits, seen.use_cuts = cut_probes, cut_hits, use_cuts
             if own:
                 seen.clear()
         if on_chunk is not None and done % CHUNK:
