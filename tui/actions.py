@@ -7,7 +7,7 @@ path other than a key binding.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,9 @@ from siotools.exceptions import RedisUnavailableError, RequestTimeout
 from .confirm import ConfirmAction
 from .emit_prompt import EmitPrompt
 from .room_picker import RoomPicker
+from .rows import Cell
 from .source import Outcome, Shortfall, run_bulk, run_one
+from .table import Diff
 
 if TYPE_CHECKING:
     from .base import ClusterScreen
@@ -58,13 +60,25 @@ async def _confirm(
     *,
     offer_close: bool = False,
 ) -> Outcome | None:
+    before: list[Mapping[str, tuple[Cell, ...]]] = []
+
+    async def run_from_here(close: bool) -> Outcome:
+        before.append(screen.table.rows)
+        return await run(close)
+
     outcome = await screen.app.push_screen_wait(
-        ConfirmAction(title, radius, run, offer_close=offer_close)
+        ConfirmAction(title, radius, run_from_here, offer_close=offer_close)
     )
     if outcome is None:
         screen.set_note("cancelled")
         return None
-    diff = await screen.load(highlight=True)
+    loaded = await screen.load(highlight=True)
+    diff = None
+    if loaded is not None and before:
+        # Against the rows shown when the action ran, not the last load: a refresh of its
+        # own (the screen's, on coming back from the modal) may have shown the change first.
+        diff = Diff.between(before[0], screen.table.rows)
+        screen.table.mark(diff)
     after = "" if diff is None else f"; after re-query: {diff.summary()}"
     screen.set_note(f"{outcome.summary}{after}")
     screen.notify(outcome.summary, severity="information" if outcome.ok else "error")

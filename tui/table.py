@@ -71,6 +71,14 @@ class Diff:
     def __bool__(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
+    @classmethod
+    def between(
+        cls, old: Mapping[str, tuple[Cell, ...]], new: Mapping[str, tuple[Cell, ...]]
+    ) -> Diff:
+        """What changed from the rows ``old`` to the rows ``new``, by key."""
+        changed = frozenset(k for k, cells in new.items() if k in old and old[k] != cells)
+        return cls(frozenset(new.keys() - old.keys()), frozenset(old.keys() - new.keys()), changed)
+
     def summary(self) -> str:
         parts = []
         if self.added:
@@ -199,6 +207,17 @@ class KeyedTable(ScrollView, can_focus=True):
 
     def row(self, key: str) -> tuple[Cell, ...] | None:
         return self._rows.get(key)
+
+    @property
+    def rows(self) -> Mapping[str, tuple[Cell, ...]]:
+        """Every row by key (unfiltered); a later change installs a new mapping, so what
+        this returns stays as it was."""
+        return self._rows
+
+    def mark(self, diff: Diff) -> None:
+        """Highlight the rows ``diff`` added or changed, until the next change."""
+        self.highlighted = set(diff.added | diff.changed)
+        self.refresh()
 
     def set_rows(self, rows: Mapping[str, Sequence[Cell]], *, highlight: bool = False) -> Diff:
         """Replace the rows, applying only the difference; the cursor keeps its key.

@@ -101,6 +101,43 @@ async def test_join_pick_or_type_then_cancel_and_confirm(cluster: Cluster) -> No
         assert "+1" in detail.note  # the re-query shows what changed
 
 
+async def test_the_note_counts_the_change_a_refresh_showed_first(cluster: Cluster) -> None:
+    # The screen refreshes itself on coming back from the modal; when that refresh shows
+    # the joined room before the action's own re-query, the note still says what changed.
+    app = cluster.app()
+    alice = cluster.alice.sid()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_rooms(app, pilot)
+        app.open_socket("/", alice)
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, SocketScreen) and app.screen.fetched is not None,
+        )
+        detail = app.screen
+        assert isinstance(detail, SocketScreen)
+        join = detail.cluster.remote_join
+
+        async def join_then_refresh(*args: Any, **kwargs: Any) -> Any:
+            result = await join(*args, **kwargs)
+            for _ in range(50):
+                await detail.load()
+                if "shown-early" in detail.table.keys:
+                    return result
+                await pilot.pause(0.1)
+            raise AssertionError("the join never showed")
+
+        detail.cluster.remote_join = join_then_refresh  # type: ignore[method-assign]
+        await pilot.press("j")
+        await until(pilot, lambda: isinstance(app.screen, RoomPicker))
+        await fill(pilot, "shown-early")
+        await pilot.press("enter")
+        modal = await confirm(app, pilot)
+        outcome = await run_and_close(app, pilot, modal)
+        assert outcome.startswith("OK")
+        assert "+1" in detail.note, detail.note
+        assert "shown-early" in detail.table.highlighted
+
+
 async def test_leave_and_disconnect_a_socket(cluster: Cluster) -> None:
     app = cluster.app()
     bob, carol = cluster.bob.sid(), cluster.carol.sid()
