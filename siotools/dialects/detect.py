@@ -64,6 +64,7 @@ __all__ = [
     "classic",
     "clues",
     "conflict",
+    "counts_masters_per_slot_run",
     "describe_dialects",
     "detect",
     "detect_across",
@@ -712,6 +713,19 @@ def needs_sharded_pubsub(dialects: Iterable[Dialect]) -> bool:
     @socket.io/redis-adapter 8.x sharded adapter (``createShardedAdapter``, SSUBSCRIBE and
     SPUBLISH); every other adapter runs on plain pub/sub or streams."""
     return any(d is Dialect.SHARDED for d in dialects)
+
+
+def counts_masters_per_slot_run(dialects: Iterable[Dialect]) -> bool:
+    """Whether a Node node of ``dialects`` on node-redis 4's cluster client counts a master
+    once per run of slots it serves.
+
+    @socket.io/redis-adapter 8.x (classic and sharded, util.ts ``PUBSUB``) and
+    @socket.io/redis-streams-adapter 0.3 (util.ts ``PUBSUB``) sum ``PUBSUB NUMSUB`` /
+    ``SHARDNUMSUB`` over ``redisClient.masters``, and node-redis 4 puts a master in that
+    list once per CLUSTER SLOTS entry (cluster-slots.js ``initiateSlotNode``). On ioredis
+    they sum over ``nodes()``, each node once, as socket.io-redis 5.x does.
+    """
+    return any(d in (Dialect.CURRENT, Dialect.SHARDED, Dialect.STREAMS) for d in dialects)
 
 
 def spoken(dialects: Iterable[Dialect]) -> list[Dialect]:

@@ -119,6 +119,11 @@ async def doctor(
     masters = (
         sorted(publisher.topology.masters) if isinstance(publisher, ClusterPublisher) else None
     )
+    split_masters = (
+        {m: runs for m, runs in publisher.topology.slot_runs().items() if len(runs) > 1}
+        if isinstance(publisher, ClusterPublisher)
+        else {}
+    )
     # PUBSUB, INFO and CLIENT LIST are node-local on a Redis Cluster: asked of every master.
     runners = command_runners(publisher)
     try:
@@ -241,6 +246,7 @@ async def doctor(
         other_prefixes=others,
         room_numsub=room_numsub,
         stream_nodes=streams.nodes if streams is not None else 0,
+        split_masters=split_masters,
     )
     findings = evaluate(inputs)
     windows = [(p.nsp, p.started_ns, p.ended_ns) for p in probes if p.started_ns]
@@ -291,6 +297,7 @@ async def doctor(
         probed=bool(probes),
         facts={
             "masters": masters,
+            "split_masters": {m: [list(r) for r in runs] for m, runs in split_masters.items()},
             "monitored": heard.monitored_masters + heard.monitored_replicas
             or ([f"{endpoint.host}:{endpoint.port}"] if heard.monitored else []),
             "spublished": heard.spublished,

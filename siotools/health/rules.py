@@ -21,6 +21,7 @@ from siotools.dialects.detect import (
     NamespaceClues,
     PubSubSnapshot,
     classic,
+    counts_masters_per_slot_run,
     dialect_name,
     generations,
     is_legacy,
@@ -59,6 +60,8 @@ class Inputs:
         other_prefixes: Prefixes with request channels, when this one has none.
         room_numsub: NUMSUB of socket-id room channels, per namespace (probe only).
         stream_nodes: Nodes a streams-adapter stream on the prefix shows (0: none).
+        split_masters: On a Redis Cluster, the masters serving more than one run of slots,
+            with their runs.
     """
 
     prefix: str
@@ -71,6 +74,7 @@ class Inputs:
     other_prefixes: list[str] = field(default_factory=list)
     room_numsub: dict[str, dict[str, int]] = field(default_factory=dict)
     stream_nodes: int = 0
+    split_masters: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 def _ms(seconds: float) -> str:
@@ -555,6 +559,43 @@ def _patterns(inp: Inputs, out: list[Finding]) -> None:
     )
 
 
+def _runs(runs: list[tuple[int, int]]) -> str:
+    shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs[:4])
+    return shown + (f" and {len(runs) - 4} more" if len(runs) > 4 else "")
+
+
+def _split_slots(inp: Inputs, out: list[Finding]) -> None:
+    every = {d for ds in inp.dialects.values() for d in ds}
+    if not inp.split_masters or not counts_masters_per_slot_run(every):
+        return
+    split = sorted(inp.split_masters.items())
+    times = max(len(runs) for _, runs in split)
+    out.append(
+        Finding(
+            "split-slot-runs",
+            Severity.WARNING,
+            f"{len(split)} master(s) serve slots in more than one run: Node nodes on "
+            f"node-redis 4 count their subscribers up to {times} times, so their cluster "
+            "requests wait for answers that never come",
+            (
+                *(
+                    f"master {master} serves {len(runs)} runs of slots ({_runs(runs)}): "
+                    f"CLUSTER SLOTS lists it {len(runs)} times"
+                    for master, runs in split
+                ),
+                "@socket.io/redis-adapter 8.x and @socket.io/redis-streams-adapter 0.3 on a "
+                "node-redis 4 cluster client sum PUBSUB NUMSUB/SHARDNUMSUB over its "
+                "'masters' list, which holds a master once per CLUSTER SLOTS entry: "
+                "serverCount() is too high, and fetchSockets, serverSideEmit with acks and "
+                "broadcasts with acks time out when that master holds a counted "
+                "subscription (on ioredis each node counts once)",
+            ),
+            "Give each master one contiguous run of slots again (redis-cli --cluster reshard "
+            "or CLUSTER SETSLOT), or run those Node nodes on ioredis.",
+        )
+    )
+
+
 def _server(inp: Inputs, out: list[Finding]) -> None:
     v = inp.server.version_tuple
     sharded = needs_sharded_pubsub(d for ds in inp.dialects.values() for d in ds)
@@ -757,6 +798,7 @@ def evaluate(inp: Inputs) -> list[Finding]:
         _probes,
         _probe_latency,
         _sharded_generations,
+        _split_slots,
         _buffers,
         _patterns,
         _malformed,

@@ -210,6 +210,20 @@ class ClusterTopology:
         """``host:port`` of the master serving ``channel``'s slot."""
         return self._owner[key_slot(channel)]
 
+    def slot_runs(self) -> dict[str, list[tuple[int, int]]]:
+        """Each master's runs of contiguous slots (``(first, last)``, in slot order), as
+        CLUSTER SLOTS lists them: one entry per run."""
+        runs: dict[str, list[tuple[int, int]]] = {}
+        start = 0
+        for slot in range(1, SLOTS + 1):
+            here = self._owner[start]
+            if slot < SLOTS and self._owner[slot] == here:
+                continue
+            if here is not None:
+                runs.setdefault(here, []).append((start, slot - 1))
+            start = slot
+        return runs
+
     @property
     def covered(self) -> bool:
         """Whether every slot has a master."""

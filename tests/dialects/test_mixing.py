@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from siotools.dialects.detect import (
     MixHazard,
+    counts_masters_per_slot_run,
     legacy_versions_mixed,
     mix_hazards,
     needs_sharded_pubsub,
@@ -39,3 +40,12 @@ def test_only_the_sharded_adapter_needs_sharded_pubsub() -> None:
     assert needs_sharded_pubsub([C, S])
     assert not needs_sharded_pubsub([L, LL, C, Dialect.STREAMS, Dialect.PYSOCKETIO])
     assert not needs_sharded_pubsub([])
+
+
+def test_the_node_redis_4_adapters_count_a_master_per_slot_run() -> None:
+    # 8.x classic and sharded and the streams adapter sum over node-redis 4's masters list;
+    # socket.io-redis 4.x/5.x and python-socketio count each node once.
+    for d in (C, S, Dialect.STREAMS):
+        assert counts_masters_per_slot_run([L, d])
+    assert not counts_masters_per_slot_run([L, LL, Dialect.PYSOCKETIO])
+    assert not counts_masters_per_slot_run([])

@@ -83,3 +83,24 @@ async def test_a_single_redis_is_refused_clearly(redis_url: str) -> None:
     topology = ClusterTopology(RedisEndpoint.from_url(redis_url))
     with pytest.raises(ConfigurationError, match="not a Redis Cluster node"):
         await topology.refresh()
+
+
+async def test_slot_runs_as_cluster_slots_lists_them(owned_redis_cluster: RedisCluster) -> None:
+    rc = owned_redis_cluster
+    topology = ClusterTopology(seed(rc))
+    await topology.refresh()
+    expected: dict[str, list[tuple[int, int]]] = {}
+    for first, last, port in rc.slot_runs():
+        expected.setdefault(f"127.0.0.1:{port}", []).append((first, last))
+    assert topology.slot_runs() == expected
+    assert all(len(runs) == 1 for runs in expected.values())
+    # A slot moved out of the middle of a run leaves two runs there, one more elsewhere.
+    first, last, port = rc.slot_runs()[0]
+    target = rc.slot_runs()[1][2]
+    mid = (first + last) // 2
+    rc.migrate_slot(mid, target)
+    await topology.refresh()
+    runs = topology.slot_runs()
+    assert runs[f"127.0.0.1:{port}"] == [(first, mid - 1), (mid + 1, last)]
+    assert (mid, mid) in runs[f"127.0.0.1:{target}"]
+    assert len(runs[f"127.0.0.1:{target}"]) == 2
