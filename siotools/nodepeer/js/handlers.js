@@ -4,7 +4,7 @@
 // request and client commands. It requires no npm package: each flavor has its own
 // node_modules, so the peer hands in the server (once started) and a client factory.
 
-const { toWire, fromWire, event, failure } = require('./rpc');
+const { clientCommands, toWire, fromWire, event, failure } = require('./rpc');
 const { benchClients } = require('./bench');
 
 // {rooms[], except[], flags{volatile, compress, local, timeout}} applied to a BroadcastOperator
@@ -183,16 +183,7 @@ function socketio4Peer(opts) {
       });
       return { id: s.id, engine_id: s.io.engine.id };
     },
-    client_emit: async (m) => {
-      const s = clients[m.client];
-      if (!s) throw new Error('no client ' + m.client);
-      const a = fromWire(m.args || []);
-      if (m.ack) return new Promise((resolve) => s.emit(m.event, ...a, (...res) => resolve(res)));
-      s.emit(m.event, ...a);
-      return true;
-    },
-    client_join: async (m) => (await handlers.client_emit({ client: m.client, event: 'join', args: [m.rooms || m.room], ack: true }))[0],
-    client_leave: async (m) => (await handlers.client_emit({ client: m.client, event: 'leave', args: [m.room], ack: true }))[0],
+    ...clientCommands(clients),
     client_close: async (m) => {
       clients[m.client].close();
       return true;

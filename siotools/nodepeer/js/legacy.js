@@ -4,7 +4,7 @@
 // The flavor's peer.js supplies the adapter options and the emitter factory.
 
 const http = require('http');
-const { parseArgs, requireFrom, toWire, fromWire, event, failure, viaCallback, main } = require('./rpc');
+const { clientCommands, parseArgs, requireFrom, toWire, fromWire, event, failure, viaCallback, main } = require('./rpc');
 const { nowS, benchClients } = require('./bench');
 
 // Wrap sub.subscribe/psubscribe so start-up can wait until Redis confirmed them.
@@ -196,16 +196,7 @@ function run(flavor) {
       });
       return { id: s.id, engine_id: s.io.engine.id };
     },
-    client_emit: async (m) => {
-      const s = clients[m.client];
-      if (!s) throw new Error('no client ' + m.client);
-      const a = fromWire(m.args || []);
-      if (m.ack) return new Promise((resolve) => s.emit(m.event, ...a, (...res) => resolve(res)));
-      s.emit(m.event, ...a);
-      return true;
-    },
-    client_join: async (m) => handlers.client_emit({ client: m.client, event: 'join', args: [m.rooms || m.room], ack: true }).then((r) => r[0]),
-    client_leave: async (m) => handlers.client_emit({ client: m.client, event: 'leave', args: [m.room], ack: true }).then((r) => r[0]),
+    ...clientCommands(clients),
     client_close: async (m) => {
       clients[m.client].close();
       return true;

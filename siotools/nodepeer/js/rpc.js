@@ -134,4 +134,20 @@ function main(startup, handlers) {
     });
 }
 
-module.exports = { parseArgs, requireFrom, toWire, fromWire, send, event, failure, viaCallback, main };
+// client_emit / client_join / client_leave over a peer's socket.io clients (socket.io-client 2 and 4 alike):
+// an ack'ed emit resolves with the ack's arguments.
+function clientCommands(clients) {
+  const client_emit = async (m) => {
+    const s = clients[m.client];
+    if (!s) throw new Error('no client ' + m.client);
+    const a = fromWire(m.args || []);
+    if (m.ack) return new Promise((resolve) => s.emit(m.event, ...a, (...res) => resolve(res)));
+    s.emit(m.event, ...a);
+    return true;
+  };
+  const client_join = async (m) => (await client_emit({ client: m.client, event: 'join', args: [m.rooms || m.room], ack: true }))[0];
+  const client_leave = async (m) => (await client_emit({ client: m.client, event: 'leave', args: [m.room], ack: true }))[0];
+  return { client_emit, client_join, client_leave };
+}
+
+module.exports = { clientCommands, parseArgs, requireFrom, toWire, fromWire, send, event, failure, viaCallback, main };
